@@ -1,0 +1,204 @@
+"""Disk cache for heavy numerical results.
+
+Usage::
+
+    from fgln.cache import cached
+
+    res = cached("depth_scaling", {"depth": 64, "width": 128, "seed": 0},
+                 lambda: {"sv": compute_singular_values(...), "runtime": 1.2})
+
+The cache key is the SHA-256 of the canonical JSON of ``name``, ``params``
+(keys sorted, recursively) and ``fgln.__version__``, so bumping the package
+version invalidates every entry. Each entry is stored as
+``<name>-<key>.npz`` (arrays and scalars) with a human-readable
+``<name>-<key>.json`` sidecar. Both files are written atomically (temporary
+file in the same directory, then :func:`os.replace`), so concurrent or
+interrupted runs never leave a half-written entry behind.
+
+Cache directory (``cache_dir=None``): ``$FGLN_CACHE_DIR`` if set, else
+``<repo root>/.cache/fgln`` when the package lives inside the project
+checkout (a parent directory holding this project's ``pyproject.toml``), else
+``~/.cache/fgln``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+import fgln
+
+__all__ = ["cached", "cache_key", "default_cache_dir", "find_repo_root"]
+
+_META_KEY = "__fgln_meta__"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def find_repo_root(start: str | os.PathLike | None = None) -> Path | None:
+    """Walk up from ``start`` (default: this file) to the directory holding the
+    project's ``pyproject.toml``; return ``None`` if there is none."""
+    here = Path(start if start is not None else __file__).resolve()
+    for d in [here, *here.parents]:
+        candidate = d / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                text = candidate.read_text(encoding="utf-8")
+            except OSError:
+                continue
+            if re.search(r'^\s*name\s*=\s*"fgln"\s*$', text, re.MULTILINE):
+                return d
+    return None
+
+
+def default_cache_dir() -> Path:
+    """The cache directory used when ``cache_dir`` is ``None``."""
+    env = os.environ.get("FGLN_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    root = find_repo_root()
+    if root is not None:
+        return root / ".cache" / "fgln"
+    return Path.home() / ".cache" / "fgln"
+
+
+def _canonical_json(name: str, params: Mapping[str, Any]) -> str:
+    payload = {"name": name, "params": params, "version": fgln.__version__}
+    try:
+        return json.dumps(
+            payload, sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"cache params for {name!r} must be JSON-serialisable "
+            "(dict/list/str/int/float/bool/None, finite floats; convert numpy "
+            f"scalars with int()/float() and arrays with .tolist()): {exc}"
+        ) from exc
+
+
+def cache_key(name: str, params: Mapping[str, Any]) -> str:
+    """SHA-256 hex digest identifying (name, params, fgln.__version__)."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"cache name must be a non-empty str, got {name!r}")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"cache params must be a dict, got {type(params).__name__}")
+    return hashlib.sha256(_canonical_json(name, params).encode("utf-8")).hexdigest()
+
+
+def _normalise(name: str, result: Any) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Validate a compute() result; return (arrays to store, scalar keys)."""
+    if not isinstance(result, Mapping):
+        raise TypeError(
+            f"compute() for {name!r} must return a dict, got {type(result).__name__}"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    scalars: list[str] = []
+    for key, value in result.items():
+        if not isinstance(key, str) or not key.isidentifier() or key == _META_KEY:
+            raise TypeError(f"result keys must be identifiers, got {key!r}")
+        if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+            scalars.append(key)
+            arr = np.asarray(value)
+        elif isinstance(value, np.ndarray):
+            arr = value
+        else:
+            raise TypeError(
+                f"result[{key!r}] for {name!r} must be a numpy array, int or "
+                f"float, got {type(value).__name__}"
+            )
+        if arr.dtype == object:
+            raise TypeError(f"result[{key!r}] for {name!r} has object dtype")
+        arrays[key] = arr
+    return arrays, scalars
+
+
+def _to_result(arrays: Mapping[str, np.ndarray], scalars: list[str]) -> dict:
+    out: dict[str, Any] = {}
+    for key, arr in arrays.items():
+        out[key] = arr.item() if key in scalars else np.array(arr)
+    return out
+
+
+def _umask_mode() -> int:
+    """Permissions a normally created file would get (mkstemp uses 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _load(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data[_META_KEY]))
+        arrays = {k: data[k] for k in data.files if k != _META_KEY}
+    return _to_result(arrays, meta["scalars"])
+
+
+def cached(
+    name: str,
+    params: dict,
+    compute: Callable[[], dict[str, np.ndarray | float | int]],
+    cache_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Return ``compute()``'s result, computing it only if not cached yet.
+
+    ``params`` must be JSON-serialisable (``TypeError`` otherwise) and should
+    contain everything the result depends on. ``compute`` must return a dict
+    mapping identifier-like keys to numpy arrays or int/float scalars. The
+    returned dict is the same whether freshly computed or loaded: arrays as
+    ``np.ndarray``, scalars as Python ``int``/``float``/``bool``.
+    """
+    key = cache_key(name, params)
+    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    stem = f"{_SAFE_NAME.sub('_', name)}-{key}"
+    npz_path = directory / f"{stem}.npz"
+    json_path = directory / f"{stem}.json"
+
+    if npz_path.is_file():
+        try:
+            return _load(npz_path)
+        except Exception as exc:  # corrupt/foreign file: recompute and overwrite
+            warnings.warn(f"fgln.cache: ignoring unreadable {npz_path} ({exc})")
+
+    arrays, scalars = _normalise(name, compute())
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"name": name, "key": key, "version": fgln.__version__, "scalars": scalars}
+    to_save = dict(arrays)
+    to_save[_META_KEY] = np.array(json.dumps(meta))
+    _atomic_write(npz_path, lambda fh: np.savez(fh, **to_save), "wb")
+
+    sidecar = {
+        "name": name,
+        "params": params,
+        "fgln_version": fgln.__version__,
+        "key": key,
+        "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
+                   for k, v in arrays.items() if k not in scalars},
+        "scalars": {k: arrays[k].item() for k in scalars},
+    }
+    text = json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n"
+    _atomic_write(json_path, lambda fh: fh.write(text), "w")
+    return _to_result(arrays, scalars)

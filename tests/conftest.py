@@ -1,0 +1,32 @@
+"""Shared test configuration.
+
+Environment variables understood by the test-suite:
+
+* ``FGLN_BOOK_DIR`` - run the notebook validation against chapters in another
+  directory (default: ``<repo>/book``); used to test the harness itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BOOK_DIR = Path(os.environ.get("FGLN_BOOK_DIR", REPO_ROOT / "book")).resolve()
+
+# Keep progress bars out of test output and executed notebooks; prefer the
+# kernelspec registered inside the active virtual environment.
+os.environ.setdefault("FGLN_PROGRESS", "0")
+os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def book_dir() -> Path:
+    return BOOK_DIR

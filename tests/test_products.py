@@ -1,0 +1,270 @@
+"""fgln.products: sampling, partial products and exact log-spectra of deep products."""
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+
+from fgln.products import (
+    SpectrumAccumulator,
+    graded_log_svdvals,
+    iter_layers,
+    log_singular_values,
+    log_spectra_by_depth,
+    network_layers,
+    network_partial_products,
+    prefix_suffix_products,
+    sample_layers,
+    sample_network,
+    stream_log_spectra,
+)
+
+
+def product(layers):
+    J = torch.eye(layers.shape[-1], dtype=layers.dtype).expand_as(layers[:, 0])
+    for l in range(layers.shape[1]):
+        J = layers[:, l] @ J
+    return J
+
+
+def mp_log_svdvals(layer_list, dps):
+    """High-precision reference: exact product in mpmath, then its singular values."""
+    mpmath.mp.dps = dps
+    n = layer_list[0].shape[0]
+    P = mpmath.eye(n)
+    for M in layer_list:
+        P = mpmath.matrix(M.tolist()) * P
+    sv = mpmath.svd_r(P, compute_uv=False)
+    return np.array(sorted((float(mpmath.log(x)) for x in sv), reverse=True))
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def test_shapes_dtype_and_default_sigma():
+    lay = sample_layers(6, 3, batch=2, seed=0)
+    assert lay.shape == (2, 3, 6, 6) and lay.dtype == torch.float64
+    lay32 = sample_layers(6, 3, batch=2, seed=0, dtype=torch.float32)
+    assert lay32.dtype == torch.float32
+
+
+def test_ginibre_variance_and_gate_rate_match_within_standard_error():
+    n, p = 64, 0.3
+    w, d = sample_network(n, 4, p, batch=8, seed=1)
+    x = w.flatten().numpy()
+    # E[w^2] = sigma^2 = 1/n; standard error of the mean of w^2 is sqrt(2) sigma^2 / sqrt(N)
+    se = math.sqrt(2.0) / n / math.sqrt(x.size)
+    assert abs(np.mean(x**2) - 1.0 / n) < 5 * se
+    g = d.flatten().numpy()
+    assert set(np.unique(g)) <= {0.0, 1.0}
+    assert abs(g.mean() - p) < 5 * math.sqrt(p * (1 - p) / g.size)
+
+
+def test_min_rank_conditions_every_gate():
+    _, d = sample_network(10, 50, 0.3, batch=20, min_rank=5, seed=2)
+    assert int(d.sum(-1).min()) >= 5
+    _, d0 = sample_network(10, 50, 0.3, batch=20, seed=2)
+    assert int(d0.sum(-1).min()) < 5  # the conditioning is not vacuous at these sizes
+
+
+def test_same_seed_same_layers_and_streaming_identical():
+    a = sample_layers(5, 7, 0.5, batch=3, seed=11, min_rank=2)
+    b = sample_layers(5, 7, 0.5, batch=3, seed=11, min_rank=2)
+    c = torch.stack(list(iter_layers(5, 7, 0.5, batch=3, seed=11, min_rank=2)), 1)
+    assert torch.equal(a, b) and torch.equal(a, c)
+    assert not torch.equal(a, sample_layers(5, 7, 0.5, batch=3, seed=12, min_rank=2))
+
+
+def test_fgln_convention_leaves_last_layer_ungated():
+    w, d = sample_network(6, 4, 0.5, batch=2, seed=3)
+    s5 = network_layers(w, d, "section5")
+    fg = network_layers(w, d, "fgln")
+    assert torch.equal(fg[:, -1], w[:, -1]) and torch.equal(fg[:, :-1], s5[:, :-1])
+    with pytest.raises(ValueError, match="convention"):
+        network_layers(w, d, "other")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n=0, L=3), "n must"),
+        (dict(n=4, L=0), "L must"),
+        (dict(n=4, L=3, p=0.0), "p must"),
+        (dict(n=4, L=3, p=1.5), "p must"),
+        (dict(n=4, L=3, p=float("nan")), "p must"),
+        (dict(n=4, L=3, sigma=-1.0), "sigma must"),
+        (dict(n=4, L=3, sigma=float("nan")), "sigma must"),
+        (dict(n=4, L=3, min_rank=5), "min_rank must"),
+        (dict(n=40, L=3, p=0.01, min_rank=30), "unreachable"),
+        (dict(n=4.5, L=3), "n must"),
+    ],
+)
+def test_bad_input_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sample_layers(**kwargs)
+
+
+# ---------------------------------------------------------------- partial products
+
+
+def test_partial_products_reassemble_the_product():
+    w, d = sample_network(5, 6, 0.6, batch=2, seed=4)
+    lay = network_layers(w, d, "section5")
+    B, A = prefix_suffix_products(lay)
+    J = product(lay)
+    for l in range(7):
+        assert torch.allclose(A[:, l] @ B[:, l], J, atol=1e-12)
+    A7, B7 = network_partial_products(w, d)
+    Jf = product(network_layers(w, d, "fgln"))
+    for l in range(6):
+        assert torch.allclose(A7[:, l] @ w[:, l] @ B7[:, l], Jf, atol=1e-12)
+    # A_L = I and B_1 = I (Section 7, with D_0 = D_L = I)
+    assert torch.equal(A7[:, -1], torch.eye(5, dtype=torch.float64).expand(2, 5, 5))
+    assert torch.equal(B7[:, 0], torch.eye(5, dtype=torch.float64).expand(2, 5, 5))
+
+
+# ---------------------------------------------------------------- exact log-spectra
+
+
+def test_matches_direct_svd_at_small_depth():
+    lay = sample_layers(8, 3, batch=4, seed=1)
+    ref = torch.log(torch.linalg.svdvals(product(lay)))
+    assert torch.allclose(log_singular_values(lay), ref, atol=1e-11)
+
+
+def test_matches_high_precision_reference_where_float64_svd_fails():
+    n, L = 6, 60
+    lay = sample_layers(n, L, batch=2, seed=3)
+    ours = log_singular_values(lay).numpy()
+    naive = torch.log(torch.linalg.svdvals(product(lay))).numpy()
+    for b in range(2):
+        ref = mp_log_svdvals([lay[b, l] for l in range(L)], dps=200)
+        assert ref[0] - ref[-1] > 60  # dynamic range far beyond float64's 1e-16
+        assert np.max(np.abs(ours[b] - ref)) < 1e-9
+        assert np.max(np.abs(naive[b] - ref)) > 1.0  # the naive SVD is wrong here
+
+
+def test_gated_product_against_high_precision_reference():
+    n, L = 7, 30
+    lay = sample_layers(n, L, 0.8, batch=2, seed=8, min_rank=7)  # full-rank gates: all finite
+    ours = log_singular_values(lay).numpy()
+    for b in range(2):
+        ref = mp_log_svdvals([lay[b, l] for l in range(L)], dps=120)
+        assert np.max(np.abs(ours[b] - ref)) < 1e-9
+
+
+def test_every_depth_in_one_pass_equals_per_depth_runs_and_top_k():
+    lay = sample_layers(10, 25, 1.0, batch=3, seed=5)
+    allv = log_spectra_by_depth(lay)
+    assert allv.shape == (3, 25, 10)
+    for l in (1, 7, 25):
+        assert torch.allclose(allv[:, l - 1], log_singular_values(lay[:, :l]), atol=1e-12)
+    topk = log_spectra_by_depth(lay, k=3, depths=[5, 25])
+    assert torch.allclose(topk, allv[:, [4, 24], :3], atol=1e-7)
+
+
+def test_streaming_path_gives_the_same_numbers():
+    kw = dict(batch=3, seed=9, min_rank=3)
+    lay = sample_layers(8, 40, 0.5, **kw)
+    a = log_spectra_by_depth(lay, depths=[10, 40])
+    b = stream_log_spectra(8, 40, 0.5, depths=[10, 40], **kw)
+    fin = torch.isfinite(a)
+    assert torch.equal(fin, torch.isfinite(b))
+    assert torch.allclose(a[fin], b[fin], atol=1e-12, rtol=0)
+
+
+def test_exact_zeros_are_minus_inf_not_rounding_noise():
+    n = 8
+    w, d = sample_network(n, 10, 0.5, batch=6, seed=5)
+    lay = network_layers(w, d)
+    out = log_singular_values(lay)
+    min_gate_rank = d.sum(-1).min(-1).values.long()
+    n_zero = torch.isinf(out).sum(-1)
+    assert torch.equal(n_zero, n - min_gate_rank)  # rank J = min gate rank, a.s.
+    for b in range(6):  # the first rank(J) values are genuine, finite numbers
+        assert torch.isfinite(out[b, : int(min_gate_rank[b])]).all()
+    # a hand-made singular (non-gated) layer: rank one everywhere
+    u = torch.randn(1, 1, 5, 1, dtype=torch.float64)
+    v = torch.randn(1, 1, 1, 5, dtype=torch.float64)
+    lay1 = torch.cat([u @ v, torch.randn(1, 2, 5, 5, dtype=torch.float64)], 1)
+    out1 = log_singular_values(lay1)
+    assert torch.isfinite(out1[0, 0]) and torch.isinf(out1[0, 1:]).all()
+
+
+def test_no_overflow_at_depth_ten_thousand():
+    out = stream_log_spectra(4, 10_000, 1.0, batch=2, seed=0, reorth_every=2)[:, 0]
+    assert torch.isfinite(out).all()
+    assert (out[:, :-1] >= out[:, 1:]).all()
+    assert out[:, -1].max() < -10_000 * 0.5  # far below float64's smallest number
+
+
+def test_reorthonormalising_in_chunks_keeps_accuracy():
+    lay = sample_layers(16, 40, batch=3, seed=6)
+    ref = log_singular_values(lay)
+    assert torch.allclose(log_singular_values(lay, reorth_every=2), ref, atol=1e-8)
+
+
+def test_cholesky_qr_path_matches_householder():
+    lay = sample_layers(16, 30, 0.5, batch=4, seed=7)
+    h = log_spectra_by_depth(lay, method="householder")
+    c = log_spectra_by_depth(lay, method="cholqr")
+    fin = torch.isfinite(h)
+    assert torch.equal(fin, torch.isfinite(c))
+    assert torch.allclose(h[fin], c[fin], atol=1e-9, rtol=0)
+    with pytest.raises(ValueError, match="method"):
+        SpectrumAccumulator.start(2, 3, method="svd")
+
+
+def test_graded_svd_window_path_is_relative_accurate():
+    # T = diag(e^a) N with a spanning 400 (far beyond one window)
+    gen = torch.Generator().manual_seed(0)
+    n = 9
+    a = -torch.linspace(0, 400, n, dtype=torch.float64)
+    N = torch.triu(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    N = N / N.norm(dim=1, keepdim=True)
+    ours = graded_log_svdvals(a, N).numpy()
+    mpmath.mp.dps = 300
+    T = mpmath.matrix(n, n)
+    for i in range(n):
+        for j in range(n):
+            T[i, j] = mpmath.exp(float(a[i])) * float(N[i, j])
+    ref = sorted((float(mpmath.log(x)) for x in mpmath.svd_r(T, compute_uv=False)),
+                 reverse=True)
+    assert np.max(np.abs(ours - np.array(ref))) < 1e-9
+
+
+def test_bad_layers_and_depths():
+    with pytest.raises(ValueError, match="shape"):
+        log_singular_values(torch.zeros(2, 3, 4, 5, dtype=torch.float64))
+    lay = sample_layers(4, 5, seed=0)
+    with pytest.raises(ValueError, match="depths"):
+        log_spectra_by_depth(lay, depths=[0, 3])
+    with pytest.raises(ValueError, match="k must"):
+        log_spectra_by_depth(lay, k=7)
+
+
+def test_qr_lyapunov_estimates_are_unbiased_for_the_exponents():
+    from fgln.exponents import lyapunov_exponents
+    from fgln.products import lyapunov_estimates, stream_lyapunov_estimates
+
+    n, L, batch = 5, 30, 400
+    est = stream_lyapunov_estimates(n, L, 1.0, batch=batch, seed=3, reorth_every=3).numpy()
+    g = lyapunov_exponents(n, 1.0, None, n)
+    se = est.std(0, ddof=1) / math.sqrt(batch)
+    assert np.all(np.abs(est.mean(0) - g) < 4.5 * se)  # no 1/L bias, even at L = 30
+    lay = sample_layers(n, 12, 0.5, batch=4, seed=1)
+    a = lyapunov_estimates(lay, reorth_every=1)
+    b = lyapunov_estimates(lay, reorth_every=4)
+    fin = torch.isfinite(a)
+    assert torch.equal(fin, torch.isfinite(b))
+    assert torch.allclose(a[fin], b[fin], atol=1e-9)
+    # -inf exactly past the product's rank (the smallest gate rank)
+    rank = (lay != 0).any(-1).sum(-1).min(-1).values
+    assert torch.equal(fin.sum(-1), rank)
+
+
+def test_long_chunks_do_not_invent_zeros():
+    lay = sample_layers(24, 40, 1.0, batch=2, seed=8)
+    out = log_singular_values(lay, reorth_every=8)
+    assert torch.isfinite(out).all()

@@ -1,0 +1,346 @@
+"""Project-level consistency checks and unit tests of the infrastructure
+modules (fgln.cache, fgln.plotting, fgln.progress)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import stat
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from conftest import REPO_ROOT
+
+import fgln
+
+
+# --------------------------------------------------------------------------
+# (a) environment.yml <-> pyproject.toml
+# --------------------------------------------------------------------------
+
+def _norm(req: str) -> str:
+    r = Requirement(req)
+    extras = f"[{','.join(sorted(r.extras))}]" if r.extras else ""
+    spec = ",".join(sorted(str(s) for s in r.specifier))
+    marker = f";{r.marker}" if r.marker else ""
+    return f"{r.name.lower().replace('_', '-').replace('.', '-')}{extras}{spec}{marker}"
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_environment_yml_matches_pyproject():
+    project = _pyproject()["project"]
+    expected = {_norm(r) for r in project["dependencies"]}
+    expected |= {_norm(r) for r in project["optional-dependencies"]["dev"]}
+
+    env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text(encoding="utf-8"))
+    pip_lists = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pip_lists) == 1, "environment.yml needs exactly one pip: section"
+    pip_reqs = [p.strip() for p in pip_lists[0]]
+    assert "-e ." in pip_reqs, "environment.yml must install the package with '-e .'"
+    got = {_norm(p) for p in pip_reqs if p != "-e ."}
+    assert got == expected, (
+        f"only in environment.yml: {sorted(got - expected)}; "
+        f"only in pyproject.toml: {sorted(expected - got)}"
+    )
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_book_extra_equals_dev_extra():
+    extras = _pyproject()["project"]["optional-dependencies"]
+    assert {_norm(r) for r in extras["book"]} == {_norm(r) for r in extras["dev"]}
+
+
+def test_version_is_consistent():
+    assert fgln.__version__ == "0.1.0"
+    init = (REPO_ROOT / "src" / "fgln" / "__init__.py").read_text(encoding="utf-8")
+    assert re.search(r'^__version__ = "0\.1\.0"$', init, re.MULTILINE)
+    from importlib.metadata import version
+    assert version("fgln") == fgln.__version__
+
+
+# --------------------------------------------------------------------------
+# (b) README, (c) CI entry point
+# --------------------------------------------------------------------------
+
+def test_readme_documents_entry_points():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "make book" in readme
+    assert "make test" in readme
+
+
+def test_ci_runs_make_test():
+    ci = REPO_ROOT / ".ci" / "run"
+    text = ci.read_text(encoding="utf-8")
+    assert text.startswith("#!")
+    assert "set -euo pipefail" in text
+    assert re.search(r"^\s*make test\s*$", text, re.MULTILINE)
+    assert ci.stat().st_mode & stat.S_IXUSR, ".ci/run must be executable"
+
+
+# --------------------------------------------------------------------------
+# (d) table of contents and chapter headers
+# --------------------------------------------------------------------------
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    assert toc["format"] == "jb-book"
+    files = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("sections"))
+            walk(e.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts") or []:
+        walk(part.get("chapters"))
+    return files
+
+
+def _front_matter(path: Path) -> dict | None:
+    text = path.read_text(encoding="utf-8")
+    m = re.match(r"^---\s*\n(.*?)\n---\s*\n", text, re.DOTALL)
+    return yaml.safe_load(m.group(1)) if m else None
+
+
+def _notebook_chapters() -> list[Path]:
+    out = []
+    for f in _toc_files():
+        path = REPO_ROOT / f"{f}.md"
+        fm = _front_matter(path) if path.is_file() else None
+        if fm and "jupytext" in fm:
+            out.append(path)
+    return out
+
+
+def test_toc_files_exist():
+    for f in _toc_files():
+        assert f.startswith("book/"), f"{f}: chapters live under book/"
+        assert (REPO_ROOT / f"{f}.md").is_file(), f"_toc.yml lists missing {f}.md"
+
+
+@pytest.mark.parametrize("path", _notebook_chapters(), ids=lambda p: p.stem)
+def test_notebook_chapter_header_and_parameters(path):
+    import jupytext
+
+    fm = _front_matter(path)
+    rep = fm["jupytext"].get("text_representation", {})
+    assert rep.get("format_name") == "myst", f"{path.name}: format_name must be myst"
+    assert fm.get("kernelspec", {}).get("name") == "python3", (
+        f"{path.name}: kernelspec name must be python3"
+    )
+    nb = jupytext.read(path)
+    params = [c for c in nb.cells if c.cell_type == "code"
+              and "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+    src = params[0].source
+    assert re.search(r"""^scale\s*=\s*["']paper["']""", src, re.MULTILINE), (
+        f'{path.name}: parameters cell must set scale = "paper"'
+    )
+    for name in ("fig_dir", "cache_dir"):
+        assert re.search(rf"^{name}\s*=", src, re.MULTILINE), (
+            f"{path.name}: parameters cell must define {name} (injected by the tests)"
+        )
+
+
+def test_notebook_chapters_are_validated():
+    """Every notebook chapter in the book has an entry in test_notebooks.CHAPTERS."""
+    tree = ast.parse((REPO_ROOT / "tests" / "test_notebooks.py").read_text(encoding="utf-8"))
+    chapters = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "CHAPTERS":
+            chapters = ast.literal_eval(node.value)
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CHAPTERS"
+                                                  for t in node.targets):
+            chapters = ast.literal_eval(node.value)
+    assert chapters is not None
+    missing = [p.stem for p in _notebook_chapters() if p.stem not in chapters]
+    assert not missing, f"add {missing} to CHAPTERS in tests/test_notebooks.py"
+
+
+# --------------------------------------------------------------------------
+# (e) fgln.cache
+# --------------------------------------------------------------------------
+
+def _listing(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_cache_round_trip(tmp_path):
+    from fgln.cache import cached
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"a": np.arange(6.0).reshape(2, 3), "n": 3, "x": 0.5,
+                "flag": True, "ints": np.array([1, 2], dtype=np.int64)}
+
+    params = {"depth": 4, "widths": [8, 16], "sigma": 1.5, "mode": "fixed"}
+    first = cached("unit", params, compute, cache_dir=tmp_path)
+    second = cached("unit", params, compute, cache_dir=tmp_path)
+    assert len(calls) == 1
+    for res in (first, second):
+        np.testing.assert_array_equal(res["a"], np.arange(6.0).reshape(2, 3))
+        assert res["a"].dtype == np.float64
+        assert res["ints"].dtype == np.int64
+        assert res["n"] == 3 and type(res["n"]) is int
+        assert res["x"] == 0.5 and type(res["x"]) is float
+        assert res["flag"] is True
+    files = _listing(tmp_path)
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".npz")
+    sidecar = json.loads((tmp_path / files[0]).read_text())
+    assert sidecar["params"] == params and sidecar["name"] == "unit"
+    assert sidecar["fgln_version"] == fgln.__version__
+
+
+def test_cache_key_properties(monkeypatch):
+    from fgln.cache import cache_key
+
+    k = cache_key("n", {"a": 1, "b": {"c": 2, "d": 3}})
+    assert k == cache_key("n", {"b": {"d": 3, "c": 2}, "a": 1})  # key order irrelevant
+    assert len(k) == 64 and int(k, 16) >= 0
+    assert k != cache_key("n", {"a": 2, "b": {"c": 2, "d": 3}})
+    assert k != cache_key("m", {"a": 1, "b": {"c": 2, "d": 3}})
+    monkeypatch.setattr(fgln, "__version__", "9.9.9")
+    assert k != cache_key("n", {"a": 1, "b": {"c": 2, "d": 3}})
+
+
+def test_cache_version_bump_recomputes(tmp_path, monkeypatch):
+    from fgln.cache import cached
+
+    calls = []
+    compute = lambda: calls.append(1) or {"v": 1.0}  # noqa: E731
+    cached("v", {"p": 1}, compute, cache_dir=tmp_path)
+    cached("v", {"p": 2}, compute, cache_dir=tmp_path)
+    assert len(calls) == 2
+    monkeypatch.setattr(fgln, "__version__", "0.0.0-test")
+    cached("v", {"p": 1}, compute, cache_dir=tmp_path)
+    assert len(calls) == 3
+    assert len([f for f in _listing(tmp_path) if f.endswith(".npz")]) == 3
+
+
+@pytest.mark.parametrize("bad", [{"x": object()}, {"x": {1, 2}}, {"x": np.int64(3)},
+                                 {"x": np.zeros(2)}, {"x": float("nan")}])
+def test_cache_rejects_bad_params(tmp_path, bad):
+    from fgln.cache import cached
+
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        cached("bad", bad, lambda: {"a": 1}, cache_dir=tmp_path)
+    assert not tmp_path.exists() or _listing(tmp_path) == []
+
+
+def test_cache_rejects_bad_results(tmp_path):
+    from fgln.cache import cached
+
+    with pytest.raises(TypeError):
+        cached("r", {}, lambda: [1, 2], cache_dir=tmp_path)
+    with pytest.raises(TypeError):
+        cached("r", {}, lambda: {"a": "text"}, cache_dir=tmp_path)
+
+
+def test_cache_atomic_write_leaves_no_temp_files(tmp_path, monkeypatch):
+    from fgln import cache
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(cache.np, "savez", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        cache.cached("atomic", {"p": 1}, lambda: {"a": np.ones(3)}, cache_dir=tmp_path)
+    assert _listing(tmp_path) == []  # neither a partial .npz nor a temp file
+    monkeypatch.undo()
+
+    cache.cached("atomic", {"p": 1}, lambda: {"a": np.ones(3)}, cache_dir=tmp_path)
+    files = _listing(tmp_path)
+    assert [f.rsplit(".", 1)[1] for f in files] == ["json", "npz"]
+    assert not any(f.startswith(".") or f.endswith(".tmp") for f in files)
+    mode = (tmp_path / files[1]).stat().st_mode & 0o777
+    assert mode & 0o044, "cache files should be readable like normally created files"
+
+
+def test_cache_corrupt_entry_is_recomputed(tmp_path):
+    from fgln.cache import cached
+
+    cached("c", {}, lambda: {"a": np.ones(2)}, cache_dir=tmp_path)
+    npz = next(tmp_path.glob("*.npz"))
+    npz.write_bytes(b"not a zip")
+    with pytest.warns(UserWarning, match="unreadable"):
+        res = cached("c", {}, lambda: {"a": np.zeros(2)}, cache_dir=tmp_path)
+    np.testing.assert_array_equal(res["a"], np.zeros(2))
+
+
+def test_cache_default_dir(monkeypatch, tmp_path):
+    from fgln.cache import default_cache_dir, find_repo_root
+
+    monkeypatch.setenv("FGLN_CACHE_DIR", str(tmp_path / "env"))
+    assert default_cache_dir() == tmp_path / "env"
+    monkeypatch.delenv("FGLN_CACHE_DIR")
+    assert find_repo_root() == REPO_ROOT  # editable install inside the checkout
+    assert default_cache_dir() == REPO_ROOT / ".cache" / "fgln"
+    assert find_repo_root(tmp_path) is None
+
+
+# --------------------------------------------------------------------------
+# (f) fgln.plotting, fgln.progress
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["fig2.png", "figure02.png", "fig02.pdf", "fig02ab.png",
+                                  "../fig02.png", "sub/fig02.png", "Fig02.png", "fig02.png "])
+def test_save_figure_rejects_bad_names(tmp_path, name):
+    from fgln.plotting import new_figure, save_figure
+
+    fig, _ = new_figure()
+    with pytest.raises(ValueError, match="must match"):
+        save_figure(fig, name, tmp_path / "figs")
+    assert not (tmp_path / "figs").exists()
+
+
+def test_save_figure_and_band(tmp_path):
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+    from fgln.plotting import band, new_figure, save_figure, use_style
+
+    use_style()
+    assert plt.rcParams["savefig.dpi"] == 150 and plt.rcParams["figure.dpi"] == 110
+    fig, ax = new_figure()
+    x = np.linspace(0, 1, 50)
+    line = band(ax, x, np.sin(3 * x), 0.1 + 0 * x, label="sin")
+    assert line.get_label() == "sin" and len(ax.collections) == 1
+    ax.legend()
+    out = save_figure(fig, "fig02b.png", tmp_path / "a" / "figs")
+    plt.close(fig)
+    assert out == tmp_path / "a" / "figs" / "fig02b.png"
+    assert _listing(out.parent) == ["fig02b.png"]
+    assert out.stat().st_size > 5_000
+    assert np.asarray(mpimg.imread(out))[..., :3].std() > 0.01
+
+    fig, axes = new_figure(ncols=3, nrows=2)
+    assert axes.shape == (2, 3)
+    plt.close(fig)
+
+
+def test_progress_silencing(monkeypatch):
+    from fgln.progress import progress, progress_enabled
+
+    data = [1, 2, 3]
+    assert progress(data, enable=False) is data
+    monkeypatch.setenv("FGLN_PROGRESS", "0")
+    assert progress(data) is data
+    assert not progress_enabled()
+    monkeypatch.setenv("FGLN_PROGRESS", "1")
+    bar = progress(data, desc="x", enable=True)
+    assert list(bar) == data and bar is not data
+    assert progress_enabled(True) and progress_enabled()
