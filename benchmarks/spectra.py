@@ -19,8 +19,12 @@ naive          the floor's explicit renormalised product plus an SVD at every de
                on CUDA): the obvious way to get Figure 2 (log-spectra at every depth).
 ours, all k    ``log_spectra_by_depth(layers)``: all n log-singular values at every depth.
 ours, k=1/10   ``log_spectra_by_depth(layers, k=...)``: the top-k at every depth (Figure 2).
-exponent, m    ``log_singular_values(layers, reorth_every=m)``: final-depth spectrum only
-               (Lyapunov-exponent estimate), m layers multiplied between QR steps.
+exponent, m    ``lyapunov_estimates(layers, reorth_every=m)``: the exponent workload, the
+               QR (Benettin) estimate ``(1/L) sum log|R_ii|`` of every Lyapunov exponent,
+               m layers multiplied between two QR steps. The issue's target (within 2x of
+               the floor on CPU, 3x on a GPU) is judged on this workload.
+final, m       ``log_singular_values(layers, reorth_every=m)``: the exact final-depth
+               spectrum, m layers multiplied between QR steps.
 
 Correctness: ours vs naive at every depth; both vs an mpmath reference (product formed in
 high precision, ``mp.dps = 60 + dynamic range in digits``, checked against a second run
@@ -48,7 +52,8 @@ import torch
 
 try:  # the benchmark is run as a script, not installed
     import fgln
-    from fgln.products import log_singular_values, log_spectra_by_depth, sample_layers
+    from fgln.products import (log_singular_values, log_spectra_by_depth, lyapunov_estimates,
+                               sample_layers)
 except ImportError as exc:  # pragma: no cover - environment problem
     raise SystemExit(
         "cannot import fgln; install it into the venv first: .venv/bin/pip install -e . --no-deps"
@@ -420,9 +425,14 @@ def main(argv=None) -> dict:
             ours_k[k] = record(f"ours_k{k}", f"ours: every depth, top k={k}",
                                lambda k=k: log_spectra_by_depth(layers, k=k, method=args.method),
                                R_depth)
+    lyap = {}
+    for m in reorth:
+        lyap[m] = record(f"lyapunov_m{m}", f"exponents (QR estimator), reorth_every={m}",
+                         lambda m=m: lyapunov_estimates(layers, reorth_every=m,
+                                                        method=args.method))
     final = {}
     for m in reorth:
-        final[m] = record(f"exponent_m{m}", f"exponent: final depth, reorth_every={m}",
+        final[m] = record(f"exponent_m{m}", f"exact final spectrum, reorth_every={m}",
                           lambda m=m: log_singular_values(layers, reorth_every=m,
                                                           method=args.method))
     naive = naive.cpu()
@@ -452,6 +462,12 @@ def main(argv=None) -> dict:
         exp_acc[m] = {"max_abs_err_log_sv": err, "max_abs_err_log_sv_top_half": err_top,
                       "max_abs_err_exponent": err / args.L, "inf_pattern_equal": same_inf}
         timings[f"exponent_m{m}"].update(exp_acc[m])
+    lbase = lyap[1].cpu()
+    for m, v in lyap.items():
+        v = v.cpu()
+        timings[f"lyapunov_m{m}"].update({
+            "max_abs_err_exponent": _max_err(v, lbase),
+            "inf_pattern_equal": bool((torch.isneginf(v) == torch.isneginf(lbase)).all())})
 
     ref = None
     if not args.no_reference:
@@ -459,7 +475,7 @@ def main(argv=None) -> dict:
 
     meta["loadavg_end"] = _loadavg()
     target = 3.0 if device.type == "cuda" else 2.0
-    met = [m for m in reorth if timings[f"exponent_m{m}"]["over_floor"] <= target]
+    met = [m for m in reorth if timings[f"lyapunov_m{m}"]["over_floor"] <= target]
 
     # ---- table ---------------------------------------------------------------------------
     print()
@@ -470,7 +486,16 @@ def main(argv=None) -> dict:
         print(f"{t['label']:<46s}{t['seconds']:10.3f}{t['over_floor']:9.2f}"
               + (f"{t['over_naive']:9.3f}" if show_naive else f"{'':>9s}"))
     print()
-    print("exponent workload accuracy (vs reorth_every=1, final depth, "
+    print("exponent workload (QR estimator) accuracy vs reorth_every=1:")
+    print(f"  {'m':>3s} {'/ floor':>8s} {'max|dexponent|':>15s} {'-inf same':>9s}")
+    for m in reorth:
+        t = timings[f"lyapunov_m{m}"]
+        print(f"  {m:>3d} {t['over_floor']:8.2f} {t['max_abs_err_exponent']:15.3e} "
+              f"{str(t['inf_pattern_equal']):>9s}")
+    print(f"  target: exponent workload within {target:g}x of the floor on {device.type}: "
+          + (f"MET for reorth_every in {met}" if met else "NOT met for any reorth_every tested"))
+    print()
+    print("exact final spectrum accuracy (vs reorth_every=1, final depth, "
           f"{args.batch}x{args.n} log-singular values):")
     print(f"  {'m':>3s} {'/ floor':>8s} {'max|dlog sv|':>13s} {'top half':>10s} "
           f"{'max|dexponent|':>15s} {'-inf same':>9s}")
@@ -479,8 +504,6 @@ def main(argv=None) -> dict:
         print(f"  {m:>3d} {t['over_floor']:8.2f} {t['max_abs_err_log_sv']:13.3e} "
               f"{t['max_abs_err_log_sv_top_half']:10.3e} {t['max_abs_err_exponent']:15.3e} "
               f"{str(t['inf_pattern_equal']):>9s}")
-    print(f"  target: exponent workload within {target:g}x of the floor on {device.type}: "
-          + (f"MET for reorth_every in {met}" if met else "NOT met for any reorth_every tested"))
     print()
     print(f"naive vs ours at every depth ({cmp['values_total']} log-singular values):")
     print(f"  both finite: {cmp['values_compared']}; differ by > {MISMATCH_TOL:g}: "

@@ -44,11 +44,14 @@ def test_quick_run_keys_and_json(quick_run):
     for key in ("torch_version", "cpu_model", "torch_threads", "loadavg_start", "dtype"):
         assert key in meta
     expected = {"floor", "naive", "ours_all", "ours_k1", "ours_k10",
-                "exponent_m1", "exponent_m2", "exponent_m4"}
+                "exponent_m1", "exponent_m2", "exponent_m4",
+                "lyapunov_m1", "lyapunov_m2", "lyapunov_m4"}
     assert set(res["timings"]) == expected
     for t in res["timings"].values():
         assert t["seconds"] > 0 and "over_floor" in t and "over_naive" in t
     assert res["timings"]["exponent_m1"]["max_abs_err_log_sv"] == 0.0
+    assert res["timings"]["lyapunov_m1"]["max_abs_err_exponent"] == 0.0
+    assert res["timings"]["lyapunov_m2"]["max_abs_err_exponent"] < 1e-8
     # the JSON is strict (no NaN/Infinity) and written under the documented name
     path = out / "cpu-16-12-4.json"
     assert res["json_path"] == str(path)

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -35,6 +34,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 import fgln
+from fgln.atomic import atomic_write
 
 __all__ = ["cached", "cache_key", "default_cache_dir", "find_repo_root"]
 
@@ -126,30 +126,6 @@ def _to_result(arrays: Mapping[str, np.ndarray], scalars: list[str]) -> dict:
     return out
 
 
-def _umask_mode() -> int:
-    """Permissions a normally created file would get (mkstemp uses 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _load(path: Path) -> dict:
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data[_META_KEY]))
@@ -188,7 +164,7 @@ def cached(
     meta = {"name": name, "key": key, "version": fgln.__version__, "scalars": scalars}
     to_save = dict(arrays)
     to_save[_META_KEY] = np.array(json.dumps(meta))
-    _atomic_write(npz_path, lambda fh: np.savez(fh, **to_save), "wb")
+    atomic_write(npz_path, lambda fh: np.savez(fh, **to_save), "wb")
 
     sidecar = {
         "name": name,
@@ -200,5 +176,5 @@ def cached(
         "scalars": {k: arrays[k].item() for k in scalars},
     }
     text = json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n"
-    _atomic_write(json_path, lambda fh: fh.write(text), "w")
+    atomic_write(json_path, lambda fh: fh.write(text), "w")
     return _to_result(arrays, scalars)

@@ -89,7 +89,7 @@ def wedge_log_norms(n: int, p: float, k: int, samples: int, *, seed: int = 0,
 
 def finite_depth_offsets(n: int, p: float, L: int, k: int, chains: int, *, seed: int = 0,
                          min_rank: int | None = None, sigma: float | None = None,
-                         dtype=torch.float64, device="cpu") -> dict:
+                         dtype=torch.float64, device="cpu", progress: bool = False) -> dict:
     """Direct measurement of ``d_i`` (Theorem 5.3) with a control variate, i = 1..k.
 
     Along the QR accumulation ``J_L = Q T``, ``log||J_L e_1 ^ ... ^ J_L e_i|| = sum_{j<=i}
@@ -100,8 +100,13 @@ def finite_depth_offsets(n: int, p: float, L: int, k: int, chains: int, *, seed:
     Returns ``mean``, ``sem`` [k] of that difference (conditional on ``s_k > 0``).
     """
     acc = SpectrumAccumulator.start(chains, n, dtype=dtype, device=device)
-    for M in iter_layers(n, L, p, sigma, batch=chains, min_rank=min_rank, seed=seed,
-                         dtype=dtype, device=device):
+    layers = iter_layers(n, L, p, sigma, batch=chains, min_rank=min_rank, seed=seed,
+                         dtype=dtype, device=device)
+    if progress:
+        from .progress import progress as _progress
+
+        layers = _progress(layers, total=L, desc=f"offsets L={L}")
+    for M in layers:
         acc.push(M)
     logs = acc.log_svdvals(k)
     diag = acc.a[:, :k] + torch.log(acc.N.diagonal(dim1=-2, dim2=-1)[:, :k].abs())

@@ -34,6 +34,9 @@ import numpy as np
 from scipy.special import digamma
 from scipy.stats import binom
 
+from .validation import check_int as _int
+from .validation import check_p, check_sigma
+
 __all__ = [
     "lyapunov_exponents",
     "lyapunov_exponents_approx",
@@ -43,34 +46,10 @@ __all__ = [
 ]
 
 
-def _int(name, value, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and math.isnan(value):
-            raise ValueError(f"{name} must be an integer >= {low}, got NaN")
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer in {rng}, got {value}")
-    return value
-
-
 def _check(n, p, sigma, k, min_rank):
     n = _int("n", n, 1)
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"p must be a number in (0, 1], got {p!r}") from None
-    if not (0.0 < p <= 1.0):
-        raise ValueError(f"p must be in (0, 1], got {p}")
-    if sigma is None:
-        sigma = 1.0 / math.sqrt(n)
-    try:
-        sigma = float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"sigma must be a positive finite number, got {sigma!r}") from None
-    if not (sigma > 0.0 and math.isfinite(sigma)):
-        raise ValueError(f"sigma must be a positive finite number (> 0), got {sigma}")
+    p = check_p(p)
+    sigma = check_sigma(sigma, n)
     k = _int("k", k, 1, n)
     if min_rank is not None:
         min_rank = _int("min_rank", min_rank, 1, n)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -40,6 +39,8 @@ if _headless():
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from cycler import cycler  # noqa: E402
+
+from .atomic import atomic_write  # noqa: E402
 
 __all__ = ["use_style", "new_figure", "band", "save_figure", "FIG_NAME", "STYLE"]
 
@@ -111,13 +112,6 @@ def band(ax, x, mean, err, label=None, color=None, alpha: float = 0.25, **kwargs
     return line
 
 
-def _umask_mode() -> int:
-    """Permissions a normally created file would get (mkstemp uses 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def save_figure(fig, name: str, fig_dir: str | os.PathLike) -> Path:
     """Save ``fig`` as ``fig_dir/name`` (PNG) atomically; return the path.
 
@@ -130,16 +124,5 @@ def save_figure(fig, name: str, fig_dir: str | os.PathLike) -> Path:
     directory = Path(fig_dir).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png"), "wb")
     return path

@@ -26,6 +26,9 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from .validation import check_int as _check_int
+from .validation import check_p, check_sigma
+
 Tensor = torch.Tensor
 
 __all__ = [
@@ -50,35 +53,11 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and math.isnan(value):
-            raise ValueError(f"{name} must be an integer >= {low}, got NaN")
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer in {rng}, got {value}")
-    return value
-
-
 def _check_params(n, L, p, sigma, min_rank):
     n = _check_int("n", n, 1)
     L = _check_int("L", L, 1)
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"p must be a number in (0, 1], got {p!r}") from None
-    if not (0.0 < p <= 1.0):  # also rejects NaN
-        raise ValueError(f"p must be in (0, 1], got {p}")
-    if sigma is None:
-        sigma = 1.0 / math.sqrt(n)
-    try:
-        sigma = float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"sigma must be a positive finite number, got {sigma!r}") from None
-    if not (sigma > 0.0 and math.isfinite(sigma)):
-        raise ValueError(f"sigma must be a positive finite number, got {sigma}")
+    p = check_p(p)
+    sigma = check_sigma(sigma, n)
     if min_rank is not None:
         min_rank = _check_int("min_rank", min_rank, 1, n)
         # probability that a p-gate has rank >= min_rank: refuse hopeless rejection loops
@@ -340,7 +319,9 @@ class SpectrumAccumulator:
 
     def _qr(self, Z: Tensor, M: Tensor) -> tuple[Tensor, Tensor]:
         if self.method == "householder":
-            return torch.linalg.qr(Z)
+            # geqrf + householder_product: the same factors as torch.linalg.qr, ~30% faster
+            h, tau = torch.geqrf(Z)
+            return torch.linalg.householder_product(h, tau), torch.triu(h)
         # CholeskyQR2. A rank drop can only come from rows of M that are exactly zero
         # (gates); such elements, and any whose Gram matrix is not numerically positive
         # definite, go through Householder QR instead.
@@ -457,6 +438,7 @@ def _qr_growth(layer_iter: Iterable[Tensor], L: int, batch: int, n: int, reorth_
         it = _progress(layer_iter, total=L, desc="layers")
     pending, count, bound = None, 0, None
     ar = torch.arange(n, device=device)
+    house: tuple[Tensor, Tensor] | None = None  # Q kept in Householder form (CPU path)
     for l, M in enumerate(it, start=1):
         pending = M if pending is None else M @ pending
         live = (M != 0).any(-1).sum(-1)
@@ -464,8 +446,16 @@ def _qr_growth(layer_iter: Iterable[Tensor], L: int, batch: int, n: int, reorth_
         count += 1
         if count == reorth_every or l == L:
             colmask = (ar[None, :] < acc.rank[:, None]).to(dtype)
-            Z = (pending @ acc.Q) * colmask[:, None, :]
-            Q, R = acc._qr(Z, pending)
+            if house is not None:  # pending @ Q without forming Q
+                Z = torch.ormqr(house[0], house[1], pending, left=False) * colmask[:, None, :]
+            else:
+                Z = (pending @ acc.Q) * colmask[:, None, :]
+            if acc.method == "householder":
+                h, tau = torch.geqrf(Z)
+                R = h
+                house = (h, tau)
+            else:
+                acc.Q, R = acc._qr(Z, pending)
             rank = torch.minimum(acc.rank, bound.to(acc.rank))
             if count == 1:
                 scale = torch.linalg.matrix_norm(pending).clamp_min(torch.finfo(dtype).tiny)
@@ -476,7 +466,7 @@ def _qr_growth(layer_iter: Iterable[Tensor], L: int, batch: int, n: int, reorth_
             alive = ar[None, :] < rank[:, None]
             logd = torch.log(R.diagonal(dim1=-2, dim2=-1).abs())
             total = torch.where(alive, total + logd, torch.full_like(total, -math.inf))
-            acc.Q, acc.rank = Q, rank
+            acc.rank = rank
             pending, count, bound = None, 0, None
     return total
 
