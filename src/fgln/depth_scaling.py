@@ -8,7 +8,6 @@ of chains where it holds reported as ``frac``.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

@@ -1,0 +1,130 @@
+"""The diagonal correlation coefficient (paper, Appendix F).
+
+``rho(A)`` is the Pearson correlation of the row and the column index of a cell drawn with
+probability proportional to ``|A_ij|``: +1 for a matrix supported on the diagonal, -1 on the
+anti-diagonal. :func:`diagonal_correlation_closed_form` is the paper's closed formula, kept
+separately so that the two can be compared.
+
+Degenerate case. The coefficient is a ratio ``Cov / (sd_X sd_Y)``; when the mass of ``|A|``
+sits on a single row or a single column (in particular for every 1 x 1 matrix) one standard
+deviation is zero and the coefficient is undefined. We return NaN and emit a
+``RuntimeWarning`` (as ``numpy.corrcoef`` does), so that one degenerate block does not abort
+a batched computation. Zero, empty, non-square and non-finite inputs are errors
+(``ValueError``): they signal a bug upstream.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+Tensor = torch.Tensor
+
+__all__ = ["diagonal_correlations", "diagonal_correlation", "diagonal_correlation_closed_form"]
+
+
+# --------------------------------------------------------------------------------------
+# diagonal correlation (Appendix F)
+# --------------------------------------------------------------------------------------
+
+
+def _as_tensor(A) -> Tensor:
+    if isinstance(A, Tensor):
+        return A
+    return torch.as_tensor(np.asarray(A, dtype=np.float64))
+
+
+def _check_square_stack(A: Tensor) -> None:
+    if A.ndim < 2:
+        raise ValueError(f"diagonal correlation needs a square matrix, got shape {tuple(A.shape)}")
+    if A.shape[-1] != A.shape[-2]:
+        raise ValueError(
+            f"diagonal correlation needs square matrices, got shape {tuple(A.shape)} "
+            f"({A.shape[-2]} x {A.shape[-1]})")
+    if A.numel() == 0:
+        raise ValueError(f"diagonal correlation of an empty array (shape {tuple(A.shape)})")
+    if not bool(torch.isfinite(A).all()):
+        raise ValueError("diagonal correlation needs finite entries (got NaN or inf)")
+
+
+def diagonal_correlations(A) -> Tensor:
+    """Diagonal correlation rho of every matrix in ``A`` [..., k, k]; returns Tensor[...].
+
+    Appendix F: with weights ``w_ij = |A_ij| / sum |A|``, rho is the Pearson correlation of
+    the row index X and column index Y under ``P(X=i, Y=j) = w_ij``. It is +1 exactly for
+    (non-degenerate) diagonally supported matrices, -1 for anti-diagonal ones, invariant
+    under ``A -> c A`` (c != 0), ``A -> A^T`` and entry sign changes.
+
+    Computed with centred indices (no cancellation). Raises ``ValueError`` for empty,
+    non-square, non-finite or all-zero matrices; returns NaN with a ``RuntimeWarning``
+    when the mass lies on one row or one column (zero variance, e.g. any 1 x 1 matrix).
+    """
+    A = _as_tensor(A)
+    _check_square_stack(A)
+    W = A.abs().to(torch.float64 if not A.is_floating_point() else A.dtype)
+    k = W.shape[-1]
+    m = W.sum((-2, -1))
+    if bool((m == 0).any()):
+        raise ValueError("diagonal correlation of an all-zero matrix is undefined")
+    P = W / m[..., None, None]
+    idx = torch.arange(1, k + 1, dtype=W.dtype, device=W.device)
+    px, py = P.sum(-1), P.sum(-2)  # row and column marginals
+    mx, my = (px * idx).sum(-1), (py * idx).sum(-1)
+    dx = idx - mx[..., None]
+    dy = idx - my[..., None]
+    vx = (px * dx * dx).sum(-1)
+    vy = (py * dy * dy).sum(-1)
+    cov = (dx[..., :, None] * P * dy[..., None, :]).sum((-2, -1))
+    # exact degeneracy test: a single non-zero row (or column) carries all the mass
+    one_row = (W.sum(-1) > 0).sum(-1) <= 1
+    one_col = (W.sum(-2) > 0).sum(-1) <= 1
+    degenerate = one_row | one_col
+    rho = cov / torch.sqrt(vx * vy).where(~degenerate, torch.ones_like(vx))
+    rho = rho.clamp(-1.0, 1.0)  # rounding can exceed 1 by an ulp
+    if bool(degenerate.any()):
+        warnings.warn(
+            f"diagonal correlation undefined for {int(degenerate.sum())} matrix(ces) whose "
+            "mass lies on a single row or column (zero variance); returning NaN",
+            RuntimeWarning, stacklevel=2)
+        rho = torch.where(degenerate, torch.full_like(rho, math.nan), rho)
+    return rho
+
+
+def diagonal_correlation(A) -> float:
+    """Diagonal correlation (Appendix F) of one square matrix ``A`` [k, k]; a float.
+
+    See :func:`diagonal_correlations` for the definition and error handling.
+    """
+    A = _as_tensor(A)
+    if A.ndim != 2:
+        raise ValueError(f"diagonal_correlation takes one matrix [k, k], got shape {tuple(A.shape)}"
+                         " (use diagonal_correlations for batches)")
+    return float(diagonal_correlations(A))
+
+
+def diagonal_correlation_closed_form(A) -> Tensor:
+    """The paper's closed formula (Appendix F) for rho, batched: [..., k, k] -> [...].
+
+    With ``m = 1^T A 1``, ``r1 = (1..k)``, ``r2 = (1^2..k^2)`` and A replaced by ``|A|``::
+
+        rho = (m r1^T A r1 - (r1^T A 1)(1^T A r1))
+              / sqrt((m r2^T A 1 - (r1^T A 1)^2) (m 1^T A r2 - (1^T A r1)^2))
+
+    Raw moments, so it loses accuracy by cancellation for large k; use
+    :func:`diagonal_correlations` in computations. No validation, no degeneracy handling.
+    """
+    W = _as_tensor(A).abs()
+    k = W.shape[-1]
+    one = torch.ones(k, dtype=W.dtype, device=W.device)
+    r1 = torch.arange(1, k + 1, dtype=W.dtype, device=W.device)
+    r2 = r1 * r1
+
+    def q(x, y):  # x^T W y, batched
+        return torch.einsum("i,...ij,j->...", x, W, y)
+
+    m = q(one, one)
+    num = m * q(r1, r1) - q(r1, one) * q(one, r1)
+    den = torch.sqrt((m * q(r2, one) - q(r1, one) ** 2) * (m * q(one, r2) - q(one, r1) ** 2))
+    return num / den
