@@ -246,6 +246,35 @@ def graded_log_svdvals(a: Tensor, N: Tensor, k: int | None = None) -> Tensor:
     return _graded_from_r(a, R1[: a.shape[0], : a.shape[0]], k)
 
 
+def _window_plan(a_np: np.ndarray, k: int) -> list[tuple[int, int, int, int, float]]:
+    """Windows ``(s, e, take_from, take_to, top)`` covering the top ``k`` of ``r`` values.
+
+    ``a_np`` [r]: finite log row scales. Block ``[s, e)`` of the column-graded triangle is
+    decomposed with its columns scaled by ``exp(a - top)``; its sorted log-singular values
+    at positions ``[take_from, take_to)`` are accepted (see :func:`graded_log_svdvals`).
+    """
+    r = a_np.shape[0]
+    env = np.minimum.accumulate(a_np)  # non-increasing envelope
+
+    def first_below(thr: float, start: int) -> int:
+        # first index i >= start with env[i] < thr (env is non-increasing), else r
+        return start + int(np.searchsorted(-env[start:], -thr, side="right"))
+
+    plan = []
+    s, acc = 0, 0  # window start, first not-yet-accepted index
+    while acc < k:
+        hi = float(env[s])
+        acc_end = first_below(hi - _WINDOW, s)
+        e = r if acc_end == r else first_below(hi - _WINDOW - _HALF, acc_end)
+        take_from, take_to = acc - s, min(acc_end, k) - s
+        plan.append((s, e, take_from, take_to, float(a_np[s:e].max())))
+        acc = max(acc, min(acc_end, k))
+        if acc >= k:
+            break
+        s = max(first_below(hi - _HALF, s + 1), s + 1)
+    return plan
+
+
 def _graded_from_r(a: Tensor, R1: Tensor, k: int | None) -> Tensor:
     r = a.shape[0]
     k = r if k is None else min(k, r)
@@ -255,29 +284,45 @@ def _graded_from_r(a: Tensor, R1: Tensor, k: int | None) -> Tensor:
         top = a.max()
         sv = torch.linalg.svdvals(R1 * torch.exp(a - top)[None, :])
         return (torch.log(sv) + top)[:k]
-    env_np = torch.cummin(a, 0).values.cpu().numpy()  # non-increasing envelope
-
-    def first_below(thr: float, start: int) -> int:
-        # first index i >= start with env[i] < thr (env is non-increasing), else r
-        return start + int(np.searchsorted(-env_np[start:], -thr, side="right"))
-
     out: list[Tensor] = []
-    s, acc = 0, 0  # window start, first not-yet-accepted index
-    while acc < k:
-        top_val = float(a[s:].max())
-        hi = float(env_np[s])
-        acc_end = first_below(hi - _WINDOW, s)
-        e = r if acc_end == r else first_below(hi - _WINDOW - _HALF, acc_end)
-        block = R1[s:e, s:e] * torch.exp(a[s:e] - top_val)[None, :]
-        lsv = torch.log(torch.linalg.svdvals(block)) + top_val
-        take_from, take_to = acc - s, min(acc_end, k) - s
+    for s, e, take_from, take_to, top in _window_plan(a.cpu().numpy(), k):
         if take_to > take_from:
+            block = R1[s:e, s:e] * torch.exp(a[s:e] - top)[None, :]
+            lsv = torch.log(torch.linalg.svdvals(block)) + top
             out.append(lsv[take_from:take_to])
-        acc = max(acc, min(acc_end, k))
-        if acc >= k:
-            break
-        s = max(first_below(hi - _HALF, s + 1), s + 1)
     return torch.cat(out)[:k]
+
+
+def _graded_batched(a: Tensor, R1: Tensor, rank: Tensor, k: int, out: Tensor) -> None:
+    """:func:`_graded_from_r` for many matrices at once, writing into ``out`` [b, k].
+
+    ``a`` [b, n] (finite on the first ``rank`` entries), ``R1`` [b, n, n]. The windows of all
+    matrices with the same window index are decomposed in one batched SVD (blocks padded
+    with zeros, whose extra singular values are zeros at the end of each sorted list).
+    """
+    a_np = a.cpu().numpy()
+    plans = [_window_plan(a_np[i, : int(rank[i])], min(k, int(rank[i]))) for i in range(len(a_np))]
+    dev = a.device
+    for w in range(max((len(p) for p in plans), default=0)):
+        rows = [(i, p[w]) for i, p in enumerate(plans) if len(p) > w and p[w][3] > p[w][2]]
+        if not rows:
+            continue
+        size = max(e - s for _, (s, e, *_rest) in rows)
+        bi = torch.tensor([i for i, _ in rows], device=dev)
+        st = torch.tensor([p[0] for _, p in rows], device=dev)
+        ln = torch.tensor([p[1] - p[0] for _, p in rows], device=dev)
+        top = torch.tensor([p[4] for _, p in rows], dtype=a.dtype, device=dev)
+        ar = torch.arange(size, device=dev)
+        idx = (st[:, None] + ar[None, :]).clamp(max=a.shape[1] - 1)  # [m, size]
+        valid = ar[None, :] < ln[:, None]
+        block = R1[bi[:, None, None], idx[:, :, None], idx[:, None, :]]
+        scale = torch.where(valid, torch.exp(a[bi[:, None], idx] - top[:, None]),
+                            torch.zeros_like(top[:, None]))
+        block = block * scale[:, None, :] * valid[:, :, None].to(a.dtype)
+        lsv = torch.log(torch.linalg.svdvals(block)) + top[:, None]
+        for j, (i, (s, e, take_from, take_to, _)) in enumerate(rows):
+            acc = s + take_from
+            out[i, acc : acc + take_to - take_from] = lsv[j, take_from:take_to]
 
 
 # --------------------------------------------------------------------------------------
@@ -418,10 +463,11 @@ class SpectrumAccumulator:
             vals = torch.where(ar[None, :] < self.rank[idx, None], vals,
                                torch.full_like(vals, -math.inf))
             out[idx] = vals
-        for i in (~fast).nonzero().squeeze(-1).tolist():
-            r = int(self.rank[i])
-            vals = _graded_from_r(self.a[i, :r], R1[i, :r, :r], min(k, r))
-            out[i, : vals.shape[0]] = vals
+        slow = (~fast).nonzero().squeeze(-1)
+        if len(slow):
+            sub = torch.full((len(slow), k), -math.inf, dtype=self.a.dtype, device=self.a.device)
+            _graded_batched(self.a[slow], R1[slow], self.rank[slow], k, sub)
+            out[slow] = sub
         return out
 
 
