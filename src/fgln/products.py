@@ -487,7 +487,7 @@ def _qr_growth(layer_iter: Iterable[Tensor], L: int, batch: int, n: int, reorth_
     house: tuple[Tensor, Tensor] | None = None  # Q kept in Householder form (CPU path)
     for l, M in enumerate(it, start=1):
         pending = M if pending is None else M @ pending
-        live = (M != 0).any(-1).sum(-1)
+        live = (M.abs().amax(-1) > 0).sum(-1)
         bound = live if bound is None else torch.minimum(bound, live)
         count += 1
         if count == reorth_every or l == L:
@@ -572,7 +572,7 @@ def _run(layer_iter: Iterable[Tensor], L: int, batch: int, n: int, depths: list[
     bound: Tensor | None = None
     for l, M in enumerate(it, start=1):
         pending = M if pending is None else M @ pending
-        live = (M != 0).any(-1).sum(-1)  # rank(M) <= its number of non-zero rows
+        live = (M.abs().amax(-1) > 0).sum(-1)  # rank(M) <= its number of non-zero rows
         bound = live if bound is None else torch.minimum(bound, live)
         count += 1
         if count == reorth_every or l in wanted or l == L:
