@@ -362,6 +362,26 @@ class SpectrumAccumulator:
         rank = torch.full((batch,), n, dtype=torch.long, device=device)
         return cls(eye.clone(), a, eye, rank, 0, rtol, method)
 
+    def _rank_after(self, R: Tensor, M: Tensor, count: int,
+                    rank_bound: Tensor | None) -> Tensor:
+        """Rank of the products after left-multiplying by ``M`` with QR factor ``R``.
+
+        A diagonal entry of ``R`` at rounding level (``rtol`` times the norm of ``M``) marks an
+        annihilated direction, but only when ``M`` is a single layer: a product of several
+        layers can have legitimately tiny entries (its own dynamic range), so there only the
+        structural ``rank_bound`` (non-zero rows of its layers) is trusted.
+        """
+        n = R.shape[-1]
+        rank = self.rank if rank_bound is None else torch.minimum(self.rank,
+                                                                  rank_bound.to(self.rank))
+        if count == 1:
+            scale = torch.linalg.matrix_norm(M).clamp_min(torch.finfo(M.dtype).tiny)
+            small = R.diagonal(dim1=-2, dim2=-1).abs() <= self.rtol * scale[:, None]
+            first = torch.where(small.any(-1), small.to(torch.int8).argmax(-1),
+                                torch.full_like(rank, n))
+            rank = torch.minimum(rank, first)
+        return rank
+
     def _qr(self, Z: Tensor, M: Tensor) -> tuple[Tensor, Tensor]:
         if self.method == "householder":
             # geqrf + householder_product: the same factors as torch.linalg.qr, ~30% faster
@@ -404,18 +424,7 @@ class SpectrumAccumulator:
         colmask = (ar[None, :] < self.rank[:, None]).to(M.dtype)  # [b, n]
         Z = (M @ self.Q) * colmask[:, None, :]
         Qn, R = self._qr(Z, M)
-        # rank detection: a diagonal entry at rounding level marks an annihilated direction
-        scale = torch.linalg.matrix_norm(M).clamp_min(torch.finfo(M.dtype).tiny)
-        small = R.diagonal(dim1=-2, dim2=-1).abs() <= self.rtol * scale[:, None]
-        if count > 1:
-            # a product of several layers can have legitimately tiny diagonal entries
-            # (its own dynamic range): trust only the structural bound ``rank_bound``
-            small = torch.zeros_like(small)
-        small = small | (ar[None, :] >= self.rank[:, None])
-        new_rank = torch.where(small.any(-1), small.to(torch.int8).argmax(-1),
-                               torch.full_like(self.rank, n))
-        if rank_bound is not None:
-            new_rank = torch.minimum(new_rank, rank_bound.to(new_rank))
+        new_rank = self._rank_after(R, M, count, rank_bound)
         alive = ar[None, :] < new_rank[:, None]  # [b, n]
         R = R * alive[:, :, None].to(R.dtype)
         # T' = R T with T = diag(e^a) N, in log form: row i = e^{a_i} sum_j R_ij e^{a_j-a_i} N_j
@@ -502,13 +511,7 @@ def _qr_growth(layer_iter: Iterable[Tensor], L: int, batch: int, n: int, reorth_
                 house = (h, tau)
             else:
                 acc.Q, R = acc._qr(Z, pending)
-            rank = torch.minimum(acc.rank, bound.to(acc.rank))
-            if count == 1:
-                scale = torch.linalg.matrix_norm(pending).clamp_min(torch.finfo(dtype).tiny)
-                small = R.diagonal(dim1=-2, dim2=-1).abs() <= acc.rtol * scale[:, None]
-                first = torch.where(small.any(-1), small.to(torch.int8).argmax(-1),
-                                    torch.full_like(rank, n))
-                rank = torch.minimum(rank, first)
+            rank = acc._rank_after(R, pending, count, bound)
             alive = ar[None, :] < rank[:, None]
             logd = torch.log(R.diagonal(dim1=-2, dim2=-1).abs())
             total = torch.where(alive, total + logd, torch.full_like(total, -math.inf))
