@@ -1,0 +1,384 @@
+"""MNIST for the experiment of Section 8: the full data set where available, else bundled digits.
+
+:func:`load_mnist` returns an :class:`Mnist` with ``.train`` and ``.test`` datasets of
+``(image [1, 28, 28] float32, label int)`` and ``.source``:
+
+* ``"full"``: the 60,000 / 10,000 digits of MNIST, read from ``root/MNIST/raw`` (the layout
+  of ``torchvision.datasets.MNIST``) or downloaded there by torchvision when ``download=True``
+  and a mirror answers within ``timeout`` seconds;
+* ``"bundled"``: otherwise, 10,000 real MNIST digits shipped inside the package
+  (``fgln/mnist_data``, 8,000 train / 2,000 test, checked against their SHA-256), with a
+  :class:`BundledMnistWarning`. A machine without network falls back at once, never fails.
+
+Every IDX file (raw or ``.gz``) goes through :func:`read_idx`, which checks the header and the
+length: a truncated or corrupt file raises ``ValueError`` naming the file.
+
+With ``augment=True`` each training image goes through torchvision's
+``AutoAugment(AutoAugmentPolicy.CIFAR10)`` (as in Section 8), drawn from a per-sample seed
+``(seed, epoch, index)``: the augmented data are the same for any number of ``DataLoader``
+workers and after a resume, given :meth:`MnistDataset.set_epoch`.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import socket
+import threading
+import warnings
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch.utils.data import Dataset
+
+from .cache import find_repo_root
+from .validation import check_int
+
+__all__ = [
+    "BUNDLED_SHA256",
+    "BUNDLED_SIZES",
+    "FULL_SIZES",
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "BundledMnistWarning",
+    "Mnist",
+    "MnistDataset",
+    "default_data_dir",
+    "load_mnist",
+    "read_idx",
+]
+
+# Pixel mean and standard deviation of the MNIST training set (grey levels scaled to [0, 1]).
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+FULL_SIZES = (60_000, 10_000)
+BUNDLED_SIZES = (8_000, 2_000)
+_FILES = {  # split -> (images, labels), file names of the IDX format
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+# SHA-256 of the uncompressed bundled IDX files (see fgln/mnist_data/README.md).
+BUNDLED_SHA256 = {
+    "train-images-idx3-ubyte": "e63f2f57fc22447cd6e38fd8454bdd727918cdc7712e08321f29d7aa72f3b3ba",
+    "train-labels-idx1-ubyte": "53a57a7e2134bea4f0906df81cdf890b1e5e5c319fc88274726dbeea8eb328c9",
+    "t10k-images-idx3-ubyte": "83409ed8201e7ab11ae718e2513b083e175d306e2b29e86a599b4627fcd045d2",
+    "t10k-labels-idx1-ubyte": "054c0e9ea06f1f8bd83f0270ebe024f241e0c41a5cb94aa6d53f0845f9349800",
+}
+
+
+class BundledMnistWarning(UserWarning):
+    """The full MNIST was not available: the bundled 10,000 digits are used instead."""
+
+
+# --------------------------------------------------------------------------------------
+# IDX files
+# --------------------------------------------------------------------------------------
+
+
+def _decompress(raw: bytes, name: str) -> bytes:
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise ValueError(f"{name}: corrupt or truncated gzip file ({exc})") from None
+
+
+def read_idx(source: str | os.PathLike | bytes, *, name: str | None = None) -> torch.Tensor:
+    """Read an IDX file of unsigned bytes (the MNIST format) into a uint8 tensor.
+
+    ``source``: a path (``.gz`` is decompressed) or the file's bytes (then ``name`` names it
+    in messages). Header: two zero bytes, type code ``0x08`` (uint8), the number of
+    dimensions d (1..4), d big-endian uint32 sizes, then exactly ``prod(sizes)`` bytes.
+    Raises ``ValueError`` naming the file for a corrupt gzip stream, a bad header, or a data
+    length that differs from the header's (truncated or padded file).
+    """
+    if isinstance(source, (bytes, bytearray)):
+        data, label = bytes(source), name or "<bytes>"
+        if data[:2] == b"\x1f\x8b":
+            data = _decompress(data, label)
+    else:
+        path = Path(source)
+        label = name or str(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ValueError(f"{label}: no such file") from None
+        if path.suffix == ".gz" or data[:2] == b"\x1f\x8b":
+            data = _decompress(data, label)
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{label}: not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
+    if data[2] != 0x08:
+        raise ValueError(f"{label}: IDX type code 0x{data[2]:02x}, expected 0x08 (unsigned bytes)")
+    ndim = data[3]
+    if not 1 <= ndim <= 4:
+        raise ValueError(f"{label}: IDX header gives {ndim} dimensions, expected 1 to 4")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{label}: truncated IDX header ({len(data)} bytes)")
+    sizes = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    count = 1
+    for s in sizes:
+        count *= s
+    if len(data) != header + count:
+        raise ValueError(
+            f"{label}: truncated or corrupt IDX file: header says {sizes} "
+            f"({header + count} bytes), file has {len(data)} bytes")
+    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(sizes)
+
+
+def _check_split(images: torch.Tensor, labels: torch.Tensor, names: tuple[str, str]) -> None:
+    if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+        raise ValueError(f"{names[0]}: expected images [N, 28, 28], got {list(images.shape)}")
+    if labels.ndim != 1:
+        raise ValueError(f"{names[1]}: expected labels [N], got {list(labels.shape)}")
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{names[0]} has {images.shape[0]} images but {names[1]} has "
+                         f"{labels.shape[0]} labels")
+    if labels.numel() and int(labels.max()) > 9:
+        raise ValueError(f"{names[1]}: label {int(labels.max())} outside 0..9")
+
+
+# --------------------------------------------------------------------------------------
+# datasets
+# --------------------------------------------------------------------------------------
+
+
+class MnistDataset(Dataset):
+    """MNIST digits as ``(image [1, 28, 28] float32, label int)``.
+
+    ``images`` uint8 [N, 28, 28], ``labels`` [N] in 0..9. Each item is, in order: the uint8
+    image [1, 28, 28]; ``augment(image)`` when given (uint8 in, uint8 out, e.g. AutoAugment),
+    run under the torch seed ``hash(seed, epoch, index)`` so that it is reproducible whatever
+    the worker that draws it; scaling to [0, 1]; with ``normalize``,
+    ``(x - MNIST_MEAN) / MNIST_STD``.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *,
+                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 normalize: bool = True, seed: int = 0) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+            raise ValueError(f"images must be uint8 [N, 28, 28], got {images.dtype} "
+                             f"{list(images.shape)}")
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+            raise ValueError(f"labels must be [N] with N = {images.shape[0]}, got "
+                             f"{list(labels.shape)}")
+        self.images = images
+        self.labels = labels.to(torch.int64)
+        self.augment = augment
+        self.normalize = bool(normalize)
+        self.seed = check_int("seed", seed, 0)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of ``epoch`` (call before iterating over an epoch)."""
+        self.epoch = check_int("epoch", epoch, 0)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def _sample_seed(self, index: int) -> int:
+        h = hashlib.blake2b(f"{self.seed}:{self.epoch}:{index}".encode(), digest_size=8)
+        return int.from_bytes(h.digest(), "little") & ((1 << 63) - 1)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        index = int(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        index %= len(self)
+        img = self.images[index][None]  # uint8 [1, 28, 28]
+        if self.augment is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self._sample_seed(index))
+                img = self.augment(img)
+        x = img.to(torch.float32).div_(255.0)
+        if self.normalize:
+            x = x.sub_(MNIST_MEAN).div_(MNIST_STD)
+        return x, int(self.labels[index])
+
+    def subset(self, count: int) -> MnistDataset:
+        """The first ``count`` items, same augmentation and normalisation (for quick runs)."""
+        count = check_int("count", count, 1, len(self))
+        out = MnistDataset(self.images[:count], self.labels[:count], augment=self.augment,
+                           normalize=self.normalize, seed=self.seed)
+        out.epoch = self.epoch
+        return out
+
+
+@dataclass(frozen=True)
+class Mnist:
+    """The two splits and where they came from (``source``: ``"full"`` or ``"bundled"``)."""
+
+    train: MnistDataset
+    test: MnistDataset
+    source: str
+    root: Path | None  # folder holding MNIST/raw for "full"; None for "bundled"
+
+
+def auto_augment() -> Callable[[torch.Tensor], torch.Tensor]:
+    """torchvision's ``AutoAugment(AutoAugmentPolicy.CIFAR10)`` (Section 8), uint8 tensors."""
+    from torchvision.transforms import AutoAugment, AutoAugmentPolicy
+
+    return AutoAugment(AutoAugmentPolicy.CIFAR10)
+
+
+# --------------------------------------------------------------------------------------
+# where the digits come from
+# --------------------------------------------------------------------------------------
+
+
+def default_data_dir() -> Path:
+    """``$FGLN_DATA_DIR`` if set, else ``<repo>/.cache/data`` in a checkout, else
+    ``~/.cache/fgln/data``: the ``root`` used when :func:`load_mnist` gets none."""
+    env = os.environ.get("FGLN_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    repo = find_repo_root()
+    if repo is not None:
+        return repo / ".cache" / "data"
+    return Path.home() / ".cache" / "fgln" / "data"
+
+
+def _raw_file(raw_dir: Path, name: str) -> Path | None:
+    for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _have_full(root: Path) -> bool:
+    raw = root / "MNIST" / "raw"
+    return all(_raw_file(raw, n) is not None for pair in _FILES.values() for n in pair)
+
+
+def _read_root(root: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    raw = root / "MNIST" / "raw"
+    out = {}
+    for split, names in _FILES.items():
+        paths = [_raw_file(raw, n) for n in names]
+        images, labels = (read_idx(p) for p in paths)
+        _check_split(images, labels, tuple(str(p) for p in paths))
+        out[split] = (images, labels)
+    return out
+
+
+def _read_bundled() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    folder = resources.files("fgln") / "mnist_data"
+    out = {}
+    for split, names in _FILES.items():
+        tensors = []
+        for n in names:
+            res = folder / f"{n}.gz"
+            label = f"bundled {n}.gz (fgln/mnist_data)"
+            try:
+                raw = res.read_bytes()
+            except (FileNotFoundError, OSError):
+                raise ValueError(f"{label}: missing from the installed package "
+                                 "(package data not installed?)") from None
+            data = _decompress(raw, label)
+            if hashlib.sha256(data).hexdigest() != BUNDLED_SHA256[n]:
+                raise ValueError(f"{label}: corrupt (SHA-256 differs from the recorded one)")
+            tensors.append(read_idx(data, name=label))
+        _check_split(*tensors, names)
+        out[split] = tuple(tensors)
+    return out
+
+
+def _connect(host: str, port: int, timeout: float) -> bool:
+    """True iff a TCP connection to ``host:port`` opens within ``timeout`` seconds, name
+    resolution included (run in a daemon thread: a hanging resolver cannot block us)."""
+    ok = []
+
+    def attempt():
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                ok.append(True)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=attempt, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(ok)
+
+
+def _mirrors_reachable(timeout: float) -> bool:
+    from torchvision.datasets import MNIST
+
+    for url in MNIST.mirrors:
+        u = urlparse(url)
+        if u.hostname and _connect(u.hostname, u.port or (443 if u.scheme == "https" else 80),
+                                   timeout):
+            return True
+    return False
+
+
+def _download(root: Path, timeout: float) -> str | None:
+    """Download MNIST into ``root/MNIST/raw`` with torchvision; None on success, else why not."""
+    if not _mirrors_reachable(timeout):
+        return f"no MNIST mirror reachable (connection timeout {timeout:g} s)"
+    from urllib.error import URLError
+
+    from torchvision.datasets import MNIST
+
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)  # every read of the download, not only the connection
+    try:
+        MNIST(str(root), train=True, download=True)
+    except (RuntimeError, URLError, OSError) as exc:
+        return f"download failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    finally:
+        socket.setdefaulttimeout(old)
+    return None
+
+
+def load_mnist(root: str | os.PathLike | None = None, *, augment: bool = True,
+               download: bool = True, normalize: bool = True, seed: int = 0,
+               timeout: float = 5.0) -> Mnist:
+    """MNIST for Section 8: the full set from ``root`` (or downloaded), else the bundled digits.
+
+    ``root``: folder holding ``MNIST/raw/*-idx?-ubyte[.gz]`` (default :func:`default_data_dir`).
+    ``download``: when the files are missing, let torchvision fetch them, giving up as soon
+    as no mirror answers within ``timeout`` seconds. When the full set cannot be had, returns
+    the 8,000 / 2,000 bundled digits (``source="bundled"``) with a
+    :class:`BundledMnistWarning`. ``augment``: AutoAugment (CIFAR10 policy) on the training
+    images, seeded per sample from ``seed`` and the epoch. ``normalize``: standardise pixels
+    with :data:`MNIST_MEAN`, :data:`MNIST_STD`. Corrupt files raise ``ValueError`` naming them.
+    """
+    seed = check_int("seed", seed, 0)
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    root = Path(root).expanduser() if root is not None else default_data_dir()
+    why = None
+    if not _have_full(root):
+        if download:
+            why = _download(root, float(timeout))
+        else:
+            why = "download=False"
+        if why is None and not _have_full(root):
+            why = "download finished without the expected files"
+    if why is None:
+        splits = _read_root(root)
+        sizes = (splits["train"][0].shape[0], splits["test"][0].shape[0])
+        if sizes == FULL_SIZES:
+            source = "full"
+        elif sizes == BUNDLED_SIZES:  # e.g. a copy of the bundled digits in MNIST layout
+            source = "bundled"
+        else:
+            raise ValueError(f"{root / 'MNIST' / 'raw'}: holds {sizes[0]} train / {sizes[1]} "
+                             f"test digits; MNIST has {FULL_SIZES[0]} / {FULL_SIZES[1]}")
+        data_root: Path | None = root
+    else:
+        warnings.warn(
+            f"full MNIST not found in {root / 'MNIST' / 'raw'} ({why}); using the "
+            f"{BUNDLED_SIZES[0] + BUNDLED_SIZES[1]:,} MNIST digits bundled with fgln "
+            f"({BUNDLED_SIZES[0]:,} train / {BUNDLED_SIZES[1]:,} test)",
+            BundledMnistWarning, stacklevel=2)
+        splits, source, data_root = _read_bundled(), "bundled", None
+    aug = auto_augment() if augment else None
+    train = MnistDataset(*splits["train"], augment=aug, normalize=normalize, seed=seed)
+    test = MnistDataset(*splits["test"], augment=None, normalize=normalize, seed=seed)
+    return Mnist(train=train, test=test, source=source, root=data_root)

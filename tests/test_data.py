@@ -1,0 +1,300 @@
+"""fgln.data: IDX reading, the offline fallback to the bundled digits, augmentation."""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import hashlib
+import socket
+import time
+import tomllib
+from importlib import resources
+
+import pytest
+import torch
+from conftest import REPO_ROOT
+
+from fgln import data
+
+
+def _idx_bytes(t: torch.Tensor) -> bytes:
+    head = bytes([0, 0, 0x08, t.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in t.shape)
+    return head + t.to(torch.uint8).contiguous().numpy().tobytes()
+
+
+def _write_root(root, sizes, *, gz=False, seed=0):
+    """MNIST/raw under ``root`` with random digits of the given (train, test) sizes."""
+    gen = torch.Generator().manual_seed(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for (split, (img_name, lab_name)), n in zip(data._FILES.items(), sizes):
+        imgs = torch.randint(0, 256, (n, 28, 28), generator=gen, dtype=torch.uint8)
+        labs = torch.randint(0, 10, (n,), generator=gen, dtype=torch.uint8)
+        for name, t in ((img_name, imgs), (lab_name, labs)):
+            blob = _idx_bytes(t)
+            if gz:
+                (raw / f"{name}.gz").write_bytes(gzip.compress(blob))
+            else:
+                (raw / name).write_bytes(blob)
+    return raw
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every TCP connection fails at once; a download attempt fails the test."""
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(args)
+        raise OSError("network unreachable (test)")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    from torchvision.datasets import MNIST
+
+    def no_download(self):
+        raise AssertionError("download attempted although no mirror is reachable")
+
+    monkeypatch.setattr(MNIST, "download", no_download)
+    return calls
+
+
+# --------------------------------------------------------------------------------------
+# IDX files
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_round_trip(tmp_path, gz):
+    t = torch.randint(0, 256, (7, 28, 28), dtype=torch.uint8)
+    blob = _idx_bytes(t)
+    path = tmp_path / ("x.gz" if gz else "x")
+    path.write_bytes(gzip.compress(blob) if gz else blob)
+    assert torch.equal(data.read_idx(path), t)
+    assert torch.equal(data.read_idx(gzip.compress(blob) if gz else blob), t)
+
+
+def test_read_idx_truncated_raw_names_file(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(_idx_bytes(torch.zeros(5, 28, 28, dtype=torch.uint8))[:-100])
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.*truncated"):
+        data.read_idx(path)
+
+
+def test_read_idx_padded_raw_is_rejected(tmp_path):
+    path = tmp_path / "lab"
+    path.write_bytes(_idx_bytes(torch.zeros(5, dtype=torch.uint8)) + b"\0")
+    with pytest.raises(ValueError, match="lab"):
+        data.read_idx(path)
+
+
+def test_read_idx_truncated_gzip_names_file(tmp_path):
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    full = gzip.compress(_idx_bytes(torch.arange(10, dtype=torch.uint8).repeat(50)))
+    path.write_bytes(full[: len(full) // 2])
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz.*gzip"):
+        data.read_idx(path)
+
+
+def test_read_idx_corrupt_gzip_names_file(tmp_path):
+    path = tmp_path / "imgs.gz"
+    blob = bytearray(gzip.compress(_idx_bytes(torch.randint(0, 256, (20, 28, 28),
+                                                            dtype=torch.uint8))))
+    blob[len(blob) // 2] ^= 0xFF  # flipped byte: CRC or stream error
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="imgs.gz"):
+        data.read_idx(path)
+
+
+@pytest.mark.parametrize("head, what", [(b"\x01\x00\x08\x01", "magic"),
+                                        (b"\x00\x00\x0d\x01", "type code"),
+                                        (b"\x00\x00\x08\x07", "dimensions"),
+                                        (b"", "magic")])
+def test_read_idx_bad_header(tmp_path, head, what):
+    path = tmp_path / "bad"
+    path.write_bytes(head + (5).to_bytes(4, "big") + bytes(5) if head else b"")
+    with pytest.raises(ValueError, match=f"bad.*{what}"):
+        data.read_idx(path)
+
+
+# --------------------------------------------------------------------------------------
+# bundled digits and the offline fallback
+# --------------------------------------------------------------------------------------
+
+
+def test_bundled_files_are_package_data_and_intact():
+    folder = resources.files("fgln") / "mnist_data"
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".gz"))
+    assert names == sorted(f"{n}.gz" for n in data.BUNDLED_SHA256)
+    for n, digest in data.BUNDLED_SHA256.items():
+        assert hashlib.sha256(gzip.decompress((folder / f"{n}.gz").read_bytes())).hexdigest() \
+            == digest
+    # pyproject declares them, so that a normal (non-editable) install ships them too
+    cfg = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = cfg["tool"]["setuptools"]["package-data"]["fgln"]
+    for n in names + ["README.md"]:
+        assert any(fnmatch.fnmatch(f"mnist_data/{n}", p) for p in patterns), n
+    assert "CC BY-SA 3.0" in (folder / "README.md").read_text(encoding="utf-8")
+
+
+def test_offline_falls_back_fast_with_warning(tmp_path, no_network):
+    t = time.perf_counter()
+    with pytest.warns(data.BundledMnistWarning, match="8,000 train / 2,000 test"):
+        mn = data.load_mnist(tmp_path, download=True)
+    elapsed = time.perf_counter() - t
+    assert no_network, "the mirrors were not even tried"
+    assert mn.source == "bundled" and mn.root is None
+    assert (len(mn.train), len(mn.test)) == data.BUNDLED_SIZES
+    assert elapsed < 5.0, f"offline fallback took {elapsed:.1f} s"
+    labels = mn.train.labels
+    assert torch.equal(torch.unique(labels), torch.arange(10))  # every digit present
+    counts = torch.bincount(labels, minlength=10).double()
+    assert counts.min() > 0.07 * len(labels)  # roughly balanced classes (each ~10%)
+
+
+def test_hanging_network_times_out(tmp_path, monkeypatch):
+    """A connection that never answers (dropped packets, stuck resolver) costs at most
+    about ``timeout``: the attempt runs in a daemon thread."""
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
+    t = time.perf_counter()
+    with pytest.warns(data.BundledMnistWarning, match="no MNIST mirror reachable"):
+        mn = data.load_mnist(tmp_path, download=True, timeout=0.2)
+    assert mn.source == "bundled"
+    assert time.perf_counter() - t < 3.0
+
+
+def test_download_false_never_touches_the_network(tmp_path, no_network):
+    with pytest.warns(data.BundledMnistWarning, match="download=False"):
+        mn = data.load_mnist(tmp_path, download=False)
+    assert mn.source == "bundled" and not no_network
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_full_data_found_in_root(tmp_path, monkeypatch, no_network, gz):
+    monkeypatch.setattr(data, "FULL_SIZES", (40, 12))  # stand-in sizes, keeps the test small
+    raw = _write_root(tmp_path, (40, 12), gz=gz)
+    mn = data.load_mnist(tmp_path, augment=False, normalize=False)
+    assert mn.source == "full" and mn.root == tmp_path and not no_network
+    imgs = data.read_idx(raw / ("train-images-idx3-ubyte" + (".gz" if gz else "")))
+    x, y = mn.train[3]
+    assert torch.equal(x, imgs[3][None].float() / 255)
+    assert isinstance(y, int)
+
+
+def test_download_path_uses_torchvision(tmp_path, monkeypatch):
+    """Mirror reachable: torchvision's downloader fills root/MNIST/raw, then it is read."""
+    monkeypatch.setattr(data, "FULL_SIZES", (30, 10))
+    monkeypatch.setattr(data, "_mirrors_reachable", lambda timeout: True)
+    from torchvision.datasets import MNIST
+
+    def fake_download(self):
+        _write_root(tmp_path, (30, 10), gz=False, seed=1)
+
+    monkeypatch.setattr(MNIST, "download", fake_download)
+    mn = data.load_mnist(tmp_path, download=True)
+    assert mn.source == "full" and len(mn.train) == 30
+
+
+def test_failed_download_falls_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_mirrors_reachable", lambda timeout: True)
+    from torchvision.datasets import MNIST
+
+    def broken(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(MNIST, "download", broken)
+    with pytest.warns(data.BundledMnistWarning, match="download failed"):
+        assert data.load_mnist(tmp_path).source == "bundled"
+
+
+def test_corrupt_file_in_root_raises_naming_it(tmp_path, no_network):
+    raw = _write_root(tmp_path, (20, 10))
+    bad = raw / "t10k-images-idx3-ubyte"
+    bad.write_bytes(bad.read_bytes()[:-28])
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte"):
+        data.load_mnist(tmp_path)
+
+
+def test_wrong_size_root_is_an_error(tmp_path, no_network):
+    _write_root(tmp_path, (20, 10))
+    with pytest.raises(ValueError, match="20 train / 10 test"):
+        data.load_mnist(tmp_path)
+
+
+def test_bundled_copy_in_root_reports_bundled(tmp_path, no_network):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    folder = resources.files("fgln") / "mnist_data"
+    for n in data.BUNDLED_SHA256:
+        (raw / n).write_bytes(gzip.decompress((folder / f"{n}.gz").read_bytes()))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", data.BundledMnistWarning)
+        mn = data.load_mnist(tmp_path)
+    assert mn.source == "bundled" and mn.root == tmp_path
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="timeout"):
+        data.load_mnist(timeout=0)
+    with pytest.raises(ValueError, match="seed"):
+        data.load_mnist(seed=-1)
+
+
+# --------------------------------------------------------------------------------------
+# datasets and augmentation
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory):
+    with pytest.warns(data.BundledMnistWarning):
+        return data.load_mnist(tmp_path_factory.mktemp("empty"), download=False, augment=True,
+                               seed=3)
+
+
+def test_items_shape_dtype_and_normalisation(bundled):
+    x, y = bundled.test[5]
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and isinstance(y, int)
+    raw = bundled.test.images[5][None].float() / 255
+    assert torch.allclose(x, (raw - data.MNIST_MEAN) / data.MNIST_STD)
+    assert y == int(bundled.test.labels[5])
+    # the constants are those of the pixels: bundled training digits close to them
+    pix = bundled.train.images.float() / 255
+    assert abs(float(pix.mean()) - data.MNIST_MEAN) < 0.01
+    assert abs(float(pix.std()) - data.MNIST_STD) < 0.01
+
+
+def test_augmentation_only_on_train_and_reproducible(bundled):
+    train, test = bundled.train, bundled.test
+    assert test.augment is None and train.augment is not None
+    assert "AutoAugment" in type(train.augment).__name__
+    assert "CIFAR10" in str(train.augment.policy)
+    n = 200
+    plain = data.MnistDataset(train.images[:n], train.labels[:n], augment=None)
+    changed = sum(not torch.equal(train[i][0], plain[i][0]) for i in range(n))
+    # CIFAR10 policy: a sub-policy of two ops, each applied with probability 0.1-0.9;
+    # some are no-ops on grey images (Color) or at magnitude 0: well over a third change.
+    assert 0.35 * n < changed < n
+    again = [train[i][0] for i in range(20)]
+    assert all(torch.equal(a, train[i][0]) for i, a in enumerate(again))  # same (seed, epoch)
+    train.set_epoch(1)
+    try:
+        moved = sum(not torch.equal(a, train[i][0]) for i, a in enumerate(again))
+    finally:
+        train.set_epoch(0)
+    assert moved > 5  # another epoch, other draws
+    before = torch.get_rng_state()
+    train[0]
+    assert torch.equal(before, torch.get_rng_state())  # global RNG untouched
+
+
+def test_augmentation_independent_of_workers(bundled):
+    from torch.utils.data import DataLoader
+
+    ds = bundled.train.subset(48)
+    ds.set_epoch(2)
+    batches = {}
+    for workers in (0, 2):
+        loader = DataLoader(ds, batch_size=16, shuffle=False, num_workers=workers)
+        batches[workers] = torch.cat([x for x, _ in loader])
+    assert torch.equal(batches[0], batches[2])
