@@ -15,7 +15,8 @@ PY=${PY:-python3}
 mkdir -p "$OUT"
 PYTHONPATH=src "$PY" - <<'PYEOF'
 import time, torch
-from fgln.products import (log_spectra_by_depth, lyapunov_estimates, sample_layers)
+from fgln.sampling import sample_layers
+from fgln.spectra import log_spectra_by_depth, lyapunov_estimates
 assert torch.cuda.is_available(), "no CUDA device"
 print(torch.__version__, torch.cuda.get_device_name(0))
 # 1. correctness: CUDA (cholqr) vs CPU (householder), gated and ungated

@@ -52,8 +52,8 @@ import torch
 
 try:  # the benchmark is run as a script, not installed
     import fgln
-    from fgln.products import (log_singular_values, log_spectra_by_depth, lyapunov_estimates,
-                               sample_layers)
+    from fgln.sampling import sample_layers
+    from fgln.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
 except ImportError as exc:  # pragma: no cover - environment problem
     raise SystemExit(
         "cannot import fgln; install it into the venv first: .venv/bin/pip install -e . --no-deps"

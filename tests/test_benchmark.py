@@ -10,7 +10,8 @@ import torch
 
 from conftest import REPO_ROOT
 
-from fgln.products import log_spectra_by_depth, sample_layers
+from fgln.sampling import sample_layers
+from fgln.spectra import log_spectra_by_depth
 
 BENCH = REPO_ROOT / "benchmarks" / "spectra.py"
 

@@ -6,12 +6,14 @@ import pytest
 
 from fgln import depth_scaling as ds
 from fgln import exponents as ex
-from fgln.products import log_spectra_by_depth, sample_layers
+from fgln.sampling import sample_layers
+from fgln.spectra import log_spectra_by_depth
+from fgln.statistics import conditional_stats
 
 
 def test_conditional_stats_ignores_minus_inf_and_reports_fraction():
     x = np.array([[1.0, -np.inf], [3.0, 2.0], [5.0, -np.inf]])
-    st = ds.conditional_stats(x)
+    st = conditional_stats(x)
     np.testing.assert_allclose(st["mean"], [3.0, 2.0])
     np.testing.assert_allclose(st["frac"], [1.0, 1 / 3])
     assert st["sem"][0] == pytest.approx(2.0 / math.sqrt(3))

@@ -13,7 +13,9 @@ from fgln.exponents import (
     lyapunov_exponents_approx,
     predicted_log_singular_values,
 )
-from fgln.products import SpectrumAccumulator, sample_network, stream_log_spectra
+from fgln.accumulator import SpectrumAccumulator
+from fgln.sampling import iter_layers, sample_network
+from fgln.spectra import stream_log_spectra
 
 
 def test_ungated_exponents_are_newmans_formula():
@@ -78,8 +80,6 @@ def test_finite_depth_correction_sign_follows_the_appendix():
     """
     n, L, batch = 4, 60, 2000
     acc = SpectrumAccumulator.start(batch, n)
-    from fgln.products import iter_layers
-
     for M in iter_layers(n, L, 1.0, batch=batch, seed=5):
         acc.push(M)
     log_s1 = acc.log_svdvals(1)[:, 0]

@@ -4,15 +4,17 @@ For each chapter in ``CHAPTERS`` (name -> figures it must write):
 
 1. ``book/<name>.md`` (jupytext MyST) is converted to ``.ipynb`` and executed
    with papermill in the ``book/`` directory, kernel ``python3``, with
-   parameters ``scale="quick"``, ``fig_dir=<tmp>/figs``,
-   ``cache_dir=<tmp>/cache`` (injected after the cell tagged ``parameters``).
-2. Every expected figure must exist in ``fig_dir``, be > 5 kB and not blank.
-3. nbval (``--nbval-lax``) re-executes the executed notebook - including the
-   injected quick-scale parameters cell - and compares the printed outputs of
+   parameters ``scale="quick"``, ``fig_dir``, ``cache_dir`` and ``ledger_dir`` in a
+   fresh temporary directory (injected after the cell tagged ``parameters``).
+2. Every expected figure must exist, not be blank, and come with the arrays behind it
+   (``figNN.npz``), which must satisfy the properties in ``FIGURE_CHECKS``.
+3. The chapter must have written its claims ledger (``<ledger_dir>/<name>.json``).
+4. nbval (``--nbval-lax``) re-executes the executed notebook with a **new, empty** cache
+   directory, so every cached result is recomputed, and compares the printed outputs of
    cells whose first line is ``# NBVAL_CHECK_OUTPUT``.
 
-To validate a new chapter add an entry below; chapters whose file does not
-exist yet are skipped.
+The reproduction page, which reads the ledgers of all chapters, is validated by the
+quick-scale HTML build that ``make test`` runs after this suite.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import pytest
 
 from conftest import BOOK_DIR
@@ -38,6 +42,82 @@ CHAPTERS: dict[str, list[str]] = {
 QUICK_PARAMS = {"scale": "quick"}
 MIN_FIG_BYTES = 5_000
 MIN_PIXEL_STD = 0.01
+
+
+# --------------------------------------------------------------------------
+# properties of the arrays behind each figure
+# --------------------------------------------------------------------------
+
+def _check_fig02(d):
+    from fgln.exponents import lyapunov_exponents
+
+    n = int(d["n"])
+    for tag, p in (("p1", 1.0), ("p05", 0.5)):
+        mean, se, L = d[f"mean_{tag}"], d[f"se_{tag}"], d["L"]
+        assert mean.shape == se.shape == L.shape and np.isfinite(mean[1:]).all()
+        g1 = lyapunov_exponents(n, p, None, 1)[0]
+        assert np.isclose(d[f"gamma1_{tag}"], g1)
+        # the top exponent is approached: closer to gamma_1 at the deepest than at depth 2
+        assert abs(mean[-1] - g1) < abs(mean[1] - g1)
+        assert abs(mean[-1] - g1) < 0.15
+
+
+def _check_fig03(d):
+    m, g = d["mean_p1"], d["gamma_p1"]
+    assert m.shape == g.shape and np.isfinite(m).all()
+    assert np.all(np.diff(m) <= 1e-12), "means of ordered log-singular values must decrease"
+    assert np.sqrt(np.mean((m - g) ** 2)) < 0.2
+    assert ((0 <= d["frac_p05"]) & (d["frac_p05"] <= 1)).all()
+
+
+def _check_fig09(d):
+    for tag in ("p1", "p05"):
+        mlog = d[f"mean_log_{tag}"]  # [depth, k]
+        assert mlog.shape == (d["depth"].size, d["k"])
+        fin = np.isfinite(mlog)
+        assert fin[:, 0].all()
+    # p = 1: every chain is sorted, hence so is the mean over chains
+    assert np.all(np.diff(d["mean_log_p1"], axis=1) <= 1e-9)
+
+
+def _rho_range(d):
+    for k, v in d.items():
+        if k.startswith("rho"):
+            v = v[np.isfinite(v)]
+            assert v.size and np.all((-1 - 1e-12 <= v) & (v <= 1 + 1e-12)), k
+
+
+def _check_fig06(d):
+    for k in d:
+        if k.startswith("overlap"):
+            M = d[k]  # U_J^T U_A: orthogonal
+            assert np.allclose(M @ M.T, np.eye(M.shape[0]), atol=1e-8), k
+    _rho_range(d)
+
+
+def _check_fig05a(d):
+    _rho_range(d)
+    m = d["rho_mean"]
+    assert m[0] > m[-1], "alignment is strongest for short suffixes A_l (small l)"
+
+
+def _check_fig04a(d):
+    mlog = d["mean_log"]  # [l, k]
+    assert np.isfinite(mlog[:, 0]).all()
+    assert np.all(np.diff(d["slope"]) <= 1e-9) or d["slope"][0] > d["slope"][-1]
+
+
+FIGURE_CHECKS: dict[str, Callable[[dict], None]] = {
+    "fig02.png": _check_fig02,
+    "fig03.png": _check_fig03,
+    "fig09.png": _check_fig09,
+    "fig04a.png": _check_fig04a,
+    "fig05a.png": _check_fig05a,
+    "fig06.png": _check_fig06,
+    "fig10.png": _rho_range,
+    "fig11.png": _rho_range,
+    "fig12.png": _rho_range,
+}
 
 
 def test_python3_kernel_is_this_environment():
@@ -71,18 +151,18 @@ def executed_chapter(request, tmp_path_factory):
         pytest.skip(f"chapter {source} does not exist yet")
 
     tmp = tmp_path_factory.mktemp(name)
-    fig_dir = tmp / "figs"
-    cache_dir = tmp / "cache"
     raw = tmp / f"{name}.ipynb"
     executed = tmp / f"{name}.executed.ipynb"
     jupytext.write(jupytext.read(source), raw, fmt="ipynb")
 
-    params = dict(QUICK_PARAMS, fig_dir=str(fig_dir), cache_dir=str(cache_dir))
+    params = dict(QUICK_PARAMS, fig_dir=str(tmp / "figs"), cache_dir=str(tmp / "cache"),
+                  ledger_dir=str(tmp / "ledger"))
     pm.execute_notebook(
         str(raw), str(executed), parameters=params, kernel_name="python3",
         cwd=str(BOOK_DIR), progress_bar=False, log_output=False,
     )
-    return {"name": name, "executed": executed, "fig_dir": fig_dir,
+    return {"name": name, "executed": executed, "fig_dir": tmp / "figs", "tmp": tmp,
+            "ledger": tmp / "ledger" / f"{name}.json",
             "figures": CHAPTERS[name], "params": params}
 
 
@@ -98,7 +178,6 @@ def test_parameters_injected(executed_chapter):
 
 def test_figures_written(executed_chapter):
     import matplotlib.image as mpimg
-    import numpy as np
 
     fig_dir = executed_chapter["fig_dir"]
     for fig in executed_chapter["figures"]:
@@ -111,9 +190,41 @@ def test_figures_written(executed_chapter):
         assert std > MIN_PIXEL_STD, f"{path} looks blank (pixel std {std:.4f})"
 
 
+def test_figure_data(executed_chapter):
+    """The arrays behind each figure exist and have the properties the figure shows."""
+    for fig in executed_chapter["figures"]:
+        path = (executed_chapter["fig_dir"] / fig).with_suffix(".npz")
+        assert path.is_file(), f"{fig}: save_figure(..., data=...) wrote no {path.name}"
+        with np.load(path) as npz:
+            data = {k: npz[k] for k in npz.files}
+        assert data, f"{path.name} is empty"
+        check = FIGURE_CHECKS.get(fig)
+        assert check is not None, f"no property check for {fig} in FIGURE_CHECKS"
+        check(data)
+
+
+def test_ledger_written(executed_chapter):
+    from fgln.claims import STATUSES, source_sha
+
+    path = executed_chapter["ledger"]
+    assert path.is_file(), f"{executed_chapter['name']} wrote no claims ledger"
+    led = json.loads(path.read_text(encoding="utf-8"))
+    assert led["chapter"] == executed_chapter["name"] and led["scale"] == "quick"
+    assert led["source_sha"] == source_sha(executed_chapter["name"])
+    assert len(led["code_version"]) == 16
+    assert led["claims"], "a chapter states at least one claim"
+    for c in led["claims"]:
+        assert c["status"] in STATUSES[:2] and c["expect"] in STATUSES[:2]
+        assert c["evidence"] and c["test"]["rule"] and c["test"]["detail"]
+    # every evidence label exists in the chapter
+    text = (BOOK_DIR / f"{executed_chapter['name']}.md").read_text(encoding="utf-8")
+    for c in led["claims"]:
+        assert f"({c['evidence']})=" in text, f"label {c['evidence']} missing from the chapter"
+
+
 def test_nbval_outputs_reproduce(executed_chapter):
-    """Re-run the executed notebook with nbval from within the book directory
-    (the kernel's cwd is the notebook's directory), comparing the
+    """Re-run the executed notebook with nbval from within the book directory, with a new
+    empty cache directory (so that results are recomputed, not read back), comparing the
     ``# NBVAL_CHECK_OUTPUT`` cells."""
     executed = executed_chapter["executed"]
     nb = json.loads(executed.read_text(encoding="utf-8"))
@@ -124,10 +235,18 @@ def test_nbval_outputs_reproduce(executed_chapter):
     )
     assert n_checked > 0, "chapter has no cell marked '# NBVAL_CHECK_OUTPUT'"
 
+    fresh = executed_chapter["tmp"] / f"cache-nbval-{uuid.uuid4().hex[:8]}"
+    old_cache = executed_chapter["params"]["cache_dir"]
+    for c in nb["cells"]:
+        if "injected-parameters" in c.get("metadata", {}).get("tags", []):
+            src = "".join(c["source"])
+            assert repr(old_cache) in src or f'"{old_cache}"' in src
+            src = src.replace(f'"{old_cache}"', f'"{fresh}"').replace(repr(old_cache), repr(str(fresh)))
+            c["source"] = src
     # Temporary hidden copy inside book/ so that relative paths resolve exactly
     # as in the papermill run and the book build; always removed afterwards.
     target = BOOK_DIR / f".nbval-{executed_chapter['name']}-{uuid.uuid4().hex[:8]}.ipynb"
-    target.write_text(executed.read_text(encoding="utf-8"), encoding="utf-8")
+    target.write_text(json.dumps(nb), encoding="utf-8")
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
@@ -141,3 +260,8 @@ def test_nbval_outputs_reproduce(executed_chapter):
         f"nbval failed for {executed_chapter['name']} (rc={proc.returncode}):\n"
         f"{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
     )
+    used = Path(old_cache)
+    if used.is_dir() and any(used.glob("*.npz")):
+        assert sorted(p.name for p in fresh.glob("*.npz")) == sorted(p.name for p in used.glob("*.npz")), (
+            "the nbval pass did not recompute every cached result into its fresh cache"
+        )

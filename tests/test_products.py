@@ -1,4 +1,5 @@
-"""fgln.products: sampling, partial products and exact log-spectra of deep products."""
+"""Sampling, partial products and exact log-spectra of deep products (fgln.sampling,
+fgln.partial_products, fgln.accumulator, fgln.graded_svd, fgln.spectra)."""
 import math
 
 import mpmath
@@ -6,18 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from fgln.products import (
-    SpectrumAccumulator,
-    graded_log_svdvals,
-    iter_layers,
+from fgln.accumulator import SpectrumAccumulator
+from fgln.graded_svd import graded_log_svdvals
+from fgln.partial_products import layer_partial_products, network_partial_products
+from fgln.sampling import iter_layers, network_layers, sample_layers, sample_network
+from fgln.spectra import (
     log_singular_values,
     log_spectra_by_depth,
-    network_layers,
-    network_partial_products,
-    prefix_suffix_products,
-    sample_layers,
-    sample_network,
+    lyapunov_estimates,
     stream_log_spectra,
+    stream_lyapunov_estimates,
 )
 
 
@@ -111,7 +110,7 @@ def test_bad_input_raises(kwargs, match):
 def test_partial_products_reassemble_the_product():
     w, d = sample_network(5, 6, 0.6, batch=2, seed=4)
     lay = network_layers(w, d, "section5")
-    B, A = prefix_suffix_products(lay)
+    A, B = layer_partial_products(lay)
     J = product(lay)
     for l in range(7):
         assert torch.allclose(A[:, l] @ B[:, l], J, atol=1e-12)
@@ -246,7 +245,6 @@ def test_bad_layers_and_depths():
 
 def test_qr_lyapunov_estimates_are_unbiased_for_the_exponents():
     from fgln.exponents import lyapunov_exponents
-    from fgln.products import lyapunov_estimates, stream_lyapunov_estimates
 
     n, L, batch = 5, 30, 400
     est = stream_lyapunov_estimates(n, L, 1.0, batch=batch, seed=3, reorth_every=3).numpy()

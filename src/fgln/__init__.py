@@ -3,9 +3,89 @@
 Tools for studying deep networks whose nonlinear gates are frozen, so that the
 input-output Jacobian is a product of random (gated) linear maps. The package
 supports the executable Jupyter Book reproducing "Why Deep Jacobian Spectra
-Separate": submodules (imported explicitly, e.g. ``from fgln import cache``)
-provide the numerics, a disk cache for heavy results, progress reporting and
-a single plotting style.
+Separate". The numerics the chapters call are importable from here (each name is
+defined in the submodule listed beside it); the book's machinery is imported from
+its modules: :mod:`fgln.cache` (disk cache), :mod:`fgln.claims` (claims ledger),
+:mod:`fgln.plotting` (figure style), :mod:`fgln.progress` (progress bars).
 """
 
 __version__ = "0.1.0"
+
+from .alignment import alignment_overlaps, overlap_profiles, svd_fixed_signs
+from .depth_scaling import (
+    depth_scaling_fit,
+    finite_depth_offsets,
+    spectrum_at_depth,
+    top_values_by_depth,
+    wedge_log_norms,
+)
+from .diagonal_correlation import (
+    diagonal_correlation,
+    diagonal_correlation_closed_form,
+    diagonal_correlation_reference,
+    diagonal_correlations,
+)
+from .exponents import (
+    finite_depth_constants,
+    finite_depth_constants_mc,
+    lyapunov_exponents,
+    lyapunov_exponents_approx,
+    predicted_log_singular_values,
+)
+from .partial_products import layer_partial_products, network_partial_products
+from .sampling import (
+    haar_from_ginibre,
+    haar_orthogonal,
+    iter_layers,
+    iter_network,
+    make_generator,
+    network_layers,
+    sample_layers,
+    sample_network,
+)
+from .spectra import (
+    log_singular_values,
+    log_spectra_by_depth,
+    lyapunov_estimates,
+    stream_log_spectra,
+    stream_lyapunov_estimates,
+)
+from .statistics import conditional_stats, fit_slopes, mean_se
+from .synthetic_alignment import (
+    cluster_limit,
+    cluster_sweep,
+    overlap_scaled,
+    synthetic_product,
+    theorem61_sweep,
+    unit_ldl,
+)
+from .threads import torch_threads
+
+__all__ = [
+    # fgln.sampling: gated Ginibre layers, Haar matrices
+    "make_generator", "iter_network", "sample_network", "network_layers", "sample_layers",
+    "iter_layers", "haar_orthogonal", "haar_from_ginibre",
+    # fgln.spectra: exact log-spectra and QR exponent estimates of deep products
+    "log_singular_values", "log_spectra_by_depth", "stream_log_spectra",
+    "lyapunov_estimates", "stream_lyapunov_estimates",
+    # fgln.partial_products: (A, B) of Sections 6 and 7
+    "layer_partial_products", "network_partial_products",
+    # fgln.exponents: closed forms of Section 5
+    "lyapunov_exponents", "lyapunov_exponents_approx", "finite_depth_constants",
+    "finite_depth_constants_mc", "predicted_log_singular_values",
+    # fgln.depth_scaling: Section 5 and Figure 4 measurements
+    "top_values_by_depth", "spectrum_at_depth", "wedge_log_norms", "finite_depth_offsets",
+    "depth_scaling_fit",
+    # fgln.diagonal_correlation: Appendix F
+    "diagonal_correlation", "diagonal_correlations", "diagonal_correlation_closed_form",
+    "diagonal_correlation_reference",
+    # fgln.alignment: Sections 6-8 on networks
+    "svd_fixed_signs", "alignment_overlaps", "overlap_profiles",
+    # fgln.synthetic_alignment: Theorem 6.1 and Remarks 6.2, 6.3
+    "unit_ldl", "synthetic_product", "overlap_scaled", "theorem61_sweep", "cluster_limit",
+    "cluster_sweep",
+    # fgln.statistics: means and standard errors over seeds, line fits
+    "conditional_stats", "mean_se", "fit_slopes",
+    # fgln.threads
+    "torch_threads",
+]

@@ -1,89 +1,33 @@
 """Singular-vector alignment in fixed-gates networks (paper, Sections 6-8) and its measurements.
 
-The diagonal correlation of Appendix F lives in :mod:`fgln.diagonal_correlation` and the
-synthetic checks of Theorem 6.1 in :mod:`fgln.synthetic_alignment`; both are re-exported here.
-
-Contents
-
 * :func:`svd_fixed_signs` -- SVD with a deterministic sign convention.
 * :func:`alignment_overlaps` -- for a fixed-gates network ``J = A_l W_l B_l`` (Section 7
   notation), the top-left ``k x k`` blocks of ``U_J^T U_{A_l}``, ``U_J^T A_l A_l^T U_J`` and
   ``A_l A_l^T`` for every l in one pass, with their diagonal correlations (Figures 5, 6,
   10-12).
-* Experiment drivers returning plain numpy dicts (for :func:`fgln.cache.cached`):
-  :func:`overlap_profiles`, :func:`depth_scaling_fit`.
+* :func:`overlap_profiles` -- the same statistics over many seeds, as plain numpy arrays
+  (for :func:`fgln.cache.cached`).
+
+The diagonal correlation (Appendix F) is in :mod:`fgln.diagonal_correlation`, the synthetic
+checks of Theorem 6.1 in :mod:`fgln.synthetic_alignment`.
 """
 from __future__ import annotations
 
 import math
 import warnings
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from .diagonal_correlation import (  # noqa: F401  (re-exported for convenience)
-    diagonal_correlation,
-    diagonal_correlation_closed_form,
-    diagonal_correlations,
-)
-from .synthetic_alignment import (  # noqa: F401  (re-exported for convenience)
-    cluster_limit,
-    cluster_sweep,
-    fit_slopes,
-    haar_orthogonal,
-    overlap_scaled,
-    synthetic_product,
-    theorem61_sweep,
-    unit_ldl,
-)
-from .products import (
-    network_layers,
-    network_partial_products,
-    log_spectra_by_depth,
-    sample_network,
-)
+from .diagonal_correlation import diagonal_correlations
+from .partial_products import network_partial_products
+from .sampling import sample_network
+from .threads import single_threaded, torch_threads
 
 Tensor = torch.Tensor
 
-__all__ = [
-    "diagonal_correlations",
-    "diagonal_correlation",
-    "diagonal_correlation_closed_form",
-    "fix_signs",
-    "svd_fixed_signs",
-    "alignment_overlaps",
-    "haar_orthogonal",
-    "unit_ldl",
-    "synthetic_product",
-    "overlap_scaled",
-    "theorem61_sweep",
-    "cluster_limit",
-    "cluster_sweep",
-    "fit_slopes",
-    "overlap_profiles",
-    "depth_scaling_fit",
-    "torch_threads",
-]
-
-
-@contextmanager
-def torch_threads(n: int = 1) -> Iterator[None]:
-    """Temporarily run torch with ``n`` intra-op threads (restored afterwards).
-
-    Batched small SVDs/QRs do not gain from intra-op threads, and on a busy 2-core machine
-    the default (2 threads) was measured 50-100x slower than 1 thread (spinning workers).
-    The heavy functions of this module therefore run single-threaded.
-    """
-    old = torch.get_num_threads()
-    if old != n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if old != n:
-            torch.set_num_threads(old)
+__all__ = ["fix_signs", "svd_fixed_signs", "alignment_overlaps", "overlap_profiles"]
 
 
 # --------------------------------------------------------------------------------------
@@ -127,22 +71,36 @@ def svd_fixed_signs(X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 # --------------------------------------------------------------------------------------
 
 
-def _single_threaded(fn):
-    import functools
+def _network_bases(weights: Tensor, gates: Tensor):
+    """``(UJ, SJ, UA, SA, AAt)`` for ``J = A_1 W_1`` and every ``A_l`` (batched)."""
+    A, _ = network_partial_products(weights, gates)  # A[:, l-1] = A_l
+    J = A[:, 0] @ weights[:, 0]  # J = A_1 W_1 B_1 with B_1 = I
+    UJ, SJ, _ = svd_fixed_signs(J)
+    UA, SA, _ = svd_fixed_signs(A)
+    return UJ, SJ, UA, SA, A @ A.mT
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with torch_threads(1):
-            return fn(*args, **kwargs)
-    return wrapper
+
+def _blocks(UJ: Tensor, UA: Tensor, AAt: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Top-left k x k blocks of ``U_J^T U_{A_l}``, ``U_J^T A_l A_l^T U_J``, ``A_l A_l^T``."""
+    UJk = UJ[..., :k]  # [b, n, k]
+    overlap = UJk.mT[:, None] @ UA[..., :k]  # [b, L, k, k]
+    gram = UJk.mT[:, None] @ AAt @ UJk[:, None]
+    return overlap, gram, AAt[..., :k, :k]
 
 
-@_single_threaded
+def _rho(X: Tensor) -> Tensor:
+    """Diagonal correlations, NaN without a warning where undefined (e.g. k = 1)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return diagonal_correlations(X)
+
+
+@single_threaded
 def alignment_overlaps(weights: Tensor, gates: Tensor, k: int) -> dict[str, Tensor]:
     """Alignment statistics of ``J = W_L D_{L-1} ... D_1 W_1`` for every l = 1..L.
 
     ``weights`` [batch, L, n, n] or [L, n, n], ``gates`` [batch, L, n] or [L, n] (as from
-    :func:`fgln.products.sample_network`; ``D_L = I``). With ``A_l = W_L D_{L-1} ... W_{l+1} D_l``
+    :func:`fgln.sampling.sample_network`; ``D_L = I``). With ``A_l = W_L D_{L-1} ... W_{l+1} D_l``
     (``A_L = I``, Section 7), one pass over l (:func:`network_partial_products`) gives
 
     * ``overlap``  [batch, L, k, k]: top-left block of ``U_J^T U_{A_l}`` (Theorem 6.1, Fig 5, 6, 11),
@@ -166,41 +124,25 @@ def alignment_overlaps(weights: Tensor, gates: Tensor, k: int) -> dict[str, Tens
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= n:
         raise ValueError(f"k must be an integer in [1, {n}], got {k!r}")
     k = int(k)
-    A, _ = network_partial_products(weights, gates)  # A[:, l-1] = A_l
-    J = A[:, 0] @ weights[:, 0]  # J = A_1 W_1 B_1 with B_1 = I
-    UJ, SJ, _ = svd_fixed_signs(J)
-    UA, SA, _ = svd_fixed_signs(A)
-    UJk = UJ[..., :k]  # [b, n, k]
-    overlap = UJk.mT[:, None] @ UA[..., :k]  # [b, L, k, k]
-    AAt = A @ A.mT
-    gram = UJk.mT[:, None] @ AAt @ UJk[:, None]
-    aat = AAt[..., :k, :k]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # k = 1: NaN by definition
-        out = {
-            "overlap": overlap, "gram": gram, "aat": aat,
-            "rho_overlap": diagonal_correlations(overlap),
-            "rho_gram": diagonal_correlations(gram),
-            "rho_aat": diagonal_correlations(aat),
-            "log_sv_J": torch.log(SJ), "log_sv_A": torch.log(SA),
-        }
+    UJ, SJ, UA, SA, AAt = _network_bases(weights, gates)
+    overlap, gram, aat = _blocks(UJ, UA, AAt, k)
+    out = {
+        "overlap": overlap, "gram": gram, "aat": aat,
+        "rho_overlap": _rho(overlap), "rho_gram": _rho(gram), "rho_aat": _rho(aat),
+        "log_sv_J": torch.log(SJ), "log_sv_A": torch.log(SA),
+    }
     if squeeze:
         out = {key: v[0] for key, v in out.items()}
     return out
 
 
-# --------------------------------------------------------------------------------------
-# experiment drivers (plain numpy results, for fgln.cache.cached)
-# --------------------------------------------------------------------------------------
-
-
-@_single_threaded
+@single_threaded
 def overlap_profiles(n: int, L: int, p: float, seeds: int, ks: Sequence[int], *,
                      seed: int = 0, chunk: int = 8, keep_blocks: int = 0,
                      progress: bool = False) -> dict[str, np.ndarray]:
     """Diagonal correlations of the three Appendix G.2 matrices for ``seeds`` networks.
 
-    Networks are drawn by :func:`fgln.products.sample_network` in chunks of ``chunk``,
+    Networks are drawn by :func:`fgln.sampling.sample_network` in chunks of ``chunk``,
     chunk c with seed ``seed * 100003 + c`` (reproducible). For every block size k in ``ks``
     returns ``rho_overlap_k{k}``, ``rho_gram_k{k}``, ``rho_aat_k{k}`` [seeds, L] (l = 1..L) and
     ``rho_overlap_sq_k{k}`` (the overlap's diagonal correlation with weights ``x^2``
@@ -219,66 +161,15 @@ def overlap_profiles(n: int, L: int, p: float, seeds: int, ks: Sequence[int], *,
     for ci in chunks:
         bsz = min(chunk, seeds - done)
         w, g = sample_network(n, L, p, batch=bsz, seed=seed * 100003 + ci)
-        A, _ = network_partial_products(w, g)
-        J = A[:, 0] @ w[:, 0]
-        UJ, _, _ = svd_fixed_signs(J)
-        UA, SA, _ = svd_fixed_signs(A)
+        UJ, _, UA, SA, AAt = _network_bases(w, g)
         res.setdefault("log_sv_A", []).append(torch.log(SA[..., : max(ks)]))
-        AAt = A @ A.mT
         for k in ks:
-            UJk = UJ[..., :k]
-            ov = UJk.mT[:, None] @ UA[..., :k]
-            gram = UJk.mT[:, None] @ AAt @ UJk[:, None]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                res.setdefault(f"rho_overlap_k{k}", []).append(diagonal_correlations(ov))
-                res.setdefault(f"rho_overlap_sq_k{k}", []).append(diagonal_correlations(ov * ov))
-                res.setdefault(f"rho_gram_k{k}", []).append(diagonal_correlations(gram))
-                res.setdefault(f"rho_aat_k{k}", []).append(
-                    diagonal_correlations(AAt[..., :k, :k]))
+            ov, gram, aat = _blocks(UJ, UA, AAt, k)
+            res.setdefault(f"rho_overlap_k{k}", []).append(_rho(ov))
+            res.setdefault(f"rho_overlap_sq_k{k}", []).append(_rho(ov * ov))
+            res.setdefault(f"rho_gram_k{k}", []).append(_rho(gram))
+            res.setdefault(f"rho_aat_k{k}", []).append(_rho(aat))
             if keep_blocks > 0 and done < keep_blocks:
                 res.setdefault(f"overlap_k{k}", []).append(ov[: keep_blocks - done])
         done += bsz
     return {key: torch.cat(v).numpy() for key, v in res.items()}
-
-
-@_single_threaded
-def depth_scaling_fit(n: int, L: int, p: float, seeds: int, k: int, *, seed: int = 0,
-                      fit_from: Sequence[int] = (1,), progress: bool = False,
-                      ) -> dict[str, np.ndarray]:
-    """Depth scaling of the intermediate Jacobians ``B_l`` (Figure 4 left, Definition 4.6).
-
-    ``B_l = D_{l-1} W_{l-1} ... D_1 W_1`` is the Section 5 product of ``j = l - 1`` gated
-    layers; its exact top-k log singular values for j = 1..L-1 come from
-    :func:`fgln.products.log_spectra_by_depth` (``B_1 = I``). For each network and each
-    ``j0`` in ``fit_from``, fits ``log s_k(B_l) ~ j gamma_k + delta_k`` over ``j >= j0``.
-    Returns ``logsv`` [seeds, L-1, k] (row j-1 = B_{j+1}), ``j`` [L-1], and for each j0:
-    ``slope_j{j0}``, ``intercept_j{j0}`` [seeds, k], ``maxres_j{j0}`` [seeds, k] (largest
-    absolute residual over the fitted j: the epsilon of Definition 4.6). If a gate of rank
-    below k occurs, the affected ``log s`` are ``-inf`` and that network's fits are NaN:
-    choose ``k`` well below ``n p``.
-    """
-    if L < 3:
-        raise ValueError("need L >= 3 for a fit")
-    w, g = sample_network(n, L - 1, p, batch=seeds, seed=seed)
-    layers = network_layers(w, g, "section5")
-    chunks = list(range(0, seeds, 4))  # same numbers as one batch; chunked for progress
-    it = chunks
-    if progress:
-        from .progress import progress as _progress
-        it = _progress(chunks, total=len(chunks), desc=f"B_l spectra n={n} L={L}")
-    logsv = torch.cat([log_spectra_by_depth(layers[c: c + 4], k=k) for c in it]).numpy()
-    j = np.arange(1, L, dtype=float)
-    res: dict[str, np.ndarray] = {"logsv": logsv, "j": j}
-    for j0 in fit_from:
-        sel = j >= j0
-        slopes, icpts, maxres = [], [], []
-        for s in range(seeds):
-            a, b = fit_slopes(j[sel], logsv[s, sel])
-            slopes.append(a)
-            icpts.append(b)
-            maxres.append(np.abs(logsv[s, sel] - (j[sel, None] * a + b)).max(0))
-        res[f"slope_j{j0}"] = np.array(slopes)
-        res[f"intercept_j{j0}"] = np.array(icpts)
-        res[f"maxres_j{j0}"] = np.array(maxres)
-    return res

@@ -8,8 +8,8 @@ Usage::
                  lambda: {"sv": compute_singular_values(...), "runtime": 1.2})
 
 The cache key is the SHA-256 of the canonical JSON of ``name``, ``params``
-(keys sorted, recursively) and ``fgln.__version__``, so bumping the package
-version invalidates every entry. Each entry is stored as
+(keys sorted, recursively) and :func:`code_version`, a hash of the package's
+source files, so editing any module of ``fgln`` invalidates every entry. Each entry is stored as
 ``<name>-<key>.npz`` (arrays and scalars) with a human-readable
 ``<name>-<key>.json`` sidecar. Both files are written atomically (temporary
 file in the same directory, then :func:`os.replace`), so concurrent or
@@ -33,10 +33,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-import fgln
 from fgln.atomic import atomic_write
 
-__all__ = ["cached", "cache_key", "default_cache_dir", "find_repo_root"]
+__all__ = ["cached", "cache_key", "code_version", "default_cache_dir", "find_repo_root"]
 
 _META_KEY = "__fgln_meta__"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -69,8 +68,22 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "fgln"
 
 
+def code_version(package_dir: str | os.PathLike | None = None) -> str:
+    """Short SHA-256 (16 hex digits) of the package's source: every ``*.py`` file under
+    ``package_dir`` (default: this package), by relative path and content, in sorted order.
+
+    Part of every cache key, so editing any module recomputes what depends on it.
+    """
+    root = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def _canonical_json(name: str, params: Mapping[str, Any]) -> str:
-    payload = {"name": name, "params": params, "version": fgln.__version__}
+    payload = {"name": name, "params": params, "code": code_version()}
     try:
         return json.dumps(
             payload, sort_keys=True, separators=(",", ":"), allow_nan=False
@@ -84,7 +97,7 @@ def _canonical_json(name: str, params: Mapping[str, Any]) -> str:
 
 
 def cache_key(name: str, params: Mapping[str, Any]) -> str:
-    """SHA-256 hex digest identifying (name, params, fgln.__version__)."""
+    """SHA-256 hex digest identifying (name, params, code_version())."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"cache name must be a non-empty str, got {name!r}")
     if not isinstance(params, Mapping):
@@ -161,7 +174,7 @@ def cached(
 
     arrays, scalars = _normalise(name, compute())
     directory.mkdir(parents=True, exist_ok=True)
-    meta = {"name": name, "key": key, "version": fgln.__version__, "scalars": scalars}
+    meta = {"name": name, "key": key, "code_version": code_version(), "scalars": scalars}
     to_save = dict(arrays)
     to_save[_META_KEY] = np.array(json.dumps(meta))
     atomic_write(npz_path, lambda fh: np.savez(fh, **to_save), "wb")
@@ -169,7 +182,7 @@ def cached(
     sidecar = {
         "name": name,
         "params": params,
-        "fgln_version": fgln.__version__,
+        "code_version": code_version(),
         "key": key,
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
                    for k, v in arrays.items() if k not in scalars},

@@ -1,42 +1,32 @@
 """Section 5 experiments: depth scaling of gated products at initialization.
 
 Each function runs one measurement over independent chains and returns a dict of numpy
-arrays (ready for :func:`fgln.cache.cached`). Statistics are over chains: ``mean`` and
-``sem`` (standard error of the mean); with unconditioned gates, ``log s_i = -inf`` happens
+arrays (ready for :func:`fgln.cache.cached`). Statistics are over chains
+(:func:`fgln.statistics.conditional_stats`): ``mean`` and ``sem`` (standard error of the
+mean); with unconditioned gates, ``log s_i = -inf`` happens
 (exact zeros), and the statistics are then conditional on ``s_i > 0``, with the fraction
 of chains where it holds reported as ``frac``.
 """
 from __future__ import annotations
 
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from .products import SpectrumAccumulator, iter_layers, sample_network, stream_log_spectra
+from .accumulator import SpectrumAccumulator
+from .sampling import iter_layers, network_layers, sample_network
+from .spectra import log_spectra_by_depth, stream_log_spectra
+from .statistics import conditional_stats, fit_slopes
+from .threads import single_threaded
 
 __all__ = [
-    "conditional_stats",
     "top_values_by_depth",
     "spectrum_at_depth",
     "wedge_log_norms",
     "finite_depth_offsets",
+    "depth_scaling_fit",
 ]
-
-
-def conditional_stats(x: np.ndarray, axis: int = 0) -> dict[str, np.ndarray]:
-    """Mean, standard error and count of the finite entries of ``x`` along ``axis``."""
-    x = np.asarray(x, dtype=float)
-    fin = np.isfinite(x)
-    cnt = fin.sum(axis)
-    xs = np.where(fin, x, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = xs.sum(axis) / cnt
-        dev = np.where(fin, x - np.expand_dims(mean, axis), 0.0)
-        var = (dev**2).sum(axis) / (cnt - 1)
-        sem = np.sqrt(var / cnt)
-    mean = np.where(cnt > 0, mean, np.nan)
-    sem = np.where(cnt > 1, sem, np.nan)
-    return {"mean": mean, "sem": sem, "count": cnt, "frac": cnt / x.shape[axis]}
 
 
 def top_values_by_depth(n: int, p: float, L: int, k: int, chains: int, *, seed: int = 0,
@@ -115,3 +105,46 @@ def finite_depth_offsets(n: int, p: float, L: int, k: int, chains: int, *, seed:
     diff = np.where(np.isnan(diff), -np.inf, diff)
     st = conditional_stats(diff)
     return {"mean": st["mean"], "sem": st["sem"], "frac": st["frac"]}
+
+
+
+@single_threaded
+def depth_scaling_fit(n: int, L: int, p: float, seeds: int, k: int, *, seed: int = 0,
+                      fit_from: Sequence[int] = (1,), progress: bool = False,
+                      ) -> dict[str, np.ndarray]:
+    """Depth scaling of the intermediate Jacobians ``B_l`` (Figure 4 left, Definition 4.6).
+
+    ``B_l = D_{l-1} W_{l-1} ... D_1 W_1`` is the Section 5 product of ``j = l - 1`` gated
+    layers; its exact top-k log singular values for j = 1..L-1 come from
+    :func:`fgln.spectra.log_spectra_by_depth` (``B_1 = I``). For each network and each
+    ``j0`` in ``fit_from``, fits ``log s_k(B_l) ~ j gamma_k + delta_k`` over ``j >= j0``.
+    Returns ``logsv`` [seeds, L-1, k] (row j-1 = B_{j+1}), ``j`` [L-1], and for each j0:
+    ``slope_j{j0}``, ``intercept_j{j0}`` [seeds, k], ``maxres_j{j0}`` [seeds, k] (largest
+    absolute residual over the fitted j: the epsilon of Definition 4.6). If a gate of rank
+    below k occurs, the affected ``log s`` are ``-inf`` and that network's fits are NaN:
+    choose ``k`` well below ``n p``.
+    """
+    if L < 3:
+        raise ValueError(f"L must be >= 3 for a fit, got {L}")
+    w, g = sample_network(n, L - 1, p, batch=seeds, seed=seed)
+    layers = network_layers(w, g, "section5")
+    chunks = list(range(0, seeds, 4))  # same numbers as one batch; chunked for progress
+    it = chunks
+    if progress:
+        from .progress import progress as _progress
+        it = _progress(chunks, total=len(chunks), desc=f"B_l spectra n={n} L={L}")
+    logsv = torch.cat([log_spectra_by_depth(layers[c: c + 4], k=k) for c in it]).numpy()
+    j = np.arange(1, L, dtype=float)
+    res: dict[str, np.ndarray] = {"logsv": logsv, "j": j}
+    for j0 in fit_from:
+        sel = j >= j0
+        slopes, icpts, maxres = [], [], []
+        for s in range(seeds):
+            a, b = fit_slopes(j[sel], logsv[s, sel])
+            slopes.append(a)
+            icpts.append(b)
+            maxres.append(np.abs(logsv[s, sel] - (j[sel, None] * a + b)).max(0))
+        res[f"slope_j{j0}"] = np.array(slopes)
+        res[f"intercept_j{j0}"] = np.array(icpts)
+        res[f"maxres_j{j0}"] = np.array(maxres)
+    return res

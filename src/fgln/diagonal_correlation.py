@@ -22,7 +22,8 @@ import torch
 
 Tensor = torch.Tensor
 
-__all__ = ["diagonal_correlations", "diagonal_correlation", "diagonal_correlation_closed_form"]
+__all__ = ["diagonal_correlations", "diagonal_correlation", "diagonal_correlation_closed_form",
+           "diagonal_correlation_reference"]
 
 
 # --------------------------------------------------------------------------------------
@@ -104,7 +105,7 @@ def diagonal_correlation(A) -> float:
     return float(diagonal_correlations(A))
 
 
-def diagonal_correlation_closed_form(A) -> Tensor:
+def diagonal_correlation_closed_form(A, pairing: str = "paper") -> Tensor:
     """The paper's closed formula (Appendix F) for rho, batched: [..., k, k] -> [...].
 
     With ``m = 1^T A 1``, ``r1 = (1..k)``, ``r2 = (1^2..k^2)`` and A replaced by ``|A|``::
@@ -112,9 +113,14 @@ def diagonal_correlation_closed_form(A) -> Tensor:
         rho = (m r1^T A r1 - (r1^T A 1)(1^T A r1))
               / sqrt((m r2^T A 1 - (r1^T A 1)^2) (m 1^T A r2 - (1^T A r1)^2))
 
+    ``pairing="mixed"`` evaluates the same expression with the row and column first moments
+    exchanged under the square root (``(1^T A r1)^2`` beside ``r2^T A 1``): the variant a
+    misprint would give, kept to show that it differs from the definition (it can be NaN).
     Raw moments, so it loses accuracy by cancellation for large k; use
     :func:`diagonal_correlations` in computations. No validation, no degeneracy handling.
     """
+    if pairing not in ("paper", "mixed"):
+        raise ValueError(f"pairing must be 'paper' or 'mixed', got {pairing!r}")
     W = _as_tensor(A).abs()
     k = W.shape[-1]
     one = torch.ones(k, dtype=W.dtype, device=W.device)
@@ -126,5 +132,16 @@ def diagonal_correlation_closed_form(A) -> Tensor:
 
     m = q(one, one)
     num = m * q(r1, r1) - q(r1, one) * q(one, r1)
-    den = torch.sqrt((m * q(r2, one) - q(r1, one) ** 2) * (m * q(one, r2) - q(one, r1) ** 2))
+    row, col = (q(r1, one), q(one, r1)) if pairing == "paper" else (q(one, r1), q(r1, one))
+    den = torch.sqrt((m * q(r2, one) - row**2) * (m * q(one, r2) - col**2))
     return num / den
+
+
+def diagonal_correlation_reference(A) -> float:
+    """rho of one matrix [k, k] straight from the definition, via ``numpy.cov`` with weights
+    ``|A|`` (an implementation independent of :func:`diagonal_correlations`, for checks)."""
+    A = np.abs(np.asarray(A, dtype=np.float64))
+    k = A.shape[0]
+    i, j = np.meshgrid(np.arange(1, k + 1), np.arange(1, k + 1), indexing="ij")
+    c = np.cov(np.stack([i.ravel(), j.ravel()]), aweights=A.ravel())
+    return float(c[0, 1] / math.sqrt(c[0, 0] * c[1, 1]))

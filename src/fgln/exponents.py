@@ -34,6 +34,7 @@ import numpy as np
 from scipy.special import digamma
 from scipy.stats import binom
 
+from .statistics import conditional_stats
 from .validation import check_int as _int
 from .validation import check_p, check_sigma
 
@@ -107,20 +108,24 @@ def finite_depth_constants(n: int, k: int) -> np.ndarray:
 
 def finite_depth_constants_mc(n: int, k: int, samples: int = 2000, seed: int = 0,
                               ) -> tuple[np.ndarray, np.ndarray]:
-    """Monte Carlo estimate of ``d_0..d_k`` and its standard error (Haar via QR of Ginibre)."""
+    """Monte Carlo estimate of ``d_0..d_k`` and its standard error, [k+1] each.
+
+    ``d_i = -E log|det Omega^{i,i}|`` over ``samples`` Haar orthogonal ``Omega``
+    (:func:`fgln.sampling.haar_orthogonal`).
+    """
     import torch
+
+    from .sampling import haar_orthogonal
 
     n = _int("n", n, 1)
     k = _int("k", k, 0, n)
     samples = _int("samples", samples, 2)
-    gen = torch.Generator().manual_seed(_int("seed", seed, 0))
-    g = torch.randn(samples, n, n, generator=gen, dtype=torch.float64)
-    q, r = torch.linalg.qr(g)
-    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]  # exact Haar
+    q = haar_orthogonal(n, _int("seed", seed, 0), batch=samples)
     vals = np.zeros((samples, k + 1))
     for i in range(1, k + 1):
         vals[:, i] = -torch.linalg.slogdet(q[:, :i, :i]).logabsdet.numpy()
-    return vals.mean(0), vals.std(0, ddof=1) / math.sqrt(samples)
+    st = conditional_stats(vals)
+    return st["mean"], st["sem"]
 
 
 def predicted_log_singular_values(n: int, p: float, sigma: float | None, L: int, k: int,

@@ -112,10 +112,13 @@ def band(ax, x, mean, err, label=None, color=None, alpha: float = 0.25, **kwargs
     return line
 
 
-def save_figure(fig, name: str, fig_dir: str | os.PathLike) -> Path:
+def save_figure(fig, name: str, fig_dir: str | os.PathLike,
+                data: dict[str, np.ndarray] | None = None) -> Path:
     """Save ``fig`` as ``fig_dir/name`` (PNG) atomically; return the path.
 
-    ``name`` must look like ``fig02.png`` or ``fig02b.png``.
+    ``name`` must look like ``fig02.png`` or ``fig02b.png``. ``data`` (arrays behind the
+    figure, e.g. ``{"L": depths, "mean": m, "se": se}``) is saved beside it as
+    ``fig02.npz``, so that tests can check what is drawn and not only that a PNG exists.
     """
     if not isinstance(name, str) or not FIG_NAME.match(name):
         raise ValueError(
@@ -125,4 +128,10 @@ def save_figure(fig, name: str, fig_dir: str | os.PathLike) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     atomic_write(path, lambda fh: fig.savefig(fh, format="png"), "wb")
+    if data is not None:
+        arrays = {k: np.asarray(v) for k, v in data.items()}
+        bad = [k for k, v in arrays.items() if v.dtype == object]
+        if bad:
+            raise TypeError(f"figure data {bad} of {name} must be numeric arrays")
+        atomic_write(path.with_suffix(".npz"), lambda fh: np.savez(fh, **arrays), "wb")
     return path

@@ -13,27 +13,17 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .products import make_generator
+from .sampling import haar_orthogonal, make_generator
 
 Tensor = torch.Tensor
 
-__all__ = ["haar_orthogonal", "unit_ldl", "synthetic_product", "overlap_scaled",
-           "fit_slopes", "theorem61_sweep", "cluster_limit", "cluster_sweep"]
+__all__ = ["unit_ldl", "synthetic_product", "overlap_scaled", "theorem61_sweep",
+           "cluster_limit", "cluster_sweep"]
 
 
 # --------------------------------------------------------------------------------------
 # synthetic checks of Theorem 6.1 and Remarks 6.2, 6.3
 # --------------------------------------------------------------------------------------
-
-
-def haar_orthogonal(n: int, seed: int | torch.Generator | None = None,
-                    dtype=torch.float64) -> Tensor:
-    """A Haar-distributed orthogonal matrix [n, n] (QR of a Ginibre matrix, signs fixed)."""
-    gen = make_generator(seed)
-    G = torch.randn(n, n, generator=gen, dtype=dtype)
-    Q, R = torch.linalg.qr(G)
-    d = torch.sign(torch.diagonal(R))
-    return Q * torch.where(d == 0, torch.ones_like(d), d)[None, :]
 
 
 def unit_ldl(C: Tensor) -> tuple[Tensor, Tensor]:
@@ -86,18 +76,6 @@ def overlap_scaled(log_s: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
     d = torch.sign(torch.diagonal(R))
     R = R * torch.where(d == 0, torch.ones_like(d), d)[None, :]
     return R, torch.log(S) + top
-
-
-def fit_slopes(x, Y) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares lines ``Y[:, j] ~ a_j x + b_j``; x [m], Y [m, q] -> (a [q], b [q])."""
-    x = np.asarray(x, dtype=float)
-    Y = np.asarray(Y, dtype=float)
-    squeeze = Y.ndim == 1
-    Y = Y[:, None] if squeeze else Y
-    X = np.stack([x, np.ones_like(x)], 1)
-    coef, *_ = np.linalg.lstsq(X, Y, rcond=None)
-    a, b = coef[0], coef[1]
-    return (a[0], b[0]) if squeeze else (a, b)
 
 
 def theorem61_sweep(rates: Sequence[float], Ls: Sequence[float], r: int, *, seed: int = 0,

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-__all__ = ["check_int", "check_p", "check_sigma"]
+__all__ = ["check_int", "check_p", "check_sigma", "check_network", "check_layers"]
 
 
 def check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -43,3 +43,34 @@ def check_sigma(sigma, n: int) -> float:
     if not (sigma > 0.0 and math.isfinite(sigma)):
         raise ValueError(f"sigma must be a positive finite number (> 0), got {sigma}")
     return sigma
+
+
+def check_network(n, L, p, sigma, min_rank) -> tuple[int, int, float, float, int | None]:
+    """Validated ``(n, L, p, sigma, min_rank)`` of a gated network (Definitions 5.1, 5.2).
+
+    ``sigma=None`` becomes ``1/sqrt(n)``; ``min_rank`` (or None) must lie in [1, n] and be
+    reachable: a rank-``min_rank`` p-gate must have probability at least 1e-9, so that the
+    rejection sampler of (r, p)-gates terminates.
+    """
+    n = check_int("n", n, 1)
+    L = check_int("L", L, 1)
+    p = check_p(p)
+    sigma = check_sigma(sigma, n)
+    if min_rank is not None:
+        min_rank = check_int("min_rank", min_rank, 1, n)
+        from scipy.stats import binom
+
+        prob = float(binom.sf(min_rank - 1, n, p))
+        if prob < 1e-9:
+            raise ValueError(
+                f"min_rank={min_rank} is practically unreachable for n={n}, p={p} "
+                f"(P(rank >= min_rank) = {prob:.2e} < 1e-9)")
+    return n, L, p, sigma, min_rank
+
+
+def check_layers(layers) -> tuple[int, int, int]:
+    """``(batch, L, n)`` of a stack of square layers [batch, L, n, n], else ValueError."""
+    if layers.ndim != 4 or layers.shape[-1] != layers.shape[-2]:
+        raise ValueError(f"layers must have shape [batch, L, n, n], got {tuple(layers.shape)}")
+    b, L, n, _ = layers.shape
+    return b, L, n

@@ -1,0 +1,218 @@
+"""Log-scaled QR accumulation of a deep product, and the one loop that feeds it layers.
+
+A batch of products ``J = M_l ... M_1`` is kept as ``J = Q diag(exp(a)) N``: ``Q`` orthogonal,
+``a`` log row scales, ``N`` upper triangular with unit rows. Nothing of size ``exp(L)`` is ever
+formed, so depths of 10,000 and more neither overflow nor underflow. A step multiplies a
+chunk of layers into the product and re-triangularises with one QR; the sum of the
+``log|R_ii|`` of all steps (the *growth*) is the classical QR (Benettin) estimate of
+``L (gamma_1 + ... )`` increments. Rank drops (exact zeros created by gates) are detected
+step by step and reported as ``-inf``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+
+from .graded_svd import graded_log_svdvals_batched
+from .validation import check_int
+
+Tensor = torch.Tensor
+
+__all__ = ["SpectrumAccumulator", "accumulate"]
+
+METHODS = ("householder", "cholqr")
+
+
+@dataclass
+class SpectrumAccumulator:
+    """Running log-scaled QR factorisation of a batch of products ``J = Q diag(e^a) N``.
+
+    ``Q`` [batch, n, n] orthogonal (``None`` while it is kept in Householder form ``house``),
+    ``a`` [batch, n] log row scales (``-inf`` for rows that a gate has annihilated), ``N``
+    [batch, n, n] upper-triangular rows of unit norm (zero rows where ``a = -inf``), ``rank``
+    [batch]: number of leading non-annihilated rows, ``growth`` [batch, n]: sum over steps
+    of ``log|R_ii|`` (``-inf`` past the rank). With ``spectrum=False`` only ``Q``, ``rank``
+    and ``growth`` are kept (the exponent estimator), which is cheaper.
+    """
+
+    Q: Tensor | None
+    a: Tensor
+    N: Tensor | None
+    rank: Tensor
+    growth: Tensor
+    depth: int = 0
+    rtol: float = 1e-12
+    method: str = "householder"
+    spectrum: bool = True
+    house: tuple[Tensor, Tensor] | None = None
+
+    @classmethod
+    def start(cls, batch: int, n: int, *, dtype=torch.float64, device="cpu",
+              rtol: float = 1e-12, method: str = "auto",
+              spectrum: bool = True) -> "SpectrumAccumulator":
+        """Empty products (identity). ``method``: ``"householder"`` (LAPACK QR), ``"cholqr"``
+        (CholeskyQR2 with Householder fallback, fast on GPUs where batched QR is slow), or
+        ``"auto"`` (cholqr on CUDA, householder elsewhere)."""
+        if method == "auto":
+            method = "cholqr" if torch.device(device).type == "cuda" else "householder"
+        if method not in METHODS:
+            raise ValueError(f"method must be 'auto', 'householder' or 'cholqr', got {method!r}")
+        batch = check_int("batch", batch, 1)
+        n = check_int("n", n, 1)
+        eye = torch.eye(n, dtype=dtype, device=device).expand(batch, n, n).clone()
+        a = torch.zeros(batch, n, dtype=dtype, device=device)
+        rank = torch.full((batch,), n, dtype=torch.long, device=device)
+        return cls(eye.clone(), a, eye if spectrum else None, rank, torch.zeros_like(a), 0,
+                   rtol, method, spectrum)
+
+    # ---------------------------------------------------------------- one QR step
+
+    def _rank_after(self, R: Tensor, M: Tensor, count: int, rank_bound: Tensor | None) -> Tensor:
+        """Rank of the products after left-multiplying by ``M`` with QR factor ``R``.
+
+        A diagonal entry of ``R`` at rounding level (``rtol`` times the norm of ``M``) marks an
+        annihilated direction, but only when ``M`` is a single layer: a product of several
+        layers can have legitimately tiny entries (its own dynamic range), so there only the
+        structural ``rank_bound`` (non-zero rows of its layers) is trusted.
+        """
+        n = R.shape[-1]
+        rank = self.rank if rank_bound is None else torch.minimum(self.rank,
+                                                                  rank_bound.to(self.rank))
+        if count == 1:
+            scale = torch.linalg.matrix_norm(M).clamp_min(torch.finfo(M.dtype).tiny)
+            small = R.diagonal(dim1=-2, dim2=-1).abs() <= self.rtol * scale[:, None]
+            first = torch.where(small.any(-1), small.to(torch.int8).argmax(-1),
+                                torch.full_like(rank, n))
+            rank = torch.minimum(rank, first)
+        return rank
+
+    def _cholqr(self, Z: Tensor, M: Tensor) -> tuple[Tensor, Tensor]:
+        """CholeskyQR2 of ``Z``. A rank drop can only come from rows of ``M`` that are exactly
+        zero (gates); such elements, and any whose Gram matrix is not numerically positive
+        definite, go through Householder QR instead."""
+        n = Z.shape[-1]
+        ar = torch.arange(n, device=Z.device)
+        dead = (ar[None, :] >= self.rank[:, None]).to(Z.dtype)  # masked (zero) columns
+        live_rows = (M.abs().sum(-1) > 0).sum(-1)
+        fallback = live_rows < self.rank
+        Q, R = Z, torch.diag_embed(torch.ones_like(dead))
+        for _ in range(2):
+            G = Q.mT @ Q + torch.diag_embed(dead)
+            C, info = torch.linalg.cholesky_ex(G, upper=True)
+            fallback = fallback | (info != 0)
+            C = torch.where((info != 0)[:, None, None], torch.diag_embed(torch.ones_like(dead)), C)
+            Q = torch.linalg.solve_triangular(C, Q, upper=True, left=False)
+            R = C @ R
+        R = R * (1.0 - dead)[:, :, None]
+        if bool(fallback.any()):
+            idx = fallback.nonzero().squeeze(-1)
+            Qh, Rh = torch.linalg.qr(Z[idx])
+            Q, R = Q.clone(), R.clone()
+            Q[idx], R[idx] = Qh, Rh
+        return Q, R
+
+    def _factor(self, Z: Tensor, M: Tensor) -> Tensor:
+        """QR of ``Z``: stores the new orthogonal factor, returns ``R`` (upper part valid)."""
+        if self.method == "cholqr":
+            self.Q, R = self._cholqr(Z, M)
+            return R
+        h, tau = torch.geqrf(Z)  # geqrf + householder_product: ~30% faster than linalg.qr
+        if self.spectrum:
+            self.Q, self.house = torch.linalg.householder_product(h, tau), None
+            return torch.triu(h)
+        self.Q, self.house = None, (h, tau)  # applied later by ormqr, never formed
+        return h
+
+    def _update_triangle(self, R: Tensor, alive: Tensor) -> None:
+        """``T' = R T`` with ``T = diag(e^a) N``, in log form (row i = e^{a_i} sum_j R_ij
+        e^{a_j - a_i} N_j), rows renormalised."""
+        R = R * alive[:, :, None].to(R.dtype)
+        a = self.a
+        a_safe = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
+        diff = (a_safe[:, None, :] - a_safe[:, :, None]).clamp(max=700.0)
+        F = torch.exp(diff) * torch.isfinite(a)[:, None, :].to(a.dtype)
+        P = torch.triu(R * F) @ self.N
+        nu = torch.linalg.vector_norm(P, dim=-1)
+        ok = alive & (nu > 0)
+        nu_safe = torch.where(ok, nu, torch.ones_like(nu))
+        self.N = torch.where(ok[..., None], P / nu_safe[..., None], torch.zeros_like(P))
+        self.a = torch.where(ok, a_safe + torch.log(nu_safe), torch.full_like(a, -math.inf))
+        self.rank = ok.sum(-1)
+
+    def push(self, M: Tensor, count: int = 1, rank_bound: Tensor | None = None) -> Tensor:
+        """Left-multiply by ``M`` [batch, n, n] (itself a product of ``count`` layers).
+
+        ``rank_bound`` [batch] (optional): an upper bound on the rank of ``M``, e.g. the
+        smallest number of non-zero rows among the gated layers multiplied into it; a
+        direction is declared annihilated beyond it, or when its QR diagonal entry is at
+        rounding level (``rtol`` times the norm of ``M``). Returns this step's
+        ``log|R_ii|`` [batch, n] (``-inf`` past the new rank).
+        """
+        n = M.shape[-1]
+        ar = torch.arange(n, device=M.device)
+        colmask = (ar[None, :] < self.rank[:, None]).to(M.dtype)  # [b, n]
+        if self.house is not None:  # M @ Q without forming Q
+            Z = torch.ormqr(self.house[0], self.house[1], M, left=False)
+        else:
+            Z = M @ self.Q
+        R = self._factor(Z * colmask[:, None, :], M)
+        new_rank = self._rank_after(R, M, count, rank_bound)
+        alive = ar[None, :] < new_rank[:, None]  # [b, n]
+        logd = torch.where(alive, torch.log(R.diagonal(dim1=-2, dim2=-1).abs()),
+                           torch.full_like(self.growth, -math.inf))
+        self.growth = self.growth + logd
+        if self.spectrum:
+            self._update_triangle(R, alive)
+        else:
+            self.rank = new_rank
+        self.depth += count
+        return logd
+
+    # ---------------------------------------------------------------- read-out
+
+    def log_svdvals(self, k: int | None = None) -> Tensor:
+        """Exact log-singular values of the current products, [batch, k], ``-inf`` for zeros."""
+        if not self.spectrum:
+            raise ValueError("log_svdvals needs an accumulator started with spectrum=True")
+        n = self.a.shape[1]
+        k = n if k is None else check_int("k", k, 1, n)
+        # QR of N^T once for the whole batch: rows of N beyond the rank are zero, so the
+        # leading r x r block of R1 is the QR factor of the live rows alone.
+        R1 = torch.linalg.qr(self.N.mT, mode="r")[1]
+        return graded_log_svdvals_batched(self.a, R1, self.rank, k)
+
+
+def accumulate(layers: Iterable[Tensor], acc: SpectrumAccumulator, L: int, *,
+               depths: Iterable[int] = (), k: int | None = None, reorth_every: int = 1,
+               progress: bool = False) -> list[Tensor]:
+    """Push ``L`` layers [batch, n, n] into ``acc``; log-spectra at ``depths`` ([batch, k] each).
+
+    ``reorth_every`` layers are multiplied together between two QR steps; a step is also
+    taken at every wanted depth and at L. Each chunk carries a structural rank bound: the
+    smallest number of non-zero rows among its layers.
+    """
+    reorth_every = check_int("reorth_every", reorth_every, 1)
+    wanted = set(depths)
+    it = layers
+    if progress:
+        from .progress import progress as _progress
+
+        it = _progress(layers, total=L, desc="layers")
+    out: list[Tensor] = []
+    pending: Tensor | None = None
+    bound: Tensor | None = None
+    count = 0
+    for l, M in enumerate(it, start=1):
+        pending = M if pending is None else M @ pending
+        live = (M.abs().amax(-1) > 0).sum(-1)  # rank(M) <= its number of non-zero rows
+        bound = live if bound is None else torch.minimum(bound, live)
+        count += 1
+        if count == reorth_every or l in wanted or l == L:
+            acc.push(pending, count, bound)
+            pending, count, bound = None, 0, None
+        if l in wanted:
+            out.append(acc.log_svdvals(k))
+    return out

@@ -1,0 +1,56 @@
+"""Statistics over independent seeds or chains: means, standard errors, line fits.
+
+Entries that are not finite (NaN: an undefined quantity; ``-inf``: ``log 0`` of an exact
+zero singular value) are left out, so every statistic is conditional on the quantity being
+defined, and the count of the entries used is reported alongside.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["conditional_stats", "mean_se", "fit_slopes"]
+
+
+def conditional_stats(x, axis: int = 0) -> dict[str, np.ndarray]:
+    """Mean, standard error and count of the finite entries of ``x`` along ``axis``.
+
+    Returns ``mean``, ``sem`` (standard error of the mean; NaN with fewer than 2 entries),
+    ``sd`` (sample standard deviation, ddof 1), ``count`` and ``frac`` (count / size along
+    ``axis``); each has the shape of ``x`` without ``axis``.
+    """
+    x = np.asarray(x, dtype=float)
+    fin = np.isfinite(x)
+    cnt = fin.sum(axis)
+    xs = np.where(fin, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = xs.sum(axis) / cnt
+        dev = np.where(fin, x - np.expand_dims(mean, axis), 0.0)
+        var = (dev**2).sum(axis) / (cnt - 1)
+        sem = np.sqrt(var / cnt)
+    mean = np.where(cnt > 0, mean, np.nan)
+    sem = np.where(cnt > 1, sem, np.nan)
+    sd = np.where(cnt > 1, np.sqrt(np.where(cnt > 1, var, 0.0)), np.nan)
+    return {"mean": mean, "sem": sem, "sd": sd, "count": cnt, "frac": cnt / x.shape[axis]}
+
+
+def mean_se(x, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, standard error, standard deviation)`` of the finite entries along ``axis``."""
+    st = conditional_stats(x, axis)
+    return st["mean"], st["sem"], st["sd"]
+
+
+def fit_slopes(x, Y) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares lines ``Y[:, j] ~ a_j x + b_j``; x [m], Y [m, q] -> (a [q], b [q]).
+
+    A one-dimensional ``Y`` [m] gives scalars ``(a, b)``.
+    """
+    x = np.asarray(x, dtype=float)
+    Y = np.asarray(Y, dtype=float)
+    if x.ndim != 1 or Y.shape[0] != x.shape[0] or Y.ndim > 2:
+        raise ValueError(f"need x [m] and Y [m] or [m, q], got {x.shape} and {Y.shape}")
+    squeeze = Y.ndim == 1
+    Y = Y[:, None] if squeeze else Y
+    X = np.stack([x, np.ones_like(x)], 1)
+    coef, *_ = np.linalg.lstsq(X, Y, rcond=None)
+    a, b = coef[0], coef[1]
+    return (a[0], b[0]) if squeeze else (a, b)
