@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
 
-test: venv
+test: venv lint
 	$(VPY) -m pytest -q
 	$(MAKE) book-quick
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-
 from fgln.sampling import sample_layers
 from fgln.spectra import log_spectra_by_depth
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from scipy.special import digamma
 
+from fgln.accumulator import SpectrumAccumulator
 from fgln.exponents import (
     finite_depth_constants,
     finite_depth_constants_mc,
@@ -13,7 +14,6 @@ from fgln.exponents import (
     lyapunov_exponents_approx,
     predicted_log_singular_values,
 )
-from fgln.accumulator import SpectrumAccumulator
 from fgln.sampling import iter_layers, sample_network
 from fgln.spectra import stream_log_spectra
 

@@ -103,7 +103,8 @@ def alignment_overlaps(weights: Tensor, gates: Tensor, k: int) -> dict[str, Tens
     :func:`fgln.sampling.sample_network`; ``D_L = I``). With ``A_l = W_L D_{L-1} ... W_{l+1} D_l``
     (``A_L = I``, Section 7), one pass over l (:func:`network_partial_products`) gives
 
-    * ``overlap``  [batch, L, k, k]: top-left block of ``U_J^T U_{A_l}`` (Theorem 6.1, Fig 5, 6, 11),
+    * ``overlap``  [batch, L, k, k]: top-left block of ``U_J^T U_{A_l}`` (Theorem 6.1;
+      Fig 5, 6, 11),
     * ``gram``     [batch, L, k, k]: top-left block of ``U_J^T A_l A_l^T U_J`` (Fig 10),
     * ``aat``      [batch, L, k, k]: top-left block of ``A_l A_l^T`` (Fig 12),
     * ``rho_overlap``, ``rho_gram``, ``rho_aat`` [batch, L]: their diagonal correlations,

@@ -82,7 +82,7 @@ def _windowed(a: Tensor, R1: Tensor, rank: Tensor, k: int, out: Tensor) -> None:
                             torch.zeros_like(top[:, None]))
         block = block * scale[:, None, :] * valid[:, :, None].to(a.dtype)
         lsv = torch.log(torch.linalg.svdvals(block)) + top[:, None]
-        for j, (i, (s, e, take_from, take_to, _)) in enumerate(rows):
+        for j, (i, (s, _, take_from, take_to, _)) in enumerate(rows):
             acc = s + take_from
             out[i, acc : acc + take_to - take_from] = lsv[j, take_from:take_to]
 

@@ -62,7 +62,8 @@ def synthetic_product(n: int, rates: Sequence[float], L: float, *, B: Tensor | N
 
 
 def overlap_scaled(log_s: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
-    """``R_L = U_{A_L}^T U_{J_L}`` and ``log s(J_L)`` for ``A_L = U diag(exp(log_s))``, ``J_L = A_L B``.
+    """``R_L = U_{A_L}^T U_{J_L}`` and ``log s(J_L)``, for ``A_L = U diag(exp(log_s))`` and
+    ``J_L = A_L B``.
 
     Since ``U^T J_L = S_L B``, ``R_L`` is the left singular basis of ``S_L B``, whatever U
     is; we never form ``J_L``. Rows of ``S_L B`` are graded (sorted decreasing), for which
