@@ -46,6 +46,10 @@ def test_shapes_dtype_and_default_sigma():
     assert lay.shape == (2, 3, 6, 6) and lay.dtype == torch.float64
     lay32 = sample_layers(6, 3, batch=2, seed=0, dtype=torch.float32)
     assert lay32.dtype == torch.float32
+    # sigma=None means 1/sqrt(n): the same draws as an explicit sigma, which scales them
+    assert torch.equal(lay, sample_layers(6, 3, sigma=1 / math.sqrt(6), batch=2, seed=0))
+    lay3 = sample_layers(6, 3, sigma=3 / math.sqrt(6), batch=2, seed=0)
+    assert torch.allclose(lay3, 3 * lay, rtol=1e-15, atol=0)
 
 
 def test_ginibre_variance_and_gate_rate_match_within_standard_error():
