@@ -12,8 +12,8 @@ from importlib import resources
 
 import pytest
 import torch
-from conftest import REPO_ROOT
 
+from conftest import REPO_ROOT
 from fgln import data
 
 
@@ -27,7 +27,7 @@ def _write_root(root, sizes, *, gz=False, seed=0):
     gen = torch.Generator().manual_seed(seed)
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for (split, (img_name, lab_name)), n in zip(data._FILES.items(), sizes):
+    for (img_name, lab_name), n in zip(data._FILES.values(), sizes):
         imgs = torch.randint(0, 256, (n, 28, 28), generator=gen, dtype=torch.uint8)
         labs = torch.randint(0, 10, (n,), generator=gen, dtype=torch.uint8)
         for name, t in ((img_name, imgs), (lab_name, labs)):
@@ -266,9 +266,8 @@ def test_items_shape_dtype_and_normalisation(bundled):
 
 def test_augmentation_only_on_train_and_reproducible(bundled):
     train, test = bundled.train, bundled.test
-    assert test.augment is None and train.augment is not None
-    assert "AutoAugment" in type(train.augment).__name__
-    assert "CIFAR10" in str(train.augment.policy)
+    assert test.augment is None and isinstance(train.augment, data.BatchedAutoAugment)
+    assert "CIFAR10" in str(train.augment.policy) and len(train.augment.policies) == 25
     n = 200
     plain = data.MnistDataset(train.images[:n], train.labels[:n], augment=None)
     changed = sum(not torch.equal(train[i][0], plain[i][0]) for i in range(n))
@@ -284,8 +283,47 @@ def test_augmentation_only_on_train_and_reproducible(bundled):
         train.set_epoch(0)
     assert moved > 5  # another epoch, other draws
     before = torch.get_rng_state()
-    train[0]
+    train.__getitems__(list(range(64)))
     assert torch.equal(before, torch.get_rng_state())  # global RNG untouched
+
+
+def test_batch_equals_items(bundled):
+    """``__getitems__`` (one grouped call per batch) gives exactly the items one by one."""
+    idx = [5, 900, 17, 3, 4000, 17, 7999, 0] + list(range(100, 164))
+    batch = bundled.train.__getitems__(idx)
+    for i, (x, y) in zip(idx, batch):
+        xi, yi = bundled.train[i]
+        assert torch.equal(x, xi) and y == yi
+
+
+def test_batched_autoaugment_equals_torchvision(bundled, monkeypatch):
+    """With the same draw, every image equals torchvision's ``AutoAugment.forward``."""
+    from torchvision.transforms import AutoAugment
+
+    aug = bundled.train.augment
+    idx = list(range(256))
+    ids, probs, signs = aug.draws(7, 3, idx)
+    assert len(set(ids)) == 25  # every sub-policy drawn at least once in 256 images
+    imgs = bundled.train.images[idx][:, None]
+    ours = aug(imgs, (ids, probs, signs))
+    ref = AutoAugment(aug.policy)
+    for b in range(len(idx)):
+        monkeypatch.setattr(AutoAugment, "get_params",
+                            staticmethod(lambda n, b=b: (ids[b], probs[b], signs[b])))
+        assert torch.equal(ours[b], ref(imgs[b])), f"image {b}, sub-policy {ids[b]}"
+
+
+def test_draws_are_uniform():
+    """Sub-policy ids, probabilities and signs from the hash: uniform, within 4 s.e."""
+    aug = data.BatchedAutoAugment()
+    m = 20_000
+    ids, probs, signs = aug.draws(0, 0, range(m))
+    counts = torch.bincount(torch.tensor(ids), minlength=25).double()
+    p = 1 / 25
+    assert float((counts / m - p).abs().max()) < 4 * (p * (1 - p) / m) ** 0.5
+    assert float((probs.mean(0) - 0.5).abs().max()) < 4 * (1 / 12 / m) ** 0.5
+    assert float((signs.double().mean(0) - 0.5).abs().max()) < 4 * (0.25 / m) ** 0.5
+    assert float(probs.min()) >= 0 and float(probs.max()) < 1
 
 
 def test_augmentation_independent_of_workers(bundled):
