@@ -1,0 +1,622 @@
+"""How the singular values of ``J`` move under gradient flow (paper, Sections 4 and 7, Appendices
+A, E and G.1).
+
+Notation: ``J = U S V^T`` with ``s_1 >= s_2 >= ...``; ``G = grad_J L`` [n_L, n_0], the gradient of
+the loss with respect to ``J``; ``g_k = <G, u_k v_k^T> = u_k^T G v_k``. For a
+:class:`~fgln.networks.FixedGatesNetwork`, ``J = A_l W_l B_l`` (Section 7) and
+
+* Lemma A.1: ``grad_{W_l} L = A_l^T G B_l^T`` (:func:`weight_gradients`);
+* Lemma E.1: under gradient flow ``dJ/dt = -sum_l A_l A_l^T G B_l^T B_l``
+  (:func:`flow_jacobian_derivative`);
+* Lemma E.2: ``ds_k/dt = u_k^T (dJ/dt) v_k`` (:func:`singular_value_rates`), hence the exact flow
+  rates ``ds_k/dt = -sum_l (U^T A_l A_l^T G B_l^T B_l V)_kk`` (:func:`flow_singular_value_rates`);
+* Proposition 4.5: ``ds_k/dt = -L s_k^{2-2/L} g_k`` for balanced masked networks
+  (:func:`balanced_singular_value_rates`);
+* Proposition 7.1: ``ds_k/dt ~ -e^{(2+2/L) delta_k} L s_k^{2-2/L} g_k`` with ``delta_k`` from a
+  depth-scaling fit of the partial products (:func:`network_depth_scaling`,
+  :func:`prop71_rates`), and the sizes of its assumptions' violations
+  (:func:`alignment_errors`);
+* Remark 7.2: the first-order version through triangular factors (:func:`remark72_rates`);
+* Appendix G.1: the process ``s(t+1) = s(t) + C s(t)^{2-2/L} g(t)`` with ``C`` fitted by least
+  squares (:func:`fit_g1_constant`) or taken from Proposition 7.1 (:func:`theory_constant`).
+
+Depth-scaling convention. A product of ``m`` consecutive layers is modelled as
+``log s_k = m gamma_k + delta_k`` (Definition 4.6 with ``M_{1:m}``): the prefixes
+``M_{1:m} = D_m W_m ... D_1 W_1`` (m = 1..L, ``D_L = I``, so ``M_{1:L} = J``) and the suffixes
+``A_l`` (m = L - l layers, l = 1..L-1). With this count ``s_k(A_l) s_k(B_l) =
+e^{(1 + 1/L) delta_k} s_k^{1 - 1/L}`` whenever ``s_k = e^{L gamma_k + delta_k}``, the identity
+Appendix E.2 uses. (The exponents ``(L - l + 1)`` and ``l`` printed in Proposition 7.1 (i) count
+one layer more on each side than ``A_l`` and ``B_l`` hold; with them the identity is off by
+``e^{2 gamma_k}``.) Empty products (``A_L = B_1 = I``) are left out of the fit.
+
+All spectral quantities are computed in float64 whatever the network's dtype.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .networks import FixedGatesNetwork
+from .validation import check_int
+
+Tensor = torch.Tensor
+
+__all__ = [
+    "svd_top",
+    "projections",
+    "singular_value_rates",
+    "balanced_singular_value_rates",
+    "weight_gradients",
+    "flow_jacobian_derivative",
+    "flow_singular_value_rates",
+    "flow_rate_terms",
+    "NetworkDepthScaling",
+    "network_depth_scaling",
+    "alignment_errors",
+    "subspace_alignment",
+    "aligned_rates",
+    "prop71_rates",
+    "remark72_rates",
+    "SpectralRecorder",
+    "DynamicsRecorder",
+    "g1_process",
+    "fit_g1_constant",
+    "theory_constant",
+]
+
+
+# --------------------------------------------------------------------------------------
+# singular values and their rates
+# --------------------------------------------------------------------------------------
+
+
+def _as64(x: Tensor) -> Tensor:
+    return x.detach().to(torch.float64)
+
+
+def _check_matrix(name: str, x) -> Tensor:
+    if not isinstance(x, Tensor) or x.ndim != 2:
+        got = getattr(x, "shape", type(x).__name__)
+        raise ValueError(f"{name} must be a 2-d tensor, got {got}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} has non-finite entries")
+    return _as64(x)
+
+
+def _check_k(k, J: Tensor) -> int:
+    kmax = min(J.shape)
+    return kmax if k is None else check_int("k", k, 1, kmax)
+
+
+def svd_top(J: Tensor, k: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(U_k [m, k], s_k [k], V_k [n, k])``: the top ``k`` singular triplets of ``J`` (float64)."""
+    J = _check_matrix("J", J)
+    k = _check_k(k, J)
+    U, s, Vh = torch.linalg.svd(J, full_matrices=False)
+    return U[:, :k], s[:k], Vh[:k].T
+
+
+def projections(J: Tensor, grad_J: Tensor, k: int | None = None) -> Tensor:
+    """``g_k = <grad_J L, u_k v_k^T> = u_k^T grad_J v_k`` for the top ``k`` (default: all) [k]."""
+    U, _, V = svd_top(J, k)
+    G = _check_matrix("grad_J", grad_J)
+    if G.shape != J.shape:
+        raise ValueError(f"grad_J must have the shape of J {tuple(J.shape)}, got {tuple(G.shape)}")
+    return ((U.T @ G) * V.T).sum(-1)
+
+
+def singular_value_rates(J: Tensor, J_dot: Tensor, k: int | None = None) -> Tensor:
+    """Lemma E.2: ``ds_k/dt = u_k^T (dJ/dt) v_k`` for the top ``k`` (default: all) [k].
+
+    Exact for simple singular values (a repeated one has no derivative in general).
+    """
+    U, _, V = svd_top(J, k)
+    Jd = _check_matrix("J_dot", J_dot)
+    if Jd.shape != J.shape:
+        raise ValueError(f"J_dot must have the shape of J {tuple(J.shape)}, got {tuple(Jd.shape)}")
+    return ((U.T @ Jd) * V.T).sum(-1)
+
+
+def _check_L(L) -> int:
+    return check_int("L", L, 1)
+
+
+def balanced_singular_value_rates(J: Tensor, grad_J: Tensor, L: int,
+                                  k: int | None = None) -> Tensor:
+    """Proposition 4.5: ``ds_k/dt = -L s_k^{2-2/L} <grad_J L, u_k v_k^T>`` [k]."""
+    L = _check_L(L)
+    _, s, _ = svd_top(J, k)
+    g = projections(J, grad_J, k)
+    return -L * s.pow(2.0 - 2.0 / L) * g
+
+
+# --------------------------------------------------------------------------------------
+# gradient flow of a fixed-gates network (Lemmas A.1, E.1)
+# --------------------------------------------------------------------------------------
+
+
+def _check_net(net) -> FixedGatesNetwork:
+    if not isinstance(net, FixedGatesNetwork):
+        raise ValueError(f"net must be a FixedGatesNetwork, got {type(net).__name__}")
+    return net
+
+
+def _partials64(net: FixedGatesNetwork) -> tuple[list[Tensor], list[Tensor]]:
+    with torch.no_grad():
+        A, B = net.partial_products()
+    return [_as64(a) for a in A], [_as64(b) for b in B]
+
+
+def _check_grad(net: FixedGatesNetwork, grad_J) -> Tensor:
+    G = _check_matrix("grad_J", grad_J)
+    n = net.widths
+    if G.shape != (n[-1], n[0]):
+        raise ValueError(f"grad_J must have shape [n_L, n_0] = {(n[-1], n[0])}, "
+                         f"got {tuple(G.shape)}")
+    return G.to(device=net.weights[0].device)
+
+
+def weight_gradients(net: FixedGatesNetwork, grad_J: Tensor) -> list[Tensor]:
+    """Lemma A.1: ``grad_{W_l} L = A_l^T grad_J B_l^T`` for l = 1..L (float64)."""
+    net = _check_net(net)
+    G = _check_grad(net, grad_J)
+    A, B = _partials64(net)
+    return [a.T @ G @ b.T for a, b in zip(A, B)]
+
+
+def flow_jacobian_derivative(net: FixedGatesNetwork, grad_J: Tensor) -> Tensor:
+    """Lemma E.1: ``dJ/dt = -sum_l A_l A_l^T grad_J B_l^T B_l`` under gradient flow [n_L, n_0]."""
+    net = _check_net(net)
+    G = _check_grad(net, grad_J)
+    A, B = _partials64(net)
+    return -sum(a @ a.T @ G @ b.T @ b for a, b in zip(A, B))
+
+
+def flow_rate_terms(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) -> Tensor:
+    """Per-layer terms of the exact flow rates: ``-(U^T A_l A_l^T G B_l^T B_l V)_kk``, [L, k];
+    their sum over l is ``ds_k/dt`` (Appendix E.2, first display)."""
+    net = _check_net(net)
+    G = _check_grad(net, grad_J)
+    A, B = _partials64(net)
+    J = _as64(net.jacobian())
+    U, _, V = svd_top(J, k)
+    rows = []
+    for a, b in zip(A, B):
+        left = U.T @ a  # [k, n_l]
+        right = b @ V   # [n_{l-1}, k]
+        rows.append(-(((left @ a.T) @ G) @ b.T @ right).diagonal())
+    return torch.stack(rows)
+
+
+def flow_singular_value_rates(net: FixedGatesNetwork, grad_J: Tensor,
+                              k: int | None = None) -> Tensor:
+    """Exact gradient-flow rates ``ds_k/dt`` of the top ``k`` singular values (Lemmas E.1, E.2)."""
+    return flow_rate_terms(net, grad_J, k).sum(0)
+
+
+# --------------------------------------------------------------------------------------
+# Proposition 7.1: assumptions (i) and (ii), and its right-hand side
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkDepthScaling:
+    """Least-squares fit ``log s_k(product of m layers) = m gamma_k + delta_k`` (Definition 4.6).
+
+    ``log_prefix`` [L, k]: ``log s_k(M_{1:m})``, m = 1..L (row m-1). ``log_suffix`` [L-1, k]:
+    ``log s_k(A_l)``, l = 1..L-1 (row l-1, m = L - l layers). ``resid_*``: measured minus
+    fitted. ``epsilon`` [k]: the largest |residual| per k, the epsilon of Definition 4.6 /
+    Proposition 7.1 (i).
+    """
+
+    gamma: Tensor
+    delta: Tensor
+    log_prefix: Tensor
+    log_suffix: Tensor
+    resid_prefix: Tensor
+    resid_suffix: Tensor
+
+    @property
+    def epsilon(self) -> Tensor:
+        both = torch.cat([self.resid_prefix.abs(), self.resid_suffix.abs()], 0)
+        return both.amax(0)
+
+
+def _log_top(M: Tensor, k: int) -> Tensor:
+    s = torch.linalg.svdvals(M)[:k]
+    return torch.log(s)
+
+
+def network_depth_scaling(net: FixedGatesNetwork, k: int | None = None,
+                          families: Sequence[str] = ("prefix", "suffix"),
+                          ) -> NetworkDepthScaling:
+    """Fit Proposition 7.1 (i) / Definition 4.6 on the partial products of ``net``.
+
+    ``families``: which products enter the fit: ``"prefix"`` (``M_{1:m}``, Definition 4.6) and/or
+    ``"suffix"`` (``A_l``); both by default, since Proposition 7.1 (i) asks both to share
+    ``(gamma_k, delta_k)``. Residuals are reported for both families either way. Requires
+    ``k <= min(widths)`` and L >= 2.
+    """
+    net = _check_net(net)
+    L = net.depth
+    if L < 2:
+        raise ValueError("network_depth_scaling needs L >= 2 (a line through >= 2 depths)")
+    kmax = min(net.widths)
+    k = kmax if k is None else check_int("k", k, 1, kmax)
+    fams = tuple(families)
+    if not fams or any(f not in ("prefix", "suffix") for f in fams):
+        raise ValueError(f"families must be a non-empty subset of ('prefix', 'suffix'), "
+                         f"got {families!r}")
+    A, B = _partials64(net)
+    J = _as64(net.jacobian())
+    prefixes = B[1:] + [J]             # M_{1:m} = B_{m+1}, m = 1..L-1, and J
+    log_pre = torch.stack([_log_top(p, k) for p in prefixes])        # [L, k]
+    log_suf = torch.stack([_log_top(a, k) for a in A[:-1]])          # [L-1, k], A_l, l=1..L-1
+    m_pre = torch.arange(1, L + 1, dtype=torch.float64)
+    m_suf = torch.arange(L - 1, 0, -1, dtype=torch.float64)
+    xs, ys = [], []
+    if "prefix" in fams:
+        xs.append(m_pre)
+        ys.append(log_pre)
+    if "suffix" in fams:
+        xs.append(m_suf)
+        ys.append(log_suf)
+    x = torch.cat(xs)
+    y = torch.cat(ys, 0)
+    ok = torch.isfinite(y)
+    gamma = torch.empty(k, dtype=torch.float64)
+    delta = torch.empty(k, dtype=torch.float64)
+    for j in range(k):
+        xj, yj = x[ok[:, j]], y[ok[:, j], j]
+        if xj.numel() < 2:
+            gamma[j] = delta[j] = float("nan")
+            continue
+        design = torch.stack([xj, torch.ones_like(xj)], 1)
+        sol = torch.linalg.lstsq(design, yj[:, None]).solution[:, 0]
+        gamma[j], delta[j] = sol[0], sol[1]
+    fit_pre = m_pre[:, None] * gamma + delta
+    fit_suf = m_suf[:, None] * gamma + delta
+    return NetworkDepthScaling(gamma, delta, log_pre, log_suf, log_pre - fit_pre,
+                               log_suf - fit_suf)
+
+
+def _aligned_block(U: Tensor, W: Tensor, k: int) -> Tensor:
+    """``U_k^T W_k`` with the columns of ``W`` signed to make the diagonal >= 0 [k, k]."""
+    R = U[:, :k].T @ W[:, :k]
+    sign = torch.where(R.diagonal() < 0, -1.0, 1.0).to(R.dtype)
+    return R * sign[None, :]
+
+
+def alignment_errors(net: FixedGatesNetwork, k: int | None = None) -> tuple[Tensor, Tensor]:
+    """Proposition 7.1 (ii), measured on the top-``k`` block: ``(err_A, err_B)``, each [L-1, k].
+
+    ``err_A[l-1, j] = max_i |(U^T U_{A_l} - I)_{ij}|`` for l = 1..L-1 and
+    ``err_B[l-2, j] = max_i |(V^T V_{B_l} - I)_{ij}|`` for l = 2..L, over i, j <= k, with
+    the signs of the columns of ``U_{A_l}`` (``V_{B_l}``) chosen to make the diagonal positive.
+    The infinity norm of (ii) restricted to the block is ``err.amax(-1)``. The empty products
+    ``A_L = B_1 = I`` are left out (their singular vectors are arbitrary).
+    """
+    net = _check_net(net)
+    kmax = min(net.widths)
+    k = kmax if k is None else check_int("k", k, 1, kmax)
+    A, B = _partials64(net)
+    J = _as64(net.jacobian())
+    U, _, Vh = torch.linalg.svd(J, full_matrices=False)
+    V = Vh.T
+    eye = torch.eye(k, dtype=torch.float64)
+    err_a, err_b = [], []
+    for a in A[:-1]:
+        Ua = torch.linalg.svd(a, full_matrices=False)[0]
+        err_a.append((_aligned_block(U, Ua, k) - eye).abs().amax(0))
+    for b in B[1:]:
+        Vb = torch.linalg.svd(b, full_matrices=False)[2].T
+        err_b.append((_aligned_block(V, Vb, k) - eye).abs().amax(0))
+    return torch.stack(err_a), torch.stack(err_b)
+
+
+def subspace_alignment(net: FixedGatesNetwork, r: int) -> tuple[Tensor, Tensor]:
+    """Sine of the largest principal angle between top-``r`` singular subspaces:
+    ``(sin_A, sin_B)``, each [L-1]: left subspaces of ``J`` and ``A_l`` (l = 1..L-1), right
+    subspaces of ``J`` and ``B_l`` (l = 2..L). Unlike :func:`alignment_errors` this does not
+    care how the vectors are arranged inside the subspace, so it stays small when a cluster of
+    close singular values (Remark 6.2) mixes them."""
+    net = _check_net(net)
+    r = check_int("r", r, 1, min(net.widths))
+    A, B = _partials64(net)
+    J = _as64(net.jacobian())
+    U, _, Vh = torch.linalg.svd(J, full_matrices=False)
+    Ur, Vr = U[:, :r], Vh[:r].T
+
+    def sin_max(X: Tensor, Y: Tensor) -> Tensor:
+        c = torch.linalg.svdvals(X.T @ Y).clamp(max=1.0)
+        return torch.sqrt(1.0 - c.min() ** 2)
+
+    sa = [sin_max(Ur, torch.linalg.svd(a, full_matrices=False)[0][:, :r]) for a in A[:-1]]
+    sb = [sin_max(Vr, torch.linalg.svd(b, full_matrices=False)[2][:r].T) for b in B[1:]]
+    return torch.stack(sa), torch.stack(sb)
+
+
+def prop71_rates(J: Tensor, grad_J: Tensor, L: int, delta: Tensor,
+                 k: int | None = None) -> Tensor:
+    """Proposition 7.1's right-hand side ``-e^{(2+2/L) delta_k} L s_k^{2-2/L} g_k`` [k]
+    (``delta`` [>= k]; ``delta = 0`` gives Proposition 4.5)."""
+    L = _check_L(L)
+    base = balanced_singular_value_rates(J, grad_J, L, k)
+    delta = _as64(torch.as_tensor(delta)).to(base.device)
+    if delta.ndim != 1 or delta.shape[0] < base.shape[0]:
+        raise ValueError(f"delta must be 1-d with at least {base.shape[0]} entries, "
+                         f"got shape {tuple(delta.shape)}")
+    return torch.exp((2.0 + 2.0 / L) * delta[: base.shape[0]]) * base
+
+
+def aligned_rates(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) -> Tensor:
+    """Proposition 7.1 with (ii) exact but (i) not assumed:
+    ``-sum_l s_k(A_l)^2 s_k(B_l)^2 g_k`` [k] (Appendix E.2, third display)."""
+    net = _check_net(net)
+    J = _as64(net.jacobian())
+    k = _check_k(k, J)
+    if k > min(net.widths):
+        raise ValueError(f"k must be <= min(widths) = {min(net.widths)}, got {k}")
+    A, B = _partials64(net)
+    g = projections(J, grad_J, k)
+    tot = sum(torch.linalg.svdvals(a)[:k] ** 2 * torch.linalg.svdvals(b)[:k] ** 2
+              for a, b in zip(A, B))
+    return -tot * g
+
+
+# --------------------------------------------------------------------------------------
+# Remark 7.2
+# --------------------------------------------------------------------------------------
+
+
+def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delta: Tensor | None,
+                   k: int | None = None) -> dict[str, Tensor]:
+    """Remark 7.2 for ``J = M_L ... M_1`` with layer derivatives ``dM_l/dt`` (any smooth M_l).
+
+    With ``Q_l = M_L ... M_{l+1} = U_Q S_Q V_Q^T``, ``P_l = M_{l-1} ... M_1 = U_P S_P V_P^T`` and
+    ``dJ/dt = sum_l Q_l (dM_l/dt) P_l``, the exact rate is
+    ``ds_k/dt = sum_l s_{Q_l,k} s_{P_l,k} (T_l^- V_Q^T dM_l U_P T_l^+)_kk`` with
+    ``T_l^- = S_Q^{-1} U^T U_Q S_Q`` and ``T_l^+ = S_P V_P^T V S_P^{-1}`` (full matrices).
+    Remark 7.2 keeps the lower (upper) triangular part of ``T^-`` (``T^+``) on the top block
+    and replaces ``s_{Q_l,k} s_{P_l,k}`` by ``e^{(1+1/L) delta_k} s_k^{1-1/L}``.
+
+    Returns a dict of [k] tensors: ``exact`` (Lemma E.2), ``triangular`` (triangular truncation
+    only, measured ``s_Q s_P``), and ``remark`` (the remark's right-hand side; only when
+    ``delta`` is given).
+    """
+    layers = [_as64(m) for m in layers]
+    rates = [_as64(m) for m in layer_rates]
+    if len(layers) < 1 or len(rates) != len(layers):
+        raise ValueError(f"layer_rates must match layers one to one, got {len(rates)} and "
+                         f"{len(layers)}")
+    for i, (m, r) in enumerate(zip(layers, rates)):
+        if m.ndim != 2 or r.shape != m.shape:
+            raise ValueError(f"layer_rates[{i}] must have the shape of layers[{i}] "
+                             f"{tuple(m.shape)}, got {tuple(r.shape)}")
+        if i and layers[i].shape[1] != layers[i - 1].shape[0]:
+            raise ValueError(f"layers do not chain at {i}: {tuple(layers[i].shape)} after "
+                             f"{tuple(layers[i - 1].shape)}")
+    L = len(layers)
+    dev = layers[0].device
+    P = [torch.eye(layers[0].shape[1], dtype=torch.float64, device=dev)]
+    for m in layers[:-1]:
+        P.append(m @ P[-1])
+    Q = [torch.eye(layers[-1].shape[0], dtype=torch.float64, device=dev)]
+    for m in layers[:0:-1]:
+        Q.append(Q[-1] @ m)
+    Q = Q[::-1]  # Q[l-1] = M_L ... M_{l+1}
+    J = Q[0] @ layers[0]
+    U, s, Vh = torch.linalg.svd(J, full_matrices=False)
+    V = Vh.T
+    k = _check_k(k, J)
+    exact = torch.zeros(k, dtype=torch.float64, device=dev)
+    tri = torch.zeros(k, dtype=torch.float64, device=dev)
+    tri_unscaled = torch.zeros(k, dtype=torch.float64, device=dev)
+    for l in range(L):
+        Uq, sq, Vqh = torch.linalg.svd(Q[l], full_matrices=False)
+        Up, sp, Vph = torch.linalg.svd(P[l], full_matrices=False)
+        X = U.T @ Uq           # [r, rq]
+        Z = Vph @ V            # [rp, r]
+        Y = Vqh @ rates[l] @ Up  # [rq, rp]
+        # exact: sum_{i,j} X_{ki} s_{Q,i} Y_{ij} s_{P,j} Z_{jk}
+        left = X[:k] * sq[None, :]       # [k, rq]
+        right = sp[:, None] * Z[:, :k]   # [rp, k]
+        exact += (left @ Y @ right).diagonal()
+        # triangular truncation: i <= kk and j <= kk for entry kk
+        for kk in range(k):
+            if kk >= sq.shape[0] or kk >= sp.shape[0] or sq[kk] == 0 or sp[kk] == 0:
+                continue
+            tm = X[kk, : kk + 1] * sq[: kk + 1] / sq[kk]          # row kk of T^-, lower part
+            tp = sp[: kk + 1] * Z[: kk + 1, kk] / sp[kk]          # column kk of T^+, upper part
+            core = tm @ Y[: kk + 1, : kk + 1] @ tp
+            tri[kk] += sq[kk] * sp[kk] * core
+            tri_unscaled[kk] += core
+    out = {"exact": exact, "triangular": tri}
+    if delta is not None:
+        delta = _as64(torch.as_tensor(delta)).to(dev)[:k]
+        out["remark"] = (torch.exp((1.0 + 1.0 / L) * delta) * s[:k].pow(1.0 - 1.0 / L)
+                         * tri_unscaled)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# recorders for fgln.train
+# --------------------------------------------------------------------------------------
+
+
+def _np(x: Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy()
+
+
+class SpectralRecorder:
+    """What :func:`fgln.train.train` records by default on a fixed-gates network.
+
+    At a recorded step: ``s`` (all singular values of J), ``U``, ``V`` (top-``k`` singular
+    vectors; with ``vectors=True``), ``g`` (``<grad_J L, u_k v_k^T>``, top ``k``) and, with
+    ``partial_k > 0``, ``log_sA`` / ``log_sB`` [L, partial_k]: top log-singular values of
+    ``A_l`` and ``B_l`` for l = 1..L.
+    """
+
+    def __init__(self, k: int = 15, partial_k: int = 15, vectors: bool = False):
+        self.k = check_int("k", k, 1)
+        self.partial_k = check_int("partial_k", partial_k, 0)
+        self.vectors = bool(vectors)
+
+    def __call__(self, net: FixedGatesNetwork, grad_J: Tensor | None) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            J = _as64(net.jacobian())
+            k = min(self.k, min(J.shape))
+            U, s, Vh = torch.linalg.svd(J, full_matrices=False)
+            out = {"s": _np(s)}
+            if self.vectors:
+                out["U"] = _np(U[:, :k])
+                out["V"] = _np(Vh[:k].T)
+            if grad_J is not None:
+                G = _as64(grad_J).to(J.device)
+                out["g"] = _np(((U[:, :k].T @ G) * Vh[:k]).sum(-1))
+            if self.partial_k:
+                A, B = _partials64(net)
+                pk = min(self.partial_k, min(net.widths))
+                out["log_sA"] = _np(torch.stack([_log_top(a, pk) for a in A]))
+                out["log_sB"] = _np(torch.stack([_log_top(b, pk) for b in B]))
+        return out
+
+
+class DynamicsRecorder:
+    """Everything Chapter 7 measures at a recorded step, on the top ``k`` singular values:
+
+    ``s`` (all), ``g``, ``rate_flow`` (exact gradient-flow ``ds_k/dt``, Lemmas E.1-E.2),
+    ``terms_flow`` [L, k] (its per-layer terms), ``terms_aligned`` [L, k]
+    (``-s_k(A_l)^2 s_k(B_l)^2 g_k``), ``rate_aligned``, ``rate_prop45`` (Proposition 4.5's
+    formula), ``rate_prop71`` (Proposition 7.1), ``gamma``, ``delta``, ``eps_depth`` [k],
+    ``resid_prefix`` [L, k], ``resid_suffix`` [L-1, k], ``err_A`` / ``err_B`` [L-1, k]
+    (:func:`alignment_errors`), ``log_sA`` / ``log_sB`` [L, k], and Remark 7.2's
+    ``rate_rem72`` and ``rate_rem72_tri`` (with ``remark=True``).
+    """
+
+    def __init__(self, k: int = 15, remark: bool = True):
+        self.k = check_int("k", k, 1)
+        self.remark = bool(remark)
+
+    def __call__(self, net: FixedGatesNetwork, grad_J: Tensor | None) -> dict[str, np.ndarray]:
+        if grad_J is None:
+            raise ValueError("DynamicsRecorder needs grad_J (a backward pass through the network)")
+        with torch.no_grad():
+            L = net.depth
+            k = min(self.k, min(net.widths))
+            J = _as64(net.jacobian())
+            G = _as64(grad_J).to(J.device)
+            s = torch.linalg.svdvals(J)
+            terms = flow_rate_terms(net, G, k)
+            A, B = _partials64(net)
+            g = projections(J, G, k)
+            sa = torch.stack([torch.linalg.svdvals(a)[:k] for a in A])
+            sb = torch.stack([torch.linalg.svdvals(b)[:k] for b in B])
+            terms_al = -(sa ** 2) * (sb ** 2) * g[None, :]
+            fit = network_depth_scaling(net, k)
+            ea, eb = alignment_errors(net, k)
+            out = {
+                "s": _np(s), "g": _np(g),
+                "rate_flow": _np(terms.sum(0)), "terms_flow": _np(terms),
+                "terms_aligned": _np(terms_al), "rate_aligned": _np(terms_al.sum(0)),
+                "rate_prop45": _np(balanced_singular_value_rates(J, G, L, k)),
+                "rate_prop71": _np(prop71_rates(J, G, L, fit.delta, k)),
+                "gamma": _np(fit.gamma), "delta": _np(fit.delta), "eps_depth": _np(fit.epsilon),
+                "resid_prefix": _np(fit.resid_prefix), "resid_suffix": _np(fit.resid_suffix),
+                "err_A": _np(ea), "err_B": _np(eb),
+                "log_sA": _np(torch.log(sa)), "log_sB": _np(torch.log(sb)),
+            }
+            if self.remark:
+                layers = [_as64(m) for m in net.layers()]
+                wg = weight_gradients(net, G)
+                gates = [None] + [_as64(gt) for gt in net.gates] + [None]
+                mdot = [-(w if gates[l] is None else gates[l][:, None] * w)
+                        for l, w in enumerate(wg, start=1)]
+                r = remark72_rates(layers, mdot, fit.delta, k)
+                out["rate_rem72"] = _np(r["remark"])
+                out["rate_rem72_tri"] = _np(r["triangular"])
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Appendix G.1: the scalar process and its constant
+# --------------------------------------------------------------------------------------
+
+
+def _check_series(name: str, x, n: int | None = None) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 1 or (n is not None and x.shape[0] != n) or x.shape[0] < 2:
+        want = f"length {n}" if n is not None else "length >= 2"
+        raise ValueError(f"{name} must be 1-d of {want}, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} has non-finite entries")
+    return x
+
+
+def g1_process(s0: float, g, steps, C, L: int) -> np.ndarray:
+    """Appendix G.1: ``s(t_{i+1}) = s(t_i) + C_i (t_{i+1} - t_i) s(t_i)^{2-2/L} g(t_i)``.
+
+    ``t`` (``steps``) counts gradient steps, so with records at every step this is the paper's
+    ``s(t+1) = s(t) + C s(t)^{2-2/L} g(t)``; on a coarser grid each interval is one Euler step of
+    the same flow. ``C``: a number or one value per record. Returns ``s`` at the records.
+    """
+    L = _check_L(L)
+    t = _check_series("steps", steps)
+    g = _check_series("g", g, t.shape[0])
+    if np.any(np.diff(t) <= 0):
+        raise ValueError("steps must be strictly increasing")
+    C = np.broadcast_to(np.asarray(C, dtype=float), t.shape)
+    s = np.empty_like(t)
+    s[0] = float(s0)
+    if not (s[0] > 0):
+        raise ValueError(f"s0 must be > 0, got {s0}")
+    for i in range(t.shape[0] - 1):
+        nxt = s[i] + C[i] * (t[i + 1] - t[i]) * max(s[i], 0.0) ** (2.0 - 2.0 / L) * g[i]
+        s[i + 1] = nxt if np.isfinite(nxt) else np.inf
+    return s
+
+
+def fit_g1_constant(s, g, steps, L: int) -> float:
+    """``C`` minimising ``sum_i (g1_process(s[0], g, steps, C, L)_i - s_i)^2`` (Appendix G.1's
+    least-squares fit of the scaling factor). The search starts from the increment fit
+    ``Delta s_i ~ C Delta t_i s_i^{2-2/L} g_i`` and refines it by a bounded scalar search."""
+    from scipy.optimize import minimize_scalar
+
+    L = _check_L(L)
+    t = _check_series("steps", steps)
+    s = _check_series("s", s, t.shape[0])
+    g = _check_series("g", g, t.shape[0])
+    x = np.diff(t) * s[:-1] ** (2.0 - 2.0 / L) * g[:-1]
+    dy = np.diff(s)
+    if not np.any(x != 0):
+        raise ValueError("g is zero along the whole run: C is not identifiable")
+    c0 = float(np.dot(x, dy) / np.dot(x, x))
+    if c0 == 0:
+        c0 = 1e-12
+
+    def loss(logc: float) -> float:
+        pred = g1_process(s[0], g, t, math.copysign(math.exp(logc), c0), L)
+        if not np.all(np.isfinite(pred)):
+            return float("inf")
+        return float(np.sum((pred - s) ** 2))
+
+    center = math.log(abs(c0))
+    res = minimize_scalar(loss, bounds=(center - 3.0, center + 3.0), method="bounded",
+                          options={"xatol": 1e-10})
+    best = res.x if loss(res.x) <= loss(center) else center
+    return math.copysign(math.exp(best), c0)
+
+
+def theory_constant(lr: float, L: int, delta) -> np.ndarray:
+    """The ``C`` Proposition 7.1 gives per gradient step: ``-lr L e^{(2+2/L) delta_1(t)}``
+    (one value per entry of ``delta``, the measured ``delta_1`` along training)."""
+    L = _check_L(L)
+    lr = float(lr)
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive finite number, got {lr}")
+    delta = np.asarray(delta, dtype=float)
+    return -lr * L * np.exp((2.0 + 2.0 / L) * delta)
