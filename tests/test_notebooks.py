@@ -241,7 +241,8 @@ def test_nbval_outputs_reproduce(executed_chapter):
         if "injected-parameters" in c.get("metadata", {}).get("tags", []):
             src = "".join(c["source"])
             assert repr(old_cache) in src or f'"{old_cache}"' in src
-            src = src.replace(f'"{old_cache}"', f'"{fresh}"').replace(repr(old_cache), repr(str(fresh)))
+            src = src.replace(f'"{old_cache}"', f'"{fresh}"')
+            src = src.replace(repr(old_cache), repr(str(fresh)))
             c["source"] = src
     # Temporary hidden copy inside book/ so that relative paths resolve exactly
     # as in the papermill run and the book build; always removed afterwards.
@@ -262,6 +263,7 @@ def test_nbval_outputs_reproduce(executed_chapter):
     )
     used = Path(old_cache)
     if used.is_dir() and any(used.glob("*.npz")):
-        assert sorted(p.name for p in fresh.glob("*.npz")) == sorted(p.name for p in used.glob("*.npz")), (
+        names = sorted(p.name for p in used.glob("*.npz"))
+        assert sorted(p.name for p in fresh.glob("*.npz")) == names, (
             "the nbval pass did not recompute every cached result into its fresh cache"
         )

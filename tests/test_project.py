@@ -15,10 +15,8 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from conftest import REPO_ROOT
-
 import fgln
-
+from conftest import REPO_ROOT
 
 # --------------------------------------------------------------------------
 # (a) environment.yml <-> pyproject.toml
@@ -141,9 +139,12 @@ def test_notebook_chapter_header_and_parameters(path):
     src = params[0].source
     assert re.search(r"""^scale\s*=\s*os\.environ\.get\(["']FGLN_SCALE["'],\s*["']paper["']\)""",
                      src, re.MULTILINE), (
-        f'{path.name}: parameters cell must set scale = os.environ.get("FGLN_SCALE", "paper")'
+        f"{path.name}: parameters cell must set "
+        'scale = os.environ.get("FGLN_SCALE", "paper")'
     )
-    names = ("ledger_dir",) if path.stem == "reproduction" else ("fig_dir", "cache_dir", "ledger_dir")
+    names = ("fig_dir", "cache_dir", "ledger_dir")
+    if path.stem == "reproduction":
+        names = ("ledger_dir",)
     for name in names:
         assert re.search(rf"^{name}\s*=", src, re.MULTILINE), (
             f"{path.name}: parameters cell must define {name} (injected by the tests)"
@@ -356,6 +357,7 @@ def test_save_figure_rejects_bad_names(tmp_path, name):
 def test_save_figure_and_band(tmp_path):
     import matplotlib.image as mpimg
     import matplotlib.pyplot as plt
+
     from fgln.plotting import band, new_figure, save_figure, use_style
 
     use_style()

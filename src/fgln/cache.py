@@ -170,7 +170,7 @@ def cached(
         try:
             return _load(npz_path)
         except Exception as exc:  # corrupt/foreign file: recompute and overwrite
-            warnings.warn(f"fgln.cache: ignoring unreadable {npz_path} ({exc})")
+            warnings.warn(f"fgln.cache: ignoring unreadable {npz_path} ({exc})", stacklevel=2)
 
     arrays, scalars = _normalise(name, compute())
     directory.mkdir(parents=True, exist_ok=True)
