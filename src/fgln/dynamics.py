@@ -380,7 +380,8 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
     With ``Q_l = M_L ... M_{l+1} = U_Q S_Q V_Q^T``, ``P_l = M_{l-1} ... M_1 = U_P S_P V_P^T`` and
     ``dJ/dt = sum_l Q_l (dM_l/dt) P_l``, the exact rate is
     ``ds_k/dt = sum_l s_{Q_l,k} s_{P_l,k} (T_l^- V_Q^T dM_l U_P T_l^+)_kk`` with
-    ``T_l^- = S_Q^{-1} U^T U_Q S_Q`` and ``T_l^+ = S_P V_P^T V S_P^{-1}`` (full matrices).
+    ``T_l^- = S_Q^{-1} U^T U_Q S_Q`` and ``T_l^+ = S_P V_P^T V S_P^{-1}`` (full matrices; for
+    the empty products ``Q_L = P_1 = I`` the singular bases are taken to be J's own).
     Remark 7.2 keeps the lower (upper) triangular part of ``T^-`` (``T^+``) on the top block
     and replaces ``s_{Q_l,k} s_{P_l,k}`` by ``e^{(1+1/L) delta_k} s_k^{1-1/L}``.
 
@@ -410,15 +411,25 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
         Q.append(Q[-1] @ m)
     Q = Q[::-1]  # Q[l-1] = M_L ... M_{l+1}
     J = Q[0] @ layers[0]
-    U, s, Vh = torch.linalg.svd(J, full_matrices=False)
+    U, s, Vh = torch.linalg.svd(J, full_matrices=True)
     V = Vh.T
     k = _check_k(k, J)
+    s = s[: min(J.shape)]
     exact = torch.zeros(k, dtype=torch.float64, device=dev)
     tri = torch.zeros(k, dtype=torch.float64, device=dev)
     tri_unscaled = torch.zeros(k, dtype=torch.float64, device=dev)
+    ones_q = torch.ones(U.shape[0], dtype=torch.float64, device=dev)
+    ones_p = torch.ones(V.shape[0], dtype=torch.float64, device=dev)
     for l in range(L):
-        Uq, sq, Vqh = torch.linalg.svd(Q[l], full_matrices=False)
-        Up, sp, Vph = torch.linalg.svd(P[l], full_matrices=False)
+        # the empty products Q_L = I and P_1 = I: every basis is singular, take J's own
+        if l == L - 1:
+            Uq, sq, Vqh = U, ones_q, U.T
+        else:
+            Uq, sq, Vqh = torch.linalg.svd(Q[l], full_matrices=False)
+        if l == 0:
+            Up, sp, Vph = V, ones_p, V.T
+        else:
+            Up, sp, Vph = torch.linalg.svd(P[l], full_matrices=False)
         X = U.T @ Uq           # [r, rq]
         Z = Vph @ V            # [rp, r]
         Y = Vqh @ rates[l] @ Up  # [rq, rp]

@@ -1,0 +1,243 @@
+"""Singular-value dynamics (fgln.dynamics): Lemmas A.1, E.1, E.2, Propositions 4.5 and 7.1,
+Remark 7.2 and the Appendix G.1 process."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fgln.dynamics import (
+    DynamicsRecorder,
+    aligned_rates,
+    alignment_errors,
+    balanced_singular_value_rates,
+    fit_g1_constant,
+    flow_jacobian_derivative,
+    flow_rate_terms,
+    flow_singular_value_rates,
+    g1_process,
+    network_depth_scaling,
+    projections,
+    prop71_rates,
+    remark72_rates,
+    singular_value_rates,
+    subspace_alignment,
+    theory_constant,
+    weight_gradients,
+)
+from fgln.networks import FixedGatesNetwork, balance_residuals, balanced_masked_network
+from fgln.train import half_mse, synthetic_task, train
+
+D = torch.float64
+
+
+def rect_net(seed=0, widths=(5, 7, 6, 8, 4)):
+    gen = torch.Generator().manual_seed(seed)
+    ws = [torch.randn(widths[l], widths[l - 1], generator=gen, dtype=D) / math.sqrt(widths[l - 1])
+          for l in range(1, len(widths))]
+    gs = [torch.rand(widths[l], generator=gen, dtype=D) + 0.5 for l in range(1, len(widths) - 1)]
+    return FixedGatesNetwork(ws, gs)
+
+
+def loss_of_J(J):
+    """A smooth non-quadratic loss of J."""
+    return (J.sin() * torch.arange(J.numel(), dtype=D).reshape(J.shape)).sum() + (J ** 4).sum()
+
+
+def grad_J(net):
+    J = net.jacobian().detach().requires_grad_(True)
+    return torch.autograd.grad(loss_of_J(J), J)[0]
+
+
+def balanced(seed=0, n=6, L=4, p=0.7):
+    gen = torch.Generator().manual_seed(seed)
+    gates = [(torch.rand(n, generator=gen) < p).double() for _ in range(L - 1)]
+    return balanced_masked_network([n] * (L + 1), gates, seed=seed)
+
+
+def test_lemma_a1_weight_gradients_equal_autograd():
+    net = rect_net()
+    G = grad_J(net)
+    auto = torch.autograd.grad(loss_of_J(net.jacobian()), list(net.weights))
+    for ours, ref in zip(weight_gradients(net, G), auto):
+        assert torch.allclose(ours, ref, rtol=1e-11, atol=1e-12)
+
+
+def test_lemma_e2_rates_equal_finite_differences():
+    gen = torch.Generator().manual_seed(1)
+    J = torch.randn(7, 5, generator=gen, dtype=D)
+    Jd = torch.randn(7, 5, generator=gen, dtype=D)
+    h = 1e-6
+    fd = (torch.linalg.svdvals(J + h * Jd) - torch.linalg.svdvals(J - h * Jd)) / (2 * h)
+    assert torch.allclose(singular_value_rates(J, Jd), fd, rtol=1e-7, atol=1e-8)
+    assert singular_value_rates(J, Jd, k=2).shape == (2,)
+
+
+def test_lemma_e1_flow_derivative_and_exact_rates_equal_finite_differences():
+    net = rect_net(2)
+    G = grad_J(net)
+    grads = weight_gradients(net, G)
+    h = 1e-6
+    w0 = [w.detach().clone() for w in net.weights]
+
+    def moved(sign):
+        with torch.no_grad():
+            for w, a, g in zip(net.weights, w0, grads):
+                w.copy_(a - sign * h * g)
+            return net.jacobian().clone()
+
+    Jp, Jm = moved(+1), moved(-1)
+    moved(0)
+    fd = (Jp - Jm) / (2 * h)
+    assert torch.allclose(flow_jacobian_derivative(net, G), fd, rtol=1e-7, atol=1e-9)
+    fd_s = (torch.linalg.svdvals(Jp) - torch.linalg.svdvals(Jm)) / (2 * h)
+    rates = flow_singular_value_rates(net, G)
+    assert torch.allclose(rates, fd_s, rtol=1e-6, atol=1e-8)
+    assert flow_rate_terms(net, G, k=3).shape == (net.depth, 3)
+
+
+def test_remark72_exact_form_is_an_identity():
+    net = rect_net(3, widths=(6, 6, 6, 6, 6))
+    G = grad_J(net)
+    layers = [m.detach() for m in net.layers()]
+    gates = [None] + list(net.gates) + [None]
+    mdot = [-(w if gates[l] is None else gates[l][:, None] * w)
+            for l, w in enumerate(weight_gradients(net, G), start=1)]
+    r = remark72_rates(layers, mdot, delta=torch.zeros(6), k=4)
+    assert torch.allclose(r["exact"], flow_singular_value_rates(net, G, 4), rtol=1e-9,
+                          atol=1e-12)
+    assert set(r) == {"exact", "triangular", "remark"}
+
+
+def test_balanced_network_meets_every_assumption_exactly():
+    net = balanced(0)
+    J = net.jacobian().detach()
+    r = int((torch.linalg.svdvals(J) > 1e-10).sum())
+    G = grad_J(net)
+    exact = flow_singular_value_rates(net, G, r)
+    # Proposition 4.5 at an instant: exact for a balanced masked network
+    prop45 = balanced_singular_value_rates(J, G, net.depth, r)
+    assert torch.allclose(prop45, exact, rtol=1e-9, atol=1e-12)
+    # depth scaling holds with delta = 0 and alignment is perfect, so Proposition 7.1 and
+    # Remark 7.2 are exact too
+    fit = network_depth_scaling(net, r)
+    assert float(fit.epsilon.max()) < 1e-9 and float(fit.delta.abs().max()) < 1e-9
+    s_layer = torch.linalg.svdvals(net.weights[0].detach())[:r]
+    assert torch.allclose(fit.gamma, torch.log(s_layer), atol=1e-9)
+    ea, eb = alignment_errors(net, r)
+    assert float(ea.max()) < 1e-8 and float(eb.max()) < 1e-8
+    sa, sb = subspace_alignment(net, r)
+    assert float(sa.max()) < 1e-6 and float(sb.max()) < 1e-6
+    assert torch.allclose(prop71_rates(J, G, net.depth, fit.delta, r), exact, rtol=1e-8)
+    assert torch.allclose(aligned_rates(net, G, r), exact, rtol=1e-8)
+    rem = remark72_rates([m.detach() for m in net.layers()],
+                         [-(g if i == len(net.gates) else net.gates[i][:, None] * g)
+                          for i, g in enumerate(weight_gradients(net, G))], fit.delta, r)
+    assert torch.allclose(rem["remark"], exact, rtol=1e-7, atol=1e-12)
+
+
+def test_random_network_breaks_the_assumptions():
+    net = FixedGatesNetwork.random([8] * 6, 0.5, seed=0)
+    G = grad_J(net)
+    J = net.jacobian().detach()
+    exact = flow_singular_value_rates(net, G, 3)
+    prop45 = balanced_singular_value_rates(J, G, net.depth, 3)
+    assert float(((prop45 - exact) / exact).abs().max()) > 0.05
+    assert float(alignment_errors(net, 3)[0].max()) > 0.05
+
+
+def test_balance_is_kept_by_gradient_descent_with_a_residual_proportional_to_the_step():
+    X, Y, _ = synthetic_task(6, 3, 60, seed=0)
+    T = 2.0
+    res = []
+    for lr in (0.02, 0.01, 0.005):
+        net = balanced(1)
+        assert float(balance_residuals(net).max()) < 1e-12
+        train(net, (X, Y), half_mse, lr=lr, steps=round(T / lr), progress=False, recorders=[])
+        res.append(float(balance_residuals(net).max()))
+    assert res[0] > 1e-6  # the discrete steps do break it ...
+    for a, b in zip(res, res[1:]):  # ... by O(lr): halving the step halves the residual
+        assert 1.7 < a / b < 2.3
+
+
+def test_prop45_rates_match_gradient_descent_within_an_error_proportional_to_the_step():
+    X, Y, _ = synthetic_task(6, 3, 60, seed=1)
+    T, r = 1.5, 3
+    errs = []
+    for lr in (0.02, 0.01, 0.005):
+        net = balanced(2)
+        grid = [round(t / lr) for t in (0.0, 0.5, 1.0, T)]
+        rec = sorted(set(grid) | {g + 1 for g in grid})
+
+        def cb(ctx):
+            J = ctx.net.jacobian().detach()
+            return {"pred": balanced_singular_value_rates(J, ctx.grad_J, ctx.net.depth, r),
+                    "s": torch.linalg.svdvals(J)[:r]}
+
+        h = train(net, (X, Y), half_mse, lr=lr, steps=max(rec), record=rec, callback=cb,
+                  progress=False, recorders=[]).history
+        steps = list(h["step"])
+        e = 0.0
+        for g in grid:  # measured: one gradient step, (s(step + 1) - s(step)) / lr
+            i, j = steps.index(g), steps.index(g + 1)
+            meas = (h["s"][j] - h["s"][i]) / lr
+            e = max(e, float(np.abs(meas - h["pred"][i]).max() / np.abs(h["pred"][i]).max()))
+        errs.append(e)
+    assert errs[0] > 1e-5
+    for a, b in zip(errs, errs[1:]):
+        assert 1.6 < a / b < 2.4
+
+
+def test_dynamics_recorder_fields():
+    X, Y, _ = synthetic_task(6, 2, 30, seed=0)
+    net = FixedGatesNetwork.random([6] * 5, 0.7, seed=0)
+    h = train(net, (X, Y), half_mse, lr=0.05, steps=4, record=2, progress=False,
+              recorders=[DynamicsRecorder(k=3)]).history
+    L, k = 4, 3
+    assert h["terms_flow"].shape == (3, L, k) and h["err_A"].shape == (3, L - 1, k)
+    assert h["resid_prefix"].shape == (3, L, k) and h["resid_suffix"].shape == (3, L - 1, k)
+    assert np.allclose(h["terms_flow"].sum(1), h["rate_flow"])
+    assert np.allclose(h["rate_prop71"], h["rate_prop45"] * np.exp((2 + 2 / L) * h["delta"]))
+    assert {"rate_rem72", "rate_rem72_tri", "rate_aligned", "gamma", "eps_depth"} <= set(h)
+
+
+def test_g1_process_and_the_fitted_constant():
+    rng = np.random.default_rng(0)
+    t = np.arange(0, 400, 4.0)
+    g = -0.5 - 0.2 * np.sin(t / 50.0) + 0.01 * rng.standard_normal(t.size)
+    s = g1_process(0.1, g, t, -0.003, L=10)
+    assert np.all(np.diff(s) > 0)
+    assert math.isclose(fit_g1_constant(s, g, t, L=10), -0.003, rel_tol=1e-6)
+    # every step: exactly the paper's recursion s(t+1) = s(t) + C s^{2-2/L} g
+    s1 = g1_process(0.5, [0.1, 0.2, 0.3], [0, 1, 2], 2.0, L=2)
+    assert np.allclose(s1, [0.5, 0.5 + 2 * 0.5 * 0.1, 0.6 + 2 * 0.6 * 0.2])
+    th = theory_constant(0.01, 10, np.array([0.0, 0.5]))
+    assert np.allclose(th, [-0.1, -0.1 * math.exp(2.2 * 0.5)])
+
+
+def test_bad_input():
+    net = rect_net()
+    with pytest.raises(ValueError, match="grad_J must have shape"):
+        weight_gradients(net, torch.zeros(3, 3, dtype=D))
+    with pytest.raises(ValueError, match="J_dot"):
+        singular_value_rates(torch.eye(3), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="non-finite"):
+        projections(torch.eye(3) * float("nan"), torch.eye(3))
+    with pytest.raises(ValueError, match="k must be"):
+        singular_value_rates(torch.eye(3), torch.eye(3), k=4)
+    with pytest.raises(ValueError, match="L must be"):
+        balanced_singular_value_rates(torch.eye(3), torch.eye(3), 0)
+    with pytest.raises(ValueError, match="net must be"):
+        flow_jacobian_derivative(torch.eye(3), torch.eye(3))
+    with pytest.raises(ValueError, match="families"):
+        network_depth_scaling(net, 2, families=("middle",))
+    with pytest.raises(ValueError, match="delta"):
+        prop71_rates(torch.eye(3, dtype=D), torch.eye(3, dtype=D), 2, torch.zeros(1), k=3)
+    with pytest.raises(ValueError, match="layer_rates"):
+        remark72_rates([torch.eye(3)], [], None)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        g1_process(1.0, [1, 1], [0, 0], 1.0, 2)
+    with pytest.raises(ValueError, match="s0"):
+        g1_process(-1.0, [1, 1], [0, 1], 1.0, 2)
+    with pytest.raises(ValueError, match="lr"):
+        theory_constant(0.0, 2, [0.0])
