@@ -1,0 +1,223 @@
+"""fgln.mnist: the Section 8 model, the hidden-block measurements, training and resume."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from fgln import mnist
+from fgln.data import BundledMnistWarning, load_mnist
+from fgln.diagonal_correlation import diagonal_correlation
+from fgln.mnist import (
+    MnistConfig,
+    MnistFixedGates,
+    block_statistics,
+    cluster_measurements,
+    split_clusters,
+    train_mnist,
+)
+from fgln.sampling import sample_network
+
+# the chapter's quick scale: a few hundred images, one short epoch
+QUICK = MnistConfig(train_size=512, test_size=500, epochs=1, batch_size=16, lr=0.02)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BundledMnistWarning)
+        return load_mnist(tmp_path_factory.mktemp("nodata"), download=False)
+
+
+# --------------------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------------------
+
+
+def test_model_structure_and_forward():
+    model = MnistFixedGates.random(n=16, depth=4, p=0.5, seed=3, dtype=torch.float64)
+    net = model.net
+    assert net.widths == [784] + [16] * 5 + [10]
+    assert model.depth == 4 and model.width == 16
+    # the gates are fixed buffers: only the 6 weight matrices are trained
+    assert [tuple(p.shape) for p in model.parameters()] == \
+        [(16, 784)] + [(16, 16)] * 4 + [(10, 16)]
+    assert all(bool(((g == 0) | (g == 1)).all()) for g in net.gates)
+    x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    h = x.reshape(3, 784)
+    for i, w in enumerate(net.weights):  # W_out D_L W_L ... D_1 W_1 D_in W_in x
+        h = h @ w.T
+        if i < len(net.gates):
+            h = h * net.gates[i]
+    assert torch.allclose(model(x), h, rtol=1e-12, atol=1e-14)
+
+
+def test_hidden_block_is_the_sampled_network():
+    """At initialisation the block is exactly sample_network(n, L, p, 1/sqrt(n), seed)."""
+    model = MnistFixedGates.random(n=12, depth=5, p=0.5, seed=11, dtype=torch.float64)
+    w, g = model.hidden_block()
+    w_ref, g_ref = sample_network(12, 5, 0.5, 1 / math.sqrt(12), seed=11)
+    assert torch.equal(w, w_ref[0]) and torch.equal(g, g_ref[0])
+    # adapters: fan-in scaling, roughly unit variance rows
+    w_in = model.net.weights[0].detach()
+    assert abs(float(w_in.var()) * 784 - 1) < 0.1
+    other = MnistFixedGates.random(n=12, depth=5, p=0.5, seed=12, dtype=torch.float64)
+    assert not torch.equal(other.hidden_block()[0], w)
+
+
+def test_gates_do_not_train():
+    model = MnistFixedGates.random(n=8, depth=3, seed=0)
+    before = [g.clone() for g in model.net.gates]
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 784)), torch.tensor([1, 2, 3, 4]))
+    loss.backward()
+    opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.net.gates))
+
+
+def test_bad_model_arguments():
+    with pytest.raises(ValueError, match="p"):
+        MnistFixedGates.random(p=0.0)
+    with pytest.raises(ValueError, match="depth"):
+        MnistFixedGates.random(depth=0)
+
+
+# --------------------------------------------------------------------------------------
+# measurements
+# --------------------------------------------------------------------------------------
+
+
+def test_block_statistics_against_direct_products():
+    w, g = sample_network(10, 6, 0.5, seed=4)
+    w, g = w[0], g[0]
+    st = block_statistics(w, g, k_spectrum=4, k_align=(3, 10))
+    L = 6
+    assert st["logsv_B"].shape == (L, 4) and st["rho_k3"].shape == (L,)
+    assert np.allclose(st["logsv_B"][0], 0.0)  # B_1 = I
+    # B_4 = D_3 W_3 D_2 W_2 D_1 W_1, formed directly
+    B4 = torch.diag(g[2]) @ w[2] @ torch.diag(g[1]) @ w[1] @ torch.diag(g[0]) @ w[0]
+    with np.errstate(divide="ignore"):
+        ref = np.log(torch.linalg.svdvals(B4).numpy()[:4])
+    assert np.allclose(st["logsv_B"][3], ref, atol=1e-10)
+    # J = W_6 D_5 ... D_1 W_1 and A_2 = W_6 D_5 W_5 D_4 W_4 D_3 W_3 D_2 (Section 7)
+    J = w[0]
+    for l in range(1, L):
+        J = w[l] @ torch.diag(g[l - 1]) @ J
+    A2 = torch.eye(10, dtype=w.dtype)
+    for l in range(L - 1, 1, -1):
+        A2 = A2 @ w[l] @ torch.diag(g[l - 1])
+    UJ = torch.linalg.svd(J)[0]
+    UA = torch.linalg.svd(A2)[0]
+    # the diagonal correlation ignores column signs, so any SVD convention gives the same rho
+    assert st["rho_k3"][1] == pytest.approx(diagonal_correlation((UJ.T @ UA)[:3, :3]), abs=1e-9)
+    assert np.allclose(st["logsv_J"], np.log(torch.linalg.svdvals(J).numpy()[:4]), atol=1e-10)
+
+
+def test_split_clusters_finds_the_largest_gap():
+    x = np.array([0.5, 0.4, 0.2, -1.5, -1.7, -1.8, -2.6])
+    assert split_clusters(x) == 3
+    assert split_clusters(x, k_max=2) == 2  # gaps after k = 1, 2 only: 0.1, 0.2
+    with pytest.raises(ValueError, match="finite"):
+        split_clusters(np.array([0.0, -np.inf]))
+    with pytest.raises(ValueError, match="length"):
+        split_clusters(np.array([1.0]))
+
+
+def test_cluster_measurements_recover_known_slopes():
+    L, ls = 8, np.arange(1, 9)
+    top = np.array([0.3, 0.1])[None, :] + (-0.05 * ls)[:, None]
+    bottom = np.array([-1.0, -1.2, -1.5])[None, :] + (-0.4 * ls)[:, None]
+    x = np.concatenate([top, bottom], 1)
+    m = cluster_measurements(x, 2)
+    assert m["r"] == 2 and m["size_bottom"] == 3
+    assert m["slope_top"] == pytest.approx(-0.05) and m["slope_bottom"] == pytest.approx(-0.4)
+    assert m["gap"] == pytest.approx(x[-1, 1] - x[-1, 2])
+    assert m["maxres"] == pytest.approx(0.0, abs=1e-12)
+    assert m["spread_top"] == pytest.approx(0.2) and m["spread_bottom"] == pytest.approx(0.5)
+    assert L == x.shape[0]
+    with pytest.raises(ValueError, match="r"):
+        cluster_measurements(x, 5)
+
+
+# --------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------
+
+
+def test_quick_training_lowers_the_loss(digits):
+    res = train_mnist(QUICK, seed=0, data=digits, workers=0, device="cpu", progress=False)
+    assert res["test_loss"].shape == (2,) and res["test_acc"].shape == (2,)
+    # at initialisation the deep gated product is small: loss ~ log 10, chance accuracy
+    assert res["test_loss"][0] == pytest.approx(math.log(10), abs=0.05)
+    assert res["test_loss"][1] < res["test_loss"][0] - 0.05
+    assert res["test_acc"][1] > res["test_acc"][0] + 0.05
+    first, last = res["losses"][:8].mean(), res["losses"][-8:].mean()
+    assert last < first - 0.05
+    assert str(res["source"]) == "bundled" and str(res["device"]) == "cpu"
+    assert res["n_train"] == 512 and res["n_test"] == 500
+    # the block moved, the statistics at initialisation are those of the sampled network
+    assert not np.allclose(res["logsv_B"], res["logsv_B_init"])
+    w0, g0 = MnistFixedGates.random(seed=0).hidden_block()
+    assert np.allclose(res["rho_k10_init"], block_statistics(w0, g0)["rho_k10"])
+
+
+def test_resume_after_interrupt_gives_identical_weights(digits, tmp_path, monkeypatch):
+    cfg = MnistConfig(train_size=96, test_size=50, epochs=3, batch_size=16, lr=0.02,
+                      k_align=(10,))
+    ref = train_mnist(cfg, seed=2, data=digits, workers=0, device="cpu", progress=False,
+                      checkpoint=tmp_path / "ref.pt")
+    # interrupt: the evaluation at the start of epoch 3 raises (checkpoint of epoch 2 on disk)
+    calls = {"n": 0}
+    real = mnist.evaluate
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mnist, "evaluate", flaky)
+    ck = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_mnist(cfg, seed=2, data=digits, workers=0, device="cpu", progress=False,
+                    checkpoint=ck)
+    monkeypatch.setattr(mnist, "evaluate", real)
+    assert ck.is_file()
+    res = train_mnist(cfg, seed=2, data=digits, workers=0, device="cpu", progress=False,
+                      checkpoint=ck)
+    assert res["epochs_run"] == pytest.approx(1.0)  # only the last epoch was redone
+    a = torch.load(tmp_path / "ref.pt", weights_only=True)["model"]
+    b = torch.load(ck, weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for key in ("losses", "test_acc", "logsv_B", "rho_k10"):
+        assert np.array_equal(ref[key], res[key]), key
+
+
+def test_workers_do_not_change_the_result(digits):
+    cfg = MnistConfig(train_size=64, test_size=32, epochs=1, batch_size=16, k_align=(10,))
+    a = train_mnist(cfg, seed=1, data=digits, workers=0, device="cpu", progress=False)
+    b = train_mnist(cfg, seed=1, data=digits, workers=2, device="cpu", progress=False)
+    assert np.array_equal(a["losses"], b["losses"])
+
+
+def test_checkpoint_path_depends_on_everything(tmp_path):
+    p = mnist.checkpoint_path(tmp_path, QUICK, 0, "bundled")
+    assert p.parent == tmp_path and p.suffix == ".pt"
+    assert p != mnist.checkpoint_path(tmp_path, QUICK, 1, "bundled")
+    assert p != mnist.checkpoint_path(tmp_path, QUICK, 0, "full")
+    assert p != mnist.checkpoint_path(tmp_path, MnistConfig(), 0, "bundled")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_quick_training_on_cuda(digits):
+    res = train_mnist(QUICK, seed=0, data=digits, workers=2, device="cuda", progress=False)
+    assert str(res["device"]) == torch.cuda.get_device_name(0)
+    assert res["test_loss"][1] < res["test_loss"][0] - 0.05
+    cpu = train_mnist(QUICK, seed=0, data=digits, workers=0, device="cpu", progress=False)
+    # same data, initialisation and batch order; float32 kernels differ only in rounding
+    assert np.allclose(res["losses"], cpu["losses"], rtol=1e-3, atol=1e-4)
+    assert np.allclose(res["rho_k10_init"], cpu["rho_k10_init"])
