@@ -11,6 +11,7 @@ from fgln.dynamics import (
     aligned_rates,
     alignment_errors,
     balanced_singular_value_rates,
+    dynamics_snapshot,
     fit_g1_constant,
     flow_jacobian_derivative,
     flow_rate_terms,
@@ -199,6 +200,38 @@ def test_dynamics_recorder_fields():
     assert np.allclose(h["terms_flow"].sum(1), h["rate_flow"])
     assert np.allclose(h["rate_prop71"], h["rate_prop45"] * np.exp((2 + 2 / L) * h["delta"]))
     assert {"rate_rem72", "rate_rem72_tri", "rate_aligned", "gamma", "eps_depth"} <= set(h)
+
+
+def test_snapshot_equals_the_public_functions():
+    net = FixedGatesNetwork.random([7] * 5, 0.8, seed=3)
+    G = grad_J(net)
+    k, L = 4, 4
+    snap = dynamics_snapshot(net, G, k)
+    J = net.jacobian().detach()
+
+    def close(a, b, tol=1e-9):
+        assert torch.allclose(a, b, rtol=tol, atol=tol * float(b.abs().max())), (a, b)
+
+    close(snap["terms_flow"], flow_rate_terms(net, G, k))
+    close(snap["rate_aligned"], aligned_rates(net, G, k))
+    close(snap["rate_prop45"], balanced_singular_value_rates(J, G, L, k))
+    fit = network_depth_scaling(net, k)
+    for key, val in [("gamma", fit.gamma), ("delta", fit.delta), ("eps_depth", fit.epsilon),
+                     ("resid_prefix", fit.resid_prefix), ("resid_suffix", fit.resid_suffix)]:
+        close(snap[key], val)
+    close(snap["rate_prop71"], prop71_rates(J, G, L, fit.delta, k))
+    ea, eb = alignment_errors(net, k)
+    close(snap["err_A"], ea)
+    close(snap["err_B"], eb)
+    sa, sb = subspace_alignment(net, k)
+    close(snap["sin_A"], sa, 1e-7)
+    close(snap["sin_B"], sb, 1e-7)
+    gates = [None] + list(net.gates) + [None]
+    mdot = [-(w if gates[l] is None else gates[l][:, None] * w)
+            for l, w in enumerate(weight_gradients(net, G), start=1)]
+    rem = remark72_rates([m.detach() for m in net.layers()], mdot, fit.delta, k)
+    close(snap["rate_rem72"], rem["remark"])
+    close(snap["rate_rem72_tri"], rem["triangular"])
 
 
 def test_g1_process_and_the_fitted_constant():

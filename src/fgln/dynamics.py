@@ -63,6 +63,7 @@ __all__ = [
     "remark72_rates",
     "SpectralRecorder",
     "DynamicsRecorder",
+    "dynamics_snapshot",
     "g1_process",
     "fit_g1_constant",
     "theory_constant",
@@ -497,17 +498,131 @@ class SpectralRecorder:
         return out
 
 
-class DynamicsRecorder:
-    """Everything Chapter 7 measures at a recorded step, on the top ``k`` singular values:
+def _svd_many(mats: list[Tensor]) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Reduced SVDs ``(U, s, Vh)`` of a list of matrices (one batched call when shapes agree)."""
+    if not mats:
+        return []
+    if all(m.shape == mats[0].shape for m in mats):
+        U, S, Vh = torch.linalg.svd(torch.stack(mats), full_matrices=False)
+        return [(U[i], S[i], Vh[i]) for i in range(len(mats))]
+    return [torch.linalg.svd(m, full_matrices=False) for m in mats]
 
-    ``s`` (all), ``g``, ``rate_flow`` (exact gradient-flow ``ds_k/dt``, Lemmas E.1-E.2),
-    ``terms_flow`` [L, k] (its per-layer terms), ``terms_aligned`` [L, k]
-    (``-s_k(A_l)^2 s_k(B_l)^2 g_k``), ``rate_aligned``, ``rate_prop45`` (Proposition 4.5's
-    formula), ``rate_prop71`` (Proposition 7.1), ``gamma``, ``delta``, ``eps_depth`` [k],
-    ``resid_prefix`` [L, k], ``resid_suffix`` [L-1, k], ``err_A`` / ``err_B`` [L-1, k]
-    (:func:`alignment_errors`), ``log_sA`` / ``log_sB`` [L, k], and Remark 7.2's
-    ``rate_rem72`` and ``rate_rem72_tri`` (with ``remark=True``).
+
+def _aligned_err(X: Tensor, k: int) -> Tensor:
+    """Column-wise ``max_i |X_ij s_j - delta_ij|`` of the top-k block, signs making diag >= 0."""
+    R = X[:k, :k]
+    sign = torch.where(R.diagonal() < 0, -1.0, 1.0).to(R.dtype)
+    return (R * sign[None, :] - torch.eye(k, dtype=R.dtype, device=R.device)).abs().amax(0)
+
+
+def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
+                      remark: bool = True) -> dict[str, Tensor]:
+    """All of Chapter 7's quantities at one instant, from one SVD of each partial product.
+
+    Returns float64 tensors: ``s`` (all singular values of J), ``g`` [k], ``rate_flow`` [k] and
+    ``terms_flow`` [L, k] (:func:`flow_rate_terms`), ``terms_aligned`` [L, k] and
+    ``rate_aligned`` [k] (:func:`aligned_rates`), ``rate_prop45``, ``rate_prop71`` [k],
+    ``gamma``, ``delta``, ``eps_depth`` [k], ``resid_prefix`` [L, k], ``resid_suffix`` [L-1, k]
+    (:func:`network_depth_scaling`), ``err_A``, ``err_B`` [L-1, k] (:func:`alignment_errors`),
+    ``sin_A``, ``sin_B`` [L-1] (:func:`subspace_alignment` with r = k), ``log_sA``,
+    ``log_sB`` [L, k] and, with ``remark``, ``rate_rem72`` and ``rate_rem72_tri`` [k]
+    (:func:`remark72_rates`). Each equals what the named function returns (tested).
     """
+    net = _check_net(net)
+    G = _check_grad(net, grad_J)
+    L = net.depth
+    if L < 2:
+        raise ValueError("dynamics_snapshot needs L >= 2")
+    k = check_int("k", k, 1, min(net.widths))
+    A, B = _partials64(net)
+    J = _as64(net.jacobian())
+    U, s, Vh = torch.linalg.svd(J, full_matrices=True)
+    V = Vh.T
+    Uk, Vk = U[:, :k], V[:, :k]
+    g = ((Uk.T @ G) * Vk.T).sum(-1)
+    sv_a = _svd_many(A[:-1])          # A_1..A_{L-1}
+    sv_b = _svd_many(B[1:])           # B_2..B_L
+    sa = torch.stack([x[1][:k] for x in sv_a] + [torch.ones(k, dtype=torch.float64)])
+    sb = torch.stack([torch.ones(k, dtype=torch.float64)] + [x[1][:k] for x in sv_b])
+    # exact flow terms -(U^T A_l A_l^T G B_l^T B_l V)_kk
+    terms = torch.stack([-((Uk.T @ a) @ (a.T @ G @ b.T) @ (b @ Vk)).diagonal()
+                         for a, b in zip(A, B)])
+    terms_al = -(sa ** 2) * (sb ** 2) * g[None, :]
+    # depth scaling: prefixes M_{1:m} = B_{m+1} (m < L) and J; suffixes A_l (m = L - l)
+    log_pre = torch.log(torch.cat([sb[1:], s[None, :k]], 0))
+    log_suf = torch.log(sa[:-1])
+    m_pre = torch.arange(1, L + 1, dtype=torch.float64)
+    m_suf = torch.arange(L - 1, 0, -1, dtype=torch.float64)
+    x = torch.cat([m_pre, m_suf])
+    y = torch.cat([log_pre, log_suf], 0)
+    design = torch.stack([x, torch.ones_like(x)], 1)
+    coef = torch.linalg.lstsq(design, y).solution if bool(torch.isfinite(y).all()) else None
+    if coef is None:  # a rank-deficient product: fit column by column on the finite entries
+        fit = network_depth_scaling(net, k)
+        gamma, delta = fit.gamma, fit.delta
+    else:
+        gamma, delta = coef[0], coef[1]
+    resid_pre = log_pre - (m_pre[:, None] * gamma + delta)
+    resid_suf = log_suf - (m_suf[:, None] * gamma + delta)
+    eps = torch.cat([resid_pre.abs(), resid_suf.abs()], 0).amax(0)
+    # alignment (ii)
+    err_a = torch.stack([_aligned_err(Uk.T @ x[0][:, :k], k) for x in sv_a])
+    err_b = torch.stack([_aligned_err(Vk.T @ x[2][:k].T, k) for x in sv_b])
+
+    def sin_max(M: Tensor) -> Tensor:
+        c = torch.linalg.svdvals(M).clamp(max=1.0)
+        return torch.sqrt(1.0 - c.min() ** 2)
+
+    sin_a = torch.stack([sin_max(Uk.T @ x[0][:, :k]) for x in sv_a])
+    sin_b = torch.stack([sin_max(Vk.T @ x[2][:k].T) for x in sv_b])
+    base = -L * s[:k].pow(2.0 - 2.0 / L) * g
+    out = {
+        "s": s, "g": g, "rate_flow": terms.sum(0), "terms_flow": terms,
+        "terms_aligned": terms_al, "rate_aligned": terms_al.sum(0),
+        "rate_prop45": base, "rate_prop71": torch.exp((2.0 + 2.0 / L) * delta) * base,
+        "gamma": gamma, "delta": delta, "eps_depth": eps, "resid_prefix": resid_pre,
+        "resid_suffix": resid_suf, "err_A": err_a, "err_B": err_b, "sin_A": sin_a,
+        "sin_B": sin_b, "log_sA": torch.log(sa), "log_sB": torch.log(sb),
+    }
+    if remark:
+        layers = [_as64(m) for m in net.layers()]
+        Q = [torch.eye(U.shape[0], dtype=torch.float64)]
+        for m in layers[:0:-1]:
+            Q.append(Q[-1] @ m)
+        Q = Q[::-1]  # Q[l-1] = M_L ... M_{l+1}
+        sv_q = _svd_many(Q[:-1]) + [(U, torch.ones(U.shape[0], dtype=torch.float64), U.T)]
+        sv_p = [(V, torch.ones(V.shape[0], dtype=torch.float64), V.T)] + sv_b
+        gates = [None] + [_as64(gt) for gt in net.gates] + [None]
+        tri = torch.zeros(k, dtype=torch.float64)
+        core_sum = torch.zeros(k, dtype=torch.float64)
+        lower = torch.tril(torch.ones(k, k, dtype=torch.float64))
+        upper = lower.T
+        for l in range(1, L + 1):
+            a, b = A[l - 1], B[l - 1]
+            mdot = -(a.T @ G @ b.T)  # -grad_{W_l} (Lemma A.1)
+            if gates[l] is not None:
+                mdot = gates[l][:, None] * mdot
+            Uq, sq, Vqh = sv_q[l - 1]
+            Up, sp, Vph = sv_p[l - 1]
+            X = (Uk.T @ Uq[:, :k])                       # [k, k]
+            Z = (Vph[:k] @ Vk)                           # [k, k]
+            Y = Vqh[:k] @ mdot @ Up[:, :k]               # [k, k]
+            sqk, spk = sq[:k], sp[:k]
+            with torch.no_grad():
+                tm = torch.where(sqk[:, None] > 0, X * sqk[None, :] / sqk[:, None], 0.0) * lower
+                tp = torch.where(spk[None, :] > 0, spk[:, None] * Z / spk[None, :], 0.0) * upper
+            core = (tm @ Y @ tp).diagonal()
+            core_sum += core
+            tri += sqk * spk * core
+        out["rate_rem72"] = (torch.exp((1.0 + 1.0 / L) * delta) * s[:k].pow(1.0 - 1.0 / L)
+                             * core_sum)
+        out["rate_rem72_tri"] = tri
+    return out
+
+
+class DynamicsRecorder:
+    """Records :func:`dynamics_snapshot` (top ``k``) at each recorded step of
+    :func:`fgln.train.train`; Chapter 7's measurements."""
 
     def __init__(self, k: int = 15, remark: bool = True):
         self.k = check_int("k", k, 1)
@@ -517,40 +632,8 @@ class DynamicsRecorder:
         if grad_J is None:
             raise ValueError("DynamicsRecorder needs grad_J (a backward pass through the network)")
         with torch.no_grad():
-            L = net.depth
-            k = min(self.k, min(net.widths))
-            J = _as64(net.jacobian())
-            G = _as64(grad_J).to(J.device)
-            s = torch.linalg.svdvals(J)
-            terms = flow_rate_terms(net, G, k)
-            A, B = _partials64(net)
-            g = projections(J, G, k)
-            sa = torch.stack([torch.linalg.svdvals(a)[:k] for a in A])
-            sb = torch.stack([torch.linalg.svdvals(b)[:k] for b in B])
-            terms_al = -(sa ** 2) * (sb ** 2) * g[None, :]
-            fit = network_depth_scaling(net, k)
-            ea, eb = alignment_errors(net, k)
-            out = {
-                "s": _np(s), "g": _np(g),
-                "rate_flow": _np(terms.sum(0)), "terms_flow": _np(terms),
-                "terms_aligned": _np(terms_al), "rate_aligned": _np(terms_al.sum(0)),
-                "rate_prop45": _np(balanced_singular_value_rates(J, G, L, k)),
-                "rate_prop71": _np(prop71_rates(J, G, L, fit.delta, k)),
-                "gamma": _np(fit.gamma), "delta": _np(fit.delta), "eps_depth": _np(fit.epsilon),
-                "resid_prefix": _np(fit.resid_prefix), "resid_suffix": _np(fit.resid_suffix),
-                "err_A": _np(ea), "err_B": _np(eb),
-                "log_sA": _np(torch.log(sa)), "log_sB": _np(torch.log(sb)),
-            }
-            if self.remark:
-                layers = [_as64(m) for m in net.layers()]
-                wg = weight_gradients(net, G)
-                gates = [None] + [_as64(gt) for gt in net.gates] + [None]
-                mdot = [-(w if gates[l] is None else gates[l][:, None] * w)
-                        for l, w in enumerate(wg, start=1)]
-                r = remark72_rates(layers, mdot, fit.delta, k)
-                out["rate_rem72"] = _np(r["remark"])
-                out["rate_rem72_tri"] = _np(r["triangular"])
-        return out
+            snap = dynamics_snapshot(net, grad_J, min(self.k, min(net.widths)), self.remark)
+        return {key: _np(val) for key, val in snap.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -610,7 +693,8 @@ def fit_g1_constant(s, g, steps, L: int) -> float:
         c0 = 1e-12
 
     def loss(logc: float) -> float:
-        pred = g1_process(s[0], g, t, math.copysign(math.exp(logc), c0), L)
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = g1_process(s[0], g, t, math.copysign(math.exp(logc), c0), L)
         if not np.all(np.isfinite(pred)):
             return float("inf")
         return float(np.sum((pred - s) ** 2))

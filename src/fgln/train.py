@@ -35,7 +35,8 @@ max_loss_factor=1e6, progress=None, desc="train") -> TrainResult``
   run. A checkpoint from another configuration raises ``ValueError``.
 * A non-finite loss, or one above ``max_loss_factor`` times the first loss, stops the run with
   :class:`DivergenceError` naming the step.
-* Progress bar (with the loss) via :mod:`fgln.progress` (``FGLN_PROGRESS=0`` silences it).
+* Progress bar (with the loss, and the latest scalars returned by ``callback``, e.g. a test
+  accuracy) via :mod:`fgln.progress` (``FGLN_PROGRESS=0`` silences it).
 
 ``TrainResult``: ``model``, ``history`` (dict of numpy arrays stacked over records), ``losses``
 (one per step), ``steps``, ``epoch``, ``resumed_from`` (step or None), ``seconds``,
@@ -75,6 +76,8 @@ __all__ = [
     "half_mse",
     "compress_regression",
     "record_steps",
+    "synthetic_run",
+    "balanced_run",
 ]
 
 _FORMAT = 1
@@ -289,6 +292,13 @@ class _Batches:
         """``(epoch, batches consumed in it, RNG state at its start)`` for a checkpoint; the
         end of an epoch is stored as the start of the next one (nothing to skip on resume)."""
         if self.length is not None and self.pos >= self.length:
+            # A sampler may draw from its generator when it is exhausted (RandomSampler calls
+            # randperm once more at the end): exhaust the iterator now, so that the RNG state
+            # saved with this position is the one the next epoch starts from.
+            if self._it is not None:
+                for _ in self._it:
+                    raise ValueError(f"data yielded more than len(data) = {self.length} "
+                                     "batches in an epoch")
             return self.epoch + 1, 0, None
         return self.epoch, self.pos, self.epoch_rng
 
@@ -454,16 +464,17 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
             "model": model.state_dict(), "optimizer": opt.state_dict(),
             "history": _history_to_tensors(hist),
             "losses": torch.tensor(losses, dtype=torch.float64), "loss0": loss0,
-            "rng_now": _rng_state(gens, cuda),
         }
+        # position first: at the end of an epoch it exhausts the loader (which may draw)
         epoch, pos, rng_epoch = (0, 0, None) if batches is None else batches.position()
-        payload.update(epoch=epoch, pos=pos, rng_epoch=rng_epoch)
+        payload.update(epoch=epoch, pos=pos, rng_epoch=rng_epoch, rng_now=_rng_state(gens, cuda))
         _save(ckpt_path, payload)
 
     if full_batch:
         xb = _to(data[0], device, dtype)
         yb = _to(data[1], device, dtype)
     record_seconds = 0.0
+    shown: dict[str, str] = {}  # scalar values returned by callback, shown in the progress bar
     last_batch = None
 
     def forward_backward(batch, want_grad_j: bool):
@@ -492,6 +503,8 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
                                            grad_j, batch))
             if extra:
                 row.update(extra)
+                shown.update({k: f"{float(v):.4g}" for k, v in extra.items()
+                              if isinstance(v, (int, float)) and not isinstance(v, bool)})
         if hist and set(row) != set(hist):
             changed = sorted(set(row) ^ set(hist))
             raise ValueError(f"recorded keys changed at step {step}: {changed}")
@@ -530,7 +543,7 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
         opt.step()
         last_batch = batch
         if hasattr(bar, "set_postfix") and (s - start) % post_every == 0:
-            bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+            bar.set_postfix(loss=f"{value:.4g}", **shown, refresh=False)
         if every is not None and (s + 1) % every == 0 and s + 1 < total:
             save(s + 1)
     if total in rec_steps and not (hist.get("step") and hist["step"][-1] == total):
@@ -547,3 +560,107 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
                        epoch=0 if batches is None else batches.epoch,
                        resumed_from=resumed_from, seconds=time.perf_counter() - t_begin,
                        record_seconds=record_seconds)
+
+
+# --------------------------------------------------------------------------------------
+# the runs of Chapters 1, 4 and 7
+# --------------------------------------------------------------------------------------
+
+
+def _task_seed(seed: int) -> int:
+    """The data of run ``seed`` come from another stream than its weights (seed + 10**6)."""
+    return 1_000_000 + int(seed)
+
+
+def _grid(t_max: float, dt: float, lr: float) -> tuple[int, int]:
+    steps = int(round(t_max / lr))
+    every = int(round(dt / lr))
+    if every < 1 or steps < every or abs(steps * lr - t_max) > 1e-9 * max(1.0, t_max) \
+            or abs(every * lr - dt) > 1e-9 * max(1.0, dt):
+        raise ValueError(f"t_max={t_max} and record_dt={dt} must be multiples of lr={lr}")
+    return steps, every
+
+
+def synthetic_run(seed: int = 0, *, n: int = 64, L: int = 10, p: float = 0.5, rank: int = 10,
+                  samples: int = 1000, lr: float = 0.02, t_max: float = 60.0,
+                  record_dt: float = 0.5, k: int = 15, diagnostics: bool = False,
+                  progress: bool | None = None) -> dict[str, np.ndarray]:
+    """Figure 1 / Appendix G.1: a square FGLN (widths ``[n] * (L + 1)``, p-gates,
+    ``sigma = 1/sqrt(n)``, drawn by ``FixedGatesNetwork.random(seed=seed)``) trained by full-batch
+    gradient descent at step ``lr`` on :func:`synthetic_task` (``seed + 10**6``) with
+    :func:`half_mse`, up to time ``t_max`` (in units of ``t = step * lr``), recorded every
+    ``record_dt``. The 1000-sample loss is evaluated through :func:`compress_regression` (the
+    same loss, n rows instead of ``samples``).
+
+    Returns the stacked history (``step``, ``t``, ``loss``, ``s`` [R, n], ``g`` [R, k] and, with
+    ``diagnostics``, every field of :class:`fgln.dynamics.DynamicsRecorder`), ``losses`` (every
+    step), ``T_sv`` (singular values of the target map), ``lr``, ``seconds`` and
+    ``record_seconds``.
+    """
+    from .dynamics import DynamicsRecorder, SpectralRecorder
+    from .networks import FixedGatesNetwork
+    from .threads import torch_threads
+
+    steps, every = _grid(t_max, record_dt, lr)
+    with torch_threads(1):
+        X, Y, T = synthetic_task(n, rank, samples, seed=_task_seed(seed))
+        Xc, Yc, weight, _ = compress_regression(X, Y)
+        net = FixedGatesNetwork.random([n] * (L + 1), p, seed=seed)
+        rec = DynamicsRecorder(k) if diagnostics else SpectralRecorder(k, partial_k=0)
+        res = train(net, (Xc, Yc), lambda out, y: weight * half_mse(out, y), lr=lr,
+                    steps=steps, record=every, recorders=[rec], device="cpu",
+                    progress=progress, desc=f"seed {seed}")
+    out = dict(res.history)
+    out.update(losses=res.losses, T_sv=torch.linalg.svdvals(T).numpy(), lr=float(lr),
+               seconds=float(res.seconds), record_seconds=float(res.record_seconds))
+    return out
+
+
+def balanced_run(seed: int = 0, *, n: int = 16, L: int = 6, p: float = 0.5, rank: int = 3,
+                 samples: int = 200, lr: float = 0.01, t_max: float = 4.0,
+                 grid_dt: float = 0.5, scale: float = 0.5, balanced: bool = True,
+                 k: int = 3, progress: bool | None = None) -> dict[str, np.ndarray]:
+    """Proposition 4.5 along gradient descent: a balanced masked network
+    (:func:`fgln.networks.balanced_masked_network`, gates Bernoulli(p) from ``seed``,
+    ``scale``), or with ``balanced=False`` a random FGLN (``FixedGatesNetwork.random``), trained
+    on :func:`synthetic_task` (``n``, ``rank``, ``samples``) at step ``lr`` up to ``t_max``.
+
+    At every grid time ``t_i = i * grid_dt`` and one step later it records ``s`` (top ``k``),
+    ``pred`` (Proposition 4.5's rate), ``flow`` (the exact gradient-flow rate, Lemmas E.1-E.2)
+    and ``balance`` (the largest relative balance residual). Returns ``t`` [G],
+    ``measured`` [G, k] = ``(s(step + 1) - s(step)) / lr``, ``pred``, ``flow`` [G, k],
+    ``balance`` [G] and ``s`` [G, k].
+    """
+    from .dynamics import balanced_singular_value_rates, flow_singular_value_rates
+    from .networks import FixedGatesNetwork, balance_residuals, balanced_masked_network
+    from .threads import torch_threads
+
+    steps, every = _grid(t_max, grid_dt, lr)
+    grid = list(range(0, steps + 1, every))
+    rec = sorted(set(grid) | {g + 1 for g in grid})
+    with torch_threads(1):
+        X, Y, _ = synthetic_task(n, rank, samples, seed=_task_seed(seed))
+        gen = make_generator(seed)
+        gates = [(torch.rand(n, generator=gen, dtype=torch.float64) < p).double()
+                 for _ in range(L - 1)]
+        if balanced:
+            net = balanced_masked_network([n] * (L + 1), gates, scale=scale, seed=gen)
+        else:
+            net = FixedGatesNetwork.random([n] * (L + 1), p, seed=gen)
+
+        def cb(ctx: RecordContext) -> dict:
+            J = ctx.net.jacobian().detach()
+            return {"s": torch.linalg.svdvals(J)[:k],
+                    "pred": balanced_singular_value_rates(J, ctx.grad_J, L, k),
+                    "flow": flow_singular_value_rates(ctx.net, ctx.grad_J, k),
+                    "balance": balance_residuals(ctx.net).max()}
+
+        res = train(net, (X, Y), half_mse, lr=lr, steps=max(rec), record=rec, callback=cb,
+                    recorders=[], device="cpu", progress=progress, desc=f"lr {lr:g}")
+    h = res.history
+    pos = {int(s): i for i, s in enumerate(h["step"])}
+    i0 = [pos[g] for g in grid]
+    i1 = [pos[g + 1] for g in grid]
+    return {"t": np.asarray(grid, dtype=float) * lr, "s": h["s"][i0],
+            "measured": (h["s"][i1] - h["s"][i0]) / lr, "pred": h["pred"][i0],
+            "flow": h["flow"][i0], "balance": h["balance"][i0], "lr": float(lr)}
