@@ -270,3 +270,64 @@ def test_long_chunks_do_not_invent_zeros():
     lay = sample_layers(24, 40, 1.0, batch=2, seed=8)
     out = log_singular_values(lay, reorth_every=8)
     assert torch.isfinite(out).all()
+
+
+# ---------------------------------------------------------------- adaptive QR interval
+
+
+def _count_steps(monkeypatch):
+    steps = []
+    push = SpectrumAccumulator.push
+
+    def counting(self, M, count=1, rank_bound=None):
+        steps.append(count)
+        return push(self, M, count, rank_bound)
+
+    monkeypatch.setattr(SpectrumAccumulator, "push", counting)
+    return steps
+
+
+def test_adaptive_interval_matches_every_layer_to_1e_10(monkeypatch):
+    lay = sample_layers(64, 150, 0.5, batch=8, seed=2)
+    ref = log_singular_values(lay, reorth_every=1)
+    steps = _count_steps(monkeypatch)
+    out = log_singular_values(lay)  # default: adaptive
+    fin = torch.isfinite(ref)
+    assert torch.equal(fin, torch.isfinite(out))
+    assert float((out - ref)[fin].abs().max()) < 1e-10
+    assert sum(steps) >= 150 and len(steps) < 150 / 2.5  # several layers per QR step
+    # the exponent estimates: within 1e-10 of the every-layer estimates
+    g1 = lyapunov_estimates(lay, reorth_every=1)
+    g = lyapunov_estimates(lay)
+    fin = torch.isfinite(g1)
+    assert torch.equal(fin, torch.isfinite(g))
+    assert float((g - g1)[fin].abs().max()) < 1e-10
+
+
+def test_adaptive_interval_redoes_a_chunk_with_a_nearly_singular_layer(monkeypatch):
+    lay = sample_layers(16, 60, 1.0, batch=2, seed=4) * 1.5  # slow growth: long chunks
+    lay[:, 30, -1] *= 1e-7  # one direction of one layer nearly annihilated
+    ref = log_singular_values(lay, reorth_every=1)
+    steps = _count_steps(monkeypatch)
+    out = log_singular_values(lay)
+    assert float((out - ref).abs().max()) < 1e-10
+    assert sum(steps) > 60  # the chunk holding layer 31 was pushed again, layer by layer
+    fixed = log_singular_values(lay, reorth_every=max(steps))  # what a fixed interval gives
+    assert float((fixed - ref).abs().max()) > 1e-10
+
+
+def test_qr_interval_choices():
+    from fgln.accumulator import QRInterval
+
+    assert QRInterval(3).size == 3 and not QRInterval(3).adaptive
+    assert not QRInterval(dtype=torch.float32).adaptive  # 1e-10 is below float32 rounding
+    it = QRInterval()
+    assert it.adaptive and it.size == 1
+    it.observe(spread=0.1, count=1)  # slow growth: longer chunks, capped
+    assert it.size == it.max_layers
+    it.observe(spread=3 * it.target, count=it.size)  # fast growth: shorter at once
+    assert it.size < 12 and not it.must_redo(it.target, 4) and it.must_redo(it.target + 3, 4)
+    with pytest.raises(ValueError, match="tol"):
+        QRInterval(tol=0.0)
+    with pytest.raises(ValueError, match="reorth_every"):
+        QRInterval(0)

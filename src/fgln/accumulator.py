@@ -11,7 +11,7 @@ step by step and reported as ``-inf``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Iterable
 
 import torch
@@ -21,7 +21,7 @@ from .validation import check_int
 
 Tensor = torch.Tensor
 
-__all__ = ["SpectrumAccumulator", "accumulate"]
+__all__ = ["SpectrumAccumulator", "QRInterval", "accumulate"]
 
 METHODS = ("householder", "cholqr")
 
@@ -119,27 +119,25 @@ class SpectrumAccumulator:
         if self.method == "cholqr":
             self.Q, R = self._cholqr(Z, M)
             return R
-        h, tau = torch.geqrf(Z)  # geqrf + householder_product: ~30% faster than linalg.qr
-        if self.spectrum:
-            self.Q, self.house = torch.linalg.householder_product(h, tau), None
-            return torch.triu(h)
-        self.Q, self.house = None, (h, tau)  # applied later by ormqr, never formed
+        h, tau = torch.geqrf(Z)
+        self.Q, self.house = None, (h, tau)  # applied by ormqr at the next step, never formed
         return h
 
     def _update_triangle(self, R: Tensor, alive: Tensor) -> None:
-        """``T' = R T`` with ``T = diag(e^a) N``, in log form (row i = e^{a_i} sum_j R_ij
-        e^{a_j - a_i} N_j), rows renormalised."""
-        R = R * alive[:, :, None].to(R.dtype)
+        """``T' = R T`` with ``T = diag(e^a) N``, in log form: row i of ``T'`` is
+        ``e^{a_i} sum_{j >= i} R_ij e^{a_j - a_i} N_j``; its norm goes into ``a``, the
+        normalised row into ``N``. Rows not ``alive`` (and rows already dead) are annihilated.
+        """
         a = self.a
-        a_safe = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
-        diff = (a_safe[:, None, :] - a_safe[:, :, None]).clamp(max=700.0)
-        F = torch.exp(diff) * torch.isfinite(a)[:, None, :].to(a.dtype)
-        P = torch.triu(R * F) @ self.N
+        fin = torch.isfinite(a)
+        a_col = torch.where(fin, a, -math.inf)
+        a_row = torch.where(alive & fin, a, math.inf)  # exp(-inf) = 0 on dead rows
+        F = (a_col[:, None, :] - a_row[:, :, None]).clamp_(max=700.0).exp_()
+        P = torch.bmm(F.mul_(R).triu_(), self.N)
         nu = torch.linalg.vector_norm(P, dim=-1)
         ok = alive & (nu > 0)
-        nu_safe = torch.where(ok, nu, torch.ones_like(nu))
-        self.N = torch.where(ok[..., None], P / nu_safe[..., None], torch.zeros_like(P))
-        self.a = torch.where(ok, a_safe + torch.log(nu_safe), torch.full_like(a, -math.inf))
+        self.N = P.mul_(torch.where(ok, 1.0 / nu, 0.0)[..., None])
+        self.a = torch.where(ok, torch.where(fin, a, 0.0) + torch.log(nu), -math.inf)
         self.rank = ok.sum(-1)
 
     def push(self, M: Tensor, count: int = 1, rank_bound: Tensor | None = None) -> Tensor:
@@ -153,12 +151,13 @@ class SpectrumAccumulator:
         """
         n = M.shape[-1]
         ar = torch.arange(n, device=M.device)
-        colmask = (ar[None, :] < self.rank[:, None]).to(M.dtype)  # [b, n]
         if self.house is not None:  # M @ Q without forming Q
             Z = torch.ormqr(self.house[0], self.house[1], M, left=False)
         else:
             Z = M @ self.Q
-        R = self._factor(Z * colmask[:, None, :], M)
+        if bool((self.rank < n).any()):  # directions already annihilated stay zero
+            Z = Z * (ar[None, :] < self.rank[:, None]).to(M.dtype)[:, None, :]
+        R = self._factor(Z, M)
         new_rank = self._rank_after(R, M, count, rank_bound)
         alive = ar[None, :] < new_rank[:, None]  # [b, n]
         logd = torch.where(alive, torch.log(R.diagonal(dim1=-2, dim2=-1).abs()),
@@ -170,6 +169,15 @@ class SpectrumAccumulator:
             self.rank = new_rank
         self.depth += count
         return logd
+
+    def copy(self) -> "SpectrumAccumulator":
+        """A shallow copy (steps replace the tensors, never modify them in place)."""
+        return replace(self)
+
+    def restore(self, other: "SpectrumAccumulator") -> None:
+        """Return to the state of ``other`` (a :meth:`copy` taken earlier)."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(other, f.name))
 
     # ---------------------------------------------------------------- read-out
 
@@ -185,16 +193,75 @@ class SpectrumAccumulator:
         return graded_log_svdvals_batched(self.a, R1, self.rank, k)
 
 
+class QRInterval:
+    """How many layers to multiply together between two QR steps.
+
+    Multiplying ``m`` layers before a QR step saves ``m - 1`` QR steps, but the columns of the
+    chunk's product lose orthogonality: the step resolves direction i only to a relative
+    error of about ``eps * exp(S)``, where the *spread* ``S = max_j log|R_jj| - min_i
+    log|R_ii|`` (live directions, worst chain) is measured at every step. ``fixed=m`` always
+    multiplies ``m`` layers. Otherwise (adaptive) the next interval is chosen from the
+    spread per layer measured so far so that ``S`` stays near ``target = log(tol / (200
+    eps))`` (7.7 nats for float64 and ``tol = 1e-10``), and a chunk whose spread exceeds the
+    target by more than 2 is redone one layer per step. Every finite log-singular value then
+    stays within about ``tol`` of the one-layer-per-step result.
+    """
+
+    def __init__(self, fixed: int | None = None, *, tol: float = 1e-10,
+                 dtype: torch.dtype = torch.float64, max_layers: int = 32):
+        self.fixed = None if fixed is None else check_int("reorth_every", fixed, 1)
+        if not tol > 0:
+            raise ValueError(f"tol must be positive, got {tol}")
+        self.target = math.log(tol / (200 * torch.finfo(dtype).eps))
+        self.redo_above = self.target + 2.0
+        self.max_layers = max_layers
+        self.rate: float | None = None  # spread per layer, conservative running estimate
+        self.size = self.fixed or 1
+
+    @property
+    def adaptive(self) -> bool:
+        return self.fixed is None and self.target > 0
+
+    def must_redo(self, spread: float, count: int) -> bool:
+        """Whether a step over ``count`` layers with this spread is too inexact to keep."""
+        return self.adaptive and count > 1 and spread > self.redo_above
+
+    def observe(self, spread: float, count: int) -> None:
+        """Record a step's spread over ``count`` layers and choose the next interval."""
+        if not self.adaptive:
+            return
+        rate = max(spread, 1e-3) / count
+        # rise at once, fall at most by half per step
+        self.rate = rate if self.rate is None else max(rate, 0.5 * (self.rate + rate))
+        self.size = int(min(self.max_layers, max(1, self.target // self.rate)))
+
+
+def _spread(logd: Tensor) -> float:
+    """Largest over the batch of ``max - min`` of the finite entries of ``logd`` [b, n]."""
+    fin = torch.isfinite(logd)
+    hi = torch.where(fin, logd, torch.full_like(logd, -math.inf)).amax(-1)
+    lo = torch.where(fin, logd, torch.full_like(logd, math.inf)).amin(-1)
+    gap = torch.where(fin.any(-1), hi - lo, torch.zeros_like(hi))
+    return float(gap.max())
+
+
+def _live_rows(M: Tensor) -> Tensor:
+    """Number of non-zero rows of each layer [b] (an upper bound on its rank)."""
+    return (M.abs().amax(-1) > 0).sum(-1)
+
+
 def accumulate(layers: Iterable[Tensor], acc: SpectrumAccumulator, L: int, *,
-               depths: Iterable[int] = (), k: int | None = None, reorth_every: int = 1,
+               depths: Iterable[int] = (), k: int | None = None,
+               reorth_every: int | None = None, tol: float = 1e-10,
                progress: bool = False) -> list[Tensor]:
     """Push ``L`` layers [batch, n, n] into ``acc``; log-spectra at ``depths`` ([batch, k] each).
 
-    ``reorth_every`` layers are multiplied together between two QR steps; a step is also
-    taken at every wanted depth and at L. Each chunk carries a structural rank bound: the
-    smallest number of non-zero rows among its layers.
+    ``reorth_every`` layers are multiplied together between two QR steps; ``None`` chooses
+    the interval from the measured growth (:class:`QRInterval`, accuracy ``tol``). A step is
+    also taken at every wanted depth and at L. Each chunk carries a structural rank bound:
+    the smallest number of non-zero rows among its layers.
     """
-    reorth_every = check_int("reorth_every", reorth_every, 1)
+    interval = QRInterval(reorth_every, tol=tol, dtype=acc.a.dtype)
     wanted = set(depths)
     it = layers
     if progress:
@@ -202,17 +269,26 @@ def accumulate(layers: Iterable[Tensor], acc: SpectrumAccumulator, L: int, *,
 
         it = _progress(layers, total=L, desc="layers")
     out: list[Tensor] = []
+    chunk: list[Tensor] = []  # the chunk's layers, kept for a redo (adaptive only)
     pending: Tensor | None = None
     bound: Tensor | None = None
     count = 0
     for l, M in enumerate(it, start=1):
         pending = M if pending is None else M @ pending
-        live = (M.abs().amax(-1) > 0).sum(-1)  # rank(M) <= its number of non-zero rows
+        live = _live_rows(M)
         bound = live if bound is None else torch.minimum(bound, live)
         count += 1
-        if count == reorth_every or l in wanted or l == L:
-            acc.push(pending, count, bound)
-            pending, count, bound = None, 0, None
+        if interval.adaptive:
+            chunk.append(M)
+        if count >= interval.size or l in wanted or l == L:
+            before = acc.copy()
+            spread = _spread(acc.push(pending, count, bound))
+            if interval.must_redo(spread, count):
+                acc.restore(before)
+                for layer in chunk:
+                    acc.push(layer, 1, _live_rows(layer))
+            interval.observe(spread, count)
+            pending, bound, chunk, count = None, None, [], 0
         if l in wanted:
             out.append(acc.log_svdvals(k))
     return out
