@@ -221,3 +221,28 @@ def test_quick_training_on_cuda(digits):
     # same data, initialisation and batch order; float32 kernels differ only in rounding
     assert np.allclose(res["losses"], cpu["losses"], rtol=1e-3, atol=1e-4)
     assert np.allclose(res["rho_k10_init"], cpu["rho_k10_init"])
+
+
+def test_alignment_reach():
+    assert mnist.alignment_reach(np.array([0.9, 0.7, 0.4, 0.1])) == pytest.approx(2 + 0.2 / 0.3)
+    assert mnist.alignment_reach(np.array([0.3, 0.9])) == 1.0
+    assert mnist.alignment_reach(np.array([0.9, 0.8, 0.6])) == 3.0
+    assert mnist.alignment_reach(np.array([0.9, 0.5, 0.2])) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="finite"):
+        mnist.alignment_reach(np.array([0.9, np.nan]))
+
+
+def test_linear_baseline_is_a_least_squares_fit(digits):
+    """Labels that are an exact linear function of the pixels are recovered perfectly; the
+    real digits are well above chance."""
+    from fgln.data import MnistDataset
+
+    imgs = digits.train.images[:300]
+    X = imgs.reshape(300, -1).double() / 255
+    X = (X - 0.1307) / 0.3081
+    M = torch.randn(784, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    labels = (X @ M).argmax(1)
+    ds = MnistDataset(imgs, labels)
+    assert mnist.linear_baseline(ds, ds, ridge=1e-9) == 1.0
+    acc = mnist.linear_baseline(digits.train.subset(2000), digits.test)
+    assert 0.6 < acc < 0.95

@@ -54,6 +54,10 @@ __all__ = [
     "cluster_measurements",
     "train_mnist",
     "evaluate",
+    "alignment_reach",
+    "linear_baseline",
+    "checkpoint_path",
+    "cached_run",
 ]
 
 IN_FEATURES = 28 * 28
@@ -217,6 +221,45 @@ def cluster_measurements(logsv_B: np.ndarray, r: int, *, l_from: int = 2) -> dic
             "spread_bottom": float(last[r] - last[-1]), "maxres": float(res)}
 
 
+def alignment_reach(rho: np.ndarray, level: float = 0.5) -> float:
+    """How far along the depth the alignment reaches: the l at which ``rho`` falls below
+    ``level``.
+
+    ``rho`` [m]: values at l = 1..m. Returns the first crossing, linearly interpolated between
+    the two l around it; 1.0 when ``rho[0] < level`` already, ``m`` when it never falls below.
+    """
+    x = np.asarray(rho, dtype=float)
+    if x.ndim != 1 or x.size < 1 or not np.all(np.isfinite(x)):
+        raise ValueError(f"rho must be a finite 1-d array, got shape {x.shape}")
+    below = np.nonzero(x < level)[0]
+    if below.size == 0:
+        return float(x.size)
+    i = int(below[0])
+    if i == 0:
+        return 1.0
+    return float(i + (x[i - 1] - level) / (x[i - 1] - x[i]))
+
+
+@single_threaded
+def linear_baseline(train: MnistDataset, test: MnistDataset, *, ridge: float = 1e-3) -> float:
+    """Test accuracy of the least-squares linear map ``x -> M x`` (no bias, the function class of
+    the network) fitted to one-hot labels on the un-augmented training images.
+
+    ``M = Y^T X (X^T X + ridge * tr(X^T X)/784 I)^{-1}`` in float64.
+    """
+    xs = [ds.images.reshape(len(ds), -1).to(torch.float64) / 255.0 for ds in (train, test)]
+    if train.normalize:
+        from .data import MNIST_MEAN, MNIST_STD
+
+        xs = [(x - MNIST_MEAN) / MNIST_STD for x in xs]
+    X, Xt = xs
+    Y = F.one_hot(train.labels, CLASSES).to(torch.float64)
+    G = X.T @ X
+    G += ridge * torch.trace(G) / G.shape[0] * torch.eye(G.shape[0], dtype=G.dtype)
+    M = torch.linalg.solve(G, X.T @ Y)  # [784, 10]
+    return float(((Xt @ M).argmax(1) == test.labels).double().mean())
+
+
 # --------------------------------------------------------------------------------------
 # training (Section 8)
 # --------------------------------------------------------------------------------------
@@ -353,9 +396,36 @@ def train_mnist(config: MnistConfig = MnistConfig(), *, seed: int = 0, data: Mni
 
 def checkpoint_path(directory: str | os.PathLike, config: MnistConfig, seed: int,
                     source: str) -> Path:
-    """A checkpoint file name unique to (config, seed, data source) inside ``directory``."""
+    """A checkpoint file inside ``directory`` unique to (config, seed, data source, code)."""
     import hashlib
     import json
 
-    key = hashlib.sha256(json.dumps([config.params(), seed, source], sort_keys=True).encode())
+    from .cache import code_version
+
+    key = hashlib.sha256(json.dumps([config.params(), seed, source, code_version()],
+                                    sort_keys=True).encode())
     return Path(directory) / f"mnist-{source}-seed{seed}-{key.hexdigest()[:12]}.pt"
+
+
+def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
+               cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
+               progress: bool | None = None) -> dict:
+    """:func:`train_mnist` through :func:`fgln.cache.cached` (trained once per configuration,
+    seed, data source and code version), with a checkpoint every epoch in
+    ``<cache>/checkpoints`` so that an interrupted run resumes; the checkpoint is removed once
+    the result is cached. The device is not part of the key (a GPU result is reused on a CPU).
+    """
+    from .cache import cached, default_cache_dir
+
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    ck = checkpoint_path(base / "checkpoints", config, seed, data.source)
+    params = {**config.params(), "seed": int(seed), "source": data.source,
+              "n_train_total": len(data.train), "n_test_total": len(data.test)}
+
+    def compute() -> dict:
+        out = train_mnist(config, seed=seed, data=data, device=device, workers=workers,
+                          checkpoint=ck, progress=progress)
+        ck.unlink(missing_ok=True)
+        return out
+
+    return cached("mnist_train", params, compute, cache_dir=cache_dir)
