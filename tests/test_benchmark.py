@@ -1,16 +1,18 @@
-"""Smoke test of benchmarks/spectra.py at a tiny size (``--quick``), run in-process."""
+"""benchmarks/spectra.py at a tiny size (``--quick``), run in-process, its numbers recomputed."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import sys
+from contextlib import redirect_stdout
 
 import pytest
 import torch
 
 from conftest import REPO_ROOT
-from fgln.sampling import sample_layers
-from fgln.spectra import log_spectra_by_depth
+from fgln.sampling import sample_layers, sample_network
+from fgln.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
 
 BENCH = REPO_ROOT / "benchmarks" / "spectra.py"
 
@@ -27,64 +29,103 @@ def bench():
 @pytest.fixture(scope="module")
 def quick_run(bench, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    import io
-    from contextlib import redirect_stdout
-
     buf = io.StringIO()
     with redirect_stdout(buf):
-        res = bench.main(["--quick", "--reorth", "1,2,4", "--out-dir", str(out)])
+        res = bench.main(["--quick", "--reorth", "2,4", "--out-dir", str(out)])
     return res, buf.getvalue(), out
 
 
-def test_quick_run_keys_and_json(quick_run):
+@pytest.fixture(scope="module")
+def quick_layers():
+    """The layers the quick run measures (n=16, L=12, batch 4, p=0.5, seed 0)."""
+    return sample_layers(16, 12, 0.5, batch=4, seed=0)
+
+
+def test_quick_run_keys_ratios_and_json(quick_run):
     res, text, out = quick_run
-    assert set(res) >= {"meta", "timings", "target", "naive_vs_ours", "consistency", "reference"}
     meta = res["meta"]
-    assert (meta["n"], meta["L"], meta["batch"]) == (16, 12, 4)
+    assert (meta["n"], meta["L"], meta["batch"], meta["p"]) == (16, 12, 4, 0.5)
     for key in ("torch_version", "cpu_model", "torch_threads", "loadavg_start", "dtype"):
         assert key in meta
-    expected = {"floor", "naive", "ours_all", "ours_k1", "ours_k10",
-                "exponent_m1", "exponent_m2", "exponent_m4",
-                "lyapunov_m1", "lyapunov_m2", "lyapunov_m4"}
-    assert set(res["timings"]) == expected
+    kinds = {f"{k}_{m}" for k in ("final", "lyapunov") for m in ("auto", "m1", "m2", "m4")}
+    assert set(res["timings"]) == {"floor", "naive", "ours_all", "ours_k1", "ours_k10"} | kinds
+    floor = res["timings"]["floor"]["seconds"]
     for t in res["timings"].values():
-        assert t["seconds"] > 0 and "over_floor" in t and "over_naive" in t
-    assert res["timings"]["exponent_m1"]["max_abs_err_log_sv"] == 0.0
-    assert res["timings"]["lyapunov_m1"]["max_abs_err_exponent"] == 0.0
-    assert res["timings"]["lyapunov_m2"]["max_abs_err_exponent"] < 1e-8
-    # the JSON is strict (no NaN/Infinity) and written under the documented name
-    path = out / "cpu-16-12-4.json"
+        assert t["seconds"] == min(t["all_seconds"]) > 0
+        assert t["over_floor"] == pytest.approx(t["seconds"] / floor, rel=1e-12)
+    auto = res["timings"]["final_auto"]
+    assert auto["layers_pushed"] >= 12 and 1 <= auto["qr_steps"] <= auto["layers_pushed"]
+    # strict JSON under the documented name, no temporary file left behind
+    path = out / "cpu-16-12-4-p0.5.json"
     assert res["json_path"] == str(path)
     data = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}"))
-    assert data["meta"]["n"] == 16 and "exponent_m2" in data["timings"]
-    assert not list(out.glob("*.tmp"))
+    assert data["timings"]["final_auto"]["seconds"] == auto["seconds"]
+    assert not list(out.glob(".*.tmp"))
     for word in ("floor: matmuls + renorm", "naive: product + SVD at every depth",
-                 "ours: every depth, top k=1", "reorth_every=4", "naive vs ours at every depth",
-                 "mpmath reference", "target:"):
+                 "ours: every depth, top k=1", "exact final spectrum, adaptive interval",
+                 "exponents (QR estimator), reorth_every=4", "naive vs ours at every depth",
+                 "mpmath reference", "exact final spectrum: adaptive interval"):
         assert word in text
 
 
-def test_quick_run_accuracy(quick_run):
-    res, _, _ = quick_run
-    cmp = res["naive_vs_ours"]
-    # the top singular value is where naive is accurate: ours must agree with it
-    assert cmp["max_abs_diff_top_sv"] < 1e-8
-    assert cmp["ours_exact_zeros"] == 0  # p = 1: no gates, no exact zeros
-    ref = res["reference"]
-    assert ref["dynamic_range_digits"] > 16  # beyond float64: naive cannot resolve it
-    assert ref["ours_max_abs_err"] < 1e-8
-    assert ref["ours_zero_pattern_matches"]
+def test_reported_errors_are_the_recomputed_ones(quick_run, quick_layers):
+    """The accuracy table compares each interval with one QR step per layer."""
+    acc = quick_run[0]["checks"]["vs_one_step_per_layer"]
+    assert set(acc) == {"final_auto", "final_m2", "final_m4",
+                        "lyapunov_auto", "lyapunov_m2", "lyapunov_m4"}
+    ref = log_singular_values(quick_layers, reorth_every=1)
+    fin = torch.isfinite(ref)
+    for key, m in (("final_auto", None), ("final_m4", 4)):
+        v = log_singular_values(quick_layers, reorth_every=m)
+        assert acc[key]["max_abs_err_log_sv"] == pytest.approx(
+            float((v - ref)[fin].abs().max()), rel=1e-6, abs=1e-15)
+        assert acc[key]["inf_pattern_equal"] is True
+    assert acc["final_auto"]["max_abs_err_log_sv"] < 1e-10
+    g1 = lyapunov_estimates(quick_layers, reorth_every=1)
+    g4 = lyapunov_estimates(quick_layers, reorth_every=4)
+    fin = torch.isfinite(g1)
+    assert acc["lyapunov_m4"]["max_abs_err_exponent"] == pytest.approx(
+        float((g4 - g1)[fin].abs().max()), rel=1e-6, abs=1e-15)
+    assert acc["lyapunov_auto"]["max_abs_err_exponent"] < 1e-10
+
+
+def test_naive_vs_ours_and_exact_zeros(quick_run):
+    checks = quick_run[0]["checks"]
+    cmp = checks["naive_vs_ours"]
+    assert cmp["max_abs_diff_top_sv"] < 1e-8  # where naive is accurate, the two agree
+    # exact zeros: the rank of M_l ... M_1 is the smallest gate rank so far (a.s.)
+    _, d = sample_network(16, 12, 0.5, batch=4, seed=0)
+    rank = torch.cummin(d.sum(-1), dim=1).values  # [batch, L]
+    assert cmp["ours_exact_zeros"] == int((16 - rank).sum())
+    for v in checks["top_k_vs_all"].values():
+        assert v["max_abs"] < 1e-7 and v["inf_pattern_equal"]
+
+
+def test_reference_check(quick_run):
+    ref = quick_run[0]["reference"]  # ungated: the widest dynamic range
+    assert ref["p"] == 1.0 and ref["dynamic_range_digits"] > 16  # beyond float64
+    assert ref["reference_self_consistency_max_abs"] < 1e-12
+    assert ref["ours_max_abs_err"] < 1e-8 and ref["ours_zero_pattern_matches"]
     assert ref["naive_max_abs_err_top_sv"] < 1e-8
-    assert ref["naive_max_abs_err"] > ref["ours_max_abs_err"]
-    cons = res["consistency"]
-    assert cons["k1_vs_all_max_abs"] < 1e-7 and cons["exponent_m1_vs_by_depth_final_max_abs"] == 0
+    assert ref["naive_max_abs_err"] > 100 * ref["ours_max_abs_err"]
+
+
+def test_reference_check_gated_zero_pattern(bench):
+    from baselines import reference_check  # put on sys.path by the benchmark module
+
+    ref = reference_check(8, 24, 1, 0.5, None, 1, "auto", torch.device("cpu"))
+    assert ref["reference_exact_zeros"] > 0 and ref["reference_zero_pattern_stable"]
+    assert ref["ours_exact_zeros"] == ref["reference_exact_zeros"]
+    assert ref["ours_zero_pattern_matches"] and ref["ours_max_abs_err"] < 1e-8
 
 
 def test_gated_exact_zeros(bench):
+    from baselines import compare_naive_ours  # put on sys.path by the benchmark module
+
     layers = sample_layers(12, 10, 0.5, batch=3, seed=3)
     ours = log_spectra_by_depth(layers)
     naive = bench.naive_spectra_by_depth(layers)
-    cmp = bench.compare_naive_ours(naive, ours)
+    cmp = compare_naive_ours(naive, ours)
     assert cmp["ours_exact_zeros"] > 0
     # naive reports rounding noise where ours reports exact zeros
     assert cmp["naive_finite_where_ours_zero"] > 0
