@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# One short, prepared GPU check for a session that is lent a CUDA device (see the device
-# tool's README: 15 minutes of device time in all). Run from the repository root, with a
-# Python whose torch is a CUDA build:
+# CUDA check of the spectra code, run from the repository root with a Python whose torch is a
+# CUDA build:
 #
 #     OUT=/path/for/results bash benchmarks/gpu_check.sh
 #
-# It (1) checks the CUDA paths against the CPU on small problems, (2) times the exponent
-# workload at the issue's size (batch 1024, n = 128, L = 100) against the matmul floor, and
-# (3) runs benchmarks/spectra.py on CUDA at batch 64, L = 100. Written 2026-11-28 in a session
-# without a GPU: not yet run on one.
+# (1) compares the CUDA path (CholeskyQR2 with a Householder fallback) with the CPU path
+#     (Householder QR) on small gated and ungated problems;
+# (2) times the exponent workload and the exact final spectrum at batch 1024, n = 128, L = 100
+#     (adaptive QR interval and reorth_every = 1) against the matmul floor;
+# (3) runs benchmarks/spectra.py on CUDA at n = 128, L = 100, batch 32, p = 0.5.
 set -euo pipefail
 OUT=${OUT:-benchmarks/results}
 PY=${PY:-python3}
 mkdir -p "$OUT"
-PYTHONPATH=src "$PY" - <<'PYEOF'
-import time, torch
+PYTHONPATH=src:benchmarks "$PY" - <<'PYEOF'
+import time
+
+import torch
+from baselines import floor_products
 from fgln.sampling import sample_layers
-from fgln.spectra import log_spectra_by_depth, lyapunov_estimates
+from fgln.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
+
 assert torch.cuda.is_available(), "no CUDA device"
 print(torch.__version__, torch.cuda.get_device_name(0))
 # 1. correctness: CUDA (cholqr) vs CPU (householder), gated and ungated
@@ -27,18 +31,20 @@ for p in (1.0, 0.5):
     fin = torch.isfinite(ref)
     assert torch.equal(fin, torch.isfinite(got)), "zero pattern differs on CUDA"
     print(f"p={p}: max |cuda - cpu| = {(ref[fin] - got[fin]).abs().max().item():.2e}")
-# 2. exponent workload at the issue's size
-lay = sample_layers(128, 100, 1.0, batch=1024, seed=0, device="cuda")
-def floor():
-    P = torch.eye(128, dtype=lay.dtype, device="cuda").expand(1024, 128, 128)
-    for l in range(100):
-        P = lay[:, l] @ P
-        P = P / torch.linalg.matrix_norm(P)[:, None, None]
-    return P
-for name, fn in [("floor", floor)] + [
-        (f"lyapunov m={m}", lambda m=m: lyapunov_estimates(lay, reorth_every=m)) for m in (1, 2, 5)]:
-    fn(); torch.cuda.synchronize(); t = time.time(); fn(); torch.cuda.synchronize()
-    print(f"{name:16s} {time.time() - t:8.3f} s")
+# 2. timings at batch 1024 against the floor (second call timed, after a warm-up call)
+lay = sample_layers(128, 100, 0.5, batch=1024, seed=0, device="cuda")
+runs = [("floor", lambda: floor_products(lay))]
+for m in (None, 1):
+    runs += [(f"exponents m={m or 'auto'}", lambda m=m: lyapunov_estimates(lay, reorth_every=m)),
+             (f"final spectrum m={m or 'auto'}",
+              lambda m=m: log_singular_values(lay, reorth_every=m))]
+for name, fn in runs:
+    fn()
+    torch.cuda.synchronize()
+    t = time.time()
+    fn()
+    torch.cuda.synchronize()
+    print(f"{name:24s} {time.time() - t:8.3f} s")
 PYEOF
-PYTHONPATH=src "$PY" benchmarks/spectra.py --device cuda --n 128 --L 100 --batch 64 \
-  --repeats 2 --repeats-every-depth 1 --reorth 1,2,5 --no-reference --out-dir "$OUT"
+PYTHONPATH=src "$PY" benchmarks/spectra.py --device cuda --n 128 --L 100 --batch 32 --p 0.5 \
+  --repeats 3 --repeats-every-depth 1 --out-dir "$OUT"

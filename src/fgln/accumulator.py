@@ -17,6 +17,7 @@ from typing import Iterable
 import torch
 
 from .graded_svd import graded_log_svdvals_batched
+from .progress import progress as progress_bar
 from .validation import check_int
 
 Tensor = torch.Tensor
@@ -253,21 +254,18 @@ def _live_rows(M: Tensor) -> Tensor:
 def accumulate(layers: Iterable[Tensor], acc: SpectrumAccumulator, L: int, *,
                depths: Iterable[int] = (), k: int | None = None,
                reorth_every: int | None = None, tol: float = 1e-10,
-               progress: bool = False) -> list[Tensor]:
+               progress: bool = False, desc: str = "layers") -> list[Tensor]:
     """Push ``L`` layers [batch, n, n] into ``acc``; log-spectra at ``depths`` ([batch, k] each).
 
     ``reorth_every`` layers are multiplied together between two QR steps; ``None`` chooses
     the interval from the measured growth (:class:`QRInterval`, accuracy ``tol``). A step is
     also taken at every wanted depth and at L. Each chunk carries a structural rank bound:
-    the smallest number of non-zero rows among its layers.
+    the smallest number of non-zero rows among its layers. ``progress``: a progress bar
+    labelled ``desc`` (silenced by ``FGLN_PROGRESS=0``).
     """
     interval = QRInterval(reorth_every, tol=tol, dtype=acc.a.dtype)
     wanted = set(depths)
-    it = layers
-    if progress:
-        from .progress import progress as _progress
-
-        it = _progress(layers, total=L, desc="layers")
+    it = progress_bar(layers, total=L, desc=desc, enable=None if progress else False)
     out: list[Tensor] = []
     chunk: list[Tensor] = []  # the chunk's layers, kept for a redo (adaptive only)
     pending: Tensor | None = None

@@ -22,6 +22,7 @@ import torch
 
 from .diagonal_correlation import diagonal_correlations
 from .partial_products import network_partial_products
+from .progress import progress as progress_bar
 from .sampling import sample_network
 from .threads import single_threaded, torch_threads
 
@@ -154,10 +155,9 @@ def overlap_profiles(n: int, L: int, p: float, seeds: int, ks: Sequence[int], *,
     """
     ks = [int(k) for k in ks]
     res: dict[str, list] = {}
-    chunks = range(math.ceil(seeds / chunk))
-    if progress:
-        from .progress import progress as _progress
-        chunks = _progress(chunks, total=len(chunks), desc=f"n={n} L={L} p={p}")
+    n_chunks = math.ceil(seeds / chunk)
+    chunks = progress_bar(range(n_chunks), total=n_chunks, desc=f"n={n} L={L} p={p}",
+                          enable=None if progress else False)
     done = 0
     for ci in chunks:
         bsz = min(chunk, seeds - done)

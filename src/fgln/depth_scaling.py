@@ -14,7 +14,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .accumulator import SpectrumAccumulator
+from .accumulator import SpectrumAccumulator, accumulate
+from .progress import progress as progress_bar
 from .sampling import iter_layers, network_layers, sample_network
 from .spectra import log_spectra_by_depth, stream_log_spectra
 from .statistics import conditional_stats, fit_slopes
@@ -91,12 +92,7 @@ def finite_depth_offsets(n: int, p: float, L: int, k: int, chains: int, *, seed:
     acc = SpectrumAccumulator.start(chains, n, dtype=dtype, device=device)
     layers = iter_layers(n, L, p, sigma, batch=chains, min_rank=min_rank, seed=seed,
                          dtype=dtype, device=device)
-    if progress:
-        from .progress import progress as _progress
-
-        layers = _progress(layers, total=L, desc=f"offsets L={L}")
-    for M in layers:
-        acc.push(M)
+    accumulate(layers, acc, L, reorth_every=1, progress=progress, desc=f"offsets L={L}")
     logs = acc.log_svdvals(k)
     diag = acc.a[:, :k] + torch.log(acc.N.diagonal(dim1=-2, dim2=-1)[:, :k].abs())
     diff = (torch.cumsum(logs, -1) - torch.cumsum(diag, -1)).cpu().numpy()
@@ -129,10 +125,8 @@ def depth_scaling_fit(n: int, L: int, p: float, seeds: int, k: int, *, seed: int
     w, g = sample_network(n, L - 1, p, batch=seeds, seed=seed)
     layers = network_layers(w, g, "section5")
     chunks = list(range(0, seeds, 4))  # same numbers as one batch; chunked for progress
-    it = chunks
-    if progress:
-        from .progress import progress as _progress
-        it = _progress(chunks, total=len(chunks), desc=f"B_l spectra n={n} L={L}")
+    it = progress_bar(chunks, total=len(chunks), desc=f"B_l spectra n={n} L={L}",
+                      enable=None if progress else False)
     logsv = torch.cat([log_spectra_by_depth(layers[c: c + 4], k=k) for c in it]).numpy()
     j = np.arange(1, L, dtype=float)
     res: dict[str, np.ndarray] = {"logsv": logsv, "j": j}
