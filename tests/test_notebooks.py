@@ -33,8 +33,12 @@ import pytest
 from conftest import BOOK_DIR
 
 CHAPTERS: dict[str, list[str]] = {
+    "01_introduction": ["fig01.png"],
+    "04_fixed_gates": [],
     "05_depth_scaling": ["fig02.png", "fig03.png", "fig09.png"],
     "06_alignment": ["fig04a.png", "fig05a.png", "fig06.png"],
+    "07_dynamics": ["fig07.png", "fig08.png"],
+    "08_experiments": ["fig04b.png", "fig05b.png"],
     "appendix_f": [],
     "appendix_g": ["fig10.png", "fig11.png", "fig12.png"],
 }
@@ -107,13 +111,78 @@ def _check_fig04a(d):
     assert np.all(np.diff(d["slope"]) <= 1e-9) or d["slope"][0] > d["slope"][-1]
 
 
+def _check_fig04b(d):
+    tr, ini, r = d["logsv_B_trained"], d["logsv_B_init"], d["r"]  # [seeds, L, k], [seeds]
+    assert tr.shape == ini.shape and tr.shape[:2] == (r.size, d["l"].size)
+    assert np.allclose(tr[:, 0], 0) and np.allclose(ini[:, 0], 0)  # B_1 = I
+    assert np.isfinite(tr[:, 1:]).all() and np.all(np.diff(tr[:, 1:], axis=2) <= 1e-12)
+    for s in range(r.size):
+        last = tr[s, -1]
+        assert r[s] == np.argmax(last[:-1] - last[1:]) + 1  # the stated rule: largest gap
+        assert np.isclose(d["gap_trained"][s], last[r[s] - 1] - last[r[s]])
+        assert np.isclose(d["gap_init"][s], ini[s, -1, r[s] - 1] - ini[s, -1, r[s]])
+
+
+def _check_fig05b(d):
+    from fgln.mnist import MnistFixedGates, block_statistics
+
+    _rho_range(d)
+    k = int(d["k"])
+    assert d["rho_trained"].shape == d["rho_init"].shape == (d["seeds"].size, d["l"].size)
+    for i, s in enumerate(d["seeds"]):  # the initial curve is that of the seed's network
+        w, g = MnistFixedGates.random(seed=int(s)).hidden_block()
+        ref = block_statistics(w, g, k_align=(k,))[f"rho_k{k}"][: d["l"].size]
+        assert np.allclose(d["rho_init"][i], ref, atol=1e-9)
+
+
+def _check_fig01(d):
+    logs, m, t, r = d["log_s"], d["mean"], d["t"], int(d["rank"])  # [seeds, R, k], [R, k]
+    assert logs.shape[1:] == m.shape == d["se"].shape and t.size == m.shape[0]
+    assert np.all(np.diff(t) > 0) and np.isfinite(logs).all()
+    assert np.all(np.diff(logs, axis=2) <= 1e-12), "each seed's singular values are ordered"
+    assert np.allclose(m, logs.mean(0))
+    # the learned block separates from the rest: log(s_r / s_(r+1)) grows
+    assert m[-1, r - 1] - m[-1, r] > m[0, r - 1] - m[0, r]
+
+
+def _check_fig07(d):
+    from fgln.dynamics import g1_process
+
+    s, fit, th, g = d["s1_measured"], d["s1_fitted"], d["s1_theory"], d["g1"]  # [seeds, R]
+    assert s.shape == fit.shape == th.shape == g.shape == d["C_theory"].shape
+    assert s.shape[1] == d["t"].size == d["step"].size
+    assert np.all(d["C_fit"] < 0) and np.all(d["C_theory"] < 0)
+    L = int(d["L"])
+    assert np.isclose(d["C_balanced"], -float(d["lr"]) * L)
+    for i in range(s.shape[0]):  # the curves are the Appendix G.1 process, C a least-squares fit
+        assert np.allclose(g1_process(s[i, 0], g[i], d["step"], d["C_fit"][i], L), fit[i])
+        rms = [np.sqrt(np.mean((g1_process(s[i, 0], g[i], d["step"], c * d["C_fit"][i], L)
+                                - s[i]) ** 2)) for c in (0.9, 1.0, 1.1)]
+        assert rms[1] <= min(rms[0], rms[2]) + 1e-12
+
+
+def _check_fig08(d):
+    l0, l1, r = d["log_s_init"], d["log_s_final"], int(d["rank"])  # [seeds, n]
+    assert l0.shape == l1.shape and l0.shape[1] == d["k"].size
+    assert np.isfinite(l0[:, :r]).all() and np.isfinite(l1[:, :r]).all()
+    for row in (*l0, *l1):  # ordered where defined
+        fin = row[np.isfinite(row)]
+        assert np.all(np.diff(fin) <= 1e-12)
+    assert np.nanmean(np.abs(l1 - l0)[:, :r]) > 0
+
+
 FIGURE_CHECKS: dict[str, Callable[[dict], None]] = {
+    "fig01.png": _check_fig01,
+    "fig07.png": _check_fig07,
+    "fig08.png": _check_fig08,
     "fig02.png": _check_fig02,
     "fig03.png": _check_fig03,
     "fig09.png": _check_fig09,
     "fig04a.png": _check_fig04a,
     "fig05a.png": _check_fig05a,
     "fig06.png": _check_fig06,
+    "fig04b.png": _check_fig04b,
+    "fig05b.png": _check_fig05b,
     "fig10.png": _rho_range,
     "fig11.png": _rho_range,
     "fig12.png": _rho_range,
