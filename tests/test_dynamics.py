@@ -17,10 +17,12 @@ from fgln.dynamics import (
     flow_rate_terms,
     flow_singular_value_rates,
     g1_process,
+    growth_phase_ratio,
     network_depth_scaling,
     projections,
     prop71_rates,
     remark72_rates,
+    rise_times,
     singular_value_rates,
     subspace_alignment,
     theory_constant,
@@ -246,6 +248,23 @@ def test_g1_process_and_the_fitted_constant():
     assert np.allclose(s1, [0.5, 0.5 + 2 * 0.5 * 0.1, 0.6 + 2 * 0.6 * 0.2])
     th = theory_constant(0.01, 10, np.array([0.0, 0.5]))
     assert np.allclose(th, [-0.1, -0.1 * math.exp(2.2 * 0.5)])
+
+
+def test_growth_phase_ratio_and_rise_times():
+    t = np.linspace(0.0, 10.0, 201)
+    s = np.stack([1 / (1 + np.exp(-(t - c))) for c in (3.0, 6.0)] + [0.5 - 0.001 * t], 1)
+    rate = np.gradient(s, t, axis=0)
+    r = growth_phase_ratio(t, 2 * rate + 1e-3 * (rate > 0), rate)
+    assert np.allclose(r[:2], 2.0, rtol=1e-2) and np.isnan(r[2])
+    # the phase is where the rate is >= frac of its peak: a prediction outside it is ignored
+    wrong_outside = np.where(rate >= 0.2 * rate.max(0), rate, 100.0)
+    assert np.allclose(growth_phase_ratio(t, wrong_outside, rate)[:2], 1.0)
+    rt = rise_times(t, s)
+    half = (s[0] + s[-1]) / 2
+    expected = np.array([3.0, 6.0]) + np.log(half[:2] / (1 - half[:2]))
+    assert np.allclose(rt[:2], expected, atol=0.06) and np.isnan(rt[2])
+    with pytest.raises(ValueError, match="frac"):
+        growth_phase_ratio(t, rate, rate, frac=1.5)
 
 
 def test_bad_input():

@@ -12,6 +12,7 @@ its modules: :mod:`fgln.cache` (disk cache), :mod:`fgln.claims` (claims ledger),
 __version__ = "0.1.0"
 
 from .alignment import alignment_overlaps, overlap_profiles, svd_fixed_signs
+from .data import load_mnist
 from .depth_scaling import (
     depth_scaling_fit,
     finite_depth_offsets,
@@ -25,12 +26,48 @@ from .diagonal_correlation import (
     diagonal_correlation_reference,
     diagonal_correlations,
 )
+from .dynamics import (
+    DynamicsRecorder,
+    SpectralRecorder,
+    alignment_errors,
+    balanced_singular_value_rates,
+    dynamics_snapshot,
+    fit_g1_constant,
+    flow_jacobian_derivative,
+    flow_singular_value_rates,
+    g1_process,
+    growth_phase_ratio,
+    network_depth_scaling,
+    prop71_rates,
+    remark72_rates,
+    rise_times,
+    singular_value_rates,
+    subspace_alignment,
+    theory_constant,
+    weight_gradients,
+)
 from .exponents import (
     finite_depth_constants,
     finite_depth_constants_mc,
     lyapunov_exponents,
     lyapunov_exponents_approx,
     predicted_log_singular_values,
+)
+from .mnist import (
+    MnistConfig,
+    MnistFixedGates,
+    alignment_reach,
+    block_statistics,
+    cluster_measurements,
+    linear_baseline,
+    split_clusters,
+    train_mnist,
+)
+from .networks import (
+    FixedGatesNetwork,
+    JacobianGradient,
+    balance_residuals,
+    balanced_masked_network,
 )
 from .partial_products import layer_partial_products, network_partial_products
 from .sampling import (
@@ -60,6 +97,15 @@ from .synthetic_alignment import (
     unit_ldl,
 )
 from .threads import torch_threads
+from .train import (
+    DivergenceError,
+    balanced_run,
+    compress_regression,
+    half_mse,
+    synthetic_run,
+    synthetic_task,
+    train,
+)
 
 __all__ = [
     # fgln.sampling: gated Ginibre layers, Haar matrices
@@ -88,4 +134,18 @@ __all__ = [
     "conditional_stats", "mean_se", "fit_slopes",
     # fgln.threads
     "torch_threads",
+    # fgln.networks: fixed-gates networks as modules (Section 4)
+    "FixedGatesNetwork", "balanced_masked_network", "balance_residuals", "JacobianGradient",
+    # fgln.train: gradient descent with recording, checkpoints and resume
+    "train", "DivergenceError", "synthetic_task", "half_mse", "compress_regression",
+    "synthetic_run", "balanced_run",
+    # fgln.dynamics: singular-value dynamics (Sections 4 and 7, Appendices A, E, G.1)
+    "singular_value_rates", "balanced_singular_value_rates", "weight_gradients",
+    "flow_jacobian_derivative", "flow_singular_value_rates", "network_depth_scaling",
+    "alignment_errors", "subspace_alignment", "prop71_rates", "remark72_rates",
+    "dynamics_snapshot", "SpectralRecorder", "DynamicsRecorder", "g1_process",
+    "fit_g1_constant", "theory_constant", "growth_phase_ratio", "rise_times",
+    # fgln.data, fgln.mnist: the MNIST experiment of Section 8
+    "load_mnist", "MnistConfig", "MnistFixedGates", "train_mnist", "block_statistics",
+    "split_clusters", "cluster_measurements", "alignment_reach", "linear_baseline",
 ]

@@ -67,6 +67,8 @@ __all__ = [
     "g1_process",
     "fit_g1_constant",
     "theory_constant",
+    "growth_phase_ratio",
+    "rise_times",
 ]
 
 
@@ -516,7 +518,7 @@ def _aligned_err(X: Tensor, k: int) -> Tensor:
 
 
 def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
-                      remark: bool = True) -> dict[str, Tensor]:
+                      remark: bool = True, r: int | None = None) -> dict[str, Tensor]:
     """All of Chapter 7's quantities at one instant, from one SVD of each partial product.
 
     Returns float64 tensors: ``s`` (all singular values of J), ``g`` [k], ``rate_flow`` [k] and
@@ -524,7 +526,7 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     ``rate_aligned`` [k] (:func:`aligned_rates`), ``rate_prop45``, ``rate_prop71`` [k],
     ``gamma``, ``delta``, ``eps_depth`` [k], ``resid_prefix`` [L, k], ``resid_suffix`` [L-1, k]
     (:func:`network_depth_scaling`), ``err_A``, ``err_B`` [L-1, k] (:func:`alignment_errors`),
-    ``sin_A``, ``sin_B`` [L-1] (:func:`subspace_alignment` with r = k), ``log_sA``,
+    ``sin_A``, ``sin_B`` [L-1] (:func:`subspace_alignment`, top ``r`` <= k, default k), ``log_sA``,
     ``log_sB`` [L, k] and, with ``remark``, ``rate_rem72`` and ``rate_rem72_tri`` [k]
     (:func:`remark72_rates`). Each equals what the named function returns (tested).
     """
@@ -534,6 +536,7 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     if L < 2:
         raise ValueError("dynamics_snapshot needs L >= 2")
     k = check_int("k", k, 1, min(net.widths))
+    r = k if r is None else check_int("r", r, 1, k)
     A, B = _partials64(net)
     J = _as64(net.jacobian())
     U, s, Vh = torch.linalg.svd(J, full_matrices=True)
@@ -573,8 +576,8 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
         c = torch.linalg.svdvals(M).clamp(max=1.0)
         return torch.sqrt(1.0 - c.min() ** 2)
 
-    sin_a = torch.stack([sin_max(Uk.T @ x[0][:, :k]) for x in sv_a])
-    sin_b = torch.stack([sin_max(Vk.T @ x[2][:k].T) for x in sv_b])
+    sin_a = torch.stack([sin_max(Uk[:, :r].T @ x[0][:, :r]) for x in sv_a])
+    sin_b = torch.stack([sin_max(Vk[:, :r].T @ x[2][:r].T) for x in sv_b])
     base = -L * s[:k].pow(2.0 - 2.0 / L) * g
     out = {
         "s": s, "g": g, "rate_flow": terms.sum(0), "terms_flow": terms,
@@ -624,15 +627,18 @@ class DynamicsRecorder:
     """Records :func:`dynamics_snapshot` (top ``k``) at each recorded step of
     :func:`fgln.train.train`; Chapter 7's measurements."""
 
-    def __init__(self, k: int = 15, remark: bool = True):
+    def __init__(self, k: int = 15, remark: bool = True, r: int | None = None):
         self.k = check_int("k", k, 1)
         self.remark = bool(remark)
+        self.r = None if r is None else check_int("r", r, 1, self.k)
 
     def __call__(self, net: FixedGatesNetwork, grad_J: Tensor | None) -> dict[str, np.ndarray]:
         if grad_J is None:
             raise ValueError("DynamicsRecorder needs grad_J (a backward pass through the network)")
         with torch.no_grad():
-            snap = dynamics_snapshot(net, grad_J, min(self.k, min(net.widths)), self.remark)
+            k = min(self.k, min(net.widths))
+            r = None if self.r is None else min(self.r, k)
+            snap = dynamics_snapshot(net, grad_J, k, self.remark, r)
         return {key: _np(val) for key, val in snap.items()}
 
 
@@ -715,3 +721,51 @@ def theory_constant(lr: float, L: int, delta) -> np.ndarray:
         raise ValueError(f"lr must be a positive finite number, got {lr}")
     delta = np.asarray(delta, dtype=float)
     return -lr * L * np.exp((2.0 + 2.0 / L) * delta)
+
+
+# --------------------------------------------------------------------------------------
+# summaries of a recorded run
+# --------------------------------------------------------------------------------------
+
+
+def growth_phase_ratio(t, predicted, measured, frac: float = 0.2) -> np.ndarray:
+    """Predicted over measured increase of each ``s_k`` during its growth phase.
+
+    ``t`` [R], ``predicted`` and ``measured`` [R, k] (rates ``ds_k/dt``). The growth phase of
+    mode k is the set of records where ``measured >= frac * max_t measured`` (NaN if the mode
+    never grows). Returns ``sum_i w_i pred_ik / sum_i w_i meas_ik`` over that set, ``w`` the
+    local spacing of ``t`` [k].
+    """
+    t = _check_series("t", t)
+    pred = np.asarray(predicted, dtype=float)
+    meas = np.asarray(measured, dtype=float)
+    if pred.shape != meas.shape or pred.ndim != 2 or pred.shape[0] != t.shape[0]:
+        raise ValueError(f"predicted and measured must be [len(t), k], got {pred.shape} and "
+                         f"{meas.shape}")
+    if not (0 < frac < 1):
+        raise ValueError(f"frac must be in (0, 1), got {frac}")
+    w = np.gradient(t)[:, None]
+    top = meas.max(0)
+    mask = (meas >= frac * top[None, :]) & (top[None, :] > 0)
+    num = np.where(mask, w * pred, 0.0).sum(0)
+    den = np.where(mask, w * meas, 0.0).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(top > 0, num / den, np.nan)
+
+
+def rise_times(t, s, level: float = 0.5) -> np.ndarray:
+    """First time each ``s_k`` [R, k] has covered ``level`` of its way from its initial to its
+    final value (NaN if it never moves by more than 10%); [k]."""
+    t = _check_series("t", t)
+    s = np.asarray(s, dtype=float)
+    if s.ndim != 2 or s.shape[0] != t.shape[0]:
+        raise ValueError(f"s must be [len(t), k], got {s.shape}")
+    out = np.full(s.shape[1], np.nan)
+    for j in range(s.shape[1]):
+        a, b = s[0, j], s[-1, j]
+        if abs(b - a) <= 0.1 * max(abs(a), abs(b)):
+            continue
+        target = a + level * (b - a)
+        hit = (s[:, j] >= target) if b > a else (s[:, j] <= target)
+        out[j] = t[int(np.argmax(hit))]
+    return out

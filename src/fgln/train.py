@@ -593,7 +593,8 @@ def synthetic_run(seed: int = 0, *, n: int = 64, L: int = 10, p: float = 0.5, ra
     same loss, n rows instead of ``samples``).
 
     Returns the stacked history (``step``, ``t``, ``loss``, ``s`` [R, n], ``g`` [R, k] and, with
-    ``diagnostics``, every field of :class:`fgln.dynamics.DynamicsRecorder`), ``losses`` (every
+    ``diagnostics``, every field of :class:`fgln.dynamics.DynamicsRecorder`, with subspaces of
+    dimension ``rank``), ``losses`` (every
     step), ``T_sv`` (singular values of the target map), ``lr``, ``seconds`` and
     ``record_seconds``.
     """
@@ -606,7 +607,7 @@ def synthetic_run(seed: int = 0, *, n: int = 64, L: int = 10, p: float = 0.5, ra
         X, Y, T = synthetic_task(n, rank, samples, seed=_task_seed(seed))
         Xc, Yc, weight, _ = compress_regression(X, Y)
         net = FixedGatesNetwork.random([n] * (L + 1), p, seed=seed)
-        rec = DynamicsRecorder(k) if diagnostics else SpectralRecorder(k, partial_k=0)
+        rec = DynamicsRecorder(k, r=rank) if diagnostics else SpectralRecorder(k, partial_k=0)
         res = train(net, (Xc, Yc), lambda out, y: weight * half_mse(out, y), lr=lr,
                     steps=steps, record=every, recorders=[rec], device="cpu",
                     progress=progress, desc=f"seed {seed}")
