@@ -296,16 +296,21 @@ def test_batch_equals_items(bundled):
         assert torch.equal(x, xi) and y == yi
 
 
-def test_batched_autoaugment_equals_torchvision(bundled, monkeypatch):
-    """With the same draw, every image equals torchvision's ``AutoAugment.forward``."""
+@pytest.mark.parametrize("seed, epoch", [(7, 3), (1, 0)])
+def test_batched_autoaugment_equals_torchvision(bundled, monkeypatch, seed, epoch):
+    """With the same draw, every image equals torchvision's ``AutoAugment.forward``, bit for
+    bit, for every sub-policy, operation, magnitude and sign drawn in 1024 images."""
     from torchvision.transforms import AutoAugment
 
     aug = bundled.train.augment
-    idx = list(range(256))
-    ids, probs, signs = aug.draws(7, 3, idx)
-    assert len(set(ids)) == 25  # every sub-policy drawn at least once in 256 images
+    idx = list(range(1024))
+    draws = aug.draws(seed, epoch, idx)
+    ids, probs, signs = draws
+    assert len(set(ids)) == 25  # every sub-policy drawn
+    fired = {op for seq in aug.operations(draws, 28, 28) for op, _ in seq}
+    assert fired == {op for pol in aug.policies for op, _, _ in pol}  # every operation fired
     imgs = bundled.train.images[idx][:, None]
-    ours = aug(imgs, (ids, probs, signs))
+    ours = aug(imgs, draws)
     ref = AutoAugment(aug.policy)
     for b in range(len(idx)):
         monkeypatch.setattr(AutoAugment, "get_params",

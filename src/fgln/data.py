@@ -17,8 +17,8 @@ With ``augment=True`` each training image goes through torchvision's
 ``AutoAugment(AutoAugmentPolicy.CIFAR10)`` (as in Section 8), with a draw that depends only on
 ``(seed, epoch, index)``: the augmented data are the same for any number of ``DataLoader``
 workers and after a resume, given :meth:`MnistDataset.set_epoch`. A batch is augmented in one
-call (:class:`BatchedAutoAugment`, images with equal operations together), which costs a
-fraction of the image-by-image transform.
+vectorised call (:class:`fgln.augment.BatchedAutoAugment`, equal to torchvision's transform
+image by image), which costs a fraction of the image-by-image transform.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from urllib.parse import urlparse
 import torch
 from torch.utils.data import Dataset
 
+from .augment import BatchedAutoAugment
 from .cache import find_repo_root
 from .validation import check_int
 
@@ -147,80 +148,6 @@ def _check_split(images: torch.Tensor, labels: torch.Tensor, names: tuple[str, s
 # --------------------------------------------------------------------------------------
 # datasets
 # --------------------------------------------------------------------------------------
-
-
-class BatchedAutoAugment:
-    """torchvision's ``AutoAugment(policy)`` applied to a batch with one draw per image.
-
-    For image b the draw is ``(policy_id, probs[2], signs[2])``, exactly what
-    ``AutoAugment.get_params`` returns, here computed from a hash of ``(seed, epoch, index)``
-    (:meth:`draws`) instead of the global torch RNG. Images with the same effective operations
-    (sub-policy, which of its two ops fire, their signs) are transformed together through
-    torchvision's own ``_apply_op``, so the result equals ``AutoAugment.forward`` image by image
-    with the same draws, at a fraction of the per-image overhead. Input/output: uint8
-    [B, C, H, W].
-    """
-
-    def __init__(self, policy=None) -> None:
-        from torchvision.transforms import AutoAugment, AutoAugmentPolicy
-
-        self.transform = AutoAugment(AutoAugmentPolicy.CIFAR10 if policy is None else policy)
-        self.policy = self.transform.policy
-        self.policies = self.transform.policies
-
-    def __repr__(self) -> str:
-        return f"BatchedAutoAugment({self.policy})"
-
-    def draws(self, seed: int, epoch: int, indices) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-        """``(policy_ids [B], probs [B, 2] in [0, 1), signs [B, 2] in {0, 1})`` for the images
-        ``indices``: a function of ``(seed, epoch, index)`` only (BLAKE2b, 32 bytes each)."""
-        ids, probs, signs = [], [], []
-        for i in indices:
-            d = hashlib.blake2b(f"{seed}:{epoch}:{int(i)}".encode(), digest_size=32).digest()
-            u = [int.from_bytes(d[8 * j: 8 * j + 8], "little") for j in range(4)]
-            ids.append(u[0] % len(self.policies))
-            probs.append(((u[1] >> 11) * 2.0 ** -53, (u[2] >> 11) * 2.0 ** -53))
-            signs.append((u[3] & 1, (u[3] >> 1) & 1))
-        return ids, torch.tensor(probs, dtype=torch.float32), torch.tensor(signs)
-
-    def _ops(self, policy_id: int, probs, signs, op_meta) -> tuple[tuple[str, float], ...]:
-        """The operations that fire for one draw, with signed magnitudes (as in
-        ``AutoAugment.forward``)."""
-        ops = []
-        for i, (op_name, p, magnitude_id) in enumerate(self.policies[policy_id]):
-            if probs[i] <= p:
-                magnitudes, signed = op_meta[op_name]
-                magnitude = float(magnitudes[magnitude_id].item()) if magnitude_id is not None \
-                    else 0.0
-                if signed and signs[i] == 0:
-                    magnitude *= -1.0
-                ops.append((op_name, magnitude))
-        return tuple(ops)
-
-    def __call__(self, images: torch.Tensor, draws) -> torch.Tensor:
-        from torchvision.transforms.autoaugment import _apply_op
-
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 [B, C, H, W], got {images.dtype} "
-                             f"{list(images.shape)}")
-        ids, probs, signs = draws
-        if len(ids) != images.shape[0]:
-            raise ValueError(f"{len(ids)} draws for {images.shape[0]} images")
-        op_meta = self.transform._augmentation_space(10, tuple(images.shape[-2:]))
-        groups: dict[tuple, list[int]] = {}
-        for b in range(len(ids)):
-            groups.setdefault(self._ops(ids[b], probs[b], signs[b], op_meta), []).append(b)
-        out = images.clone()
-        for ops, members in groups.items():
-            if not ops:
-                continue
-            idx = torch.tensor(members)
-            sub = images[idx]
-            for op_name, magnitude in ops:
-                sub = _apply_op(sub, op_name, magnitude, interpolation=self.transform.interpolation,
-                                fill=self.transform.fill)
-            out[idx] = sub
-        return out
 
 
 class MnistDataset(Dataset):
