@@ -177,17 +177,17 @@ def time_min(fn, device: torch.device, repeats: int):
 def counting_qr_steps():
     """Collect the number of layers multiplied into each QR step (outside the timers)."""
     counts: list[int] = []
-    push = SpectrumAccumulator.push
+    step = SpectrumAccumulator.step
 
-    def counted(self, M, count=1, rank_bound=None):
+    def counted(self, Z, count=1, rank_bound=None, scale=None):
         counts.append(count)
-        return push(self, M, count, rank_bound)
+        return step(self, Z, count, rank_bound, scale)
 
-    SpectrumAccumulator.push = counted
+    SpectrumAccumulator.step = counted
     try:
         yield counts
     finally:
-        SpectrumAccumulator.push = push
+        SpectrumAccumulator.step = step
 
 
 def workloads(layers: torch.Tensor, args) -> list[tuple[str, str, object, bool]]:

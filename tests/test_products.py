@@ -277,13 +277,13 @@ def test_long_chunks_do_not_invent_zeros():
 
 def _count_steps(monkeypatch):
     steps = []
-    push = SpectrumAccumulator.push
+    step = SpectrumAccumulator.step
 
-    def counting(self, M, count=1, rank_bound=None):
+    def counting(self, Z, count=1, rank_bound=None, scale=None):
         steps.append(count)
-        return push(self, M, count, rank_bound)
+        return step(self, Z, count, rank_bound, scale)
 
-    monkeypatch.setattr(SpectrumAccumulator, "push", counting)
+    monkeypatch.setattr(SpectrumAccumulator, "step", counting)
     return steps
 
 
