@@ -9,6 +9,10 @@
 # (2) times the exponent workload and the exact final spectrum at batch 1024, n = 128, L = 100
 #     (adaptive QR interval and reorth_every = 1) against the matmul floor;
 # (3) runs benchmarks/spectra.py on CUDA at n = 128, L = 100, batch 32, p = 0.5.
+# (4) runs the CUDA tests of the suite (those with "cuda" in their name; skipped without GPU);
+# (5) trains the Section 8 MNIST model at paper scale on CUDA (one seed; the full MNIST if it
+#     is in the data folder, else the bundled digits) and prints device, seconds per epoch and
+#     test accuracy, then runs benchmarks/mnist.py on CUDA (images/s, data pipeline's share).
 set -euo pipefail
 OUT=${OUT:-benchmarks/results}
 PY=${PY:-python3}
@@ -48,3 +52,22 @@ for name, fn in runs:
 PYEOF
 PYTHONPATH=src "$PY" benchmarks/spectra.py --device cuda --n 128 --L 100 --batch 32 --p 0.5 \
   --repeats 3 --repeats-every-depth 1 --out-dir "$OUT"
+PYTHONPATH=src "$PY" -m pytest -q -rs -p no:cacheprovider -k cuda tests/test_mnist.py \
+  tests/test_data.py tests/test_train.py tests/test_networks.py
+PYTHONPATH=src "$PY" - <<'PYEOF'
+import os
+import warnings
+
+from fgln.data import BundledMnistWarning, load_mnist
+from fgln.mnist import MnistConfig, train_mnist
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", BundledMnistWarning)
+    mn = load_mnist()
+workers = min(4, max(1, (os.cpu_count() or 2) - 1))
+r = train_mnist(MnistConfig(), seed=0, data=mn, device="cuda", workers=workers, progress=False)
+print(f"MNIST paper scale: device {r['device']}, {r['source']} data ({r['n_train']} train / "
+      f"{r['n_test']} test), {workers} loader processes, {r['seconds_per_epoch']:.2f} s per "
+      f"epoch, test accuracy {r['test_acc'][-1]:.4f} after {len(r['test_acc']) - 1} epochs")
+PYEOF
+PYTHONPATH=src "$PY" benchmarks/mnist.py --device cuda --workers 0,1,4 --out-dir "$OUT"

@@ -246,3 +246,52 @@ def test_linear_baseline_is_a_least_squares_fit(digits):
     assert mnist.linear_baseline(ds, ds, ridge=1e-9) == 1.0
     acc = mnist.linear_baseline(digits.train.subset(2000), digits.test)
     assert 0.6 < acc < 0.95
+
+
+# --------------------------------------------------------------------------------------
+# benchmarks/mnist.py at its quick size
+# --------------------------------------------------------------------------------------
+
+
+def _bench_module():
+    import importlib.util
+    import sys
+
+    from conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("fgln_bench_mnist",
+                                                  REPO_ROOT / "benchmarks" / "mnist.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_quick_run(tmp_path, capsys):
+    import json
+
+    bench = _bench_module()
+    res = bench.main(["--quick", "--workers", "0", "--out-dir", str(tmp_path)])
+    loops = res["loops"]
+    assert set(loops) == {"ours, workers=0", "plain, workers=0",
+                          "plain, no augmentation, workers=0", "compute only"}
+    for r in loops.values():
+        best = min(r["epochs"], key=lambda e: e["seconds"])
+        assert r["images_per_s"] == pytest.approx(best["images"] / best["seconds"])
+        assert 0 <= r["data_share"] < 1 and best["images"] == 512
+    assert loops["compute only"]["data_share"] == 0
+    # the loops without the loader's data fetch are the floor: compute only is faster
+    assert loops["compute only"]["images_per_s"] > loops["ours, workers=0"]["images_per_s"]
+    aug = res["augmentation"]
+    assert aug["speedup"] == pytest.approx(aug["torchvision_s_per_image"]
+                                           / aug["batched_s_per_image"])
+    saved = json.loads((tmp_path / "mnist-cpu.json").read_text())
+    assert saved["meta"]["images"] == 512 and saved["loops"].keys() == loops.keys()
+    assert "images/s" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_benchmark_cuda_request_fails_clearly():
+    bench = _bench_module()
+    with pytest.raises(SystemExit, match="CUDA is not available"):
+        bench.main(["--quick", "--device", "cuda", "--no-save"])

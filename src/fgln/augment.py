@@ -20,9 +20,10 @@ uint8), interpolation NEAREST and no fill, the defaults of ``AutoAugment``.
 """
 from __future__ import annotations
 
-import hashlib
+import functools
 import math
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -34,8 +35,14 @@ _AFFINE = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 _BLENDS = ("Brightness", "Contrast", "Sharpness")
 
 
-def _inverse_affine(op: str, magnitude: float, h: int, w: int) -> list[float]:
-    """The inverse matrix torchvision's ``_apply_op`` passes to ``F.affine`` / ``F.rotate``."""
+@functools.lru_cache(maxsize=4096)
+def _inverse_affine(op: str, magnitude: float, h: int, w: int) -> tuple[float, ...]:
+    """The inverse matrix torchvision's ``_apply_op`` passes to ``F.affine`` / ``F.rotate``
+    (cached: the policy has few distinct magnitudes)."""
+    return tuple(_inverse_affine_matrix(op, magnitude, h, w))
+
+
+def _inverse_affine_matrix(op: str, magnitude: float, h: int, w: int) -> list[float]:
     from torchvision.transforms.functional import _get_inverse_affine_matrix
 
     if op == "ShearX":  # F.affine(center=[0, 0]): centre in image-centred coordinates
@@ -55,7 +62,7 @@ def _inverse_affine(op: str, magnitude: float, h: int, w: int) -> list[float]:
     raise ValueError(f"not an affine operation: {op!r}")
 
 
-def _affine(img: Tensor, matrices: list[list[float]]) -> Tensor:
+def _affine(img: Tensor, matrices: list[tuple[float, ...]]) -> Tensor:
     """torchvision's tensor ``affine`` (nearest, no fill) with one matrix per image."""
     b, _, h, w = img.shape
     theta = torch.tensor(matrices, dtype=torch.float32).reshape(b, 2, 3)
@@ -124,6 +131,17 @@ def _apply(op: str, img: Tensor, mags: list[float]) -> Tensor:
     raise ValueError(f"unknown AutoAugment operation {op!r}")
 
 
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser on uint64 arrays (a bijective 64-bit mix)."""
+    x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(_M64)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
 class BatchedAutoAugment:
     """torchvision's ``AutoAugment(policy)`` (default CIFAR10) on a batch, one draw per image.
 
@@ -139,50 +157,68 @@ class BatchedAutoAugment:
             raise ValueError("BatchedAutoAugment reproduces NEAREST interpolation without fill")
         self.policy = self.transform.policy
         self.policies = self.transform.policies
-        self._meta: dict[tuple[int, int], dict] = {}
+        self.op_names = sorted({op for pol in self.policies for op, _, _ in pol})
+        # per (sub-policy, position): operation index and probability (float32, as compared
+        # by AutoAugment.forward: a float32 draw against the Python probability)
+        self._op = torch.tensor([[self.op_names.index(op) for op, _, _ in pol]
+                                 for pol in self.policies])
+        self._p = torch.tensor([[p for _, p, _ in pol] for pol in self.policies],
+                               dtype=torch.float32)
+        self._tables: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __repr__(self) -> str:
         return f"BatchedAutoAugment({self.policy})"
 
     def draws(self, seed: int, epoch: int, indices) -> tuple[list[int], Tensor, Tensor]:
         """``(policy_ids [B], probs [B, 2] in [0, 1), signs [B, 2] in {0, 1})`` for the images
-        ``indices``: a function of ``(seed, epoch, index)`` only (BLAKE2b, 32 bytes each)."""
-        ids, probs, signs = [], [], []
-        for i in indices:
-            d = hashlib.blake2b(f"{seed}:{epoch}:{int(i)}".encode(), digest_size=32).digest()
-            u = [int.from_bytes(d[8 * j: 8 * j + 8], "little") for j in range(4)]
-            ids.append(u[0] % len(self.policies))
-            probs.append(((u[1] >> 11) * 2.0 ** -53, (u[2] >> 11) * 2.0 ** -53))
-            signs.append((u[3] & 1, (u[3] >> 1) & 1))
-        return ids, torch.tensor(probs, dtype=torch.float32), torch.tensor(signs)
+        ``indices``: a function of ``(seed, epoch, index)`` only (SplitMix64 of the three,
+        four 64-bit words per image)."""
+        idx = np.asarray([int(i) for i in indices], dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            key = _splitmix64(_splitmix64(np.array([seed], dtype=np.uint64))
+                              ^ np.array([epoch], dtype=np.uint64))
+            u = [_splitmix64(_splitmix64(key ^ idx) + np.uint64(j)) for j in range(4)]
+        ids = (u[0] % np.uint64(len(self.policies))).astype(np.int64).tolist()
+        probs = np.stack([(u[1] >> np.uint64(11)), (u[2] >> np.uint64(11))], 1)
+        probs = torch.from_numpy(probs.astype(np.float64) * 2.0 ** -53).to(torch.float32)
+        signs = torch.from_numpy(np.stack([u[3] & np.uint64(1), (u[3] >> np.uint64(1))
+                                           & np.uint64(1)], 1).astype(np.int64))
+        return ids, probs, signs
 
-    def _magnitudes(self, h: int, w: int) -> dict:
-        """op name -> (list of magnitudes as Python floats by bin, signed)."""
-        key = (h, w)
-        if key not in self._meta:
+    def _magnitude_table(self, h: int, w: int) -> tuple[Tensor, Tensor]:
+        """Per (sub-policy, position): the magnitude (float64 of torchvision's float32 value)
+        and whether the operation is signed."""
+        if (h, w) not in self._tables:
             space = self.transform._augmentation_space(10, (h, w))
-            self._meta[key] = {op: ([float(x) for x in mags.reshape(-1).tolist()], signed)
-                               for op, (mags, signed) in space.items()}
-        return self._meta[key]
+            mags, signed = [], []
+            for pol in self.policies:
+                row_m, row_s = [], []
+                for op, _, mag_id in pol:
+                    values, sgn = space[op]
+                    row_m.append(float(values[mag_id].item()) if mag_id is not None else 0.0)
+                    row_s.append(bool(sgn))
+                mags.append(row_m)
+                signed.append(row_s)
+            self._tables[(h, w)] = (torch.tensor(mags, dtype=torch.float64),
+                                    torch.tensor(signed))
+        return self._tables[(h, w)]
 
-    def operations(self, draws, h: int, w: int) -> list[list[tuple[str, float]]]:
-        """The operations that fire for each draw, with signed magnitudes, exactly as
+    def _decide(self, draws, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``(fires [B, 2] bool, op index [B, 2], signed magnitude [B, 2] float64)``, as
         ``AutoAugment.forward`` decides them."""
         ids, probs, signs = draws
-        meta = self._magnitudes(h, w)
-        probs, signs = probs.tolist(), signs.tolist()
-        out = []
-        for b, pid in enumerate(ids):
-            ops = []
-            for i, (op, p, mag_id) in enumerate(self.policies[pid]):
-                if probs[b][i] <= p:
-                    mags, signed = meta[op]
-                    m = mags[mag_id] if mag_id is not None else 0.0
-                    if signed and signs[b][i] == 0:
-                        m *= -1.0
-                    ops.append((op, m))
-            out.append(ops)
-        return out
+        ids = torch.as_tensor(ids, dtype=torch.int64)
+        mags, signed = self._magnitude_table(h, w)
+        fires = probs <= self._p[ids]
+        m = mags[ids]
+        m = torch.where(signed[ids] & (signs == 0), -m, m)
+        return fires, self._op[ids], m
+
+    def operations(self, draws, h: int, w: int) -> list[list[tuple[str, float]]]:
+        """The operations that fire for each image, in order, with signed magnitudes."""
+        fires, ops, mags = self._decide(draws, h, w)
+        return [[(self.op_names[int(ops[b, i])], float(mags[b, i])) for i in (0, 1)
+                 if bool(fires[b, i])] for b in range(fires.shape[0])]
 
     def __call__(self, images: Tensor, draws) -> Tensor:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 1:
@@ -190,17 +226,11 @@ class BatchedAutoAugment:
                              f"{list(images.shape)}")
         if len(draws[0]) != images.shape[0]:
             raise ValueError(f"{len(draws[0])} draws for {images.shape[0]} images")
-        ops = self.operations(draws, *images.shape[-2:])
+        fires, ops, mags = self._decide(draws, *images.shape[-2:])
         out = images.clone()
-        for stage in (0, 1):
-            todo: dict[str, tuple[list[int], list[float]]] = {}
-            for b, seq in enumerate(ops):
-                if len(seq) > stage:
-                    name, m = seq[stage]
-                    idx, mags = todo.setdefault(name, ([], []))
-                    idx.append(b)
-                    mags.append(m)
-            for name, (idx, mags) in todo.items():
-                sel = torch.tensor(idx)
-                out[sel] = _apply(name, out[sel], mags)
+        for pos in (0, 1):  # first operation of every image, then the second
+            present = torch.unique(ops[fires[:, pos], pos]).tolist()
+            for k in present:
+                sel = torch.nonzero(fires[:, pos] & (ops[:, pos] == k)).squeeze(1)
+                out[sel] = _apply(self.op_names[k], out[sel], mags[sel, pos].tolist())
         return out
