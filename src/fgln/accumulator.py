@@ -218,10 +218,13 @@ class SpectrumAccumulator:
             raise ValueError("log_svdvals needs an accumulator started with spectrum=True")
         n = self.a.shape[1]
         k = n if k is None else check_int("k", k, 1, n)
-        # QR of N^T once for the whole batch: rows of N beyond the rank are zero, so the
-        # leading r x r block of R1 is the QR factor of the live rows alone.
-        R1 = torch.linalg.qr(self.N.mT, mode="r")[1]
-        return graded_log_svdvals_batched(self.a, R1, self.rank, k)
+        r = self.live()  # rows past r are zero: exact zeros
+        # QR of the live rows' N^T once for the whole batch: for a chain of smaller rank
+        # its leading rank x rank block is the QR factor of its live rows alone.
+        R1 = torch.linalg.qr(self.N[:, :r].mT, mode="r")[1]
+        out = graded_log_svdvals_batched(self.a[:, :r], R1, self.rank, min(k, r))
+        pad = out.new_full((out.shape[0], k - out.shape[1]), -math.inf)
+        return torch.cat([out, pad], 1)
 
 
 class QRInterval:
