@@ -154,7 +154,11 @@ def test_offline_falls_back_fast_with_warning(tmp_path, no_network):
 def test_hanging_network_times_out(tmp_path, monkeypatch):
     """A connection that never answers (dropped packets, stuck resolver) costs at most
     about ``timeout``: the attempt runs in a daemon thread."""
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
+    def hang(*args, **kwargs):  # answers nothing for 3 s, then times out like a real socket
+        time.sleep(3)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
     t = time.perf_counter()
     with pytest.warns(data.BundledMnistWarning, match="no MNIST mirror reachable"):
         mn = data.load_mnist(tmp_path, download=True, timeout=0.2)
