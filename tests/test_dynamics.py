@@ -204,8 +204,9 @@ def test_dynamics_recorder_fields():
     assert {"rate_rem72", "rate_rem72_tri", "rate_aligned", "gamma", "eps_depth"} <= set(h)
 
 
-def test_snapshot_equals_the_public_functions():
-    net = FixedGatesNetwork.random([7] * 5, 0.8, seed=3)
+@pytest.mark.parametrize("widths", [[7] * 5, [7, 9, 8, 7, 6]])  # batched and general paths
+def test_snapshot_equals_the_public_functions(widths):
+    net = FixedGatesNetwork.random(widths, 0.8, seed=3)
     G = grad_J(net)
     k, L = 4, 4
     snap = dynamics_snapshot(net, G, k)
@@ -246,6 +247,13 @@ def test_g1_process_and_the_fitted_constant():
     # every step: exactly the paper's recursion s(t+1) = s(t) + C s^{2-2/L} g
     s1 = g1_process(0.5, [0.1, 0.2, 0.3], [0, 1, 2], 2.0, L=2)
     assert np.allclose(s1, [0.5, 0.5 + 2 * 0.5 * 0.1, 0.6 + 2 * 0.6 * 0.2])
+    # every step, g interpolated between records: the same recursion, and the fit recovers C
+    s_every = g1_process(0.1, g, t, -0.003, L=10, every_step=True)
+    s_unit = g1_process(0.1, np.interp(np.arange(0, 397), t, g), np.arange(0, 397.0), -0.003,
+                        L=10)
+    assert np.allclose(s_every, s_unit[t.astype(int)], rtol=1e-12)
+    assert math.isclose(fit_g1_constant(s_every, g, t, 10, every_step=True), -0.003,
+                        rel_tol=1e-6)
     th = theory_constant(0.01, 10, np.array([0.0, 0.5]))
     assert np.allclose(th, [-0.1, -0.1 * math.exp(2.2 * 0.5)])
 

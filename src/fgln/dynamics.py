@@ -537,6 +537,8 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
         raise ValueError("dynamics_snapshot needs L >= 2")
     k = check_int("k", k, 1, min(net.widths))
     r = k if r is None else check_int("r", r, 1, k)
+    if len(set(net.widths)) == 1:
+        return _snapshot_square(net, G, k, remark, r)
     A, B = _partials64(net)
     J = _as64(net.jacobian())
     U, s, Vh = torch.linalg.svd(J, full_matrices=True)
@@ -623,6 +625,107 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     return out
 
 
+def _top_svd(M: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Top-``k`` singular triplets of a batch of square matrices from one symmetric
+    eigendecomposition of ``M M^T``: ``(U [b, n, k], s [b, k], V [b, n, k])`` with
+    ``V = M^T U / s`` (zero where ``s`` is 0). Relative accuracy of ``s_j`` is about
+    ``1e-16 (s_1 / s_j)^2``, ample for the top of the spectrum."""
+    evals, evecs = torch.linalg.eigh(M @ M.mT)
+    s = evals.flip(-1)[..., :k].clamp(min=0.0).sqrt()
+    U = evecs.flip(-1)[..., :k]
+    V = M.mT @ U
+    V = torch.where(s[..., None, :] > 0, V / torch.where(s > 0, s, 1.0)[..., None, :], 0.0)
+    return U, s, V
+
+
+def _snapshot_square(net: FixedGatesNetwork, G: Tensor, k: int, remark: bool,
+                     r: int) -> dict[str, Tensor]:
+    """:func:`dynamics_snapshot` for square networks: every per-layer quantity in one batched
+    operation over l (the general path loops over l)."""
+    L = net.depth
+    f64 = torch.float64
+    A, B = _partials64(net)
+    A, B = torch.stack(A), torch.stack(B)          # [L, n, n]: A_1..A_L, B_1..B_L
+    J = _as64(net.jacobian())
+    n = J.shape[0]
+    U, s, Vh = torch.linalg.svd(J)
+    V = Vh.T
+    Uk, Vk = U[:, :k], V[:, :k]
+    g = ((Uk.T @ G) * Vk.T).sum(-1)
+    Ua, Sa, _ = _top_svd(A[:-1], k)              # A_1..A_{L-1}
+    Ub, Sb, Vb = _top_svd(B[1:], k)               # B_2..B_L
+    ones = torch.ones(1, k, dtype=f64)
+    sa = torch.cat([Sa, ones])
+    sb = torch.cat([ones, Sb])
+    AtGBt = A.mT @ G @ B.mT                        # grad_{W_l} (Lemma A.1), [L, n, n]
+    terms = -((Uk.T @ A) @ AtGBt @ (B @ Vk)).diagonal(dim1=-2, dim2=-1)
+    terms_al = -(sa ** 2) * (sb ** 2) * g[None, :]
+    log_pre = torch.log(torch.cat([sb[1:], s[None, :k]], 0))
+    log_suf = torch.log(sa[:-1])
+    m_pre = torch.arange(1, L + 1, dtype=f64)
+    m_suf = torch.arange(L - 1, 0, -1, dtype=f64)
+    y = torch.cat([log_pre, log_suf], 0)
+    if bool(torch.isfinite(y).all()):
+        x = torch.cat([m_pre, m_suf])
+        coef = torch.linalg.lstsq(torch.stack([x, torch.ones_like(x)], 1), y).solution
+        gamma, delta = coef[0], coef[1]
+    else:  # a rank-deficient product: fit column by column on the finite entries
+        fit = network_depth_scaling(net, k)
+        gamma, delta = fit.gamma, fit.delta
+    resid_pre = log_pre - (m_pre[:, None] * gamma + delta)
+    resid_suf = log_suf - (m_suf[:, None] * gamma + delta)
+    eps = torch.cat([resid_pre.abs(), resid_suf.abs()], 0).amax(0)
+    eye = torch.eye(k, dtype=f64)
+
+    def block_err(R: Tensor) -> Tensor:  # R [m, k, k]: columns signed to a positive diagonal
+        sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(f64)
+        return (R * sign[:, None, :] - eye).abs().amax(-2)
+
+    def sin_max(M: Tensor) -> Tensor:  # M [m, r, r]
+        c = torch.linalg.svdvals(M).clamp(max=1.0)
+        return torch.sqrt(1.0 - c.amin(-1) ** 2)
+
+    RA = Uk.T @ Ua                                 # [L-1, k, k]
+    RB = Vk.T @ Vb
+    out = {
+        "s": s, "g": g, "rate_flow": terms.sum(0), "terms_flow": terms,
+        "terms_aligned": terms_al, "rate_aligned": terms_al.sum(0),
+        "rate_prop45": -L * s[:k].pow(2.0 - 2.0 / L) * g,
+        "gamma": gamma, "delta": delta, "eps_depth": eps, "resid_prefix": resid_pre,
+        "resid_suffix": resid_suf, "err_A": block_err(RA), "err_B": block_err(RB),
+        "sin_A": sin_max(RA[:, :r, :r]), "sin_B": sin_max(RB[:, :r, :r]),
+        "log_sA": torch.log(sa), "log_sB": torch.log(sb),
+    }
+    out["rate_prop71"] = torch.exp((2.0 + 2.0 / L) * delta) * out["rate_prop45"]
+    if remark:
+        layers = torch.stack([_as64(m) for m in net.layers()])
+        Q = [torch.eye(n, dtype=f64)]
+        for l in range(L - 1, 0, -1):
+            Q.append(Q[-1] @ layers[l])
+        Q = torch.stack(Q[::-1])                   # Q[l-1] = M_L ... M_{l+1}, Q[L-1] = I
+        Uq, Sq, Vq = _top_svd(Q[:-1], k)
+        Uq = torch.cat([Uq, Uk[None]])             # the empty product: J's own bases
+        Sq = torch.cat([Sq, ones])
+        Vq = torch.cat([Vq, Uk[None]])
+        Up = torch.cat([Vk[None], Ub])
+        Sp = torch.cat([ones, Sb])
+        Vp = torch.cat([Vk[None], Vb])
+        gates = torch.stack([_as64(gt) for gt in net.gates] + [torch.ones(n, dtype=f64)])
+        mdot = -(gates[:, :, None] * AtGBt)        # dM_l/dt = -D_l grad_{W_l}
+        X = Uk.T @ Uq                              # [L, k, k]
+        Z = Vp.mT @ Vk
+        Y = Vq.mT @ mdot @ Up
+        sq, sp = Sq, Sp
+        lower = torch.tril(torch.ones(k, k, dtype=f64))
+        tm = torch.where(sq[:, :, None] > 0, X * sq[:, None, :] / sq[:, :, None], 0.0) * lower
+        tp = torch.where(sp[:, None, :] > 0, sp[:, :, None] * Z / sp[:, None, :], 0.0) * lower.T
+        core = (tm @ Y @ tp).diagonal(dim1=-2, dim2=-1)   # [L, k]
+        out["rate_rem72"] = (torch.exp((1.0 + 1.0 / L) * delta) * s[:k].pow(1.0 - 1.0 / L)
+                             * core.sum(0))
+        out["rate_rem72_tri"] = (sq * sp * core).sum(0)
+    return out
+
+
 class DynamicsRecorder:
     """Records :func:`dynamics_snapshot` (top ``k``) at each recorded step of
     :func:`fgln.train.train`; Chapter 7's measurements."""
@@ -657,12 +760,14 @@ def _check_series(name: str, x, n: int | None = None) -> np.ndarray:
     return x
 
 
-def g1_process(s0: float, g, steps, C, L: int) -> np.ndarray:
-    """Appendix G.1: ``s(t_{i+1}) = s(t_i) + C_i (t_{i+1} - t_i) s(t_i)^{2-2/L} g(t_i)``.
+def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False) -> np.ndarray:
+    """Appendix G.1: ``s(t+1) = s(t) + C s(t)^{2-2/L} g(t)``, ``t`` counting gradient steps.
 
-    ``t`` (``steps``) counts gradient steps, so with records at every step this is the paper's
-    ``s(t+1) = s(t) + C s(t)^{2-2/L} g(t)``; on a coarser grid each interval is one Euler step of
-    the same flow. ``C``: a number or one value per record. Returns ``s`` at the records.
+    ``g`` (and ``C``, a number or one value per record) are given at the recorded ``steps``.
+    With ``every_step`` the recursion runs over every gradient step between the records, ``g``
+    and ``C`` interpolated linearly, as in the paper; otherwise each interval between records
+    is one Euler step ``s_{i+1} = s_i + C_i (t_{i+1} - t_i) s_i^{2-2/L} g_i`` (the same when the
+    records are one step apart). Returns ``s`` at the records (``inf`` after an overflow).
     """
     L = _check_L(L)
     t = _check_series("steps", steps)
@@ -670,20 +775,36 @@ def g1_process(s0: float, g, steps, C, L: int) -> np.ndarray:
     if np.any(np.diff(t) <= 0):
         raise ValueError("steps must be strictly increasing")
     C = np.broadcast_to(np.asarray(C, dtype=float), t.shape)
+    if not (float(s0) > 0):
+        raise ValueError(f"s0 must be > 0, got {s0}")
+    p = 2.0 - 2.0 / L
+    if every_step:
+        if np.any(t != np.round(t)):
+            raise ValueError("every_step needs integer steps")
+        grid = np.arange(t[0], t[-1] + 1.0)
+        gg = np.interp(grid, t, g) * np.interp(grid, t, C)
+        traj = np.empty_like(grid)
+        traj[0] = x = float(s0)
+        for j in range(grid.shape[0] - 1):
+            x = x + gg[j] * max(x, 0.0) ** p
+            if not np.isfinite(x) or abs(x) > 1e150:
+                traj[j + 1:] = np.inf
+                break
+            traj[j + 1] = x
+        return traj[(t - t[0]).astype(int)]
     s = np.empty_like(t)
     s[0] = float(s0)
-    if not (s[0] > 0):
-        raise ValueError(f"s0 must be > 0, got {s0}")
     for i in range(t.shape[0] - 1):
-        nxt = s[i] + C[i] * (t[i + 1] - t[i]) * max(s[i], 0.0) ** (2.0 - 2.0 / L) * g[i]
+        nxt = s[i] + C[i] * (t[i + 1] - t[i]) * max(s[i], 0.0) ** p * g[i]
         s[i + 1] = nxt if np.isfinite(nxt) else np.inf
     return s
 
 
-def fit_g1_constant(s, g, steps, L: int) -> float:
-    """``C`` minimising ``sum_i (g1_process(s[0], g, steps, C, L)_i - s_i)^2`` (Appendix G.1's
-    least-squares fit of the scaling factor). The search starts from the increment fit
-    ``Delta s_i ~ C Delta t_i s_i^{2-2/L} g_i`` and refines it by a bounded scalar search."""
+def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
+    """``C`` minimising ``sum_i (g1_process(s[0], g, steps, C, L, every_step)_i - s_i)^2``
+    (Appendix G.1's least-squares fit of the scaling factor). The search starts from the
+    increment fit ``Delta s_i ~ C Delta t_i s_i^{2-2/L} g_i`` and refines it by a bounded scalar
+    search."""
     from scipy.optimize import minimize_scalar
 
     L = _check_L(L)
@@ -700,7 +821,7 @@ def fit_g1_constant(s, g, steps, L: int) -> float:
 
     def loss(logc: float) -> float:
         with np.errstate(over="ignore", invalid="ignore"):
-            pred = g1_process(s[0], g, t, math.copysign(math.exp(logc), c0), L)
+            pred = g1_process(s[0], g, t, math.copysign(math.exp(logc), c0), L, every_step)
         if not np.all(np.isfinite(pred)):
             return float("inf")
         return float(np.sum((pred - s) ** 2))
