@@ -40,7 +40,7 @@ max_loss_factor=1e6, progress=None, desc="train") -> TrainResult``
 
 ``TrainResult``: ``model``, ``history`` (dict of numpy arrays stacked over records), ``losses``
 (one per step), ``steps``, ``epoch``, ``resumed_from`` (step or None), ``seconds``,
-``record_seconds`` (time spent recording, this session).
+``record_seconds`` (time spent recording, in this call; a resumed run counts from the resume).
 
 Also: :func:`synthetic_task` (the rank-10 regression of Figure 1 and Appendix G.1) and
 :func:`half_mse`.
