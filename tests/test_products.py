@@ -331,18 +331,3 @@ def test_qr_interval_choices():
         QRInterval(tol=0.0)
     with pytest.raises(ValueError, match="reorth_every"):
         QRInterval(0)
-
-
-def test_batch_parallel_equals_the_direct_call():
-    from fgln.threads import batch_parallel, torch_threads
-
-    Z = torch.randn(6, 128, 100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    with torch_threads(2):
-        h, tau = batch_parallel(torch.geqrf, Z)  # split in two parts
-        sv = batch_parallel(torch.linalg.svdvals, Z)
-        small = batch_parallel(torch.linalg.svdvals, Z[:, :4, :4])  # below min_numel: direct
-    h0, tau0 = torch.geqrf(Z)
-    assert h.shape == h0.shape and tau.shape == tau0.shape
-    assert torch.allclose(h, h0, atol=1e-12) and torch.allclose(tau, tau0, atol=1e-12)
-    assert torch.allclose(sv, torch.linalg.svdvals(Z), rtol=1e-13, atol=0)
-    assert torch.equal(small, torch.linalg.svdvals(Z[:, :4, :4]))

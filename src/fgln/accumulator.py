@@ -18,7 +18,6 @@ import torch
 
 from .graded_svd import graded_log_svdvals_batched
 from .progress import progress as progress_bar
-from .threads import batch_parallel
 from .validation import check_int
 
 Tensor = torch.Tensor
@@ -26,14 +25,6 @@ Tensor = torch.Tensor
 __all__ = ["SpectrumAccumulator", "QRInterval", "accumulate"]
 
 METHODS = ("householder", "cholqr")
-
-
-def _ormqr_right(h: Tensor, tau: Tensor, M: Tensor) -> Tensor:
-    return torch.ormqr(h, tau, M, left=False)
-
-
-def _r_factor(X: Tensor) -> Tensor:
-    return torch.linalg.qr(X, mode="r")[1]
 
 
 @dataclass
@@ -89,13 +80,13 @@ class SpectrumAccumulator:
         if self.house is None:
             return self.Q[..., :r]
         h, tau = self.house  # the first r columns of Q need only the first r reflectors
-        return batch_parallel(torch.linalg.householder_product, h[..., :r], tau[..., :r])
+        return torch.linalg.householder_product(h[..., :r], tau[..., :r])
 
     def times_frame(self, M: Tensor) -> Tensor:
         """``M @ frame()`` for ``M`` [batch, n, n]; in Householder form without forming Q."""
         if self.house is None or self.live() < self.house[0].shape[-2]:
             return M @ self.frame()
-        return batch_parallel(_ormqr_right, self.house[0], self.house[1], M)
+        return torch.ormqr(self.house[0], self.house[1], M, left=False)
 
     # ---------------------------------------------------------------- one QR step
 
@@ -152,7 +143,7 @@ class SpectrumAccumulator:
             self.Q, R = self._cholqr(Z, rank_bound)
             self.house = None
             return R
-        h, tau = batch_parallel(torch.geqrf, Z)
+        h, tau = torch.geqrf(Z)
         self.Q, self.house = None, (h, tau)  # the frame, formed only when needed
         return h[:, :r, :r]
 
@@ -230,7 +221,7 @@ class SpectrumAccumulator:
         r = self.live()  # rows past r are zero: exact zeros
         # QR of the live rows' N^T once for the whole batch: for a chain of smaller rank
         # its leading rank x rank block is the QR factor of its live rows alone.
-        R1 = batch_parallel(_r_factor, self.N[:, :r].mT)
+        R1 = torch.linalg.qr(self.N[:, :r].mT, mode="r")[1]
         out = graded_log_svdvals_batched(self.a[:, :r], R1, self.rank, min(k, r))
         pad = out.new_full((out.shape[0], k - out.shape[1]), -math.inf)
         return torch.cat([out, pad], 1)

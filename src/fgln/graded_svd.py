@@ -16,7 +16,6 @@ import math
 import numpy as np
 import torch
 
-from .threads import batch_parallel
 from .validation import check_int
 
 Tensor = torch.Tensor
@@ -82,7 +81,7 @@ def _windowed(a: Tensor, R1: Tensor, rank: Tensor, k: int, out: Tensor) -> None:
         scale = torch.where(valid, torch.exp(a[bi[:, None], idx] - top[:, None]),
                             torch.zeros_like(top[:, None]))
         block = block * scale[:, None, :] * valid[:, :, None].to(a.dtype)
-        lsv = torch.log(batch_parallel(torch.linalg.svdvals, block)) + top[:, None]
+        lsv = torch.log(torch.linalg.svdvals(block)) + top[:, None]
         for j, (i, (s, _, take_from, take_to, _)) in enumerate(rows):
             acc = s + take_from
             out[i, acc : acc + take_to - take_from] = lsv[j, take_from:take_to]
@@ -111,7 +110,7 @@ def graded_log_svdvals_batched(a: Tensor, R1: Tensor, rank: Tensor, k: int) -> T
     if bool(fast.any()):
         idx = fast.nonzero().squeeze(-1)
         scale = torch.exp(a0[idx, :cut] - top[idx, None])  # exp(-inf) = 0 for dead rows
-        sv = batch_parallel(torch.linalg.svdvals, R1[idx, :cut, :cut] * scale[:, None, :])[:, :k]
+        sv = torch.linalg.svdvals(R1[idx, :cut, :cut] * scale[:, None, :])[:, :k]
         vals = torch.log(sv) + top[idx, None]
         # exact zeros: singular values beyond the rank are -inf, never rounding noise
         ar = torch.arange(k, device=a.device)

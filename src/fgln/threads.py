@@ -1,15 +1,13 @@
-"""Thread control for torch: batched factorisations of small matrices (LAPACK loops over the
-batch) run best with one thread per matrix, the batch split over the cores."""
+"""Intra-op thread control for torch (batched small factorisations run best on one thread)."""
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
 import torch
 
-__all__ = ["torch_threads", "single_threaded", "batch_parallel"]
+__all__ = ["torch_threads", "single_threaded"]
 
 F = TypeVar("F", bound=Callable)
 
@@ -41,25 +39,3 @@ def single_threaded(fn: F) -> F:
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def batch_parallel(fn: Callable, *tensors: torch.Tensor, min_numel: int = 2**16):
-    """``fn(*tensors)`` with the batch (dim 0 of every argument) split into one part per
-    intra-op thread, the parts run concurrently, each single-threaded; outputs (a tensor or
-    a tuple of tensors, batch first) concatenated. For batched LAPACK calls on the CPU
-    (``geqrf``, ``ormqr``, ``householder_product``, ``svdvals``), which loop over the batch:
-    on a 2-core AMD EPYC VM (torch 2.14) a ``geqrf`` of 32 matrices 128 x 50 took 7.9 ms with
-    2 intra-op threads and 2.3 ms split in two. Elsewhere (CUDA, one thread, batch 1, or
-    fewer than ``min_numel`` elements in the first argument, where starting threads costs
-    more than it saves) it is ``fn(*tensors)``.
-    """
-    parts = torch.get_num_threads()
-    x = tensors[0]
-    if x.device.type != "cpu" or parts < 2 or x.shape[0] < 2 or x.numel() < min_numel:
-        return fn(*tensors)
-    chunks = list(zip(*(t.chunk(parts) for t in tensors)))
-    with torch_threads(1), ThreadPoolExecutor(len(chunks)) as pool:
-        outs = list(pool.map(lambda args: fn(*args), chunks))
-    if isinstance(outs[0], tuple):
-        return tuple(torch.cat(parts) for parts in zip(*outs))
-    return torch.cat(outs)
