@@ -160,17 +160,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_min(fn, device: torch.device, repeats: int):
-    """Run ``fn`` ``repeats`` times; return (min seconds, all seconds, last result)."""
-    times, out = [], None
-    for _ in range(repeats):
-        out = None  # free the previous result before the next run
-        _sync(device)
-        t0 = time.perf_counter()
-        out = fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return min(times), times, out
+def timed(fn, device: torch.device):
+    """``(seconds, result)`` of one call of ``fn``."""
+    _sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return time.perf_counter() - t0, out
 
 
 @contextmanager
@@ -214,16 +210,27 @@ def workloads(layers: torch.Tensor, args) -> list[tuple[str, str, object, bool]]
 
 
 def run(layers: torch.Tensor, args, device: torch.device, log=print) -> tuple[dict, dict]:
-    """Time every workload; returns ``(timings, outputs)`` (outputs on the CPU)."""
-    timings: dict[str, dict] = {}
+    """Time every workload; returns ``(timings, outputs)`` (outputs on the CPU).
+
+    The repeats go in rounds (every workload once per round, the every-depth ones in the
+    first ``repeats_every_depth`` rounds only), so that a slow spell of the machine touches
+    all workloads alike; each time is the minimum over the rounds.
+    """
+    work = workloads(layers, args)
+    timings = {key: {"label": label, "all_seconds": []} for key, label, _, _ in work}
     outputs: dict[str, torch.Tensor] = {}
-    for key, label, fn, every_depth in workloads(layers, args):
-        repeats = args.repeats_every_depth if every_depth else args.repeats
-        tmin, ts, out = time_min(fn, device, repeats)
-        timings[key] = {"label": label, "seconds": tmin, "all_seconds": ts}
-        if key != "floor":
-            outputs[key] = out.cpu()
-        log(f"  ... {label:<48s} {tmin:9.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ts)})")
+    for rnd in range(max(args.repeats, args.repeats_every_depth)):
+        for key, label, fn, every_depth in work:
+            if rnd >= (args.repeats_every_depth if every_depth else args.repeats):
+                continue
+            seconds, out = timed(fn, device)
+            timings[key]["all_seconds"].append(seconds)
+            if key != "floor":
+                outputs[key] = out.cpu()
+            out = None  # free it before the next workload
+            log(f"  ... round {rnd + 1}: {label:<48s} {seconds:9.3f} s")
+    for t in timings.values():
+        t["seconds"] = min(t["all_seconds"])
     for kind, fn in (("final", log_singular_values), ("lyapunov", lyapunov_estimates)):
         with counting_qr_steps() as counts:
             fn(layers, method=args.method)
