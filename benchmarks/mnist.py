@@ -9,7 +9,7 @@ block L = 10, n = 128, p = 0.5, -> 10; float32) with cross-entropy and SGD (mome
 lr 0.01) on batches of ``--batch`` images, in one intra-op thread on the CPU:
 
 * ``ours``: ``fgln.train.train`` over the chapter's ``DataLoader`` (AutoAugment on the training
-  images, batched per ``DataLoader`` batch by ``fgln.data.BatchedAutoAugment``, ``W`` loader
+  images, batched per ``DataLoader`` batch by ``fgln.augment.BatchedAutoAugment``, ``W`` loader
   processes), without recording or checkpoints;
 * ``plain``: the same model, loader and optimiser in a bare PyTorch loop (``for x, y in
   loader: zero_grad, forward, loss, backward, step``);

@@ -32,9 +32,10 @@ import torch
 from torch import nn
 
 from fgln.atomic import atomic_write
-from fgln.dynamics import DynamicsRecorder, SpectralRecorder
 from fgln.networks import FixedGatesNetwork
-from fgln.train import compress_regression, half_mse, synthetic_task, train
+from fgln.recorders import DynamicsRecorder, SpectralRecorder
+from fgln.synthetic_runs import compress_regression, synthetic_task
+from fgln.train import half_mse, train
 
 
 class MaskedLinearStack(nn.Module):

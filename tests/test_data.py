@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from fgln import data
+from fgln import data, idx_format
 
 
 def _idx_bytes(t: torch.Tensor) -> bytes:
@@ -69,22 +69,22 @@ def test_read_idx_round_trip(tmp_path, gz):
     blob = _idx_bytes(t)
     path = tmp_path / ("x.gz" if gz else "x")
     path.write_bytes(gzip.compress(blob) if gz else blob)
-    assert torch.equal(data.read_idx(path), t)
-    assert torch.equal(data.read_idx(gzip.compress(blob) if gz else blob), t)
+    assert torch.equal(idx_format.read_idx(path), t)
+    assert torch.equal(idx_format.read_idx(gzip.compress(blob) if gz else blob), t)
 
 
 def test_read_idx_truncated_raw_names_file(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(_idx_bytes(torch.zeros(5, 28, 28, dtype=torch.uint8))[:-100])
     with pytest.raises(ValueError, match="train-images-idx3-ubyte.*truncated"):
-        data.read_idx(path)
+        idx_format.read_idx(path)
 
 
 def test_read_idx_padded_raw_is_rejected(tmp_path):
     path = tmp_path / "lab"
     path.write_bytes(_idx_bytes(torch.zeros(5, dtype=torch.uint8)) + b"\0")
     with pytest.raises(ValueError, match="lab"):
-        data.read_idx(path)
+        idx_format.read_idx(path)
 
 
 def test_read_idx_truncated_gzip_names_file(tmp_path):
@@ -92,7 +92,7 @@ def test_read_idx_truncated_gzip_names_file(tmp_path):
     full = gzip.compress(_idx_bytes(torch.arange(10, dtype=torch.uint8).repeat(50)))
     path.write_bytes(full[: len(full) // 2])
     with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz.*gzip"):
-        data.read_idx(path)
+        idx_format.read_idx(path)
 
 
 def test_read_idx_corrupt_gzip_names_file(tmp_path):
@@ -102,7 +102,7 @@ def test_read_idx_corrupt_gzip_names_file(tmp_path):
     blob[len(blob) // 2] ^= 0xFF  # flipped byte: CRC or stream error
     path.write_bytes(bytes(blob))
     with pytest.raises(ValueError, match="imgs.gz"):
-        data.read_idx(path)
+        idx_format.read_idx(path)
 
 
 @pytest.mark.parametrize("head, what", [(b"\x01\x00\x08\x01", "magic"),
@@ -113,7 +113,7 @@ def test_read_idx_bad_header(tmp_path, head, what):
     path = tmp_path / "bad"
     path.write_bytes(head + (5).to_bytes(4, "big") + bytes(5) if head else b"")
     with pytest.raises(ValueError, match=f"bad.*{what}"):
-        data.read_idx(path)
+        idx_format.read_idx(path)
 
 
 # --------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_full_data_found_in_root(tmp_path, monkeypatch, no_network, gz):
     raw = _write_root(tmp_path, (40, 12), gz=gz)
     mn = data.load_mnist(tmp_path, augment=False, normalize=False)
     assert mn.source == "full" and mn.root == tmp_path and not no_network
-    imgs = data.read_idx(raw / ("train-images-idx3-ubyte" + (".gz" if gz else "")))
+    imgs = idx_format.read_idx(raw / ("train-images-idx3-ubyte" + (".gz" if gz else "")))
     x, y = mn.train[3]
     assert torch.equal(x, imgs[3][None].float() / 255)
     assert isinstance(y, int)

@@ -1,35 +1,36 @@
-"""Singular-value dynamics (fgln.dynamics): Lemmas A.1, E.1, E.2, Propositions 4.5 and 7.1,
-Remark 7.2 and the Appendix G.1 process."""
+"""Singular-value dynamics: Lemmas A.1, E.1, E.2, Propositions 4.5 and 7.1, Remark 7.2 and the
+Appendix G.1 process (fgln.flow_rates, network_assumptions, recorders, g1_process)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from fgln.dynamics import (
-    DynamicsRecorder,
+from fgln.balanced_networks import balance_residuals, balanced_masked_network
+from fgln.flow_rates import (
     aligned_rates,
-    alignment_errors,
     balanced_singular_value_rates,
-    dynamics_snapshot,
-    fit_g1_constant,
     flow_jacobian_derivative,
     flow_rate_terms,
     flow_singular_value_rates,
-    g1_process,
-    growth_phase_ratio,
-    network_depth_scaling,
     projections,
     prop71_rates,
     remark72_rates,
-    rise_times,
     singular_value_rates,
-    subspace_alignment,
-    theory_constant,
     weight_gradients,
 )
-from fgln.networks import FixedGatesNetwork, balance_residuals, balanced_masked_network
-from fgln.train import half_mse, synthetic_task, train
+from fgln.g1_process import (
+    fit_g1_constant,
+    g1_process,
+    growth_phase_ratio,
+    rise_times,
+    theory_constant,
+)
+from fgln.network_assumptions import alignment_errors, network_depth_scaling, subspace_alignment
+from fgln.networks import FixedGatesNetwork
+from fgln.recorders import DynamicsRecorder, dynamics_snapshot
+from fgln.synthetic_runs import synthetic_task
+from fgln.train import half_mse, train
 
 D = torch.float64
 

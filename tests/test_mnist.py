@@ -10,16 +10,15 @@ import pytest
 import torch
 
 from fgln import mnist
-from fgln.data import BundledMnistWarning, load_mnist
-from fgln.diagonal_correlation import diagonal_correlation
-from fgln.mnist import (
-    MnistConfig,
-    MnistFixedGates,
+from fgln.block_measurements import (
+    alignment_reach,
     block_statistics,
     cluster_measurements,
     split_clusters,
-    train_mnist,
 )
+from fgln.data import BundledMnistWarning, load_mnist
+from fgln.diagonal_correlation import diagonal_correlation
+from fgln.mnist import MnistConfig, MnistFixedGates, train_mnist
 from fgln.sampling import sample_network
 
 # the chapter's quick scale: a few hundred images, one short epoch
@@ -224,12 +223,12 @@ def test_quick_training_on_cuda(digits):
 
 
 def test_alignment_reach():
-    assert mnist.alignment_reach(np.array([0.9, 0.7, 0.4, 0.1])) == pytest.approx(2 + 0.2 / 0.3)
-    assert mnist.alignment_reach(np.array([0.3, 0.9])) == 1.0
-    assert mnist.alignment_reach(np.array([0.9, 0.8, 0.6])) == 3.0
-    assert mnist.alignment_reach(np.array([0.9, 0.5, 0.2])) == pytest.approx(2.0)
+    assert alignment_reach(np.array([0.9, 0.7, 0.4, 0.1])) == pytest.approx(2 + 0.2 / 0.3)
+    assert alignment_reach(np.array([0.3, 0.9])) == 1.0
+    assert alignment_reach(np.array([0.9, 0.8, 0.6])) == 3.0
+    assert alignment_reach(np.array([0.9, 0.5, 0.2])) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="finite"):
-        mnist.alignment_reach(np.array([0.9, np.nan]))
+        alignment_reach(np.array([0.9, np.nan]))
 
 
 def test_linear_baseline_is_a_least_squares_fit(digits):

@@ -6,12 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from fgln.balanced_networks import balance_residuals, balanced_masked_network
 from fgln.networks import (
     FixedGatesNetwork,
     JacobianGradient,
     _draw_rectangular,
-    balance_residuals,
-    balanced_masked_network,
     find_fixed_gates_network,
 )
 from fgln.sampling import sample_network

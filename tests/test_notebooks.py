@@ -124,7 +124,8 @@ def _check_fig04b(d):
 
 
 def _check_fig05b(d):
-    from fgln.mnist import MnistFixedGates, block_statistics
+    from fgln.block_measurements import block_statistics
+    from fgln.mnist import MnistFixedGates
 
     _rho_range(d)
     k = int(d["k"])
@@ -146,7 +147,7 @@ def _check_fig01(d):
 
 
 def _check_fig07(d):
-    from fgln.dynamics import g1_process
+    from fgln.g1_process import g1_process
 
     s, fit, g = d["s1_measured"], d["s1_fitted"], d["g1"]  # [seeds, R]
     assert s.shape == fit.shape == g.shape == d["s1_theory"].shape == d["C_theory"].shape

@@ -69,6 +69,23 @@ def test_readme_documents_entry_points():
     assert "make test" in readme
 
 
+def test_readme_code_map_matches_the_package():
+    """Every module of src/fgln is in README's map, and every module the map names exists."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    named = {m for row in rows for m in re.findall(r"`(\w+)`", row.split("|")[1])}
+    modules = {p.stem for p in (REPO_ROOT / "src" / "fgln").glob("*.py") if p.stem != "__init__"}
+    assert modules - named == set(), f"modules missing from README's map: {modules - named}"
+    assert named - modules == set(), f"README's map names no such module: {named - modules}"
+
+
+def test_no_module_over_about_350_lines():
+    for p in (REPO_ROOT / "src" / "fgln").glob("*.py"):
+        lines = p.read_text(encoding="utf-8").count("\n")
+        assert lines <= 360, f"{p.name} has {lines} lines: split it by job"
+
+
 def test_ci_runs_make_test():
     ci = REPO_ROOT / ".ci" / "run"
     text = ci.read_text(encoding="utf-8")

@@ -7,16 +7,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgln.dynamics import SpectralRecorder
 from fgln.networks import FixedGatesNetwork
-from fgln.train import (
-    DivergenceError,
-    compress_regression,
-    half_mse,
-    record_steps,
-    synthetic_task,
-    train,
-)
+from fgln.recorders import SpectralRecorder, record_steps
+from fgln.synthetic_runs import compress_regression, synthetic_task
+from fgln.train import DivergenceError, half_mse, train
 
 
 class Interrupt(Exception):

@@ -12,6 +12,13 @@ its modules: :mod:`fgln.cache` (disk cache), :mod:`fgln.claims` (claims ledger),
 __version__ = "0.1.0"
 
 from .alignment import alignment_overlaps, overlap_profiles, svd_fixed_signs
+from .balanced_networks import balance_residuals, balanced_masked_network
+from .block_measurements import (
+    alignment_reach,
+    block_statistics,
+    cluster_measurements,
+    split_clusters,
+)
 from .data import load_mnist
 from .depth_scaling import (
     depth_scaling_fit,
@@ -26,26 +33,6 @@ from .diagonal_correlation import (
     diagonal_correlation_reference,
     diagonal_correlations,
 )
-from .dynamics import (
-    DynamicsRecorder,
-    SpectralRecorder,
-    alignment_errors,
-    balanced_singular_value_rates,
-    dynamics_snapshot,
-    fit_g1_constant,
-    flow_jacobian_derivative,
-    flow_singular_value_rates,
-    g1_process,
-    growth_phase_ratio,
-    network_depth_scaling,
-    prop71_rates,
-    remark72_rates,
-    rise_times,
-    singular_value_rates,
-    subspace_alignment,
-    theory_constant,
-    weight_gradients,
-)
 from .exponents import (
     finite_depth_constants,
     finite_depth_constants_mc,
@@ -53,23 +40,21 @@ from .exponents import (
     lyapunov_exponents_approx,
     predicted_log_singular_values,
 )
-from .mnist import (
-    MnistConfig,
-    MnistFixedGates,
-    alignment_reach,
-    block_statistics,
-    cluster_measurements,
-    linear_baseline,
-    split_clusters,
-    train_mnist,
+from .flow_rates import (
+    balanced_singular_value_rates,
+    flow_jacobian_derivative,
+    flow_singular_value_rates,
+    prop71_rates,
+    remark72_rates,
+    singular_value_rates,
+    weight_gradients,
 )
-from .networks import (
-    FixedGatesNetwork,
-    JacobianGradient,
-    balance_residuals,
-    balanced_masked_network,
-)
+from .g1_process import fit_g1_constant, g1_process, growth_phase_ratio, rise_times, theory_constant
+from .mnist import MnistConfig, MnistFixedGates, linear_baseline, train_mnist
+from .network_assumptions import alignment_errors, network_depth_scaling, subspace_alignment
+from .networks import FixedGatesNetwork, JacobianGradient
 from .partial_products import layer_partial_products, network_partial_products
+from .recorders import DynamicsRecorder, SpectralRecorder, dynamics_snapshot
 from .sampling import (
     haar_from_ginibre,
     haar_orthogonal,
@@ -96,16 +81,9 @@ from .synthetic_alignment import (
     theorem61_sweep,
     unit_ldl,
 )
+from .synthetic_runs import balanced_run, compress_regression, synthetic_run, synthetic_task
 from .threads import torch_threads
-from .train import (
-    DivergenceError,
-    balanced_run,
-    compress_regression,
-    half_mse,
-    synthetic_run,
-    synthetic_task,
-    train,
-)
+from .train import DivergenceError, half_mse, train
 
 __all__ = [
     # fgln.sampling: gated Ginibre layers, Haar matrices
@@ -135,17 +113,24 @@ __all__ = [
     # fgln.threads
     "torch_threads",
     # fgln.networks: fixed-gates networks as modules (Section 4)
-    "FixedGatesNetwork", "balanced_masked_network", "balance_residuals", "JacobianGradient",
+    "FixedGatesNetwork", "JacobianGradient",
+    # fgln.balanced_networks: balanced masked networks (Proposition 4.5)
+    "balanced_masked_network", "balance_residuals",
     # fgln.train: gradient descent with recording, checkpoints and resume
-    "train", "DivergenceError", "synthetic_task", "half_mse", "compress_regression",
-    "synthetic_run", "balanced_run",
-    # fgln.dynamics: singular-value dynamics (Sections 4 and 7, Appendices A, E, G.1)
+    "train", "DivergenceError", "half_mse",
+    # fgln.synthetic_runs: the synthetic regressions of Chapters 1, 4 and 7
+    "synthetic_task", "compress_regression", "synthetic_run", "balanced_run",
+    # fgln.flow_rates: how singular values move (Lemmas A.1, E.1, E.2, Props 4.5, 7.1, Rem 7.2)
     "singular_value_rates", "balanced_singular_value_rates", "weight_gradients",
-    "flow_jacobian_derivative", "flow_singular_value_rates", "network_depth_scaling",
-    "alignment_errors", "subspace_alignment", "prop71_rates", "remark72_rates",
-    "dynamics_snapshot", "SpectralRecorder", "DynamicsRecorder", "g1_process",
-    "fit_g1_constant", "theory_constant", "growth_phase_ratio", "rise_times",
+    "flow_jacobian_derivative", "flow_singular_value_rates", "prop71_rates", "remark72_rates",
+    # fgln.network_assumptions: Proposition 7.1's assumptions (i) and (ii) on a network
+    "network_depth_scaling", "alignment_errors", "subspace_alignment",
+    # fgln.recorders: what training records (Chapter 7's snapshot)
+    "dynamics_snapshot", "SpectralRecorder", "DynamicsRecorder",
+    # fgln.g1_process: Appendix G.1's scalar process, summaries of a run
+    "g1_process", "fit_g1_constant", "theory_constant", "growth_phase_ratio", "rise_times",
     # fgln.data, fgln.mnist: the MNIST experiment of Section 8
-    "load_mnist", "MnistConfig", "MnistFixedGates", "train_mnist", "block_statistics",
-    "split_clusters", "cluster_measurements", "alignment_reach", "linear_baseline",
+    "load_mnist", "MnistConfig", "MnistFixedGates", "train_mnist", "linear_baseline",
+    # fgln.block_measurements: measurements on its hidden block (Figures 4 and 5)
+    "block_statistics", "split_clusters", "cluster_measurements", "alignment_reach",
 ]

@@ -10,8 +10,8 @@
   (``fgln/mnist_data``, 8,000 train / 2,000 test, checked against their SHA-256), with a
   :class:`BundledMnistWarning`. A machine without network falls back at once, never fails.
 
-Every IDX file (raw or ``.gz``) goes through :func:`read_idx`, which checks the header and the
-length: a truncated or corrupt file raises ``ValueError`` naming the file.
+Every IDX file (raw or ``.gz``) goes through :func:`fgln.idx_format.read_idx`, which checks the
+header and the length: a truncated or corrupt file raises ``ValueError`` naming the file.
 
 With ``augment=True`` each training image goes through torchvision's
 ``AutoAugment(AutoAugmentPolicy.CIFAR10)`` (as in Section 8), with a draw that depends only on
@@ -22,13 +22,11 @@ image by image), which costs a fraction of the image-by-image transform.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import socket
 import threading
 import warnings
-import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -39,6 +37,7 @@ from torch.utils.data import Dataset
 
 from .augment import BatchedAutoAugment
 from .cache import find_repo_root
+from .idx_format import _check_split, _decompress, read_idx
 from .validation import check_int
 
 __all__ = [
@@ -53,7 +52,6 @@ __all__ = [
     "MnistDataset",
     "default_data_dir",
     "load_mnist",
-    "read_idx",
 ]
 
 # Pixel mean and standard deviation of the MNIST training set (grey levels scaled to [0, 1]).
@@ -76,73 +74,6 @@ BUNDLED_SHA256 = {
 
 class BundledMnistWarning(UserWarning):
     """The full MNIST was not available: the bundled 10,000 digits are used instead."""
-
-
-# --------------------------------------------------------------------------------------
-# IDX files
-# --------------------------------------------------------------------------------------
-
-
-def _decompress(raw: bytes, name: str) -> bytes:
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-        raise ValueError(f"{name}: corrupt or truncated gzip file ({exc})") from None
-
-
-def read_idx(source: str | os.PathLike | bytes, *, name: str | None = None) -> torch.Tensor:
-    """Read an IDX file of unsigned bytes (the MNIST format) into a uint8 tensor.
-
-    ``source``: a path (``.gz`` is decompressed) or the file's bytes (then ``name`` names it
-    in messages). Header: two zero bytes, type code ``0x08`` (uint8), the number of
-    dimensions d (1..4), d big-endian uint32 sizes, then exactly ``prod(sizes)`` bytes.
-    Raises ``ValueError`` naming the file for a corrupt gzip stream, a bad header, or a data
-    length that differs from the header's (truncated or padded file).
-    """
-    if isinstance(source, (bytes, bytearray)):
-        data, label = bytes(source), name or "<bytes>"
-        if data[:2] == b"\x1f\x8b":
-            data = _decompress(data, label)
-    else:
-        path = Path(source)
-        label = name or str(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ValueError(f"{label}: no such file") from None
-        if path.suffix == ".gz" or data[:2] == b"\x1f\x8b":
-            data = _decompress(data, label)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{label}: not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
-    if data[2] != 0x08:
-        raise ValueError(f"{label}: IDX type code 0x{data[2]:02x}, expected 0x08 (unsigned bytes)")
-    ndim = data[3]
-    if not 1 <= ndim <= 4:
-        raise ValueError(f"{label}: IDX header gives {ndim} dimensions, expected 1 to 4")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{label}: truncated IDX header ({len(data)} bytes)")
-    sizes = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    count = 1
-    for s in sizes:
-        count *= s
-    if len(data) != header + count:
-        raise ValueError(
-            f"{label}: truncated or corrupt IDX file: header says {sizes} "
-            f"({header + count} bytes), file has {len(data)} bytes")
-    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(sizes)
-
-
-def _check_split(images: torch.Tensor, labels: torch.Tensor, names: tuple[str, str]) -> None:
-    if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
-        raise ValueError(f"{names[0]}: expected images [N, 28, 28], got {list(images.shape)}")
-    if labels.ndim != 1:
-        raise ValueError(f"{names[1]}: expected labels [N], got {list(labels.shape)}")
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{names[0]} has {images.shape[0]} images but {names[1]} has "
-                         f"{labels.shape[0]} labels")
-    if labels.numel() and int(labels.max()) > 9:
-        raise ValueError(f"{names[1]}: label {int(labels.max())} outside 0..9")
 
 
 # --------------------------------------------------------------------------------------

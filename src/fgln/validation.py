@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-__all__ = ["check_int", "check_p", "check_sigma", "check_network", "check_layers"]
+__all__ = ["check_int", "check_positive", "check_p", "check_sigma", "check_network", "check_layers"]
 
 
 def check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -32,17 +32,22 @@ def check_p(p) -> float:
     return p
 
 
+def check_positive(name: str, value) -> float:
+    """``value`` as a positive finite float (NaN and inf rejected), else ValueError."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
+    if not (value > 0.0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive finite number (> 0), got {value}")
+    return value
+
+
 def check_sigma(sigma, n: int) -> float:
     """A positive finite weight scale; ``None`` means ``1/sqrt(n)``."""
     if sigma is None:
         return 1.0 / math.sqrt(n)
-    try:
-        sigma = float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"sigma must be a positive finite number, got {sigma!r}") from None
-    if not (sigma > 0.0 and math.isfinite(sigma)):
-        raise ValueError(f"sigma must be a positive finite number (> 0), got {sigma}")
-    return sigma
+    return check_positive("sigma", sigma)
 
 
 def check_network(n, L, p, sigma, min_rank) -> tuple[int, int, float, float, int | None]:
