@@ -35,7 +35,14 @@ import numpy as np
 
 from fgln.atomic import atomic_write
 
-__all__ = ["cached", "cache_key", "code_version", "default_cache_dir", "find_repo_root"]
+__all__ = [
+    "cached",
+    "cache_key",
+    "code_version",
+    "default_cache_dir",
+    "find_repo_root",
+    "local_dir",
+]
 
 _META_KEY = "__fgln_meta__"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -57,15 +64,22 @@ def find_repo_root(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def default_cache_dir() -> Path:
-    """The cache directory used when ``cache_dir`` is ``None``."""
-    env = os.environ.get("FGLN_CACHE_DIR")
+def local_dir(env_var: str, in_repo: str, in_home: str) -> Path:
+    """``$env_var`` if set, else ``<repo>/<in_repo>`` in a checkout of the project, else
+    ``~/.cache/<in_home>``."""
+    env = os.environ.get(env_var)
     if env:
         return Path(env).expanduser()
     root = find_repo_root()
     if root is not None:
-        return root / ".cache" / "fgln"
-    return Path.home() / ".cache" / "fgln"
+        return root / in_repo
+    return Path.home() / ".cache" / in_home
+
+
+def default_cache_dir() -> Path:
+    """The cache directory used when ``cache_dir`` is ``None``: ``$FGLN_CACHE_DIR``, else
+    ``<repo>/.cache/fgln`` in a checkout, else ``~/.cache/fgln``."""
+    return local_dir("FGLN_CACHE_DIR", ".cache/fgln", "fgln")
 
 
 def code_version(package_dir: str | os.PathLike | None = None) -> str:

@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .augment import BatchedAutoAugment
-from .cache import find_repo_root
+from .cache import local_dir
 from .idx_format import _check_split, _decompress, read_idx
 from .validation import check_int
 
@@ -173,13 +173,7 @@ class Mnist:
 def default_data_dir() -> Path:
     """``$FGLN_DATA_DIR`` if set, else ``<repo>/.cache/data`` in a checkout, else
     ``~/.cache/fgln/data``: the ``root`` used when :func:`load_mnist` gets none."""
-    env = os.environ.get("FGLN_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    repo = find_repo_root()
-    if repo is not None:
-        return repo / ".cache" / "data"
-    return Path.home() / ".cache" / "fgln" / "data"
+    return local_dir("FGLN_DATA_DIR", ".cache/data", "fgln/data")
 
 
 def _raw_file(raw_dir: Path, name: str) -> Path | None:
