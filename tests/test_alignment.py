@@ -21,7 +21,7 @@ from fgln.diagonal_correlation import (
 )
 from fgln.exponents import lyapunov_exponents
 from fgln.sampling import haar_orthogonal, sample_network
-from fgln.statistics import fit_slopes
+from fgln.statistics import fit_slopes, mean_se
 from fgln.synthetic_alignment import (
     cluster_sweep,
     overlap_scaled,
@@ -144,7 +144,7 @@ def test_degenerate_single_row_column_and_1x1_are_nan_with_warning():
 def test_haar_orthogonal_expected_rho_near_zero():
     # |entries| of a Haar matrix are exchangeable in rows and columns: E rho = 0
     vals = [diagonal_correlation(haar_orthogonal(30, seed=s)) for s in range(40)]
-    mean, se = np.mean(vals), np.std(vals, ddof=1) / np.sqrt(len(vals))
+    mean, se, _ = mean_se(vals)
     assert abs(mean) < 4 * se + 1e-3
 
 
@@ -395,7 +395,7 @@ def test_depth_scaling_fit_slopes_near_lyapunov():
     assert res["logsv"].shape == (S, L - 1, 3)
     gam = lyapunov_exponents(n, 1.0, None, 3)
     slope = res["slope_j10"]
-    se = slope.std(0, ddof=1) / math.sqrt(S)
+    _, se, _ = mean_se(slope)
     assert np.all(np.abs(slope.mean(0) - gam) < 5 * se + 0.02)
     # a wrong exponent (p = 0.5) is far away
     assert np.all(np.abs(slope.mean(0) - lyapunov_exponents(n, 0.5, None, 3)) > 0.2)

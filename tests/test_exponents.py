@@ -16,6 +16,7 @@ from fgln.exponents import (
 )
 from fgln.sampling import iter_layers, sample_network
 from fgln.spectra import stream_log_spectra
+from fgln.statistics import mean_se
 
 
 def test_ungated_exponents_are_newmans_formula():
@@ -29,7 +30,7 @@ def test_ungated_exponents_are_newmans_formula():
     samples = 20000
     w, _ = sample_network(n, 1, 1.0, sigma, batch=samples, seed=13)
     logdet = torch.linalg.slogdet(w[:, 0]).logabsdet.numpy()
-    se = logdet.std(ddof=1) / math.sqrt(samples)
+    _, se, _ = mean_se(logdet)
     assert abs(logdet.mean() - g.sum()) < 4.5 * se, (logdet.mean(), g.sum(), se)
 
 
@@ -43,7 +44,7 @@ def test_remark_5_4_against_monte_carlo_of_lemma_c4(p, r):
     for i in range(1, r + 1):
         X = Y[:, :, :i]
         vals = 0.5 * torch.linalg.slogdet(X.mT @ X).logabsdet.numpy()
-        se = vals.std(ddof=1) / math.sqrt(samples)
+        _, se, _ = mean_se(vals)
         assert abs(vals.mean() - g[:i].sum()) < 4.5 * se, (i, vals.mean(), g[:i].sum(), se)
 
 
@@ -91,13 +92,13 @@ def test_finite_depth_correction_sign_follows_the_appendix():
     log_je1 = acc.a[:, 0] + torch.log(acc.N[:, 0, 0].abs())  # log||J e_1|| = log|T_11|
     diff = (log_s1 - log_je1).numpy()
     d1 = finite_depth_constants(n, 1)[1]
-    se = diff.std(ddof=1) / math.sqrt(batch)
+    _, se, _ = mean_se(diff)
     assert abs(diff.mean() - d1) < 4.5 * se + 0.02, (diff.mean(), d1, se)
     assert abs(diff.mean() + d1) > 20 * se  # the printed sign is excluded
     # the control variate itself is unbiased for L gamma_1 (exact identity in law)
     g1 = lyapunov_exponents(n, 1.0, None, 1)[0]
     je = log_je1.numpy()
-    assert abs(je.mean() - L * g1) < 4.5 * je.std(ddof=1) / math.sqrt(batch)
+    assert abs(je.mean() - L * g1) < 4.5 * mean_se(je)[1]
     pa = predicted_log_singular_values(n, 1.0, None, L, 1)[0]
     pp = predicted_log_singular_values(n, 1.0, None, L, 1, sign="printed")[0]
     assert pa == pytest.approx(g1 + d1 / L) and pp == pytest.approx(g1 - d1 / L)
@@ -107,7 +108,7 @@ def test_all_exponents_at_depth_in_the_thousands():
     n, L, batch = 6, 2000, 6
     x = stream_log_spectra(n, L, 1.0, batch=batch, seed=2, reorth_every=4)[:, 0].numpy() / L
     pred = predicted_log_singular_values(n, 1.0, None, L, n)
-    se = x.std(0, ddof=1) / math.sqrt(batch)
+    _, se, _ = mean_se(x)
     assert np.all(np.abs(x.mean(0) - pred) < 5 * se + 2e-3)
     assert np.all(np.diff(x, axis=1) < 0)
 

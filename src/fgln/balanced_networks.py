@@ -9,7 +9,7 @@ from typing import Sequence
 
 import torch
 
-from .networks import FixedGatesNetwork, _check_widths, resolve_device
+from .networks import FixedGatesNetwork, check_widths, resolve_device
 from .sampling import make_generator
 from .validation import check_int, check_positive
 
@@ -45,7 +45,7 @@ def balanced_masked_network(widths: Sequence[int], gates: Sequence[Tensor], *,
     ``Q_L S^L Q_0^T``. ``rank`` defaults to (and may not exceed) the smallest number of open
     entries, ``min(n_0, n_L)`` included. ``gates`` are the diagonals of D_1..D_{L-1}, 0/1.
     """
-    widths = _check_widths(widths)
+    widths = check_widths(widths)
     L = len(widths) - 1
     device = resolve_device(device)
     gates = [torch.as_tensor(g, dtype=dtype, device=device) for g in gates]

@@ -13,7 +13,6 @@ Tensor = torch.Tensor
 __all__ = ["is_full_batch", "to_device", "Batches"]
 
 
-
 def is_full_batch(data) -> bool:
     return (isinstance(data, (tuple, list)) and len(data) == 2
             and isinstance(data[0], Tensor) and isinstance(data[1], Tensor))

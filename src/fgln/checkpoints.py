@@ -29,7 +29,6 @@ __all__ = [
 FORMAT = 1
 
 
-
 def loader_generators(data) -> list[torch.Generator]:
     gens, seen = [], set()
     for obj in (data, getattr(data, "sampler", None), getattr(data, "batch_sampler", None),

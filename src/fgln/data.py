@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from .augment import BatchedAutoAugment
 from .cache import local_dir
-from .idx_format import _check_split, _decompress, read_idx
+from .idx_format import check_split, decompress, read_idx
 from .validation import check_int
 
 __all__ = [
@@ -194,7 +194,7 @@ def _read_root(root: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     for split, names in _FILES.items():
         paths = [_raw_file(raw, n) for n in names]
         images, labels = (read_idx(p) for p in paths)
-        _check_split(images, labels, tuple(str(p) for p in paths))
+        check_split(images, labels, tuple(str(p) for p in paths))
         out[split] = (images, labels)
     return out
 
@@ -212,11 +212,11 @@ def _read_bundled() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
             except (FileNotFoundError, OSError):
                 raise ValueError(f"{label}: missing from the installed package "
                                  "(package data not installed?)") from None
-            data = _decompress(raw, label)
+            data = decompress(raw, label)
             if hashlib.sha256(data).hexdigest() != BUNDLED_SHA256[n]:
                 raise ValueError(f"{label}: corrupt (SHA-256 differs from the recorded one)")
             tensors.append(read_idx(data, name=label))
-        _check_split(*tensors, names)
+        check_split(*tensors, names)
         out[split] = tuple(tensors)
     return out
 

@@ -103,7 +103,6 @@ def finite_depth_offsets(n: int, p: float, L: int, k: int, chains: int, *, seed:
     return {"mean": st["mean"], "sem": st["sem"], "frac": st["frac"]}
 
 
-
 @single_threaded
 def depth_scaling_fit(n: int, L: int, p: float, seeds: int, k: int, *, seed: int = 0,
                       fit_from: Sequence[int] = (1,), progress: bool = False,

@@ -42,6 +42,10 @@ __all__ = [
     "aligned_rates",
     "prop71_rates",
     "remark72_rates",
+    "as64",
+    "check_net",
+    "partials64",
+    "check_grad",
 ]
 
 
@@ -50,7 +54,8 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def _as64(x: Tensor) -> Tensor:
+def as64(x: Tensor) -> Tensor:
+    """``x`` detached, in float64 (the dtype of every spectral quantity here)."""
     return x.detach().to(torch.float64)
 
 
@@ -60,7 +65,7 @@ def _check_matrix(name: str, x) -> Tensor:
         raise ValueError(f"{name} must be a 2-d tensor, got {got}")
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} has non-finite entries")
-    return _as64(x)
+    return as64(x)
 
 
 def _check_k(k, J: Tensor) -> int:
@@ -115,19 +120,22 @@ def balanced_singular_value_rates(J: Tensor, grad_J: Tensor, L: int,
 # --------------------------------------------------------------------------------------
 
 
-def _check_net(net) -> FixedGatesNetwork:
+def check_net(net) -> FixedGatesNetwork:
+    """``net`` if it is a :class:`FixedGatesNetwork`, else ``ValueError``."""
     if not isinstance(net, FixedGatesNetwork):
         raise ValueError(f"net must be a FixedGatesNetwork, got {type(net).__name__}")
     return net
 
 
-def _partials64(net: FixedGatesNetwork) -> tuple[list[Tensor], list[Tensor]]:
+def partials64(net: FixedGatesNetwork) -> tuple[list[Tensor], list[Tensor]]:
+    """``(A, B)``: the Section 7 partial products of ``net`` (``J = A_l W_l B_l``), float64."""
     with torch.no_grad():
         A, B = net.partial_products()
-    return [_as64(a) for a in A], [_as64(b) for b in B]
+    return [as64(a) for a in A], [as64(b) for b in B]
 
 
-def _check_grad(net: FixedGatesNetwork, grad_J) -> Tensor:
+def check_grad(net: FixedGatesNetwork, grad_J) -> Tensor:
+    """``grad_J`` [n_L, n_0] checked against ``net``'s widths, float64, on its device."""
     G = _check_matrix("grad_J", grad_J)
     n = net.widths
     if G.shape != (n[-1], n[0]):
@@ -138,27 +146,27 @@ def _check_grad(net: FixedGatesNetwork, grad_J) -> Tensor:
 
 def weight_gradients(net: FixedGatesNetwork, grad_J: Tensor) -> list[Tensor]:
     """Lemma A.1: ``grad_{W_l} L = A_l^T grad_J B_l^T`` for l = 1..L (float64)."""
-    net = _check_net(net)
-    G = _check_grad(net, grad_J)
-    A, B = _partials64(net)
+    net = check_net(net)
+    G = check_grad(net, grad_J)
+    A, B = partials64(net)
     return [a.T @ G @ b.T for a, b in zip(A, B)]
 
 
 def flow_jacobian_derivative(net: FixedGatesNetwork, grad_J: Tensor) -> Tensor:
     """Lemma E.1: ``dJ/dt = -sum_l A_l A_l^T grad_J B_l^T B_l`` under gradient flow [n_L, n_0]."""
-    net = _check_net(net)
-    G = _check_grad(net, grad_J)
-    A, B = _partials64(net)
+    net = check_net(net)
+    G = check_grad(net, grad_J)
+    A, B = partials64(net)
     return -sum(a @ a.T @ G @ b.T @ b for a, b in zip(A, B))
 
 
 def flow_rate_terms(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) -> Tensor:
     """Per-layer terms of the exact flow rates: ``-(U^T A_l A_l^T G B_l^T B_l V)_kk``, [L, k];
     their sum over l is ``ds_k/dt`` (Appendix E.2, first display)."""
-    net = _check_net(net)
-    G = _check_grad(net, grad_J)
-    A, B = _partials64(net)
-    J = _as64(net.jacobian())
+    net = check_net(net)
+    G = check_grad(net, grad_J)
+    A, B = partials64(net)
+    J = as64(net.jacobian())
     U, _, V = svd_top(J, k)
     rows = []
     for a, b in zip(A, B):
@@ -185,7 +193,7 @@ def prop71_rates(J: Tensor, grad_J: Tensor, L: int, delta: Tensor,
     (``delta`` [>= k]; ``delta = 0`` gives Proposition 4.5)."""
     L = _check_L(L)
     base = balanced_singular_value_rates(J, grad_J, L, k)
-    delta = _as64(torch.as_tensor(delta)).to(base.device)
+    delta = as64(torch.as_tensor(delta)).to(base.device)
     if delta.ndim != 1 or delta.shape[0] < base.shape[0]:
         raise ValueError(f"delta must be 1-d with at least {base.shape[0]} entries, "
                          f"got shape {tuple(delta.shape)}")
@@ -195,12 +203,12 @@ def prop71_rates(J: Tensor, grad_J: Tensor, L: int, delta: Tensor,
 def aligned_rates(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) -> Tensor:
     """Proposition 7.1 with (ii) exact but (i) not assumed:
     ``-sum_l s_k(A_l)^2 s_k(B_l)^2 g_k`` [k] (Appendix E.2, third display)."""
-    net = _check_net(net)
-    J = _as64(net.jacobian())
+    net = check_net(net)
+    J = as64(net.jacobian())
     k = _check_k(k, J)
     if k > min(net.widths):
         raise ValueError(f"k must be <= min(widths) = {min(net.widths)}, got {k}")
-    A, B = _partials64(net)
+    A, B = partials64(net)
     g = projections(J, grad_J, k)
     tot = sum(torch.linalg.svdvals(a)[:k] ** 2 * torch.linalg.svdvals(b)[:k] ** 2
               for a, b in zip(A, B))
@@ -228,8 +236,8 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
     only, measured ``s_Q s_P``), and ``remark`` (the remark's right-hand side; only when
     ``delta`` is given).
     """
-    layers = [_as64(m) for m in layers]
-    rates = [_as64(m) for m in layer_rates]
+    layers = [as64(m) for m in layers]
+    rates = [as64(m) for m in layer_rates]
     if len(layers) < 1 or len(rates) != len(layers):
         raise ValueError(f"layer_rates must match layers one to one, got {len(rates)} and "
                          f"{len(layers)}")
@@ -287,7 +295,7 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
             tri_unscaled[kk] += core
     out = {"exact": exact, "triangular": tri}
     if delta is not None:
-        delta = _as64(torch.as_tensor(delta)).to(dev)[:k]
+        delta = as64(torch.as_tensor(delta)).to(dev)[:k]
         out["remark"] = (torch.exp((1.0 + 1.0 / L) * delta) * s[:k].pow(1.0 - 1.0 / L)
                          * tri_unscaled)
     return out

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["read_idx"]
+__all__ = ["read_idx", "decompress", "check_split"]
 
 
-def _decompress(raw: bytes, name: str) -> bytes:
+def decompress(raw: bytes, name: str) -> bytes:
+    """gunzip ``raw``; ``ValueError`` naming ``name`` for a corrupt or truncated stream."""
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
@@ -32,7 +33,7 @@ def read_idx(source: str | os.PathLike | bytes, *, name: str | None = None) -> t
     if isinstance(source, (bytes, bytearray)):
         data, label = bytes(source), name or "<bytes>"
         if data[:2] == b"\x1f\x8b":
-            data = _decompress(data, label)
+            data = decompress(data, label)
     else:
         path = Path(source)
         label = name or str(path)
@@ -41,7 +42,7 @@ def read_idx(source: str | os.PathLike | bytes, *, name: str | None = None) -> t
         except FileNotFoundError:
             raise ValueError(f"{label}: no such file") from None
         if path.suffix == ".gz" or data[:2] == b"\x1f\x8b":
-            data = _decompress(data, label)
+            data = decompress(data, label)
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{label}: not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
     if data[2] != 0x08:
@@ -63,7 +64,8 @@ def read_idx(source: str | os.PathLike | bytes, *, name: str | None = None) -> t
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(sizes)
 
 
-def _check_split(images: torch.Tensor, labels: torch.Tensor, names: tuple[str, str]) -> None:
+def check_split(images: torch.Tensor, labels: torch.Tensor, names: tuple[str, str]) -> None:
+    """``ValueError`` naming the file unless ``images`` [N, 28, 28] and ``labels`` [N] in 0..9."""
     if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
         raise ValueError(f"{names[0]}: expected images [N, 28, 28], got {list(images.shape)}")
     if labels.ndim != 1:

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from .flow_rates import _as64, _check_net, _partials64
+from .flow_rates import as64, check_net, partials64
 from .networks import FixedGatesNetwork
 from .validation import check_int
 
@@ -31,6 +31,7 @@ __all__ = [
     "network_depth_scaling",
     "alignment_errors",
     "subspace_alignment",
+    "log_top",
 ]
 
 
@@ -57,7 +58,8 @@ class NetworkDepthScaling:
         return both.amax(0)
 
 
-def _log_top(M: Tensor, k: int) -> Tensor:
+def log_top(M: Tensor, k: int) -> Tensor:
+    """The ``k`` largest log-singular values of ``M`` [k] (``-inf`` beyond its rank)."""
     s = torch.linalg.svdvals(M)[:k]
     return torch.log(s)
 
@@ -72,7 +74,7 @@ def network_depth_scaling(net: FixedGatesNetwork, k: int | None = None,
     ``(gamma_k, delta_k)``. Residuals are reported for both families either way. Requires
     ``k <= min(widths)`` and L >= 2.
     """
-    net = _check_net(net)
+    net = check_net(net)
     L = net.depth
     if L < 2:
         raise ValueError("network_depth_scaling needs L >= 2 (a line through >= 2 depths)")
@@ -82,11 +84,11 @@ def network_depth_scaling(net: FixedGatesNetwork, k: int | None = None,
     if not fams or any(f not in ("prefix", "suffix") for f in fams):
         raise ValueError(f"families must be a non-empty subset of ('prefix', 'suffix'), "
                          f"got {families!r}")
-    A, B = _partials64(net)
-    J = _as64(net.jacobian())
+    A, B = partials64(net)
+    J = as64(net.jacobian())
     prefixes = B[1:] + [J]             # M_{1:m} = B_{m+1}, m = 1..L-1, and J
-    log_pre = torch.stack([_log_top(p, k) for p in prefixes])        # [L, k]
-    log_suf = torch.stack([_log_top(a, k) for a in A[:-1]])          # [L-1, k], A_l, l=1..L-1
+    log_pre = torch.stack([log_top(p, k) for p in prefixes])        # [L, k]
+    log_suf = torch.stack([log_top(a, k) for a in A[:-1]])          # [L-1, k], A_l, l=1..L-1
     m_pre = torch.arange(1, L + 1, dtype=torch.float64)
     m_suf = torch.arange(L - 1, 0, -1, dtype=torch.float64)
     xs, ys = [], []
@@ -131,11 +133,11 @@ def alignment_errors(net: FixedGatesNetwork, k: int | None = None) -> tuple[Tens
     The infinity norm of (ii) restricted to the block is ``err.amax(-1)``. The empty products
     ``A_L = B_1 = I`` are left out (their singular vectors are arbitrary).
     """
-    net = _check_net(net)
+    net = check_net(net)
     kmax = min(net.widths)
     k = kmax if k is None else check_int("k", k, 1, kmax)
-    A, B = _partials64(net)
-    J = _as64(net.jacobian())
+    A, B = partials64(net)
+    J = as64(net.jacobian())
     U, _, Vh = torch.linalg.svd(J, full_matrices=False)
     V = Vh.T
     eye = torch.eye(k, dtype=torch.float64)
@@ -155,10 +157,10 @@ def subspace_alignment(net: FixedGatesNetwork, r: int) -> tuple[Tensor, Tensor]:
     subspaces of ``J`` and ``B_l`` (l = 2..L). Unlike :func:`alignment_errors` this does not
     care how the vectors are arranged inside the subspace, so it stays small when a cluster of
     close singular values (Remark 6.2) mixes them."""
-    net = _check_net(net)
+    net = check_net(net)
     r = check_int("r", r, 1, min(net.widths))
-    A, B = _partials64(net)
-    J = _as64(net.jacobian())
+    A, B = partials64(net)
+    J = as64(net.jacobian())
     U, _, Vh = torch.linalg.svd(J, full_matrices=False)
     Ur, Vr = U[:, :r], Vh[:r].T
 

@@ -30,6 +30,7 @@ __all__ = [
     "JacobianGradient",
     "find_fixed_gates_network",
     "resolve_device",
+    "check_widths",
 ]
 
 
@@ -44,7 +45,8 @@ def resolve_device(device) -> torch.device:
                          f"got {device!r}") from None
 
 
-def _check_widths(widths) -> list[int]:
+def check_widths(widths) -> list[int]:
+    """``widths`` ``[n_0, ..., n_L]`` as positive ints (at least two), else ``ValueError``."""
     try:
         widths = list(widths)
     except TypeError:
@@ -209,7 +211,7 @@ class FixedGatesNetwork(nn.Module):
         generator (W_l, then the gate of size n_l). ``sigma`` defaults to ``1/sqrt(n_{l-1})``
         (fan-in; ``1/sqrt(n)`` for square networks). ``min_rank`` gives (r, p)-gates.
         """
-        widths = _check_widths(widths)
+        widths = check_widths(widths)
         p = check_p(p)
         device = resolve_device(device)
         L = len(widths) - 1

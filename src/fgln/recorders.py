@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .flow_rates import _as64, _check_grad, _check_net, _partials64
-from .network_assumptions import _log_top, network_depth_scaling
+from .flow_rates import as64, check_grad, check_net, partials64
+from .network_assumptions import log_top, network_depth_scaling
 from .networks import FixedGatesNetwork
 from .validation import check_int
 
@@ -48,7 +48,7 @@ class SpectralRecorder:
 
     def __call__(self, net: FixedGatesNetwork, grad_J: Tensor | None) -> dict[str, np.ndarray]:
         with torch.no_grad():
-            J = _as64(net.jacobian())
+            J = as64(net.jacobian())
             k = min(self.k, min(J.shape))
             U, s, Vh = torch.linalg.svd(J, full_matrices=False)
             out = {"s": _np(s)}
@@ -56,13 +56,13 @@ class SpectralRecorder:
                 out["U"] = _np(U[:, :k])
                 out["V"] = _np(Vh[:k].T)
             if grad_J is not None:
-                G = _as64(grad_J).to(J.device)
+                G = as64(grad_J).to(J.device)
                 out["g"] = _np(((U[:, :k].T @ G) * Vh[:k]).sum(-1))
             if self.partial_k:
-                A, B = _partials64(net)
+                A, B = partials64(net)
                 pk = min(self.partial_k, min(net.widths))
-                out["log_sA"] = _np(torch.stack([_log_top(a, pk) for a in A]))
-                out["log_sB"] = _np(torch.stack([_log_top(b, pk) for b in B]))
+                out["log_sA"] = _np(torch.stack([log_top(a, pk) for a in A]))
+                out["log_sB"] = _np(torch.stack([log_top(b, pk) for b in B]))
         return out
 
 
@@ -96,8 +96,8 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     ``log_sB`` [L, k] and, with ``remark``, ``rate_rem72`` and ``rate_rem72_tri`` [k]
     (:func:`remark72_rates`). Each equals what the named function returns (tested).
     """
-    net = _check_net(net)
-    G = _check_grad(net, grad_J)
+    net = check_net(net)
+    G = check_grad(net, grad_J)
     L = net.depth
     if L < 2:
         raise ValueError("dynamics_snapshot needs L >= 2")
@@ -105,8 +105,8 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     r = k if r is None else check_int("r", r, 1, k)
     if len(set(net.widths)) == 1:
         return _snapshot_square(net, G, k, remark, r)
-    A, B = _partials64(net)
-    J = _as64(net.jacobian())
+    A, B = partials64(net)
+    J = as64(net.jacobian())
     U, s, Vh = torch.linalg.svd(J, full_matrices=True)
     V = Vh.T
     Uk, Vk = U[:, :k], V[:, :k]
@@ -156,14 +156,14 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
         "sin_B": sin_b, "log_sA": torch.log(sa), "log_sB": torch.log(sb),
     }
     if remark:
-        layers = [_as64(m) for m in net.layers()]
+        layers = [as64(m) for m in net.layers()]
         Q = [torch.eye(U.shape[0], dtype=torch.float64)]
         for m in layers[:0:-1]:
             Q.append(Q[-1] @ m)
         Q = Q[::-1]  # Q[l-1] = M_L ... M_{l+1}
         sv_q = _svd_many(Q[:-1]) + [(U, torch.ones(U.shape[0], dtype=torch.float64), U.T)]
         sv_p = [(V, torch.ones(V.shape[0], dtype=torch.float64), V.T)] + sv_b
-        gates = [None] + [_as64(gt) for gt in net.gates] + [None]
+        gates = [None] + [as64(gt) for gt in net.gates] + [None]
         tri = torch.zeros(k, dtype=torch.float64)
         core_sum = torch.zeros(k, dtype=torch.float64)
         lower = torch.tril(torch.ones(k, k, dtype=torch.float64))
@@ -210,9 +210,9 @@ def _snapshot_square(net: FixedGatesNetwork, G: Tensor, k: int, remark: bool,
     operation over l (the general path loops over l)."""
     L = net.depth
     f64 = torch.float64
-    A, B = _partials64(net)
+    A, B = partials64(net)
     A, B = torch.stack(A), torch.stack(B)          # [L, n, n]: A_1..A_L, B_1..B_L
-    J = _as64(net.jacobian())
+    J = as64(net.jacobian())
     n = J.shape[0]
     U, s, Vh = torch.linalg.svd(J)
     V = Vh.T
@@ -264,7 +264,7 @@ def _snapshot_square(net: FixedGatesNetwork, G: Tensor, k: int, remark: bool,
     }
     out["rate_prop71"] = torch.exp((2.0 + 2.0 / L) * delta) * out["rate_prop45"]
     if remark:
-        layers = torch.stack([_as64(m) for m in net.layers()])
+        layers = torch.stack([as64(m) for m in net.layers()])
         Q = [torch.eye(n, dtype=f64)]
         for l in range(L - 1, 0, -1):
             Q.append(Q[-1] @ layers[l])
@@ -276,7 +276,7 @@ def _snapshot_square(net: FixedGatesNetwork, G: Tensor, k: int, remark: bool,
         Up = torch.cat([Vk[None], Ub])
         Sp = torch.cat([ones, Sb])
         Vp = torch.cat([Vk[None], Vb])
-        gates = torch.stack([_as64(gt) for gt in net.gates] + [torch.ones(n, dtype=f64)])
+        gates = torch.stack([as64(gt) for gt in net.gates] + [torch.ones(n, dtype=f64)])
         mdot = -(gates[:, :, None] * AtGBt)        # dM_l/dt = -D_l grad_{W_l}
         X = Uk.T @ Uq                              # [L, k, k]
         Z = Vp.mT @ Vk

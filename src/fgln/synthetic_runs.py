@@ -65,7 +65,6 @@ def compress_regression(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float, fl
     return R, yc, n / N, const
 
 
-
 def _task_seed(seed: int) -> int:
     """The data of run ``seed`` come from another stream than its weights (seed + 10**6)."""
     return 1_000_000 + int(seed)
