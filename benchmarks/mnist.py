@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from fgln.atomic import atomic_write
 from fgln.data import BundledMnistWarning, load_mnist
 from fgln.mnist import MnistFixedGates
+from fgln.networks import resolve_device
 from fgln.threads import torch_threads
 from fgln.train import train
 
@@ -188,8 +189,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.quick:
         args.train_size, args.epochs = args.train_size or 512, 1
-    dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                       else ("cpu" if args.device == "auto" else args.device))
+    dev = resolve_device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available (torch "
                          f"{torch.__version__}, built with CUDA {torch.version.cuda})")

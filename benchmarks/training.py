@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from fgln.atomic import atomic_write
-from fgln.networks import FixedGatesNetwork
+from fgln.networks import FixedGatesNetwork, resolve_device
 from fgln.recorders import DynamicsRecorder, SpectralRecorder
 from fgln.synthetic_runs import compress_regression, synthetic_task
 from fgln.train import half_mse, train
@@ -148,8 +148,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
-    from fgln.networks import resolve_device
-
     device = resolve_device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available in this torch build/machine")

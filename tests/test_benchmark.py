@@ -137,3 +137,49 @@ def test_gated_exact_zeros(bench):
 def test_cuda_unavailable_message(bench):
     with pytest.raises(SystemExit, match="CUDA is not available"):
         bench.main(["--quick", "--device", "cuda", "--no-save"])
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"fgln_bench_{name}",
+                                                  REPO_ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_training_benchmark_quick(tmp_path):
+    """benchmarks/training.py --quick: every workload timed, ratios positive and finite."""
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        out = _load("training").main(["--quick", "--repeats", "1", "--out-dir", str(tmp_path)])
+    assert out["steps"] and out["recording"]
+    for row in out["steps"]:
+        assert row["ours_ms"] > 0 and row["plain_ms"] > 0
+        assert row["ratio"] == pytest.approx(row["ours_ms"] / row["plain_ms"])
+    for row in out["recording"]:
+        assert row["records"] >= 1 and 0 < row["record_over_train"] < float("inf")
+    saved = json.loads((tmp_path / "training-cpu-quick.json").read_text())
+    assert saved["steps"] == out["steps"]
+    assert "ratio" in buf.getvalue()
+
+
+def test_mnist_benchmark_quick(tmp_path):
+    """benchmarks/mnist.py --quick: every loop measured, the data share in [0, 1]."""
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        res = _load("mnist").main(["--quick", "--workers", "0", "--out-dir", str(tmp_path)])
+    assert res["meta"]["images"] == 512
+    assert {"ours, workers=0", "plain, workers=0", "compute only"} <= set(res["loops"])
+    for r in res["loops"].values():
+        assert r["images_per_s"] > 0 and 0 <= r["data_share"] <= 1
+    assert res["augmentation"]["speedup"] > 0
+    assert json.loads((tmp_path / "mnist-cpu.json").read_text())["meta"]["images"] == 512
+
+
+def test_benchmarks_refuse_missing_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    for name in ("training", "mnist"):
+        with pytest.raises(SystemExit, match="CUDA"):
+            _load(name).main(["--quick", "--device", "cuda", "--no-save"])
