@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
+from fgln.networks import FixedGatesNetwork
 from fgln.sampling import sample_layers, sample_network
 from fgln.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
 
@@ -149,18 +150,25 @@ def _load(name: str):
 
 
 def test_training_benchmark_quick(tmp_path):
-    """benchmarks/training.py --quick: every workload timed, ratios positive and finite."""
+    """benchmarks/training.py --quick in-process: the two models agree, every workload is
+    timed, the ratios are the recomputed ones and every field is written."""
+    mod = _load("training")
+    net = FixedGatesNetwork.random([5, 7, 6, 4], 0.5, seed=0)
+    plain = mod.MaskedLinearStack(net)
+    x = torch.randn(3, 5, dtype=torch.float64)
+    assert torch.allclose(plain(x), net(x), rtol=1e-12, atol=1e-12)
     buf = io.StringIO()
     with redirect_stdout(buf):
-        out = _load("training").main(["--quick", "--repeats", "1", "--out-dir", str(tmp_path)])
-    assert out["steps"] and out["recording"]
+        out = mod.main(["--quick", "--repeats", "1", "--out-dir", str(tmp_path)])
+    saved = json.loads((tmp_path / "training-cpu-quick.json").read_text())
+    assert len(saved["steps"]) == 3 and len(saved["recording"]) == 3
+    assert saved["steps"] == out["steps"]
     for row in out["steps"]:
         assert row["ours_ms"] > 0 and row["plain_ms"] > 0
         assert row["ratio"] == pytest.approx(row["ours_ms"] / row["plain_ms"])
     for row in out["recording"]:
-        assert row["records"] >= 1 and 0 < row["record_over_train"] < float("inf")
-    saved = json.loads((tmp_path / "training-cpu-quick.json").read_text())
-    assert saved["steps"] == out["steps"]
+        assert 0 < row["record_s"] < row["total_s"] and row["records"] > 1
+        assert 0 < row["record_over_train"] < float("inf")
     assert "ratio" in buf.getvalue()
 
 

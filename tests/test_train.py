@@ -206,33 +206,3 @@ def test_bad_input():
               recorders=[SpectralRecorder()])
     with pytest.raises(ValueError, match="epochs and/or steps"):
         train(net, DataLoader(TensorDataset(X, Y), batch_size=4), half_mse, lr=0.1)
-
-
-def test_training_benchmark_quick(tmp_path):
-    """benchmarks/training.py --quick in-process: the two models agree and every field is
-    written."""
-    import importlib.util
-    import io
-    import json
-    import sys
-    from contextlib import redirect_stdout
-
-    from conftest import REPO_ROOT
-
-    spec = importlib.util.spec_from_file_location("fgln_bench_training",
-                                                  REPO_ROOT / "benchmarks" / "training.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    net = FixedGatesNetwork.random([5, 7, 6, 4], 0.5, seed=0)
-    plain = mod.MaskedLinearStack(net)
-    x = torch.randn(3, 5, dtype=torch.float64)
-    assert torch.allclose(plain(x), net(x), rtol=1e-12, atol=1e-12)
-    with redirect_stdout(io.StringIO()):
-        out = mod.main(["--quick", "--repeats", "1", "--out-dir", str(tmp_path)])
-    saved = json.loads((tmp_path / "training-cpu-quick.json").read_text())
-    assert len(saved["steps"]) == 3 and len(saved["recording"]) == 3
-    for row in out["steps"]:
-        assert row["ours_ms"] > 0 and row["plain_ms"] > 0
-    for row in out["recording"]:
-        assert 0 < row["record_s"] < row["total_s"] and row["records"] > 1
