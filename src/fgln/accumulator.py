@@ -18,7 +18,7 @@ import torch
 
 from .graded_svd import graded_log_svdvals_batched
 from .progress import progress as progress_bar
-from .validation import check_int
+from .validation import check_int, check_positive
 
 Tensor = torch.Tensor
 
@@ -196,9 +196,7 @@ class SpectrumAccumulator:
     def push(self, M: Tensor, count: int = 1, rank_bound: Tensor | None = None) -> Tensor:
         """Left-multiply by ``M`` [batch, n, n] (itself a product of ``count`` layers); see
         :meth:`step`. Returns this step's ``log|R_ii|`` [batch, n]."""
-        scale = None
-        if count == 1:
-            scale = torch.linalg.matrix_norm(M).clamp_min(torch.finfo(M.dtype).tiny)
+        scale = _layer_scale(M) if count == 1 else None
         return self.step(self.times_frame(M), count, rank_bound, scale)
 
     def copy(self) -> "SpectrumAccumulator":
@@ -246,8 +244,7 @@ class QRInterval:
     def __init__(self, fixed: int | None = None, *, tol: float = 1e-10,
                  dtype: torch.dtype = torch.float64, max_layers: int = 32):
         self.fixed = None if fixed is None else check_int("reorth_every", fixed, 1)
-        if not tol > 0:
-            raise ValueError(f"tol must be positive, got {tol}")
+        tol = check_positive("tol", tol)
         self.target = math.log(tol / (320 * torch.finfo(dtype).eps))
         self.redo_above = self.target + 2.0
         self.max_layers = max_layers
@@ -279,6 +276,12 @@ def _spread(logd: Tensor) -> float:
     lo = torch.where(fin, logd, torch.full_like(logd, math.inf)).amin(-1)
     gap = torch.where(fin.any(-1), hi - lo, torch.zeros_like(hi))
     return float(gap.max())
+
+
+def _layer_scale(M: Tensor) -> Tensor:
+    """Frobenius norm of each layer [b] (at least the smallest normal number): a QR diagonal
+    entry below ``rtol`` times it is an exact zero."""
+    return torch.linalg.matrix_norm(M).clamp_min(torch.finfo(M.dtype).tiny)
 
 
 def _live_rows(M: Tensor) -> Tensor:
@@ -324,7 +327,7 @@ def accumulate(layers: Iterable[Tensor], acc: SpectrumAccumulator, L: int, *,
             chunk.append(M)
         if count >= interval.size or l in wanted or l == L:
             before = acc.copy()
-            scale = torch.linalg.matrix_norm(M) if count == 1 else None
+            scale = _layer_scale(M) if count == 1 else None
             spread = _spread(acc.step(Z if narrow else acc.times_frame(P), count, bound, scale))
             if interval.must_redo(spread, count):
                 acc.restore(before)

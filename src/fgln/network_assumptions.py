@@ -32,6 +32,9 @@ __all__ = [
     "alignment_errors",
     "subspace_alignment",
     "log_top",
+    "fit_depth_lines",
+    "column_alignment_error",
+    "largest_angle_sine",
 ]
 
 
@@ -89,39 +92,64 @@ def network_depth_scaling(net: FixedGatesNetwork, k: int | None = None,
     prefixes = B[1:] + [J]             # M_{1:m} = B_{m+1}, m = 1..L-1, and J
     log_pre = torch.stack([log_top(p, k) for p in prefixes])        # [L, k]
     log_suf = torch.stack([log_top(a, k) for a in A[:-1]])          # [L-1, k], A_l, l=1..L-1
+    return fit_depth_lines(log_pre, log_suf, fams)
+
+
+def fit_depth_lines(log_pre: Tensor, log_suf: Tensor,
+                    families: Sequence[str] = ("prefix", "suffix")) -> NetworkDepthScaling:
+    """The least-squares lines of Definition 4.6 through measured log-singular values:
+    ``log_pre`` [L, k] of the prefixes ``M_{1:m}`` (m = 1..L) and ``log_suf`` [L-1, k] of the
+    suffixes ``A_l`` (m = L - l layers), the ``families`` named entering the fit. All columns
+    in one solve when every entry is finite; otherwise each column on its finite entries
+    (NaN with fewer than two)."""
+    L = log_pre.shape[0]
+    k = log_pre.shape[1]
     m_pre = torch.arange(1, L + 1, dtype=torch.float64)
     m_suf = torch.arange(L - 1, 0, -1, dtype=torch.float64)
     xs, ys = [], []
-    if "prefix" in fams:
+    if "prefix" in families:
         xs.append(m_pre)
         ys.append(log_pre)
-    if "suffix" in fams:
+    if "suffix" in families:
         xs.append(m_suf)
         ys.append(log_suf)
     x = torch.cat(xs)
     y = torch.cat(ys, 0)
     ok = torch.isfinite(y)
-    gamma = torch.empty(k, dtype=torch.float64)
-    delta = torch.empty(k, dtype=torch.float64)
-    for j in range(k):
-        xj, yj = x[ok[:, j]], y[ok[:, j], j]
-        if xj.numel() < 2:
-            gamma[j] = delta[j] = float("nan")
-            continue
-        design = torch.stack([xj, torch.ones_like(xj)], 1)
-        sol = torch.linalg.lstsq(design, yj[:, None]).solution[:, 0]
-        gamma[j], delta[j] = sol[0], sol[1]
+    if bool(ok.all()):
+        coef = torch.linalg.lstsq(torch.stack([x, torch.ones_like(x)], 1), y).solution
+        gamma, delta = coef[0], coef[1]
+    else:
+        gamma = torch.empty(k, dtype=torch.float64)
+        delta = torch.empty(k, dtype=torch.float64)
+        for j in range(k):
+            xj, yj = x[ok[:, j]], y[ok[:, j], j]
+            if xj.numel() < 2:
+                gamma[j] = delta[j] = float("nan")
+                continue
+            design = torch.stack([xj, torch.ones_like(xj)], 1)
+            sol = torch.linalg.lstsq(design, yj[:, None]).solution[:, 0]
+            gamma[j], delta[j] = sol[0], sol[1]
     fit_pre = m_pre[:, None] * gamma + delta
     fit_suf = m_suf[:, None] * gamma + delta
     return NetworkDepthScaling(gamma, delta, log_pre, log_suf, log_pre - fit_pre,
                                log_suf - fit_suf)
 
 
-def _aligned_block(U: Tensor, W: Tensor, k: int) -> Tensor:
-    """``U_k^T W_k`` with the columns of ``W`` signed to make the diagonal >= 0 [k, k]."""
-    R = U[:, :k].T @ W[:, :k]
-    sign = torch.where(R.diagonal() < 0, -1.0, 1.0).to(R.dtype)
-    return R * sign[None, :]
+def column_alignment_error(R: Tensor) -> Tensor:
+    """Proposition 7.1 (ii) on a top block: for ``R = U_k^T W_k`` [..., k, k] (two sets of
+    singular vectors), ``max_i |R_ij s_j - delta_ij|`` per column j [..., k], with the signs
+    ``s_j`` of the columns of ``W`` chosen to make the diagonal >= 0."""
+    sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
+    eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
+    return (R * sign[..., None, :] - eye).abs().amax(-2)
+
+
+def largest_angle_sine(M: Tensor) -> Tensor:
+    """Sine of the largest principal angle between two r-dimensional subspaces from
+    ``M = X^T Y`` [..., r, r] (X, Y orthonormal bases): ``sqrt(1 - s_min(M)^2)`` [...]."""
+    c = torch.linalg.svdvals(M).clamp(max=1.0)
+    return torch.sqrt(1.0 - c.amin(-1) ** 2)
 
 
 def alignment_errors(net: FixedGatesNetwork, k: int | None = None) -> tuple[Tensor, Tensor]:
@@ -140,14 +168,13 @@ def alignment_errors(net: FixedGatesNetwork, k: int | None = None) -> tuple[Tens
     J = as64(net.jacobian())
     U, _, Vh = torch.linalg.svd(J, full_matrices=False)
     V = Vh.T
-    eye = torch.eye(k, dtype=torch.float64)
     err_a, err_b = [], []
     for a in A[:-1]:
         Ua = torch.linalg.svd(a, full_matrices=False)[0]
-        err_a.append((_aligned_block(U, Ua, k) - eye).abs().amax(0))
+        err_a.append(column_alignment_error(U[:, :k].T @ Ua[:, :k]))
     for b in B[1:]:
         Vb = torch.linalg.svd(b, full_matrices=False)[2].T
-        err_b.append((_aligned_block(V, Vb, k) - eye).abs().amax(0))
+        err_b.append(column_alignment_error(V[:, :k].T @ Vb[:, :k]))
     return torch.stack(err_a), torch.stack(err_b)
 
 
@@ -164,10 +191,8 @@ def subspace_alignment(net: FixedGatesNetwork, r: int) -> tuple[Tensor, Tensor]:
     U, _, Vh = torch.linalg.svd(J, full_matrices=False)
     Ur, Vr = U[:, :r], Vh[:r].T
 
-    def sin_max(X: Tensor, Y: Tensor) -> Tensor:
-        c = torch.linalg.svdvals(X.T @ Y).clamp(max=1.0)
-        return torch.sqrt(1.0 - c.min() ** 2)
-
-    sa = [sin_max(Ur, torch.linalg.svd(a, full_matrices=False)[0][:, :r]) for a in A[:-1]]
-    sb = [sin_max(Vr, torch.linalg.svd(b, full_matrices=False)[2][:r].T) for b in B[1:]]
+    sa = [largest_angle_sine(Ur.T @ torch.linalg.svd(a, full_matrices=False)[0][:, :r])
+          for a in A[:-1]]
+    sb = [largest_angle_sine(Vr.T @ torch.linalg.svd(b, full_matrices=False)[2][:r].T)
+          for b in B[1:]]
     return torch.stack(sa), torch.stack(sb)

@@ -13,7 +13,12 @@ import numpy as np
 import torch
 
 from .flow_rates import as64, check_grad, check_net, partials64
-from .network_assumptions import log_top, network_depth_scaling
+from .network_assumptions import (
+    column_alignment_error,
+    fit_depth_lines,
+    largest_angle_sine,
+    log_top,
+)
 from .networks import FixedGatesNetwork
 from .validation import check_int
 
@@ -76,13 +81,6 @@ def _svd_many(mats: list[Tensor]) -> list[tuple[Tensor, Tensor, Tensor]]:
     return [torch.linalg.svd(m, full_matrices=False) for m in mats]
 
 
-def _aligned_err(X: Tensor, k: int) -> Tensor:
-    """Column-wise ``max_i |X_ij s_j - delta_ij|`` of the top-k block, signs making diag >= 0."""
-    R = X[:k, :k]
-    sign = torch.where(R.diagonal() < 0, -1.0, 1.0).to(R.dtype)
-    return (R * sign[None, :] - torch.eye(k, dtype=R.dtype, device=R.device)).abs().amax(0)
-
-
 def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
                       remark: bool = True, r: int | None = None) -> dict[str, Tensor]:
     """All of Chapter 7's quantities at one instant, from one SVD of each partial product.
@@ -122,38 +120,22 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     # depth scaling: prefixes M_{1:m} = B_{m+1} (m < L) and J; suffixes A_l (m = L - l)
     log_pre = torch.log(torch.cat([sb[1:], s[None, :k]], 0))
     log_suf = torch.log(sa[:-1])
-    m_pre = torch.arange(1, L + 1, dtype=torch.float64)
-    m_suf = torch.arange(L - 1, 0, -1, dtype=torch.float64)
-    x = torch.cat([m_pre, m_suf])
-    y = torch.cat([log_pre, log_suf], 0)
-    design = torch.stack([x, torch.ones_like(x)], 1)
-    coef = torch.linalg.lstsq(design, y).solution if bool(torch.isfinite(y).all()) else None
-    if coef is None:  # a rank-deficient product: fit column by column on the finite entries
-        fit = network_depth_scaling(net, k)
-        gamma, delta = fit.gamma, fit.delta
-    else:
-        gamma, delta = coef[0], coef[1]
-    resid_pre = log_pre - (m_pre[:, None] * gamma + delta)
-    resid_suf = log_suf - (m_suf[:, None] * gamma + delta)
-    eps = torch.cat([resid_pre.abs(), resid_suf.abs()], 0).amax(0)
+    fit = fit_depth_lines(log_pre, log_suf)
     # alignment (ii)
-    err_a = torch.stack([_aligned_err(Uk.T @ x[0][:, :k], k) for x in sv_a])
-    err_b = torch.stack([_aligned_err(Vk.T @ x[2][:k].T, k) for x in sv_b])
-
-    def sin_max(M: Tensor) -> Tensor:
-        c = torch.linalg.svdvals(M).clamp(max=1.0)
-        return torch.sqrt(1.0 - c.min() ** 2)
-
-    sin_a = torch.stack([sin_max(Uk[:, :r].T @ x[0][:, :r]) for x in sv_a])
-    sin_b = torch.stack([sin_max(Vk[:, :r].T @ x[2][:r].T) for x in sv_b])
+    err_a = torch.stack([column_alignment_error(Uk.T @ x[0][:, :k]) for x in sv_a])
+    err_b = torch.stack([column_alignment_error(Vk.T @ x[2][:k].T) for x in sv_b])
+    sin_a = torch.stack([largest_angle_sine(Uk[:, :r].T @ x[0][:, :r]) for x in sv_a])
+    sin_b = torch.stack([largest_angle_sine(Vk[:, :r].T @ x[2][:r].T) for x in sv_b])
+    delta = fit.delta
     base = -L * s[:k].pow(2.0 - 2.0 / L) * g
     out = {
         "s": s, "g": g, "rate_flow": terms.sum(0), "terms_flow": terms,
         "terms_aligned": terms_al, "rate_aligned": terms_al.sum(0),
         "rate_prop45": base, "rate_prop71": torch.exp((2.0 + 2.0 / L) * delta) * base,
-        "gamma": gamma, "delta": delta, "eps_depth": eps, "resid_prefix": resid_pre,
-        "resid_suffix": resid_suf, "err_A": err_a, "err_B": err_b, "sin_A": sin_a,
-        "sin_B": sin_b, "log_sA": torch.log(sa), "log_sB": torch.log(sb),
+        "gamma": fit.gamma, "delta": delta, "eps_depth": fit.epsilon,
+        "resid_prefix": fit.resid_prefix, "resid_suffix": fit.resid_suffix, "err_A": err_a,
+        "err_B": err_b, "sin_A": sin_a, "sin_B": sin_b, "log_sA": torch.log(sa),
+        "log_sB": torch.log(sb),
     }
     if remark:
         layers = [as64(m) for m in net.layers()]
@@ -228,40 +210,20 @@ def _snapshot_square(net: FixedGatesNetwork, G: Tensor, k: int, remark: bool,
     terms_al = -(sa ** 2) * (sb ** 2) * g[None, :]
     log_pre = torch.log(torch.cat([sb[1:], s[None, :k]], 0))
     log_suf = torch.log(sa[:-1])
-    m_pre = torch.arange(1, L + 1, dtype=f64)
-    m_suf = torch.arange(L - 1, 0, -1, dtype=f64)
-    y = torch.cat([log_pre, log_suf], 0)
-    if bool(torch.isfinite(y).all()):
-        x = torch.cat([m_pre, m_suf])
-        coef = torch.linalg.lstsq(torch.stack([x, torch.ones_like(x)], 1), y).solution
-        gamma, delta = coef[0], coef[1]
-    else:  # a rank-deficient product: fit column by column on the finite entries
-        fit = network_depth_scaling(net, k)
-        gamma, delta = fit.gamma, fit.delta
-    resid_pre = log_pre - (m_pre[:, None] * gamma + delta)
-    resid_suf = log_suf - (m_suf[:, None] * gamma + delta)
-    eps = torch.cat([resid_pre.abs(), resid_suf.abs()], 0).amax(0)
-    eye = torch.eye(k, dtype=f64)
-
-    def block_err(R: Tensor) -> Tensor:  # R [m, k, k]: columns signed to a positive diagonal
-        sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(f64)
-        return (R * sign[:, None, :] - eye).abs().amax(-2)
-
-    def sin_max(M: Tensor) -> Tensor:  # M [m, r, r]
-        c = torch.linalg.svdvals(M).clamp(max=1.0)
-        return torch.sqrt(1.0 - c.amin(-1) ** 2)
-
+    fit = fit_depth_lines(log_pre, log_suf)
     RA = Uk.T @ Ua                                 # [L-1, k, k]
     RB = Vk.T @ Vb
     out = {
         "s": s, "g": g, "rate_flow": terms.sum(0), "terms_flow": terms,
         "terms_aligned": terms_al, "rate_aligned": terms_al.sum(0),
         "rate_prop45": -L * s[:k].pow(2.0 - 2.0 / L) * g,
-        "gamma": gamma, "delta": delta, "eps_depth": eps, "resid_prefix": resid_pre,
-        "resid_suffix": resid_suf, "err_A": block_err(RA), "err_B": block_err(RB),
-        "sin_A": sin_max(RA[:, :r, :r]), "sin_B": sin_max(RB[:, :r, :r]),
+        "gamma": fit.gamma, "delta": fit.delta, "eps_depth": fit.epsilon,
+        "resid_prefix": fit.resid_prefix, "resid_suffix": fit.resid_suffix,
+        "err_A": column_alignment_error(RA), "err_B": column_alignment_error(RB),
+        "sin_A": largest_angle_sine(RA[:, :r, :r]), "sin_B": largest_angle_sine(RB[:, :r, :r]),
         "log_sA": torch.log(sa), "log_sB": torch.log(sb),
     }
+    delta = fit.delta
     out["rate_prop71"] = torch.exp((2.0 + 2.0 / L) * delta) * out["rate_prop45"]
     if remark:
         layers = torch.stack([as64(m) for m in net.layers()])
