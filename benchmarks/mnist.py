@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 
 from fgln.atomic import atomic_write
 from fgln.data import BundledMnistWarning, load_mnist
-from fgln.mnist import MnistFixedGates
+from fgln.mnist import MnistFixedGates, train_loader
 from fgln.networks import resolve_device
 from fgln.threads import torch_threads
 from fgln.train import train
@@ -77,12 +77,6 @@ class TimedLoader:
             yield batch
 
 
-def _loader(ds, batch: int, workers: int, seed: int, dev: torch.device) -> DataLoader:
-    return DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
-                      generator=torch.Generator().manual_seed(seed),
-                      pin_memory=dev.type == "cuda")
-
-
 def _model(dev: torch.device, seed: int = 0):
     model = MnistFixedGates.random(seed=seed, dtype=torch.float32).to(dev)
     return model, torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
@@ -93,7 +87,7 @@ def time_ours(ds, batch, workers, epochs, dev) -> list[dict]:
     out = []
     model = MnistFixedGates.random(seed=0, dtype=torch.float32)
     for e in range(epochs):
-        loader = TimedLoader(_loader(ds, batch, workers, e, dev))
+        loader = TimedLoader(train_loader(ds, batch, workers, e, dev))
         _sync(dev)
         t = time.perf_counter()
         train(model, loader, F.cross_entropy, lr=LR, epochs=1, optimizer="sgd",
@@ -110,7 +104,7 @@ def time_plain(ds, batch, workers, epochs, dev) -> list[dict]:
     model, opt = _model(dev)
     for e in range(epochs):
         ds.set_epoch(e)
-        loader = _loader(ds, batch, workers, e, dev)
+        loader = train_loader(ds, batch, workers, e, dev)
         _sync(dev)
         t0 = time.perf_counter()
         wait = 0.0

@@ -34,10 +34,12 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from .block_measurements import block_statistics
+from .cache import cache_key, cached, default_cache_dir
 from .data import Mnist, MnistDataset, load_mnist
 from .networks import FixedGatesNetwork, resolve_device
 from .sampling import make_generator, sample_network
 from .threads import single_threaded, torch_threads
+from .train import train
 from .validation import check_int, check_p
 
 Tensor = torch.Tensor
@@ -49,6 +51,7 @@ __all__ = [
     "evaluate",
     "linear_baseline",
     "checkpoint_path",
+    "train_loader",
     "cached_run",
 ]
 
@@ -205,6 +208,15 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 4096) -> tu
     return correct / x.shape[0], loss / x.shape[0]
 
 
+def train_loader(ds: MnistDataset, batch_size: int, workers: int, seed: int,
+                 device: torch.device) -> DataLoader:
+    """The training ``DataLoader``: shuffled from a generator seeded by ``seed``, ``workers``
+    loader processes, pinned memory on CUDA."""
+    return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
+                      generator=torch.Generator().manual_seed(seed),
+                      pin_memory=device.type == "cuda")
+
+
 def train_mnist(config: MnistConfig = MnistConfig(), *, seed: int = 0, data: Mnist | None = None,
                 device="auto", workers: int = 1, checkpoint: str | os.PathLike | None = None,
                 progress: bool | None = None) -> dict[str, np.ndarray]:
@@ -226,8 +238,6 @@ def train_mnist(config: MnistConfig = MnistConfig(), *, seed: int = 0, data: Mni
     ``epochs_run`` (epochs trained in this process; fewer after a resume), ``n_train``,
     ``n_test``, ``device`` and ``source`` (strings as 0-d unicode arrays).
     """
-    from .train import train
-
     seed = check_int("seed", seed, 0)
     workers = check_int("workers", workers, 0)
     dev = resolve_device(device)
@@ -240,9 +250,7 @@ def train_mnist(config: MnistConfig = MnistConfig(), *, seed: int = 0, data: Mni
     stats0 = block_statistics(*model.hidden_block(), k_spectrum=config.k_spectrum,
                               k_align=config.k_align)
     model.to(dev)
-    loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
-                        num_workers=workers, generator=torch.Generator().manual_seed(seed),
-                        pin_memory=dev.type == "cuda")
+    loader = train_loader(train_ds, config.batch_size, workers, seed, dev)
     x_test, y_test = test_ds.batch(range(len(test_ds)))
     x_test, y_test = x_test.to(dev), y_test.to(dev)
 
@@ -288,14 +296,8 @@ def train_mnist(config: MnistConfig = MnistConfig(), *, seed: int = 0, data: Mni
 def checkpoint_path(directory: str | os.PathLike, config: MnistConfig, seed: int,
                     source: str) -> Path:
     """A checkpoint file inside ``directory`` unique to (config, seed, data source, code)."""
-    import hashlib
-    import json
-
-    from .cache import code_version
-
-    key = hashlib.sha256(json.dumps([config.params(), seed, source, code_version()],
-                                    sort_keys=True).encode())
-    return Path(directory) / f"mnist-{source}-seed{seed}-{key.hexdigest()[:12]}.pt"
+    key = cache_key(f"mnist-{source}", dict(config.params(), seed=seed))
+    return Path(directory) / f"mnist-{source}-seed{seed}-{key[:12]}.pt"
 
 
 def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
@@ -306,8 +308,6 @@ def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
     ``<cache>/checkpoints`` so that an interrupted run resumes; the checkpoint is removed once
     the result is cached. The device is not part of the key (a GPU result is reused on a CPU).
     """
-    from .cache import cached, default_cache_dir
-
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     ck = checkpoint_path(base / "checkpoints", config, seed, data.source)
     params = {**config.params(), "seed": int(seed), "source": data.source,
