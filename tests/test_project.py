@@ -139,6 +139,10 @@ def test_toc_files_exist():
         assert (REPO_ROOT / f"{f}.md").is_file(), f"_toc.yml lists missing {f}.md"
 
 
+# Pages rendered from the other chapters' ledgers (validated by the quick HTML build).
+LEDGER_PAGES = ("reproduction", "intro")
+
+
 @pytest.mark.parametrize("path", _notebook_chapters(), ids=lambda p: p.stem)
 def test_notebook_chapter_header_and_parameters(path):
     import jupytext
@@ -160,13 +164,13 @@ def test_notebook_chapter_header_and_parameters(path):
         'scale = os.environ.get("FGLN_SCALE", "paper")'
     )
     names = ("fig_dir", "cache_dir", "ledger_dir")
-    if path.stem == "reproduction":
+    if path.stem in LEDGER_PAGES:
         names = ("ledger_dir",)
     for name in names:
         assert re.search(rf"^{name}\s*=", src, re.MULTILINE), (
             f"{path.name}: parameters cell must define {name} (injected by the tests)"
         )
-    if path.stem != "reproduction":
+    if path.stem not in LEDGER_PAGES:
         assert re.search(r"\.finish\(ledger_dir\)", path.read_text(encoding="utf-8")), (
             f"{path.name}: must write its claims ledger (ledger.finish(ledger_dir))"
         )
@@ -186,7 +190,7 @@ def test_notebook_chapters_are_validated():
     # the reproduction page reads the other chapters' ledgers: it is validated by the
     # quick-scale HTML build of `make test`
     missing = [p.stem for p in _notebook_chapters()
-               if p.stem not in chapters and p.stem != "reproduction"]
+               if p.stem not in chapters and p.stem not in LEDGER_PAGES]
     assert not missing, f"add {missing} to CHAPTERS in tests/test_notebooks.py"
 
 

@@ -1,0 +1,64 @@
+"""The ledger catches what it is for: chapter 5 run at quick scale with a known error injected.
+
+Each mutation patches the package inside the kernel (a cell inserted after the parameters
+cell), runs the chapter with papermill, and checks that the named claims leave the status
+the prose asserts. The chapter must then stop at its ledger (``ClaimMismatch``), after
+writing the ledger that shows the change.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import BOOK_DIR
+
+MUTATIONS = {
+    # the printed sign of the finite-depth correction: d_i -> -d_i everywhere
+    "printed-sign": (
+        "import fgln.exponents as _ex\n"
+        "_d = _ex.finite_depth_constants\n"
+        "_ex.finite_depth_constants = lambda n, k: -_d(n, k)\n",
+        ["thm5.3-correction-sign", "fig2-correction-sign-p1", "d_i-closed-form"],
+    ),
+    # the theory evaluated at a gate probability off by 0.1
+    "gate-probability": (
+        "import fgln.exponents as _ex\n"
+        "_g = _ex.lyapunov_exponents\n"
+        "_ex.lyapunov_exponents = lambda n, p, sigma, k, *a, **kw: _g(n, p - 0.1, sigma, k, *a, **kw)\n",
+        ["rem5.4-closed-form", "thm5.3-exponents"],
+    ),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_injected_error_changes_the_named_claims(mutation, tmp_path):
+    import jupytext
+    import nbformat
+    import papermill as pm
+
+    patch, named = MUTATIONS[mutation]
+    nb = jupytext.read(BOOK_DIR / "05_depth_scaling.md")
+    at = next(i for i, c in enumerate(nb.cells)
+              if "parameters" in c.metadata.get("tags", [])) + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(patch))
+    raw = tmp_path / "mutated.ipynb"
+    nbformat.write(nb, raw)
+    params = dict(scale="quick", fig_dir=str(tmp_path / "figs"),
+                  cache_dir=str(tmp_path / "cache"), ledger_dir=str(tmp_path / "ledger"))
+    raised = None
+    try:
+        pm.execute_notebook(str(raw), str(tmp_path / "out.ipynb"), parameters=params,
+                            kernel_name="python3", cwd=str(BOOK_DIR), progress_bar=False)
+    except pm.PapermillExecutionError as err:
+        raised = err
+    led = json.loads((tmp_path / "ledger" / "05_depth_scaling.json").read_text())
+    by_id = {c["id"]: c for c in led["claims"]}
+    changed = {cid: by_id[cid]["status"] for cid in named}
+    for cid, status in changed.items():
+        assert status != by_id[cid]["expect"], f"{mutation}: {cid} kept its status {status}"
+    decided = [cid for cid, status in changed.items() if status != "undecided"]
+    if decided:  # a decided contradiction stops the chapter at every scale, naming the claim
+        assert raised is not None and raised.ename == "ClaimMismatch"
+        assert all(f"'{cid}'" in raised.evalue for cid in decided)
