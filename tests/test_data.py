@@ -314,6 +314,17 @@ def test_fallback_warning_names_no_machine_path(tmp_path, monkeypatch, no_networ
     assert data.describe_data_dir(tmp_path) == str(tmp_path.resolve())  # explicit root
 
 
+def test_check_before_a_build_exits_with_the_reason(tmp_path, monkeypatch, capsys,
+                                                   no_network):
+    monkeypatch.setenv("FGLN_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FGLN_MNIST", "full")
+    with pytest.raises(SystemExit, match="error: FGLN_MNIST=full: .* FGLN_DATA_DIR"):
+        data.check_mnist_choice_or_exit()
+    monkeypatch.setenv("FGLN_MNIST", "bundled")
+    data.check_mnist_choice_or_exit()
+    assert "MNIST: bundled" in capsys.readouterr().out
+
+
 def test_bad_choice(monkeypatch):
     monkeypatch.setenv("FGLN_MNIST", "everything")
     with pytest.raises(ValueError, match="FGLN_MNIST must be one of auto, full, bundled"):

@@ -56,6 +56,7 @@ __all__ = [
     "MnistDataset",
     "MnistUnavailableError",
     "check_mnist_choice",
+    "check_mnist_choice_or_exit",
     "default_data_dir",
     "describe_data_dir",
     "load_mnist",
@@ -265,7 +266,7 @@ def _read_bundled() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 
 def _unavailable(root: Path, why: str) -> MnistUnavailableError:
     return MnistUnavailableError(
-        f"FGLN_MNIST=full: the full MNIST is not in {describe_data_dir(root)} (MNIST/raw) and "
+        f"FGLN_MNIST=full: the full MNIST is not in MNIST/raw under {describe_data_dir(root)} and "
         f"could not be downloaded ({why}). Put its four IDX files (torchvision's layout) in "
         "that folder, or point FGLN_DATA_DIR at a folder holding them, or set FGLN_MNIST=auto "
         "(bundled digits when the full set is absent) or FGLN_MNIST=bundled.")
@@ -295,6 +296,14 @@ def check_mnist_choice(root: str | os.PathLike | None = None, *, choice: str | N
         if why is not None:
             raise _unavailable(root, why)
     return choice
+
+
+def check_mnist_choice_or_exit() -> None:
+    """:func:`check_mnist_choice` for ``make book``: print the choice, or exit with why not."""
+    try:
+        print(f"MNIST: {check_mnist_choice()} (FGLN_MNIST)")
+    except (MnistUnavailableError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def load_mnist(root: str | os.PathLike | None = None, *, augment: bool = True,
@@ -339,7 +348,7 @@ def load_mnist(root: str | os.PathLike | None = None, *, augment: bool = True,
     else:
         if choice == "auto":
             warnings.warn(
-                f"full MNIST not found in {describe_data_dir(root)} (MNIST/raw; {why}); using "
+                f"full MNIST not found in MNIST/raw under {describe_data_dir(root)} ({why}); using "
                 f"the {BUNDLED_SIZES[0] + BUNDLED_SIZES[1]:,} MNIST digits bundled with fgln "
                 f"({BUNDLED_SIZES[0]:,} train / {BUNDLED_SIZES[1]:,} test)",
                 BundledMnistWarning, stacklevel=2)

@@ -141,12 +141,10 @@ def page_report(run: PageRun, *, now: float | None = None, machine: str | None =
             f"{machine}, with torch {torch.__version__}; {cache_text(read, computed)}.*")
 
 
-def glue_page_report(run: PageRun, key: str = "page_run") -> str:
-    """Glue :func:`page_report` as Markdown under ``key`` (for ``{glue:md}`` in the chapter's
-    last paragraph) and return the text."""
+def glue_page_report(run: PageRun, key: str = "page_run") -> None:
+    """Glue :func:`page_report` as Markdown under ``key``, for the ``{glue:md}`` role in the
+    chapter's last paragraph (nothing is displayed where the cell runs)."""
     from IPython.display import Markdown
     from myst_nb import glue
 
-    text = page_report(run)
-    glue(key, Markdown(text), display=False)
-    return text
+    glue(key, Markdown(page_report(run)), display=False)
