@@ -2,9 +2,12 @@
 #   make book       - create .venv if needed, execute every chapter at paper scale, HTML in
 #                     _build/html; fails if a cell raises, a reference or glue key is missing,
 #                     or a chapter's asserted claim status is not what its numbers give
-#   make test       - create .venv if needed: lint, the test suite (incl. notebook validation),
-#                     and the whole HTML book at quick scale with warnings as errors
+#   make test       - create .venv if needed: lint, the test suite (incl. notebook validation
+#                     and a Jupyter server running a chapter), the whole HTML book at quick
+#                     scale with warnings as errors, then the checks of that HTML
 #   make book-quick - only that quick build (into _build/quick, fresh result cache)
+#   make lab        - install JupyterLab into .venv (extra `lab`) and start it at the repo
+#                     root: book/*.md open as notebooks (jupytext) with the .venv kernel
 #   make lint       - ruff
 #   make venv       - only create/update .venv
 #   make clean      - remove build outputs (keeps .venv and the result cache .cache/)
@@ -14,6 +17,11 @@ PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.fgln-installed
+LAB_STAMP := $(VENV)/.fgln-lab-installed
+# JupyterLab settings of this venv only (overrides.json of its application directory).
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+# With FGLN_MNIST=full, stop before building when the full MNIST cannot be had.
+MNIST_CHECK := $(VPY) -c "import fgln.data as d; d.check_mnist_choice_or_exit()"
 JB     := $(VENV)/bin/jupyter-book build --all -W -n --keep-going
 
 # Progress bars would end up in the rendered book / test logs.
@@ -23,7 +31,7 @@ export JUPYTER_PREFER_ENV_PATH := 1
 # One id per make invocation: the reproduction page accepts only ledgers of this build.
 export FGLN_BUILD_ID ?= $(shell date +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
 
-.PHONY: venv test lint book book-quick clean distclean
+.PHONY: venv test lint book book-quick lab clean distclean
 
 venv: $(STAMP)
 
@@ -38,12 +46,14 @@ lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
 
 test: venv lint
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q -m "not built_html"
 	$(MAKE) book-quick
+	FGLN_HTML_DIR=$$PWD/_build/quick/_build/html $(VPY) -m pytest -q -m built_html
 
 # Quick sizes, a fresh result cache (so that everything is recomputed) and separate
 # figure/ledger folders; the HTML lands in _build/quick/_build/html.
 book-quick: venv
+	$(MNIST_CHECK)
 	rm -rf _build/quick
 	tmp=$$(mktemp -d) && \
 	FGLN_SCALE=quick FGLN_CACHE_DIR=$$tmp/cache FGLN_FIG_DIR=$$PWD/_build/quick/figures \
@@ -53,7 +63,19 @@ book-quick: venv
 # Execution is forced (see _config.yml): Sphinx would otherwise skip unchanged chapters
 # even though src/ changed.
 book: venv
+	$(MNIST_CHECK)
 	FGLN_SCALE=paper $(JB) .
+
+# JupyterLab on top of the dev environment; .md files open as notebooks (jupytext), with
+# the kernel "python3" of .venv. Extra options: make lab LAB_ARGS="--port 8890 --no-browser"
+$(LAB_STAMP): $(STAMP) pyproject.toml
+	$(VPY) -m pip install -e ".[dev,lab]"
+	$(VENV)/bin/jupytext-config --settings-file $(LAB_OVERRIDES) set-default-viewer markdown myst
+	touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache src/*.egg-info

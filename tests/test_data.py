@@ -1,4 +1,5 @@
-"""fgln.data: IDX reading, the offline fallback to the bundled digits, augmentation."""
+"""fgln.data: IDX reading, the offline fallback to the bundled digits, the MNIST choice
+(FGLN_MNIST), augmentation."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from fgln import data, idx_format
+from fgln import data, idx_format, mnist_download
+from fgln.cache import find_repo_root
 
 
 def _idx_bytes(t: torch.Tensor) -> bytes:
@@ -37,6 +39,12 @@ def _write_root(root, sizes, *, gz=False, seed=0):
             else:
                 (raw / name).write_bytes(blob)
     return raw
+
+
+@pytest.fixture(autouse=True)
+def default_choice(monkeypatch):
+    """Every test starts from the default choice ("auto") unless it sets FGLN_MNIST."""
+    monkeypatch.delenv("FGLN_MNIST", raising=False)
 
 
 @pytest.fixture
@@ -187,7 +195,7 @@ def test_full_data_found_in_root(tmp_path, monkeypatch, no_network, gz):
 def test_download_path_uses_torchvision(tmp_path, monkeypatch):
     """Mirror reachable: torchvision's downloader fills root/MNIST/raw, then it is read."""
     monkeypatch.setattr(data, "FULL_SIZES", (30, 10))
-    monkeypatch.setattr(data, "_mirrors_reachable", lambda timeout: True)
+    monkeypatch.setattr(mnist_download, "mirrors_reachable", lambda timeout: True)
     from torchvision.datasets import MNIST
 
     def fake_download(self):
@@ -199,7 +207,7 @@ def test_download_path_uses_torchvision(tmp_path, monkeypatch):
 
 
 def test_failed_download_falls_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_mirrors_reachable", lambda timeout: True)
+    monkeypatch.setattr(mnist_download, "mirrors_reachable", lambda timeout: True)
     from torchvision.datasets import MNIST
 
     def broken(self):
@@ -235,6 +243,100 @@ def test_bundled_copy_in_root_reports_bundled(tmp_path, no_network):
         warnings.simplefilter("error", data.BundledMnistWarning)
         mn = data.load_mnist(tmp_path)
     assert mn.source == "bundled" and mn.root == tmp_path
+
+
+# --------------------------------------------------------------------------------------
+# the choice: FGLN_MNIST = auto | full | bundled
+# --------------------------------------------------------------------------------------
+
+
+def test_choice_full_fails_fast_and_clearly_without_the_full_set(tmp_path, monkeypatch,
+                                                                 no_network):
+    monkeypatch.setenv("FGLN_MNIST", "full")
+    t = time.perf_counter()
+    with pytest.raises(data.MnistUnavailableError,
+                       match=r"FGLN_MNIST=full.*could not be downloaded \(no MNIST mirror"):
+        data.load_mnist(tmp_path)
+    with pytest.raises(data.MnistUnavailableError, match="FGLN_DATA_DIR"):
+        data.check_mnist_choice(tmp_path)
+    assert no_network, "the mirrors were not tried"
+    assert time.perf_counter() - t < 5.0
+
+
+def test_choice_full_reads_the_full_set(tmp_path, monkeypatch, no_network):
+    monkeypatch.setattr(data, "FULL_SIZES", (40, 12))
+    _write_root(tmp_path, (40, 12))
+    monkeypatch.setenv("FGLN_MNIST", "full")
+    assert data.check_mnist_choice(tmp_path) == "full"
+    mn = data.load_mnist(tmp_path, augment=False)
+    assert (mn.source, mn.choice, len(mn.train)) == ("full", "full", 40) and not no_network
+
+
+def test_choice_full_refuses_a_copy_of_the_bundled_digits(tmp_path, monkeypatch, no_network):
+    monkeypatch.setattr(data, "BUNDLED_SIZES", (20, 10))
+    _write_root(tmp_path, (20, 10))
+    with pytest.raises(data.MnistUnavailableError, match="20 train / 10 test"):
+        data.load_mnist(tmp_path, choice="full")
+
+
+def test_choice_bundled_never_looks_for_the_full_set(tmp_path, monkeypatch, no_network):
+    monkeypatch.setattr(data, "FULL_SIZES", (40, 12))
+    _write_root(tmp_path, (40, 12))  # present, and still not used
+    monkeypatch.setenv("FGLN_MNIST", "bundled")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", data.BundledMnistWarning)  # asked for: no warning
+        mn = data.load_mnist(tmp_path, augment=False)
+    assert (mn.source, mn.choice, mn.root) == ("bundled", "bundled", None)
+    assert (len(mn.train), len(mn.test)) == data.BUNDLED_SIZES
+    assert data.check_mnist_choice(tmp_path) == "bundled"
+    assert not no_network
+
+
+def test_choice_auto_is_the_default_and_falls_back_with_a_warning(tmp_path, no_network):
+    with pytest.warns(data.BundledMnistWarning):
+        mn = data.load_mnist(tmp_path, augment=False)
+    assert (mn.source, mn.choice) == ("bundled", "auto")
+    assert data.check_mnist_choice(tmp_path) == "auto" and data.mnist_choice() == "auto"
+
+
+def test_fallback_warning_names_no_machine_path(tmp_path, monkeypatch, no_network):
+    monkeypatch.setenv("FGLN_DATA_DIR", str(tmp_path))
+    with pytest.warns(data.BundledMnistWarning) as caught:
+        data.load_mnist(augment=False)
+    message = str(caught[0].message)
+    assert "the folder named by FGLN_DATA_DIR" in message and str(tmp_path) not in message
+    monkeypatch.delenv("FGLN_DATA_DIR")
+    repo = find_repo_root()
+    if repo is not None:
+        assert data.describe_data_dir(repo / ".cache" / "data") == \
+            "the project's data folder (.cache/data)"
+    assert data.describe_data_dir(tmp_path) == str(tmp_path.resolve())  # explicit root
+
+
+def test_check_before_a_build_exits_with_the_reason(tmp_path, monkeypatch, capsys,
+                                                   no_network):
+    monkeypatch.setenv("FGLN_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FGLN_MNIST", "full")
+    with pytest.raises(SystemExit, match="error: FGLN_MNIST=full: .* FGLN_DATA_DIR"):
+        data.check_mnist_choice_or_exit()
+    monkeypatch.setenv("FGLN_MNIST", "bundled")
+    data.check_mnist_choice_or_exit()
+    assert "MNIST: bundled" in capsys.readouterr().out
+
+
+def test_bad_choice(monkeypatch):
+    monkeypatch.setenv("FGLN_MNIST", "everything")
+    with pytest.raises(ValueError, match="FGLN_MNIST must be one of auto, full, bundled"):
+        data.load_mnist()
+    with pytest.raises(ValueError, match="FGLN_MNIST"):
+        data.check_mnist_choice()
+    monkeypatch.setenv("FGLN_MNIST", " Full ")
+    assert data.mnist_choice() == "full"
+    with pytest.raises(TypeError, match="choice"):
+        data.mnist_choice(3)
+    with pytest.raises(ValueError, match="choice"):
+        data.mnist_choice("some")
 
 
 def test_bad_arguments():

@@ -19,6 +19,9 @@ Cache directory (``cache_dir=None``): ``$FGLN_CACHE_DIR`` if set, else
 ``<repo root>/.cache/fgln`` when the package lives inside the project
 checkout (a parent directory holding this project's ``pyproject.toml``), else
 ``~/.cache/fgln``.
+
+:func:`cache_counts` tells how many results this process has read from the cache and how
+many it has computed (the run report at the end of each chapter says which happened).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from fgln.atomic import atomic_write
 
 __all__ = [
     "cached",
+    "cache_counts",
     "cache_key",
     "code_version",
     "default_cache_dir",
@@ -46,6 +50,14 @@ __all__ = [
 
 _META_KEY = "__fgln_meta__"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+# Calls of cached() in this process: results read from disk, results computed.
+_COUNTS = {"read": 0, "computed": 0}
+
+
+def cache_counts() -> dict[str, int]:
+    """How many :func:`cached` results this process has ``"read"`` from the cache and how
+    many it has ``"computed"`` (a copy; compare two calls to count a stretch of work)."""
+    return dict(_COUNTS)
 
 
 def find_repo_root(start: str | os.PathLike | None = None) -> Path | None:
@@ -182,11 +194,14 @@ def cached(
 
     if npz_path.is_file():
         try:
-            return _load(npz_path)
+            result = _load(npz_path)
+            _COUNTS["read"] += 1
+            return result
         except Exception as exc:  # corrupt/foreign file: recompute and overwrite
             warnings.warn(f"fgln.cache: ignoring unreadable {npz_path} ({exc})", stacklevel=2)
 
     arrays, scalars = _normalise(name, compute())
+    _COUNTS["computed"] += 1
     directory.mkdir(parents=True, exist_ok=True)
     meta = {"name": name, "key": key, "code_version": code_version(), "scalars": scalars}
     to_save = dict(arrays)

@@ -10,6 +10,11 @@
   (``fgln/mnist_data``, 8,000 train / 2,000 test, checked against their SHA-256), with a
   :class:`BundledMnistWarning`. A machine without network falls back at once, never fails.
 
+The choice (``choice=`` or ``$FGLN_MNIST``): ``"auto"`` (default) as above; ``"full"`` insists
+on the full set and raises :class:`MnistUnavailableError` when it is neither in ``root`` nor
+downloadable (:func:`check_mnist_choice` does that check alone, before a long build);
+``"bundled"`` uses the bundled digits without looking for the full set.
+
 Every IDX file (raw or ``.gz``) goes through :func:`fgln.idx_format.read_idx`, which checks the
 header and the length: a truncated or corrupt file raises ``ValueError`` naming the file.
 
@@ -24,19 +29,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import threading
 import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from torch.utils.data import Dataset
 
+from . import mnist_download
 from .augment import BatchedAutoAugment
-from .cache import local_dir
+from .cache import find_repo_root, local_dir
 from .idx_format import check_split, decompress, read_idx
 from .validation import check_int
 
@@ -47,17 +50,24 @@ __all__ = [
     "MNIST_MEAN",
     "MNIST_STD",
     "BatchedAutoAugment",
+    "MNIST_CHOICES",
     "BundledMnistWarning",
     "Mnist",
     "MnistDataset",
+    "MnistUnavailableError",
+    "check_mnist_choice",
+    "check_mnist_choice_or_exit",
     "default_data_dir",
+    "describe_data_dir",
     "load_mnist",
+    "mnist_choice",
 ]
 
 # Pixel mean and standard deviation of the MNIST training set (grey levels scaled to [0, 1]).
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 FULL_SIZES = (60_000, 10_000)
+MNIST_CHOICES = ("auto", "full", "bundled")  # values of $FGLN_MNIST
 BUNDLED_SIZES = (8_000, 2_000)
 _FILES = {  # split -> (images, labels), file names of the IDX format
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -74,6 +84,10 @@ BUNDLED_SHA256 = {
 
 class BundledMnistWarning(UserWarning):
     """The full MNIST was not available: the bundled 10,000 digits are used instead."""
+
+
+class MnistUnavailableError(RuntimeError):
+    """``FGLN_MNIST=full`` (or ``choice="full"``) but the full MNIST cannot be had."""
 
 
 # --------------------------------------------------------------------------------------
@@ -157,12 +171,14 @@ class MnistDataset(Dataset):
 
 @dataclass(frozen=True)
 class Mnist:
-    """The two splits and where they came from (``source``: ``"full"`` or ``"bundled"``)."""
+    """The two splits, where they came from (``source``: ``"full"`` or ``"bundled"``) and
+    the choice that was asked for (``"auto"``, ``"full"`` or ``"bundled"``)."""
 
     train: MnistDataset
     test: MnistDataset
     source: str
     root: Path | None  # folder holding MNIST/raw for "full"; None for "bundled"
+    choice: str = "auto"
 
 
 # --------------------------------------------------------------------------------------
@@ -174,6 +190,33 @@ def default_data_dir() -> Path:
     """``$FGLN_DATA_DIR`` if set, else ``<repo>/.cache/data`` in a checkout, else
     ``~/.cache/fgln/data``: the ``root`` used when :func:`load_mnist` gets none."""
     return local_dir("FGLN_DATA_DIR", ".cache/data", "fgln/data")
+
+
+def describe_data_dir(root: str | os.PathLike) -> str:
+    """Name ``root`` for a reader, without the machine's absolute path: ``"the project's data
+    folder (.cache/data)"``, ``"the folder named by FGLN_DATA_DIR"``, else ``root`` itself."""
+    root = Path(root).expanduser().resolve()
+    env = os.environ.get("FGLN_DATA_DIR")
+    if env and Path(env).expanduser().resolve() == root:
+        return "the folder named by FGLN_DATA_DIR"
+    repo = find_repo_root()
+    if repo is not None and (repo / ".cache" / "data").resolve() == root:
+        return "the project's data folder (.cache/data)"
+    if root == (Path.home() / ".cache" / "fgln" / "data").resolve():
+        return "the user's data folder (~/.cache/fgln/data)"
+    return str(root)
+
+
+def mnist_choice(choice: str | None = None) -> str:
+    """``choice``, else ``$FGLN_MNIST``, else ``"auto"``; one of :data:`MNIST_CHOICES`."""
+    name = "choice"
+    if choice is None:
+        choice, name = os.environ.get("FGLN_MNIST") or "auto", "FGLN_MNIST"
+    if not isinstance(choice, str):
+        raise TypeError(f"{name} must be a str, got {type(choice).__name__}")
+    if choice.strip().lower() not in MNIST_CHOICES:
+        raise ValueError(f"{name} must be one of {', '.join(MNIST_CHOICES)}, got {choice!r}")
+    return choice.strip().lower()
 
 
 def _raw_file(raw_dir: Path, name: str) -> Path | None:
@@ -221,57 +264,51 @@ def _read_bundled() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
-def _connect(host: str, port: int, timeout: float) -> bool:
-    """True iff a TCP connection to ``host:port`` opens within ``timeout`` seconds, name
-    resolution included (run in a daemon thread: a hanging resolver cannot block us)."""
-    ok = []
-
-    def attempt():
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                ok.append(True)
-        except OSError:
-            pass
-
-    t = threading.Thread(target=attempt, daemon=True)
-    t.start()
-    t.join(timeout)
-    return bool(ok)
+def _unavailable(root: Path, why: str) -> MnistUnavailableError:
+    return MnistUnavailableError(
+        f"FGLN_MNIST=full: the full MNIST is not in MNIST/raw under {describe_data_dir(root)} and "
+        f"could not be downloaded ({why}). Put its four IDX files (torchvision's layout) in "
+        "that folder, or point FGLN_DATA_DIR at a folder holding them, or set FGLN_MNIST=auto "
+        "(bundled digits when the full set is absent) or FGLN_MNIST=bundled.")
 
 
-def _mirrors_reachable(timeout: float) -> bool:
-    from torchvision.datasets import MNIST
+def _find_full(root: Path, download: bool, timeout: float) -> str | None:
+    """None when ``root`` holds (or, downloading, now holds) the MNIST files, else why not."""
+    if _have_full(root):
+        return None
+    why = mnist_download.download(root, timeout) if download else "download=False"
+    if why is None and not _have_full(root):
+        why = "download finished without the expected files"
+    return why
 
-    for url in MNIST.mirrors:
-        u = urlparse(url)
-        if u.hostname and _connect(u.hostname, u.port or (443 if u.scheme == "https" else 80),
-                                   timeout):
-            return True
-    return False
+
+def check_mnist_choice(root: str | os.PathLike | None = None, *, choice: str | None = None,
+                       timeout: float = 5.0) -> str:
+    """Check, before a long build, that the MNIST choice can be honoured; return the choice.
+
+    With ``"full"``: the full set must be in ``root`` (default :func:`default_data_dir`) or
+    downloadable there, else :class:`MnistUnavailableError`. Other choices always can be.
+    """
+    choice = mnist_choice(choice)
+    if choice == "full":
+        root = Path(root).expanduser() if root is not None else default_data_dir()
+        why = _find_full(root, True, float(timeout))
+        if why is not None:
+            raise _unavailable(root, why)
+    return choice
 
 
-def _download(root: Path, timeout: float) -> str | None:
-    """Download MNIST into ``root/MNIST/raw`` with torchvision; None on success, else why not."""
-    if not _mirrors_reachable(timeout):
-        return f"no MNIST mirror reachable (connection timeout {timeout:g} s)"
-    from urllib.error import URLError
-
-    from torchvision.datasets import MNIST
-
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)  # every read of the download, not only the connection
+def check_mnist_choice_or_exit() -> None:
+    """:func:`check_mnist_choice` for ``make book``: print the choice, or exit with why not."""
     try:
-        MNIST(str(root), train=True, download=True)
-    except (RuntimeError, URLError, OSError) as exc:
-        return f"download failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-    finally:
-        socket.setdefaulttimeout(old)
-    return None
+        print(f"MNIST: {check_mnist_choice()} (FGLN_MNIST)")
+    except (MnistUnavailableError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def load_mnist(root: str | os.PathLike | None = None, *, augment: bool = True,
                download: bool = True, normalize: bool = True, seed: int = 0,
-               timeout: float = 5.0) -> Mnist:
+               timeout: float = 5.0, choice: str | None = None) -> Mnist:
     """MNIST for Section 8: the full set from ``root`` (or downloaded), else the bundled digits.
 
     ``root``: folder holding ``MNIST/raw/*-idx?-ubyte[.gz]`` (default :func:`default_data_dir`).
@@ -281,38 +318,42 @@ def load_mnist(root: str | os.PathLike | None = None, *, augment: bool = True,
     :class:`BundledMnistWarning`. ``augment``: AutoAugment (CIFAR10 policy) on the training
     images, seeded per sample from ``seed`` and the epoch. ``normalize``: standardise pixels
     with :data:`MNIST_MEAN`, :data:`MNIST_STD`. Corrupt files raise ``ValueError`` naming them.
+    ``choice``: ``"auto"``, ``"full"`` or ``"bundled"`` (default ``$FGLN_MNIST``, else
+    ``"auto"``; see the module's docstring).
     """
     seed = check_int("seed", seed, 0)
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    choice = mnist_choice(choice)
     root = Path(root).expanduser() if root is not None else default_data_dir()
-    why = None
-    if not _have_full(root):
-        if download:
-            why = _download(root, float(timeout))
-        else:
-            why = "download=False"
-        if why is None and not _have_full(root):
-            why = "download finished without the expected files"
+    if choice == "bundled":
+        why = "FGLN_MNIST=bundled"
+    else:
+        why = _find_full(root, download, float(timeout))
     if why is None:
         splits = _read_root(root)
         sizes = (splits["train"][0].shape[0], splits["test"][0].shape[0])
         if sizes == FULL_SIZES:
             source = "full"
-        elif sizes == BUNDLED_SIZES:  # e.g. a copy of the bundled digits in MNIST layout
+        elif sizes == BUNDLED_SIZES and choice != "full":  # a copy of the bundled digits
             source = "bundled"
+        elif choice == "full":
+            raise _unavailable(root, f"it holds {sizes[0]} train / {sizes[1]} test digits")
         else:
             raise ValueError(f"{root / 'MNIST' / 'raw'}: holds {sizes[0]} train / {sizes[1]} "
                              f"test digits; MNIST has {FULL_SIZES[0]} / {FULL_SIZES[1]}")
         data_root: Path | None = root
+    elif choice == "full":
+        raise _unavailable(root, why)
     else:
-        warnings.warn(
-            f"full MNIST not found in {root / 'MNIST' / 'raw'} ({why}); using the "
-            f"{BUNDLED_SIZES[0] + BUNDLED_SIZES[1]:,} MNIST digits bundled with fgln "
-            f"({BUNDLED_SIZES[0]:,} train / {BUNDLED_SIZES[1]:,} test)",
-            BundledMnistWarning, stacklevel=2)
+        if choice == "auto":
+            warnings.warn(
+                f"full MNIST not found in MNIST/raw under {describe_data_dir(root)} ({why}); using "
+                f"the {BUNDLED_SIZES[0] + BUNDLED_SIZES[1]:,} MNIST digits bundled with fgln "
+                f"({BUNDLED_SIZES[0]:,} train / {BUNDLED_SIZES[1]:,} test)",
+                BundledMnistWarning, stacklevel=2)
         splits, source, data_root = _read_bundled(), "bundled", None
     aug = BatchedAutoAugment() if augment else None
     train = MnistDataset(*splits["train"], augment=aug, normalize=normalize, seed=seed)
     test = MnistDataset(*splits["test"], augment=None, normalize=normalize, seed=seed)
-    return Mnist(train=train, test=test, source=source, root=data_root)
+    return Mnist(train=train, test=test, source=source, root=data_root, choice=choice)
