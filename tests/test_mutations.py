@@ -26,7 +26,8 @@ MUTATIONS = {
     "gate-probability": (
         "import fgln.exponents as _ex\n"
         "_g = _ex.lyapunov_exponents\n"
-        "_ex.lyapunov_exponents = lambda n, p, sigma, k, *a, **kw: _g(n, p - 0.1, sigma, k, *a, **kw)\n",
+        "_ex.lyapunov_exponents = (lambda n, p, sigma, k, *a, **kw:\n"
+        "                          _g(n, p - 0.1, sigma, k, *a, **kw))\n",
         ["rem5.4-closed-form", "thm5.3-exponents"],
     ),
 }
