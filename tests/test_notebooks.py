@@ -277,7 +277,7 @@ def test_figure_data(executed_chapter):
 
 
 def test_ledger_written(executed_chapter):
-    from fgln.claims import STATUSES, source_sha
+    from fgln.claims import KINDS, STATUSES, source_sha
 
     path = executed_chapter["ledger"]
     assert path.is_file(), f"{executed_chapter['name']} wrote no claims ledger"
@@ -287,8 +287,13 @@ def test_ledger_written(executed_chapter):
     assert len(led["code_version"]) == 16
     assert led["claims"], "a chapter states at least one claim"
     for c in led["claims"]:
-        assert c["status"] in STATUSES[:2] and c["expect"] in STATUSES[:2]
+        assert c["status"] in STATUSES[:3] and c["expect"] in STATUSES[:3]
         assert c["evidence"] and c["test"]["rule"] and c["test"]["detail"]
+        assert c["kind"] in KINDS and c["alternative"].strip()
+        assert c["alternative_test"]["test"] == c["test"]["test"]
+        # a decided claim gives its alternative the other status, and matches the prose
+        if c["status"] != "undecided":
+            assert c["alternative_status"] != c["status"] and c["status"] == c["expect"], c["id"]
     # every evidence label exists in the chapter
     text = (BOOK_DIR / f"{executed_chapter['name']}.md").read_text(encoding="utf-8")
     for c in led["claims"]:
