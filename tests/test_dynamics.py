@@ -111,6 +111,11 @@ def test_remark72_exact_form_is_an_identity():
     assert torch.allclose(r["exact"], flow_singular_value_rates(net, G, 4), rtol=1e-9,
                           atol=1e-12)
     assert set(r) == {"exact", "triangular", "remark"}
+    # Remark 7.2 (ii) as printed, V_B V^T for V_B^T V: the sum is no longer the rate
+    bad = remark72_rates(layers, mdot, delta=None, k=4, transpose="printed")["exact"]
+    assert float((bad - r["exact"]).abs().max()) > 1e-3 * float(r["exact"].abs().max())
+    with pytest.raises(ValueError, match="transpose"):
+        remark72_rates(layers, mdot, delta=None, transpose="T")
 
 
 def test_balanced_network_meets_every_assumption_exactly():

@@ -221,7 +221,7 @@ def aligned_rates(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) 
 
 
 def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delta: Tensor | None,
-                   k: int | None = None) -> dict[str, Tensor]:
+                   k: int | None = None, *, transpose: str = "proof") -> dict[str, Tensor]:
     """Remark 7.2 for ``J = M_L ... M_1`` with layer derivatives ``dM_l/dt`` (any smooth M_l).
 
     With ``Q_l = M_L ... M_{l+1} = U_Q S_Q V_Q^T``, ``P_l = M_{l-1} ... M_1 = U_P S_P V_P^T`` and
@@ -235,7 +235,13 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
     Returns a dict of [k] tensors: ``exact`` (Lemma E.2), ``triangular`` (triangular truncation
     only, measured ``s_Q s_P``), and ``remark`` (the remark's right-hand side; only when
     ``delta`` is given).
+
+    ``transpose="printed"`` builds ``T_l^+`` from ``V_P V^T`` instead of ``V_P^T V``, as
+    Remark 7.2 (ii) and Appendix E.3 print it (square layers only): with it ``exact`` is no
+    longer the rate, which is how the chapter checks which reading the identity needs.
     """
+    if transpose not in ("proof", "printed"):
+        raise ValueError(f"transpose must be 'proof' or 'printed', got {transpose!r}")
     layers = [as64(m) for m in layers]
     rates = [as64(m) for m in layer_rates]
     if len(layers) < 1 or len(rates) != len(layers):
@@ -278,7 +284,12 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
         else:
             Up, sp, Vph = torch.linalg.svd(P[l], full_matrices=False)
         X = U.T @ Uq           # [r, rq]
-        Z = Vph @ V            # [rp, r]
+        if transpose == "proof":
+            Z = Vph @ V            # [rp, r]: V_P^T V
+        elif Vph.shape[0] == Vph.shape[1] == V.shape[0]:
+            Z = Vph.T @ V.T        # V_P V^T, as printed
+        else:
+            raise ValueError("transpose='printed' needs square layers")
         Y = Vqh @ rates[l] @ Up  # [rq, rp]
         # exact: sum_{i,j} X_{ki} s_{Q,i} Y_{ij} s_{P,j} Z_{jk}
         left = X[:k] * sq[None, :]       # [k, rq]
