@@ -39,6 +39,7 @@ CHAPTERS: dict[str, list[str]] = {
     "06_alignment": ["fig04a.png", "fig05a.png", "fig06.png"],
     "07_dynamics": ["fig07.png", "fig08.png"],
     "08_experiments": ["fig04b.png", "fig05b.png"],
+    "09_relu_networks": ["fig91a.png", "fig91b.png", "fig91c.png", "fig91d.png", "fig91e.png"],
     "appendix_f": [],
     "appendix_g": ["fig10.png", "fig11.png", "fig12.png"],
 }
@@ -175,6 +176,46 @@ def _check_fig08(d):
     assert np.nanmean(np.abs(l1 - l0)[:, :r]) > 0
 
 
+def _check_fig91a(d):
+    # ReLU and independently gated means agree within a few joint standard errors
+    z = np.abs(d["relu"] - d["gated"]) / np.hypot(d["relu_se"], d["gated_se"])
+    assert np.isfinite(z).all() and z.max() < 5
+    assert np.allclose(d["diff"], d["relu"] - d["gated"])
+    assert np.all(np.diff(d["relu"]) <= 1e-12)  # ordered singular values
+
+
+def _check_fig91b(d):
+    from fgln.relu_regimes import lognorm_law, psg_variance
+
+    assert np.allclose(d["psg"], [psg_variance(int(L)) for L in d["L"]])
+    assert np.allclose(d["lognorm_exact_var"], [lognorm_law(int(n), int(L))[1]
+                                                for n, L in zip(d["n"], d["L"])])
+    assert np.all(d["ratio"] > 0) and np.isfinite(d["e1"]).all()
+
+
+def _check_fig91c(d):
+    assert d["pred_slope"] < 0 and np.nanmean(d["slope"]) < 0  # separation grows with depth
+    assert d["rho_relu"].shape[1] == d["rho_gated"].shape[1] == d["l"].size
+    assert np.all(np.abs(d["rho_relu"]) <= 1 + 1e-9)
+
+
+def _check_fig91d(d):
+    from fgln.relu_regimes import arccos_shared_fraction
+
+    assert np.allclose(d["arccos"][:, 0], 1 - d["theta"] / np.pi)
+    for th, row in zip(d["theta"], d["arccos"]):
+        assert np.allclose(row, arccos_shared_fraction(float(th), row.size + 1))
+    assert np.all((d["overlap"] >= 0) & (d["overlap"] <= 1 + 1e-9))
+    assert np.all((d["shared"] >= 0) & (d["shared"] <= 1))
+
+
+def _check_fig91e(d):
+    assert np.allclose(d["logsv_B_relu"][0], 0) and np.allclose(d["logsv_B_fg"][0], 0)  # B_1 = I
+    assert np.all((d["acc_relu"] >= 0) & (d["acc_relu"] <= 1))
+    assert np.all((d["overlap_same"] >= 0) & (d["overlap_same"] <= 1 + 1e-9))
+    assert d["rho_relu"].shape == d["rho_relu_init"].shape
+
+
 FIGURE_CHECKS: dict[str, Callable[[dict], None]] = {
     "fig01.png": _check_fig01,
     "fig07.png": _check_fig07,
@@ -190,6 +231,11 @@ FIGURE_CHECKS: dict[str, Callable[[dict], None]] = {
     "fig10.png": _rho_range,
     "fig11.png": _rho_range,
     "fig12.png": _rho_range,
+    "fig91a.png": _check_fig91a,
+    "fig91b.png": _check_fig91b,
+    "fig91c.png": _check_fig91c,
+    "fig91d.png": _check_fig91d,
+    "fig91e.png": _check_fig91e,
 }
 
 

@@ -55,6 +55,22 @@ from .network_assumptions import alignment_errors, network_depth_scaling, subspa
 from .networks import FixedGatesNetwork, JacobianGradient
 from .partial_products import layer_partial_products, network_partial_products
 from .recorders import DynamicsRecorder, SpectralRecorder, dynamics_snapshot
+from .relu import (
+    he_sigma,
+    iter_relu_layers,
+    relu_forward,
+    relu_jacobian,
+    relu_log_spectra,
+    relu_products,
+)
+from .relu_regimes import (
+    arccos_shared_fraction,
+    input_pair_measurements,
+    lognorm_law,
+    lognorm_leading_order,
+    psg_variance,
+    relu_alignment,
+)
 from .sampling import (
     haar_from_ginibre,
     haar_orthogonal,
@@ -131,6 +147,10 @@ __all__ = [
     "g1_process", "fit_g1_constant", "theory_constant", "growth_phase_ratio", "rise_times",
     # fgln.data, fgln.mnist: the MNIST experiment of Section 8
     "load_mnist", "MnistConfig", "MnistFixedGates", "train_mnist", "linear_baseline",
+    # fgln.relu, fgln.relu_regimes: ReLU networks, their Jacobians and regimes (chapter 9)
+    "he_sigma", "relu_forward", "relu_jacobian", "iter_relu_layers", "relu_log_spectra",
+    "relu_products", "lognorm_law", "lognorm_leading_order", "psg_variance",
+    "arccos_shared_fraction", "input_pair_measurements", "relu_alignment",
     # fgln.block_measurements: measurements on its hidden block (Figures 4 and 5)
     "block_statistics", "split_clusters", "cluster_measurements", "alignment_reach",
 ]

@@ -95,8 +95,21 @@ PAPER_ITEMS: dict[str, tuple[str, str, str]] = {
     "mnist-accuracy": ("result", "Section 8 (MNIST)", "the fixed-gates network trains on MNIST"),
 }
 
-# Items of the book's own (controls and extensions beyond the paper), same layout.
-BOOK_ITEMS: dict[str, tuple[str, str, str]] = {}
+# The book's own findings (beyond the paper), same layout: key -> (kind, label, statement).
+BOOK_ITEMS: dict[str, tuple[str, str, str]] = {
+    "relu-init-exponents": ("book", "ReLU J(x): depth scaling",
+                            "E[(1/L) log s_i] of a ReLU network's J(x) equals that of the independently gated product"),
+    "relu-regimes": ("book", "ReLU J(x): three regimes",
+                     "moments (L << n), log-normal norms (L ~ n), Lyapunov spectrum (L >> n)"),
+    "relu-separation": ("book", "ReLU J(x): separation",
+                        "s_(i+1)/s_i -> 0 at the rate gamma_(i+1) - gamma_i (Corollary 5.6 for ReLU)"),
+    "relu-alignment": ("book", "ReLU J(x): alignment",
+                       "U_J and U_(A_l) align per input as in the fixed-gates network"),
+    "relu-modes": ("book", "ReLU: two inputs",
+                   "shared gates 1 - theta/pi in the first layer, more in deeper ones; overlap of top singular subspaces"),
+    "relu-trained": ("book", "ReLU trained on MNIST",
+                     "clusters, alignment and accuracy of the trained ReLU block against chapter 8"),
+}
 
 
 class ClaimMismatch(AssertionError):

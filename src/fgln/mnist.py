@@ -52,6 +52,7 @@ __all__ = [
     "linear_baseline",
     "checkpoint_path",
     "train_loader",
+    "seeded_subset",
     "cached_run",
 ]
 
@@ -188,7 +189,9 @@ class MnistConfig:
         return d
 
 
-def _with_seed(ds: MnistDataset, seed: int, count: int | None, augment: bool) -> MnistDataset:
+def seeded_subset(ds: MnistDataset, seed: int, count: int | None, augment: bool) -> MnistDataset:
+    """The first ``count`` images of ``ds`` (all when None), augmentation draws seeded by
+    ``seed`` (augmentation kept only when ``augment``)."""
     n = len(ds) if count is None else check_int("size", count, 1, len(ds))
     return MnistDataset(ds.images[:n], ds.labels[:n], augment=ds.augment if augment else None,
                         normalize=ds.normalize, seed=seed)
@@ -243,8 +246,8 @@ def train_mnist(config: MnistConfig = MnistConfig(), *, seed: int = 0, data: Mni
     dev = resolve_device(device)
     if data is None:
         data = load_mnist(seed=seed)
-    train_ds = _with_seed(data.train, seed, config.train_size, config.augment)
-    test_ds = _with_seed(data.test, seed, config.test_size, False)
+    train_ds = seeded_subset(data.train, seed, config.train_size, config.augment)
+    test_ds = seeded_subset(data.test, seed, config.test_size, False)
     model = MnistFixedGates.random(n=config.n, depth=config.depth, p=config.p, seed=seed,
                                    dtype=torch.float32)
     stats0 = block_statistics(*model.hidden_block(), k_spectrum=config.k_spectrum,
