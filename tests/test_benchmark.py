@@ -151,25 +151,69 @@ def _load(name: str):
 
 def test_training_benchmark_quick(tmp_path):
     """benchmarks/training.py --quick in-process: the two models agree, every workload is
-    timed, the ratios are the recomputed ones and every field is written."""
+    timed in interleaved rounds, the ratios are the recomputed ones, comparisons of different
+    computations are labelled and paired with a like-for-like one, every field is written."""
     mod = _load("training")
     net = FixedGatesNetwork.random([5, 7, 6, 4], 0.5, seed=0)
     plain = mod.MaskedLinearStack(net)
     x = torch.randn(3, 5, dtype=torch.float64)
     assert torch.allclose(plain(x), net(x), rtol=1e-12, atol=1e-12)
+    x = torch.randn(500, 5, dtype=torch.float64)  # ours goes through J, LayerByLayer does not
+    assert mod.order(net, 500) == "through J"
+    assert mod.order(mod.LayerByLayer(net.weights, net.gates), 500) == "layer by layer"
+    assert torch.allclose(mod.LayerByLayer(net.weights, net.gates)(x), plain(x),
+                          rtol=1e-12, atol=1e-12)
     buf = io.StringIO()
     with redirect_stdout(buf):
-        out = mod.main(["--quick", "--repeats", "1", "--out-dir", str(tmp_path)])
+        out = mod.main(["--quick", "--steps", "3", "--out-dir", str(tmp_path)])
     saved = json.loads((tmp_path / "training-cpu-quick.json").read_text())
-    assert len(saved["steps"]) == 3 and len(saved["recording"]) == 3
-    assert saved["steps"] == out["steps"]
+    assert saved["steps"] == out["steps"] and len(saved["recording"]) == 3
+    for key in ("date", "cpu_model", "cpu_count", "torch_version", "loadavg_start",
+                "loadavg_end"):
+        assert key in saved["meta"]
+    same = {(r["workload"].split(", ours")[0], r["rows"]) for r in out["steps"]
+            if r["computation"] == "same"}
+    assert len(same) == 3  # every case has a like-for-like comparison
     for row in out["steps"]:
-        assert row["ours_ms"] > 0 and row["plain_ms"] > 0
+        assert len(row["ours"]["rounds"]) == len(row["plain"]["rounds"]) == 7
+        assert 0 < row["ours"]["min"] <= row["ours_ms"] == row["ours"]["median"]
         assert row["ratio"] == pytest.approx(row["ours_ms"] / row["plain_ms"])
+        lo, hi = row["comparison"]["round_ratio_interval"]
+        ratios = sorted(a / b for a, b in zip(row["ours"]["rounds"], row["plain"]["rounds"]))
+        assert (lo, hi) == pytest.approx((ratios[0], ratios[-1]))  # 7 rounds: [min, max]
+        assert row["comparison"]["verdict"] == (
+            "slower" if lo > 1 else "faster" if hi < 1 else "within noise")
+        assert (row["computation"] == "same") == (row["ours_order"] == "layer by layer")
     for row in out["recording"]:
-        assert 0 < row["record_s"] < row["total_s"] and row["records"] > 1
+        assert row["records"] > 1 and 0 < row["ms_per_record"]
         assert 0 < row["record_over_train"] < float("inf")
-    assert "ratio" in buf.getvalue()
+        assert len(row["record_over_train_rounds"]["rounds"]) == 7
+    text = buf.getvalue()
+    assert "ratio" in text and "different computations" in text and "load average" in text
+
+
+def test_timing_noise_rule():
+    """The sign-test interval: [min, max] of the round ratios at 7 rounds (98.4%), the 2nd
+    and 8th of 9 (96.1%); fewer than 6 rounds are refused."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import timing
+
+    assert [timing.median_interval_rank(r) for r in (5, 6, 7, 8, 9, 12)] == [0, 1, 1, 1, 2, 3]
+    c = timing.compare([1.1, 1.2, 1.05, 1.3, 1.1, 1.15, 1.2], [1.0] * 7)
+    assert c["verdict"] == "slower" and c["round_ratio_interval"] == pytest.approx([1.05, 1.3])
+    assert c["confidence"] == pytest.approx(1 - 2 / 128)
+    c = timing.compare([0.9] + [1.1] * 8, [1.0] * 9)
+    assert c["verdict"] == "slower" and c["confidence"] == pytest.approx(1 - 20 / 512)
+    assert timing.compare([0.9] + [1.1] * 6, [1.0] * 7)["verdict"] == "within noise"
+    s = timing.summary([3.0, 1.0, 2.0, 5.0, 4.0, 7.0, 6.0])
+    assert (s["min"], s["median"], s["max"], s["iqr"]) == (1.0, 4.0, 7.0, 3.0)
+    with pytest.raises(ValueError, match="rounds"):
+        timing.interleave({"a": lambda: None}, 3)
+    with pytest.raises(ValueError, match="too few"):
+        timing.compare([1.0] * 5, [1.0] * 5)
+    order = []
+    t = timing.interleave({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, 7)
+    assert order == ["a", "b"] * 8 and len(t["a"]) == len(t["b"]) == 7  # warm-up discarded
 
 
 def test_mnist_benchmark_quick(tmp_path):
