@@ -217,16 +217,51 @@ def test_timing_noise_rule():
 
 
 def test_mnist_benchmark_quick(tmp_path):
-    """benchmarks/mnist.py --quick: every loop measured, the data share in [0, 1]."""
+    """benchmarks/mnist.py --quick: every loop measured in interleaved rounds, the data share
+    in [0, 1], ours compared with torchvision's per-image pipeline and with the bare loop, the
+    augmentation alone timed against torchvision on tensors and PIL images."""
     buf = io.StringIO()
     with redirect_stdout(buf):
         res = _load("mnist").main(["--quick", "--workers", "0", "--out-dir", str(tmp_path)])
-    assert res["meta"]["images"] == 512
-    assert {"ours, workers=0", "plain, workers=0", "compute only"} <= set(res["loops"])
+    assert res["meta"]["images"] == 512 and res["meta"]["rounds"] == 7
+    assert set(res["loops"]) == {"ours, workers=0", "torchvision, workers=0",
+                                 "plain loop over our loader, workers=0",
+                                 "no augmentation, workers=0", "compute only"}
     for r in res["loops"].values():
-        assert r["images_per_s"] > 0 and 0 <= r["data_share"] <= 1
-    assert res["augmentation"]["speedup"] > 0
-    assert json.loads((tmp_path / "mnist-cpu.json").read_text())["meta"]["images"] == 512
+        assert r["images_per_s"] == pytest.approx(512 / r["seconds"]["median"])
+        assert len(r["seconds"]["rounds"]) == 7 and 0 <= r["data_share"] <= 1
+    assert set(res["comparisons"]) == {
+        "ours, workers=0 / torchvision, workers=0",
+        "ours, workers=0 / plain loop over our loader, workers=0"}
+    for c in res["comparisons"].values():
+        assert c["verdict"] in {"within noise", "slower", "faster"}
+    aug = res["augmentation"]
+    assert set(aug["per_image_s"]) == {"batched", "torchvision, tensor", "torchvision, PIL"}
+    assert aug["speedup"] == aug["comparisons"]["torchvision, tensor / batched"]["ratio_median"]
+    saved = json.loads((tmp_path / "mnist-cpu-quick.json").read_text())
+    assert saved["meta"]["images"] == 512 and "loadavg_end" in saved["meta"]
+    assert "AutoAugment alone" in buf.getvalue()
+
+
+def test_mnist_torchvision_baseline_gives_the_same_inputs():
+    """The torchvision pipeline without augmentation gives the chapter dataset's items (same
+    scaling and normalisation), so the two loops train on like inputs."""
+    import warnings
+
+    from fgln.data import BundledMnistWarning, load_mnist
+
+    mod = _load("mnist")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BundledMnistWarning)
+        ds = load_mnist().train.subset(4)
+    ds.augment = None
+    tv = mod.torchvision_dataset(ds, augment=False)
+    for i in range(4):
+        (x, y), (xt, yt) = ds[i], tv[i]
+        assert y == yt and xt.dtype == x.dtype and xt.shape == x.shape == (1, 28, 28)
+        assert torch.allclose(xt, x, rtol=0, atol=1e-5)
+    aug = mod.torchvision_dataset(ds)[0][0]
+    assert aug.shape == (1, 28, 28) and aug.dtype == torch.float32
 
 
 def test_benchmarks_refuse_missing_cuda():
