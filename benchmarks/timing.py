@@ -38,7 +38,8 @@ MIN_ROUNDS = 7
 CONFIDENCE = 0.95
 
 
-def _loadavg() -> list[float] | None:
+def loadavg() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the system has none)."""
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:  # pragma: no cover - not on Linux
@@ -67,13 +68,13 @@ def machine(device: torch.device | None = None) -> dict:
         "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "device": (torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type),
-        "loadavg_start": _loadavg(),
+        "loadavg_start": loadavg(),
     }
 
 
 def finish(meta: dict) -> dict:
     """Add the load average at the end (``loadavg_end``) to ``meta``; returns ``meta``."""
-    meta["loadavg_end"] = _loadavg()
+    meta["loadavg_end"] = loadavg()
     return meta
 
 

@@ -46,14 +46,22 @@ def test_quick_run_keys_ratios_and_json(quick_run):
     res, text, out = quick_run
     meta = res["meta"]
     assert (meta["n"], meta["L"], meta["batch"], meta["p"]) == (16, 12, 4, 0.5)
-    for key in ("torch_version", "cpu_model", "torch_threads", "loadavg_start", "dtype"):
+    for key in ("torch_version", "cpu_model", "torch_threads", "loadavg_start", "loadavg_end",
+                "date", "dtype"):
         assert key in meta
     kinds = {f"{k}_{m}" for k in ("final", "lyapunov") for m in ("auto", "m1", "m2", "m4")}
     assert set(res["timings"]) == {"floor", "naive", "ours_all", "ours_k1", "ours_k10"} | kinds
     floor = res["timings"]["floor"]["seconds"]
     for t in res["timings"].values():
-        assert t["seconds"] == min(t["all_seconds"]) > 0
+        assert len(t["all_seconds"]) == 7  # warm-up round discarded
+        assert t["min"] == min(t["all_seconds"]) > 0
+        assert t["seconds"] == t["median"] == sorted(t["all_seconds"])[3]
         assert t["over_floor"] == pytest.approx(t["seconds"] / floor, rel=1e-12)
+    assert set(res["comparisons"]) == {
+        "final_auto / floor", "lyapunov_auto / floor", "final_auto / final_m1",
+        "lyapunov_auto / lyapunov_m1", "ours_all / naive", "ours_k1 / naive", "ours_k10 / naive"}
+    for c in res["comparisons"].values():
+        assert c["verdict"] in {"within noise", "slower", "faster"}
     auto = res["timings"]["final_auto"]
     assert auto["layers_pushed"] >= 12 and 1 <= auto["qr_steps"] <= auto["layers_pushed"]
     # strict JSON under the documented name, no temporary file left behind
