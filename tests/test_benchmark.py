@@ -243,6 +243,10 @@ def test_mnist_benchmark_quick(tmp_path):
         "ours, workers=0 / plain loop over our loader, workers=0"}
     for c in res["comparisons"].values():
         assert c["verdict"] in {"within noise", "slower", "faster"}
+    assert res["loops"]["compute only"]["data_share"] == 0
+    # the loop without a loader is the floor: faster than ours with augmentation
+    assert (res["loops"]["compute only"]["images_per_s"]
+            > res["loops"]["ours, workers=0"]["images_per_s"])
     aug = res["augmentation"]
     assert set(aug["per_image_s"]) == {"batched", "torchvision, tensor", "torchvision, PIL"}
     assert aug["speedup"] == aug["comparisons"]["torchvision, tensor / batched"]["ratio_median"]
