@@ -146,8 +146,8 @@ def standard_round(ds, batch, workers, dev, rec: Rounds):
     state = {"round": 0}
 
     def run():
-        if hasattr(ds, "set_epoch"):
-            ds.set_epoch(state["round"])
+        if hasattr(ds, "set_epoch"):  # the draws of fgln.train's one epoch, as in ours
+            ds.set_epoch(0)
         loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
                             generator=torch.Generator().manual_seed(state["round"]),
                             pin_memory=dev.type == "cuda")
