@@ -123,7 +123,7 @@ def resolve_device(name: str) -> torch.device:
 def environment(args, device: torch.device) -> dict:
     """Versions, hardware and the problem size (the ``meta`` block of the result)."""
     return {
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "fgln_version": fgln.__version__,
         "torch_version": torch.__version__, "numpy_version": np.__version__,
         "python": platform.python_version(),
