@@ -51,7 +51,7 @@ for name, fn in runs:
     print(f"{name:24s} {time.time() - t:8.3f} s")
 PYEOF
 PYTHONPATH=src "$PY" benchmarks/spectra.py --device cuda --n 128 --L 100 --batch 32 --p 0.5 \
-  --repeats 3 --repeats-every-depth 1 --out-dir "$OUT"
+  --repeats 7 --repeats-every-depth 7 --out-dir "$OUT"
 PYTHONPATH=src "$PY" -m pytest -q -rs -p no:cacheprovider -k cuda tests/test_mnist.py \
   tests/test_data.py tests/test_train.py tests/test_networks.py
 PYTHONPATH=src "$PY" - <<'PYEOF'

@@ -7,11 +7,14 @@ Run from the repository root::
     .venv/bin/python benchmarks/spectra.py --quick           # tiny smoke run (seconds)
     .venv/bin/python benchmarks/spectra.py --device cuda     # needs a CUDA build of torch
 
-All workloads run on the SAME layers (float64, sampled once, outside the timers); each
-time is the minimum over ``--repeats`` runs. The workloads and the lines of the report are
-described in ``benchmarks/README.md``. The run is split into :func:`run` (timings and
-outputs), :func:`check` (accuracy of every output) and :func:`report` (text); the result is
-written as strict JSON to ``<out-dir>/<device>-<n>-<L>-<batch>[-p<p>].json``.
+All workloads run on the SAME layers (float64, sampled once, outside the timers), in
+interleaved rounds (a discarded warm-up round, then ``--repeats`` >= 7 rounds); each time is
+reported as the median, minimum and interquartile range of the rounds, ratios are ratios of
+medians, and the main comparisons carry the noise verdict of ``benchmarks/timing.py``. The
+workloads and the lines of the report are described in ``benchmarks/README.md``. The run
+is split into :func:`run` (timings and outputs), :func:`check` (accuracy of every output) and
+:func:`report` (text); the result is written as strict JSON to
+``<out-dir>/<device>-<n>-<L>-<batch>[-p<p>].json``.
 """
 from __future__ import annotations
 
@@ -21,7 +24,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -32,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # baselines.py beside this file
 
+import timing  # noqa: E402
 from baselines import (  # noqa: E402
     MISMATCH_TOL,
     compare_naive_ours,
@@ -67,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--method", default="auto", choices=["auto", "householder", "cholqr"],
                     help="QR method of ours (auto: cholqr on CUDA, householder on CPU)")
-    ap.add_argument("--repeats", type=int, default=3, help="timing repeats, min is reported")
+    ap.add_argument("--repeats", type=int, default=timing.MIN_ROUNDS,
+                    help=f"timed rounds, interleaved (>= {timing.MIN_ROUNDS})")
     ap.add_argument("--repeats-every-depth", type=int, default=None,
-                    help="repeats for the every-depth workloads (default: --repeats)")
+                    help="rounds for the every-depth workloads (default: --repeats)")
     ap.add_argument("--reorth", default=DEFAULT_REORTH,
                     help="fixed reorth_every values timed beside the adaptive default")
     ap.add_argument("--no-every-depth", action="store_true",
@@ -83,18 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     ap.add_argument("--no-save", action="store_true", help="do not write the JSON")
     ap.add_argument("--quick", action="store_true",
-                    help="tiny smoke run: n=16 L=12 batch=4, 1 repeat, reference n=8 L=24")
+                    help="tiny smoke run: n=16 L=12 batch=4, reference n=8 L=24")
     return ap
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    args = build_parser().parse_args(argv)
+    ap = build_parser()
+    args = ap.parse_args(argv)
     if args.quick:
-        args.n, args.L, args.batch, args.repeats = 16, 12, 4, 1
-        args.repeats_every_depth = 1
+        args.n, args.L, args.batch = 16, 12, 4
         args.ref_n, args.ref_L, args.ref_chains = 8, 24, 1
     if args.repeats_every_depth is None:
         args.repeats_every_depth = args.repeats
+    if min(args.repeats, args.repeats_every_depth) < timing.MIN_ROUNDS:
+        ap.error(f"--repeats and --repeats-every-depth must be at least {timing.MIN_ROUNDS}")
     args.reorth = sorted({1} | {int(x) for x in str(args.reorth).split(",") if x.strip()})
     return args
 
@@ -114,32 +120,14 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def _cpu_model() -> str:
-    try:
-        txt = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in txt.splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown"
-
-
-def _loadavg():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover - not on Linux
-        return None
-
-
 def environment(args, device: torch.device) -> dict:
     """Versions, hardware and the problem size (the ``meta`` block of the result)."""
     return {
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "fgln_version": fgln.__version__,
         "torch_version": torch.__version__, "numpy_version": np.__version__,
         "python": platform.python_version(),
-        "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
+        "cpu_model": timing.cpu_model(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
@@ -148,7 +136,7 @@ def environment(args, device: torch.device) -> dict:
         "sigma": args.sigma if args.sigma is not None else 1.0 / math.sqrt(args.n),
         "seed": args.seed, "method": args.method, "repeats": args.repeats,
         "repeats_every_depth": args.repeats_every_depth,
-        "loadavg_start": _loadavg(),
+        "loadavg_start": timing.loadavg(),
     }
 
 
@@ -212,25 +200,30 @@ def workloads(layers: torch.Tensor, args) -> list[tuple[str, str, object, bool]]
 def run(layers: torch.Tensor, args, device: torch.device, log=print) -> tuple[dict, dict]:
     """Time every workload; returns ``(timings, outputs)`` (outputs on the CPU).
 
-    The repeats go in rounds (every workload once per round, the every-depth ones in the
-    first ``repeats_every_depth`` rounds only), so that a slow spell of the machine touches
-    all workloads alike; each time is the minimum over the rounds.
+    The rounds are interleaved (every workload once per round, the every-depth ones in the
+    first ``repeats_every_depth`` rounds only), after a warm-up round whose times are
+    discarded, so that a slow spell of the machine touches all workloads alike. Per
+    workload: ``all_seconds`` (the rounds), their summary (``min``, ``median``, ``iqr``, ...)
+    and ``seconds`` = the median; ``over_floor`` / ``over_naive`` are ratios of medians.
     """
     work = workloads(layers, args)
     timings = {key: {"label": label, "all_seconds": []} for key, label, _, _ in work}
     outputs: dict[str, torch.Tensor] = {}
-    for rnd in range(max(args.repeats, args.repeats_every_depth)):
+    for rnd in range(max(args.repeats, args.repeats_every_depth) + 1):  # 0: warm-up
         for key, label, fn, every_depth in work:
-            if rnd >= (args.repeats_every_depth if every_depth else args.repeats):
+            if rnd > (args.repeats_every_depth if every_depth else args.repeats):
                 continue
             seconds, out = timed(fn, device)
-            timings[key]["all_seconds"].append(seconds)
+            if rnd:
+                timings[key]["all_seconds"].append(seconds)
             if key != "floor":
                 outputs[key] = out.cpu()
             out = None  # free it before the next workload
-            log(f"  ... round {rnd + 1}: {label:<48s} {seconds:9.3f} s")
+            log(f"  ... {f'round {rnd}' if rnd else 'warm-up'}: {label:<48s} {seconds:9.3f} s")
     for t in timings.values():
-        t["seconds"] = min(t["all_seconds"])
+        s = timing.summary(t["all_seconds"])
+        del s["rounds"]
+        t.update(s, seconds=s["median"])
     for kind, fn in (("final", log_singular_values), ("lyapunov", lyapunov_estimates)):
         with counting_qr_steps() as counts:
             fn(layers, method=args.method)
@@ -241,6 +234,24 @@ def run(layers: torch.Tensor, args, device: torch.device, log=print) -> tuple[di
         if "naive" in timings:
             t["over_naive"] = t["seconds"] / timings["naive"]["seconds"]
     return timings, outputs
+
+
+COMPARISONS = (("final_auto", "floor"), ("lyapunov_auto", "floor"), ("final_auto", "final_m1"),
+               ("lyapunov_auto", "lyapunov_m1"), ("ours_all", "naive"), ("ours_k1", "naive"),
+               ("ours_k10", "naive"))
+
+
+def comparisons(timings: dict) -> dict:
+    """The noise verdict (``benchmarks/timing.py``) of the main pairs of workloads, keyed
+    ``"a / b"``; pairs timed over different numbers of rounds are compared on the common
+    first rounds."""
+    out = {}
+    for a, b in COMPARISONS:
+        if a in timings and b in timings:
+            ra, rb = timings[a]["all_seconds"], timings[b]["all_seconds"]
+            r = min(len(ra), len(rb))
+            out[f"{a} / {b}"] = timing.compare(ra[:r], rb[:r])
+    return out
 
 
 # ----------------------------------------------------------------------------- checking
@@ -280,11 +291,16 @@ def _fmt(x, spec: str) -> str:
 def report(result: dict) -> str:
     """The text report of a result (see benchmarks/README.md for what each line means)."""
     meta, timings, checks = result["meta"], result["timings"], result["checks"]
-    lines = [f"{'workload':<50s}{'time [s]':>10s}{'/ floor':>9s}{'/ naive':>9s}", "-" * 78]
+    lines = [f"{'workload':<50s}{'median [s]':>11s}{'min [s]':>9s}{'IQR [s]':>9s}"
+             f"{'/ floor':>9s}{'/ naive':>9s}", "-" * 97]
     for key, t in timings.items():
         naive = t.get("over_naive") if key.startswith(("naive", "ours")) else None
-        lines.append(f"{t['label']:<50s}{t['seconds']:10.3f}{t['over_floor']:9.2f}"
-                     f"{_fmt(naive, '9.3f'):>9s}")
+        lines.append(f"{t['label']:<50s}{t['seconds']:11.3f}{t['min']:9.3f}{t['iqr']:9.3f}"
+                     f"{t['over_floor']:9.2f}{_fmt(naive, '9.3f'):>9s}")
+    lines += ["", "ratio of medians [sign-test interval of the paired round ratios]: verdict"]
+    for name, c in result.get("comparisons", {}).items():
+        a, b = name.split(" / ")
+        lines.append(f"  {name:<28s} {timing.describe(c, a, b)}")
     for kind, what in (("final", "exact final spectrum"), ("lyapunov", "exponent estimates")):
         auto = timings[f"{kind}_auto"]
         lines += ["", f"{what}: adaptive interval {auto['over_floor']:.2f} x floor, "
@@ -372,12 +388,13 @@ def main(argv=None) -> dict:
                            dtype=torch.float64, device=device)
     _sync(device)
     timings, outputs = run(layers, args, device, log=lambda s: print(s, flush=True))
-    result = {"meta": meta, "timings": timings, "checks": check(outputs, args)}
+    result = {"meta": meta, "timings": timings, "comparisons": comparisons(timings),
+              "checks": check(outputs, args)}
     if not args.no_reference:
         result["reference"] = reference_check(args.ref_n, args.ref_L, args.ref_chains,
                                               args.ref_p, args.sigma, args.seed + 1, args.method,
                                               device)
-    meta["loadavg_end"] = _loadavg()
+    timing.finish(meta)
     print()
     print(report(result))
     if not args.no_save:

@@ -1,11 +1,12 @@
 """Training-step cost of FixedGatesNetwork against the plain PyTorch model, and the cost of
 recording spectra at the chapters' recording frequency.
 
-    .venv/bin/python benchmarks/training.py            # full sizes (about a minute on 2 cores)
-    .venv/bin/python benchmarks/training.py --quick    # seconds (smoke test)
+    .venv/bin/python benchmarks/training.py --threads 1    # full sizes (a few minutes, 2 cores)
+    .venv/bin/python benchmarks/training.py --quick        # seconds (smoke test)
     .venv/bin/python benchmarks/training.py --device cuda
 
-Workloads (one SGD step = zero_grad, forward, loss, backward, optimiser step):
+Workloads (one SGD step = zero_grad, forward, loss, backward, optimiser step; one round =
+``--steps`` steps, time per step = round time / steps):
 
 * ``chapters``: n = 64, L = 10, p = 0.5, float64, the 1000-sample regression of Figure 1
   compressed to 64 rows (what Chapters 1 and 7 run), and the same on the 1000 raw rows;
@@ -13,19 +14,29 @@ Workloads (one SGD step = zero_grad, forward, loss, backward, optimiser step):
   the Section 8 model).
 
 The plain model is what a user would write instead: bias-free ``nn.Linear`` layers, each
-followed by multiplication with a fixed 0/1 mask (a buffer), with the same weights.
+followed by multiplication with a fixed 0/1 mask (a buffer), with the same weights. At 64 and
+128 rows ``FixedGatesNetwork.forward`` goes layer by layer, the same computation as the plain
+model. At 1000 rows it goes through ``J`` (fewer multiplications): that comparison is reported
+as *different computations*, beside the like-for-like one where ours is made to go layer by
+layer too (:class:`LayerByLayer`).
+
+The workloads of one comparison run in interleaved rounds (``benchmarks/timing.py``: a
+discarded warm-up round, then ``--rounds`` >= 7 rounds round-robin); per workload the minimum,
+median and interquartile range of the rounds, per comparison the ratio of the medians and the
+verdict of the noise rule (the sign-test interval of the paired round ratios excludes 1 or not).
+
 Recording: :func:`fgln.train.train` on the Figure 1 task with the chapters' recorders and
 frequencies (Chapter 1: ``SpectralRecorder`` every 25 steps; Chapter 7: ``DynamicsRecorder``
-every 20 steps); the JSON reports recording time over training time.
-Results: ``benchmarks/results/training-<device>.json`` (atomic write).
+every 20 steps), the runs with each recorder and a run without any interleaved over the rounds;
+the JSON reports, per round, recording time over training time.
+Results: ``benchmarks/results/training-<device>[-quick].json`` (atomic write), with the date,
+machine, torch version and the load average at start and end.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import time
+import sys
 from pathlib import Path
 
 import torch
@@ -36,6 +47,9 @@ from fgln.networks import FixedGatesNetwork, resolve_device
 from fgln.recorders import DynamicsRecorder, SpectralRecorder
 from fgln.synthetic_runs import compress_regression, synthetic_task
 from fgln.train import half_mse, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402  (benchmarks/timing.py)
 
 
 class MaskedLinearStack(nn.Module):
@@ -62,80 +76,120 @@ class MaskedLinearStack(nn.Module):
         return h
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+class LayerByLayer(FixedGatesNetwork):
+    """``FixedGatesNetwork`` whose forward always goes layer by layer (never through ``J``):
+    the plain model's computation, for the like-for-like comparison at many rows."""
+
+    def _sequential_cheaper(self, rows: int) -> bool:
+        return True
 
 
-def time_steps(model, x, y, steps, repeats, device) -> float:
-    """Seconds per SGD step: minimum over ``repeats`` of the mean over ``steps`` steps."""
+def order(net: FixedGatesNetwork, rows: int) -> str:
+    """How ``net``'s forward evaluates ``rows`` rows: ``"layer by layer"`` or ``"through J"``."""
+    return "layer by layer" if net._sequential_cheaper(rows) else "through J"
+
+
+def step_round(model: nn.Module, x, y, steps: int):
+    """One round: ``steps`` SGD steps of ``model`` on ``(x, y)`` (its own optimiser)."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    best = float("inf")
-    for r in range(repeats + 1):  # the first round warms up
-        _sync(device)
-        t0 = time.perf_counter()
+
+    def run():
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
             loss = half_mse(model(x), y)
             loss.backward()
             opt.step()
-        _sync(device)
-        if r:
-            best = min(best, (time.perf_counter() - t0) / steps)
-    return best
+    return run
 
 
-def step_workloads(quick: bool, device, repeats: int) -> list[dict]:
-    rows = []
+def _ms(times: list[float]) -> dict:
+    return timing.summary([1e3 * t for t in times])
+
+
+def step_workloads(quick: bool, device, rounds: int, steps: int | None = None) -> list[dict]:
+    """One row per comparison (ours against plain): the per-step times of both in ms
+    (min, median, IQR, rounds), the ratio of the medians and the noise verdict."""
     n, L = (16, 4) if quick else (64, 10)
+    steps = steps or (20 if quick else 200)
     X, Y, _ = synthetic_task(n, min(10, n), 1000, seed=0, device=device)
     Xc, Yc, _, _ = compress_regression(X, Y)
-    cases = [("chapters, compressed rows", torch.float64, n, Xc, Yc),
-             ("chapters, 1000 raw rows", torch.float64, n, X, Y)]
     nm = 16 if quick else 128
     gen = torch.Generator(device=device).manual_seed(1)
     xm = torch.randn(128, nm, generator=gen, device=device)
     ym = torch.randn(128, nm, generator=gen, device=device)
-    cases.append(("mnist hidden block, batch 128", torch.float32, nm, xm, ym))
-    steps = 20 if quick else 200
+    cases = [("chapters, compressed rows", torch.float64, n, Xc, Yc),
+             ("chapters, 1000 raw rows", torch.float64, n, X, Y),
+             ("mnist hidden block, batch 128", torch.float32, nm, xm, ym)]
+    rows = []
     for name, dtype, width, x, y in cases:
         net = FixedGatesNetwork.random([width] * (L + 1), 0.5, seed=0, dtype=dtype,
                                        device=device)
-        plain = MaskedLinearStack(net).to(device)
         x, y = x.to(dtype), y.to(dtype)
+        models = {"ours": net, "plain": MaskedLinearStack(net).to(device)}
+        auto = order(net, x.shape[0])
+        if auto != "layer by layer":
+            models["ours, layer by layer"] = LayerByLayer(net.weights, net.gates).to(device)
         with torch.no_grad():
-            assert torch.allclose(net(x), plain(x), rtol=1e-4, atol=1e-5)
-        t_ours = time_steps(net, x, y, steps, repeats, device)
-        t_plain = time_steps(plain, x, y, steps, repeats, device)
-        rows.append(dict(workload=name, n=width, L=L, rows=int(x.shape[0]), dtype=str(dtype),
-                         ours_ms=1e3 * t_ours, plain_ms=1e3 * t_plain, ratio=t_ours / t_plain))
+            for m in models.values():
+                assert torch.allclose(m(x), models["plain"](x), rtol=1e-4, atol=1e-5)
+        times = timing.interleave({k: step_round(m, x, y, steps) for k, m in models.items()},
+                                  rounds, device=device, per=steps)
+        pairs = [("ours", auto)] if auto == "layer by layer" else [
+            ("ours, layer by layer", "layer by layer"), ("ours", auto)]
+        for key, how in pairs:
+            same = how == "layer by layer"
+            cmp = timing.compare(times[key], times["plain"])
+            ours, plain = _ms(times[key]), _ms(times["plain"])
+            rows.append(dict(
+                workload=name if len(pairs) == 1 else f"{name}, ours {how}",
+                n=width, L=L, rows=int(x.shape[0]), dtype=str(dtype), steps=steps,
+                ours_order=how, computation="same" if same else "different",
+                ours=ours, plain=plain, ours_ms=ours["median"], plain_ms=plain["median"],
+                ratio=cmp["ratio_median"], comparison=cmp))
     return rows
 
 
-def recording_workloads(quick: bool, device) -> list[dict]:
+def recording_workloads(quick: bool, device, rounds: int) -> list[dict]:
+    """Per recorder: ms per record and recording time / training time of each round (runs
+    with each recorder and a run without, interleaved)."""
     n, L, rank = (16, 4, 2) if quick else (64, 10, 10)
     steps = 100 if quick else 500
     X, Y, _ = synthetic_task(n, rank, 1000, seed=0, device=device)
     Xc, Yc, w, _ = compress_regression(X, Y)
+    recorders = {"Chapter 1: SpectralRecorder(k=15), every 25 steps":
+                 (lambda: SpectralRecorder(min(15, n), partial_k=0), 25),
+                 "Chapter 7: DynamicsRecorder(k=15), every 20 steps":
+                 (lambda: DynamicsRecorder(min(15, n), r=rank), 20),
+                 "default SpectralRecorder (with partial products), every 10":
+                 (lambda: SpectralRecorder(min(15, n)), 10)}
+    results: dict[str, list] = {k: [] for k in recorders}
+
+    def run(name):
+        def go():
+            make, every = recorders.get(name, (None, None))
+            net = FixedGatesNetwork.random([n] * (L + 1), 0.5, seed=0, device=device)
+            res = train(net, (Xc, Yc), lambda o, t: w * half_mse(o, t), lr=0.02, steps=steps,
+                        record=every, recorders=[make()] if make else [], device=device,
+                        progress=False)
+            if make:
+                results[name].append(res)
+        return go
+
+    times = timing.interleave({k: run(k) for k in [*recorders, "no recorder"]}, rounds,
+                              device=device)
     rows = []
-    for name, rec, every in (("Chapter 1: SpectralRecorder(k=15), every 25 steps",
-                              SpectralRecorder(min(15, n), partial_k=0), 25),
-                             ("Chapter 7: DynamicsRecorder(k=15), every 20 steps",
-                              DynamicsRecorder(min(15, n), r=rank), 20),
-                             ("default SpectralRecorder (with partial products), every 10",
-                              SpectralRecorder(min(15, n)), 10)):
-        net = FixedGatesNetwork.random([n] * (L + 1), 0.5, seed=0, device=device)
-        res = train(net, (Xc, Yc), lambda o, t: w * half_mse(o, t), lr=0.02, steps=steps,
-                    record=every, recorders=[rec], device=device, progress=False)
-        net2 = FixedGatesNetwork.random([n] * (L + 1), 0.5, seed=0, device=device)
-        bare = train(net2, (Xc, Yc), lambda o, t: w * half_mse(o, t), lr=0.02, steps=steps,
-                     recorders=[], device=device, progress=False)
-        train_s = res.seconds - res.record_seconds
-        rows.append(dict(workload=name, steps=steps, records=int(res.history["step"].size),
-                         total_s=res.seconds, record_s=res.record_seconds,
-                         train_s=train_s, bare_s=bare.seconds,
-                         record_over_train=res.record_seconds / train_s,
-                         ms_per_record=1e3 * res.record_seconds / res.history["step"].size))
+    for name, runs in results.items():
+        runs = runs[-rounds:]  # the warm-up round's run is discarded
+        records = int(runs[0].history["step"].size)
+        share = [r.record_seconds / (r.seconds - r.record_seconds) for r in runs]
+        per_record = [1e3 * r.record_seconds / records for r in runs]
+        s = timing.summary(share)
+        rows.append(dict(workload=name, steps=steps, records=records,
+                         total_s=timing.summary(times[name]),
+                         bare_s=timing.summary(times["no recorder"]),
+                         ms_per_record=timing.summary(per_record)["median"],
+                         ms_per_record_rounds=timing.summary(per_record),
+                         record_over_train=s["median"], record_over_train_rounds=s))
     return rows
 
 
@@ -143,31 +197,42 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, seconds")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=timing.MIN_ROUNDS,
+                    help=f"timed rounds per workload, interleaved (>= {timing.MIN_ROUNDS})")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="SGD steps per round (default 200, --quick 20)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
+    if args.rounds < timing.MIN_ROUNDS:
+        ap.error(f"--rounds must be at least {timing.MIN_ROUNDS}")
     device = resolve_device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available in this torch build/machine")
     if args.threads:
         torch.set_num_threads(args.threads)
-    load0 = os.getloadavg()
-    out = {
-        "device": str(device), "quick": args.quick, "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(), "load_start": load0,
-        "steps": step_workloads(args.quick, device, args.repeats),
-        "recording": recording_workloads(args.quick, device),
-        "load_end": os.getloadavg(),
-    }
+    meta = timing.machine(device)
+    meta.update(quick=args.quick, rounds=args.rounds)
+    out = {"meta": meta,
+           "steps": step_workloads(args.quick, device, args.rounds, args.steps),
+           "recording": recording_workloads(args.quick, device, args.rounds)}
+    timing.finish(meta)
+    print(f"{meta['date']}, {meta['cpu_model']}, {meta['cpu_count']} cores, torch "
+          f"{meta['torch_version']}, {meta['torch_threads']} threads, load average "
+          f"{meta['loadavg_start']} -> {meta['loadavg_end']}; {args.rounds} interleaved rounds")
+    print("ms per step: median (min, IQR); ratio of medians [sign-test interval of round ratios]")
     for r in out["steps"]:
-        print(f"{r['workload']:32s} ours {r['ours_ms']:7.3f} ms  plain {r['plain_ms']:7.3f} ms"
-              f"  ratio {r['ratio']:.2f}  (target <= 1.2)")
+        o, p = r["ours"], r["plain"]
+        tag = "" if r["computation"] == "same" else "  (different computations)"
+        print(f"{r['workload']:50s} ours {o['median']:7.3f} ({o['min']:.3f}, {o['iqr']:.3f})"
+              f"  plain {p['median']:7.3f} ({p['min']:.3f}, {p['iqr']:.3f})"
+              f"  ratio {timing.describe(r['comparison'])}{tag}")
     for r in out["recording"]:
+        s = r["record_over_train_rounds"]
         print(f"{r['workload']:58s} {r['records']:4d} records, {r['ms_per_record']:6.2f} ms "
-              f"each: recording / training = {r['record_over_train']:.2f} (target <= 0.5)")
+              f"each: recording / training = {s['median']:.2f} "
+              f"(min {s['min']:.2f}, max {s['max']:.2f})")
     if not args.no_save:
         d = Path(args.out_dir)
         d.mkdir(parents=True, exist_ok=True)

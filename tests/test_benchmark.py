@@ -46,14 +46,22 @@ def test_quick_run_keys_ratios_and_json(quick_run):
     res, text, out = quick_run
     meta = res["meta"]
     assert (meta["n"], meta["L"], meta["batch"], meta["p"]) == (16, 12, 4, 0.5)
-    for key in ("torch_version", "cpu_model", "torch_threads", "loadavg_start", "dtype"):
+    for key in ("torch_version", "cpu_model", "torch_threads", "loadavg_start", "loadavg_end",
+                "date", "dtype"):
         assert key in meta
     kinds = {f"{k}_{m}" for k in ("final", "lyapunov") for m in ("auto", "m1", "m2", "m4")}
     assert set(res["timings"]) == {"floor", "naive", "ours_all", "ours_k1", "ours_k10"} | kinds
     floor = res["timings"]["floor"]["seconds"]
     for t in res["timings"].values():
-        assert t["seconds"] == min(t["all_seconds"]) > 0
+        assert len(t["all_seconds"]) == 7  # warm-up round discarded
+        assert t["min"] == min(t["all_seconds"]) > 0
+        assert t["seconds"] == t["median"] == sorted(t["all_seconds"])[3]
         assert t["over_floor"] == pytest.approx(t["seconds"] / floor, rel=1e-12)
+    assert set(res["comparisons"]) == {
+        "final_auto / floor", "lyapunov_auto / floor", "final_auto / final_m1",
+        "lyapunov_auto / lyapunov_m1", "ours_all / naive", "ours_k1 / naive", "ours_k10 / naive"}
+    for c in res["comparisons"].values():
+        assert c["verdict"] in {"within noise", "slower", "faster"}
     auto = res["timings"]["final_auto"]
     assert auto["layers_pushed"] >= 12 and 1 <= auto["qr_steps"] <= auto["layers_pushed"]
     # strict JSON under the documented name, no temporary file left behind
@@ -151,38 +159,121 @@ def _load(name: str):
 
 def test_training_benchmark_quick(tmp_path):
     """benchmarks/training.py --quick in-process: the two models agree, every workload is
-    timed, the ratios are the recomputed ones and every field is written."""
+    timed in interleaved rounds, the ratios are the recomputed ones, comparisons of different
+    computations are labelled and paired with a like-for-like one, every field is written."""
     mod = _load("training")
     net = FixedGatesNetwork.random([5, 7, 6, 4], 0.5, seed=0)
     plain = mod.MaskedLinearStack(net)
     x = torch.randn(3, 5, dtype=torch.float64)
     assert torch.allclose(plain(x), net(x), rtol=1e-12, atol=1e-12)
+    x = torch.randn(500, 5, dtype=torch.float64)  # ours goes through J, LayerByLayer does not
+    assert mod.order(net, 500) == "through J"
+    assert mod.order(mod.LayerByLayer(net.weights, net.gates), 500) == "layer by layer"
+    assert torch.allclose(mod.LayerByLayer(net.weights, net.gates)(x), plain(x),
+                          rtol=1e-12, atol=1e-12)
     buf = io.StringIO()
     with redirect_stdout(buf):
-        out = mod.main(["--quick", "--repeats", "1", "--out-dir", str(tmp_path)])
+        out = mod.main(["--quick", "--steps", "3", "--out-dir", str(tmp_path)])
     saved = json.loads((tmp_path / "training-cpu-quick.json").read_text())
-    assert len(saved["steps"]) == 3 and len(saved["recording"]) == 3
-    assert saved["steps"] == out["steps"]
+    assert saved["steps"] == out["steps"] and len(saved["recording"]) == 3
+    for key in ("date", "cpu_model", "cpu_count", "torch_version", "loadavg_start",
+                "loadavg_end"):
+        assert key in saved["meta"]
+    same = {(r["workload"].split(", ours")[0], r["rows"]) for r in out["steps"]
+            if r["computation"] == "same"}
+    assert len(same) == 3  # every case has a like-for-like comparison
     for row in out["steps"]:
-        assert row["ours_ms"] > 0 and row["plain_ms"] > 0
+        assert len(row["ours"]["rounds"]) == len(row["plain"]["rounds"]) == 7
+        assert 0 < row["ours"]["min"] <= row["ours_ms"] == row["ours"]["median"]
         assert row["ratio"] == pytest.approx(row["ours_ms"] / row["plain_ms"])
+        lo, hi = row["comparison"]["round_ratio_interval"]
+        ratios = sorted(a / b for a, b in zip(row["ours"]["rounds"], row["plain"]["rounds"]))
+        assert (lo, hi) == pytest.approx((ratios[0], ratios[-1]))  # 7 rounds: [min, max]
+        assert row["comparison"]["verdict"] == (
+            "slower" if lo > 1 else "faster" if hi < 1 else "within noise")
+        assert (row["computation"] == "same") == (row["ours_order"] == "layer by layer")
     for row in out["recording"]:
-        assert 0 < row["record_s"] < row["total_s"] and row["records"] > 1
+        assert row["records"] > 1 and 0 < row["ms_per_record"]
         assert 0 < row["record_over_train"] < float("inf")
-    assert "ratio" in buf.getvalue()
+        assert len(row["record_over_train_rounds"]["rounds"]) == 7
+    text = buf.getvalue()
+    assert "ratio" in text and "different computations" in text and "load average" in text
+
+
+def test_timing_noise_rule():
+    """The sign-test interval: [min, max] of the round ratios at 7 rounds (98.4%), the 2nd
+    and 8th of 9 (96.1%); fewer than 6 rounds are refused."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import timing
+
+    assert [timing.median_interval_rank(r) for r in (5, 6, 7, 8, 9, 12)] == [0, 1, 1, 1, 2, 3]
+    c = timing.compare([1.1, 1.2, 1.05, 1.3, 1.1, 1.15, 1.2], [1.0] * 7)
+    assert c["verdict"] == "slower" and c["round_ratio_interval"] == pytest.approx([1.05, 1.3])
+    assert c["confidence"] == pytest.approx(1 - 2 / 128)
+    c = timing.compare([0.9] + [1.1] * 8, [1.0] * 9)
+    assert c["verdict"] == "slower" and c["confidence"] == pytest.approx(1 - 20 / 512)
+    assert timing.compare([0.9] + [1.1] * 6, [1.0] * 7)["verdict"] == "within noise"
+    s = timing.summary([3.0, 1.0, 2.0, 5.0, 4.0, 7.0, 6.0])
+    assert (s["min"], s["median"], s["max"], s["iqr"]) == (1.0, 4.0, 7.0, 3.0)
+    with pytest.raises(ValueError, match="rounds"):
+        timing.interleave({"a": lambda: None}, 3)
+    with pytest.raises(ValueError, match="too few"):
+        timing.compare([1.0] * 5, [1.0] * 5)
+    order = []
+    t = timing.interleave({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, 7)
+    assert order == ["a", "b"] * 8 and len(t["a"]) == len(t["b"]) == 7  # warm-up discarded
 
 
 def test_mnist_benchmark_quick(tmp_path):
-    """benchmarks/mnist.py --quick: every loop measured, the data share in [0, 1]."""
+    """benchmarks/mnist.py --quick: every loop measured in interleaved rounds, the data share
+    in [0, 1], ours compared with torchvision's per-image pipeline and with the bare loop, the
+    augmentation alone timed against torchvision on tensors and PIL images."""
     buf = io.StringIO()
     with redirect_stdout(buf):
         res = _load("mnist").main(["--quick", "--workers", "0", "--out-dir", str(tmp_path)])
-    assert res["meta"]["images"] == 512
-    assert {"ours, workers=0", "plain, workers=0", "compute only"} <= set(res["loops"])
+    assert res["meta"]["images"] == 512 and res["meta"]["rounds"] == 7
+    assert set(res["loops"]) == {"ours, workers=0", "torchvision, workers=0",
+                                 "plain loop over our loader, workers=0",
+                                 "no augmentation, workers=0", "compute only"}
     for r in res["loops"].values():
-        assert r["images_per_s"] > 0 and 0 <= r["data_share"] <= 1
-    assert res["augmentation"]["speedup"] > 0
-    assert json.loads((tmp_path / "mnist-cpu.json").read_text())["meta"]["images"] == 512
+        assert r["images_per_s"] == pytest.approx(512 / r["seconds"]["median"])
+        assert len(r["seconds"]["rounds"]) == 7 and 0 <= r["data_share"] <= 1
+    assert set(res["comparisons"]) == {
+        "ours, workers=0 / torchvision, workers=0",
+        "ours, workers=0 / plain loop over our loader, workers=0"}
+    for c in res["comparisons"].values():
+        assert c["verdict"] in {"within noise", "slower", "faster"}
+    assert res["loops"]["compute only"]["data_share"] == 0
+    # the loop without a loader is the floor: faster than ours with augmentation
+    assert (res["loops"]["compute only"]["images_per_s"]
+            > res["loops"]["ours, workers=0"]["images_per_s"])
+    aug = res["augmentation"]
+    assert set(aug["per_image_s"]) == {"batched", "torchvision, tensor", "torchvision, PIL"}
+    assert aug["speedup"] == aug["comparisons"]["torchvision, tensor / batched"]["ratio_median"]
+    saved = json.loads((tmp_path / "mnist-cpu-quick.json").read_text())
+    assert saved["meta"]["images"] == 512 and "loadavg_end" in saved["meta"]
+    assert "AutoAugment alone" in buf.getvalue()
+
+
+def test_mnist_torchvision_baseline_gives_the_same_inputs():
+    """The torchvision pipeline without augmentation gives the chapter dataset's items (same
+    scaling and normalisation), so the two loops train on like inputs."""
+    import warnings
+
+    from fgln.data import BundledMnistWarning, load_mnist
+
+    mod = _load("mnist")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BundledMnistWarning)
+        ds = load_mnist().train.subset(4)
+    ds.augment = None
+    tv = mod.torchvision_dataset(ds, augment=False)
+    for i in range(4):
+        (x, y), (xt, yt) = ds[i], tv[i]
+        assert y == yt and xt.dtype == x.dtype and xt.shape == x.shape == (1, 28, 28)
+        assert torch.allclose(xt, x, rtol=0, atol=1e-5)
+    aug = mod.torchvision_dataset(ds)[0][0]
+    assert aug.shape == (1, 28, 28) and aug.dtype == torch.float32
 
 
 def test_benchmarks_refuse_missing_cuda():

@@ -48,6 +48,49 @@ def test_jacobian_and_forward_match_the_definition():
     assert net(x).shape == (3, 2, 3)
 
 
+def reference_forward(net, x, sequential):
+    """The forward pass written out: layer by layer (``sequential``) or through J."""
+    if not sequential:
+        return x @ net.jacobian().T
+    h = x @ net.weights[0].T
+    for l in range(1, net.depth):
+        h = (h * net.gates[l - 1]) @ net.weights[l].T
+    return h
+
+
+def test_forward_plan_is_kept_per_shape_and_output_unchanged(monkeypatch):
+    """The layer-by-layer / through-J choice is made once per (rows, weight shapes): not again
+    after a weight update, again for a new batch size or new weight shapes; the output is
+    bit for bit the written-out forward pass, before and after updates."""
+    net = FixedGatesNetwork.random([6] * 5, 0.5, seed=1)
+    calls = []
+    decide = FixedGatesNetwork._sequential_cheaper
+    monkeypatch.setattr(FixedGatesNetwork, "_sequential_cheaper",
+                        lambda self, rows: calls.append(rows) or decide(self, rows))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(0)
+    for rows, sequential in ((2, True), (500, False)):  # both evaluation orders
+        x = torch.randn(rows, 6, generator=gen, dtype=torch.float64)
+        assert decide(net, rows) is sequential
+        for _ in range(3):
+            out = net(x)
+            assert torch.equal(out, reference_forward(net, x, sequential))
+            opt.zero_grad()
+            out.square().sum().backward()
+            opt.step()
+    assert calls == [2, 500]
+    calls.clear()
+    net.weights[-1] = nn.Parameter(torch.randn(3, 6, generator=gen, dtype=torch.float64))
+    x = torch.randn(2, 6, generator=gen, dtype=torch.float64)
+    assert net(x).shape == (2, 3) and calls == [2]
+    assert torch.equal(net(x), reference_forward(net, x, True)) and calls == [2]
+    net.to(torch.float32)  # buffers replaced: the plan still finds the current gates
+    x = x.float()
+    assert torch.equal(net(x), reference_forward(net, x, True)) and calls == [2]
+    with pytest.raises(ValueError, match="last dimension n_0 = 6"):
+        net(torch.zeros(2, 5, dtype=torch.float32))
+
+
 def test_weights_are_parameters_and_gates_are_buffers():
     net = rect_net()
     names = {n for n, _ in net.named_parameters()}

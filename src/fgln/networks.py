@@ -181,21 +181,38 @@ class FixedGatesNetwork(nn.Module):
         via_j = sum(n[l] * n[l - 1] * n[0] for l in range(2, len(n))) + rows * n[-1] * n[0]
         return seq <= via_j
 
+    def _forward_plan(self, x: Tensor) -> tuple[bool, list[Tensor], list[Tensor]]:
+        """``(sequential, weights, gates)`` for ``forward(x)``. Whether to go layer by layer
+        depends only on the number of rows and the weights' shapes, so it is decided once per
+        ``(rows, shapes)`` and kept in ``self._plans`` (new shapes give a new entry)."""
+        weights = list(self.weights._parameters.values())
+        if x.shape[-1] != weights[0].shape[1]:
+            raise ValueError(f"input must have last dimension n_0 = {weights[0].shape[1]}, "
+                             f"got shape {tuple(x.shape)}")
+        rows = math.prod(x.shape[:-1]) if x.ndim > 1 else 1
+        key = (rows, tuple(w.shape for w in weights))
+        plans = self.__dict__.setdefault("_plans", {})
+        sequential = plans.get(key)
+        if sequential is None:
+            if len(plans) >= 64:  # many batch sizes: start over rather than grow
+                plans.clear()
+            sequential = plans[key] = self._sequential_cheaper(rows)
+        buffers = self._buffers
+        return sequential, weights, [buffers[f"gate{l}"] for l in range(1, len(weights))]
+
     def forward(self, x: Tensor) -> Tensor:
         """``x @ J.T`` for ``x`` [..., n_0]; returns [..., n_L].
 
         The product is evaluated layer by layer or through ``J``, whichever costs fewer
-        multiplications for this batch size (the two agree to rounding).
+        multiplications for this batch size (the two agree to rounding); the choice is made
+        once per batch size and weight shapes.
         """
-        if x.shape[-1] != self.widths[0]:
-            raise ValueError(f"input must have last dimension n_0 = {self.widths[0]}, "
-                             f"got shape {tuple(x.shape)}")
-        rows = math.prod(x.shape[:-1]) if x.ndim > 1 else 1
-        if not self._sequential_cheaper(rows):
+        sequential, weights, gates = self._forward_plan(x)
+        if not sequential:
             return x @ self.jacobian().T
-        h = x @ self.weights[0].T
-        for l in range(1, self.depth):
-            h = (h * self._gate(l)) @ self.weights[l].T
+        h = x @ weights[0].T
+        for w, g in zip(weights[1:], gates):
+            h = (h * g) @ w.T
         return h
 
     # ------------------------------------------------------------------ constructors
