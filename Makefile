@@ -29,7 +29,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -e ".[dev]"
+	$(VPY) -m pip install -e ".[dev,cluster]"
 	# Kernel "python3" -> this venv's interpreter (installed under .venv, nothing global).
 	$(VPY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fgln .venv)"
 	touch $(STAMP)

@@ -34,18 +34,19 @@ def _pyproject() -> dict:
     return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
-def test_environment_yml_installs_the_package_with_its_dev_extra():
-    """One dependency list (pyproject.toml); environment.yml installs ``-e .[dev]``."""
+def test_environment_yml_installs_the_package_with_its_extras():
+    """One dependency list (pyproject.toml); environment.yml installs ``-e .[dev,cluster]``."""
     env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text(encoding="utf-8"))
     pip_lists = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
     assert len(pip_lists) == 1, "environment.yml needs exactly one pip: section"
-    assert [p.strip() for p in pip_lists[0]] == ["-e .[dev]"]
+    assert [p.strip() for p in pip_lists[0]] == ["-e .[dev,cluster]"]
     assert "python=3.11" in env["dependencies"]
 
 
-def test_one_dev_extra_and_torchvision_pair():
+def test_extras_and_torchvision_pair():
     project = _pyproject()["project"]
-    assert sorted(project["optional-dependencies"]) == ["dev"]
+    assert sorted(project["optional-dependencies"]) == ["cluster", "dev"]
+    assert project["optional-dependencies"]["cluster"] == ["dask[distributed]"]
     deps = {Requirement(r).name: str(Requirement(r).specifier) for r in project["dependencies"]}
     # torchvision imports only beside the torch release it was built against
     assert deps["torch"] == "==2.14.1" and deps["torchvision"] == "==0.29.1"
