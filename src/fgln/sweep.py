@@ -15,8 +15,8 @@ Executors by name (:func:`make_executor`, ``$FGLN_EXECUTOR`` for :func:`executor
 ``serial`` (default), ``processes:N`` (``N`` local processes), ``dask-local:N`` (a dask
 ``LocalCluster`` of ``N`` one-thread worker processes) and ``dask:<scheduler address>`` (a
 running dask cluster; needs the ``cluster`` extra, ``pip install -e '.[cluster]'``). Torch
-threads per task are the worker's share of the cores (``$FGLN_TORCH_THREADS`` on a worker
-overrides it).
+threads per task: the worker's share of the cores on the local executors, dask's one per task
+thread on a cluster, ``$FGLN_TORCH_THREADS`` on a worker when set.
 """
 from __future__ import annotations
 
@@ -69,21 +69,15 @@ def usable_cores() -> int:
 
 
 def worker_torch_threads() -> int | None:
-    """Torch threads for a task on this worker: ``$FGLN_TORCH_THREADS`` if set (the executors
-    of :func:`make_executor` set it), else, on a dask worker, its cores divided by its task
-    threads; ``None`` (leave torch as it is) elsewhere."""
-    env = os.environ.get(THREADS_ENV)
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}")
-        return int(env)
-    try:
-        from distributed import get_worker
-
-        worker = get_worker()
-    except (ImportError, ValueError):
+    """Torch threads for a task on this worker: ``$FGLN_TORCH_THREADS`` if set (the local
+    executors of :func:`make_executor` set it to their share of the cores), else ``None``
+    (leave torch as it is: on a dask worker, one thread per task thread)."""
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if not env:
         return None
-    return max(1, usable_cores() // max(1, worker.state.nthreads))
+    if not env.isdigit() or int(env) < 1:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}")
+    return int(env)
 
 
 def _compute(name: str, params: dict, fn: Callable[..., dict], cache_dir: str) -> tuple[dict, str]:
