@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 
 from fgln.alignment import appendix_g_panel
+from fgln.data import BundledMnistWarning, load_mnist
 from fgln.depth_scaling import top_values_by_depth
+from fgln.mnist import MnistConfig, train_point, train_task
 from fgln.sweep import (
     SweepError,
     executor_from_env,
@@ -164,3 +167,22 @@ def test_dask_executors_without_dask_name_the_extra(monkeypatch, spec):
     with pytest.raises(ImportError, match=r"pip install -e '\.\[cluster\]'"):
         with make_executor(spec):
             pass
+
+
+def test_mnist_task_is_the_cached_run_entry_and_checks_the_data(tmp_path):
+    """mnist.train_task: the cache entry of mnist.cached_run; its grid point refuses MNIST
+    files other than those the task was made for."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BundledMnistWarning)
+        data = load_mnist(download=False)
+    config = MnistConfig(train_size=64, test_size=50, epochs=1)
+    name, params, fn = train_task(config, 3, data, cache_dir=tmp_path)
+    assert name == "mnist_train"
+    assert params == {**config.params(), "seed": 3, "source": data.source,
+                      "n_train_total": len(data.train), "n_test_total": len(data.test)}
+    assert fn.keywords["checkpoint_dir"] == str((tmp_path / "checkpoints").absolute())
+    other = "full" if data.source == "bundled" else "bundled"
+    with pytest.raises(ValueError, match=f"the task needs {other}"):
+        fn(**dict(params, source=other))
+    with pytest.raises(ValueError, match="same MNIST files"):
+        train_point(**dict(params, n_train_total=1), checkpoint_dir=tmp_path)
