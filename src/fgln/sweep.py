@@ -21,6 +21,7 @@ thread on a cluster, ``$FGLN_TORCH_THREADS`` on a worker when set.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -247,7 +248,7 @@ def make_executor(spec: str) -> Iterator[Executor | None]:
     if kind == "dask-local":
         share = max(1, usable_cores() // int(arg))
         with distributed.LocalCluster(n_workers=int(arg), threads_per_worker=1, processes=True,
-                                      dashboard_address=None,
+                                      dashboard_address=None, silence_logs=logging.ERROR,
                                       env={THREADS_ENV: str(share)}) as cluster, \
                 distributed.Client(cluster) as client:
             yield client.get_executor(pure=False)
