@@ -19,7 +19,7 @@ import pytest
 from fgln.alignment import appendix_g_panel
 from fgln.data import BundledMnistWarning, load_mnist
 from fgln.depth_scaling import top_values_by_depth
-from fgln.mnist import MnistConfig, train_point, train_task
+from fgln.mnist import MnistConfig, cached_run, train_point, train_task
 from fgln.sweep import (
     SweepError,
     executor_from_env,
@@ -181,8 +181,17 @@ def test_mnist_task_is_the_cached_run_entry_and_checks_the_data(tmp_path):
     assert params == {**config.params(), "seed": 3, "source": data.source,
                       "n_train_total": len(data.train), "n_test_total": len(data.test)}
     assert fn.keywords["checkpoint_dir"] == str((tmp_path / "checkpoints").absolute())
+    assert fn.keywords["workers"] == 1 and "data" not in fn.keywords  # loaded where it runs
     other = "full" if data.source == "bundled" else "bundled"
     with pytest.raises(ValueError, match=f"the task needs {other}"):
         fn(**dict(params, source=other))
     with pytest.raises(ValueError, match="same MNIST files"):
         train_point(**dict(params, n_train_total=1), checkpoint_dir=tmp_path)
+    # trained once by cached_run (on `data`), then read back by the grid: one cache entry
+    small = MnistConfig(train_size=64, test_size=50, epochs=1, batch_size=32)
+    run = cached_run(small, 3, data, cache_dir=tmp_path, workers=0, progress=False)
+    assert len(list(tmp_path.glob("mnist_train-*.npz"))) == 1
+    assert list((tmp_path / "checkpoints").glob("*")) == []
+    (again,) = run_grid([train_task(small, 3, data, cache_dir=tmp_path)], cache_dir=tmp_path,
+                        executor="dask:tcp://127.0.0.1:1")  # nothing left to compute
+    np.testing.assert_array_equal(again["test_acc"], run["test_acc"])
