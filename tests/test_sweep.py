@@ -2,7 +2,6 @@
 tasks by name, and lose nothing finished when interrupted."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -55,27 +54,42 @@ def _assert_same(a: list[dict], b: list[dict]) -> None:
             np.testing.assert_array_equal(ra[k], rb[k], err_msg=k)
 
 
-def test_serial_processes_and_dask_give_identical_arrays(tmp_path):
+@pytest.fixture(scope="module")
+def pool():
+    """``processes:2``: a ProcessPoolExecutor of two spawned workers, shared by the tests of
+    this file."""
+    with make_executor("processes:2") as ex:
+        assert isinstance(ex, ProcessPoolExecutor) and ex._max_workers == 2
+        assert ex._mp_context.get_start_method() == "spawn"
+        yield ex
+
+
+def test_serial_processes_and_dask_give_identical_arrays(tmp_path, pool):
     pytest.importorskip("distributed")
     serial = run_grid(_grid(), cache_dir=tmp_path / "serial")
     assert len(list((tmp_path / "serial").glob("*.npz"))) == len(_grid())
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        procs = run_grid(_grid(), executor=pool, cache_dir=tmp_path / "processes")
-    _assert_same(serial, procs)
     threads = [("threads", {"tag": i}, torch_thread_count) for i in range(2)]
+    procs = run_grid(_grid() + threads, executor=pool, cache_dir=tmp_path / "processes")
+    _assert_same(serial, procs[: len(serial)])
+    share = max(1, usable_cores() // 2)  # torch threads per worker: its share of the cores
+    assert [r["threads"] for r in procs[len(serial):]] == [share] * 2
+    with pytest.raises(SweepError, match=r'lambda_task {"x": 1}: .*[Pp]ickl'):
+        run_grid([("lambda_task", {"x": 1}, lambda x: {"y": x})], executor=pool,
+                 cache_dir=tmp_path / "processes")  # a grid point must be top-level
     # make_executor("dask-local:2") = LocalCluster(n_workers=2, threads_per_worker=1,
     # processes=True); computed on the workers, written to this cache folder by them
     with make_executor("dask-local:2") as ex:
         dask = run_grid(_grid() + threads, executor=ex, cache_dir=tmp_path / "dask")
     _assert_same(serial, dask[: len(serial)])
-    assert [r["threads"] for r in dask[len(serial):]] == [max(1, usable_cores() // 2)] * 2
+    assert [r["threads"] for r in dask[len(serial):]] == [share] * 2
     # a rerun reads everything from the cache: the results are those computed
     _assert_same(dask, run_grid(_grid() + threads, cache_dir=tmp_path / "dask",
                                 executor="dask:tcp://127.0.0.1:1"))
 
 
-@pytest.mark.parametrize("executor", [None, "processes:2"])
-def test_failed_task_is_named_and_the_rerun_computes_only_it(tmp_path, executor):
+@pytest.mark.parametrize("where", ["serial", "processes"])
+def test_failed_task_is_named_and_the_rerun_computes_only_it(tmp_path, pool, where):
+    executor = pool if where == "processes" else None
     log, flag = tmp_path / "log", tmp_path / "broken"
     flag.touch()
 

@@ -176,8 +176,13 @@ def _completions(tasks: list[tuple[str, dict, Callable[..., dict]]], todo: list[
                 yield i, None, exc
         return
     version = code_version()
-    futures = {executor.submit(_compute, *tasks[i], folder): i for i in todo}
+    futures = {}
     try:
+        for i in todo:
+            try:
+                futures[executor.submit(_compute, *tasks[i], folder)] = i
+            except Exception as exc:  # e.g. a task that does not pickle
+                yield i, None, exc
         for fut in as_completed(futures):
             i = futures[fut]
             try:
