@@ -61,6 +61,7 @@ def empty_task(i: int) -> dict:
 
 def warm_up(i: int) -> int:
     """Import the package on a worker (as its first grid point would)."""
+    import fgln.mnist  # noqa: F401
     import fgln.sweep  # noqa: F401
 
     time.sleep(0.2)  # so that the warm-up tasks spread over the workers
