@@ -37,7 +37,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -e ".[dev]"
+	$(VPY) -m pip install -e ".[dev,cluster]"
 	# Kernel "python3" -> this venv's interpreter (installed under .venv, nothing global).
 	$(VPY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fgln .venv)"
 	touch $(STAMP)
@@ -69,7 +69,7 @@ book: venv
 # JupyterLab on top of the dev environment; .md files open as notebooks (jupytext), with
 # the kernel "python3" of .venv. Extra options: make lab LAB_ARGS="--port 8890 --no-browser"
 $(LAB_STAMP): $(STAMP) pyproject.toml
-	$(VPY) -m pip install -e ".[dev,lab]"
+	$(VPY) -m pip install -e ".[dev,cluster,lab]"
 	$(VENV)/bin/jupytext-config --settings-file $(LAB_OVERRIDES) set-default-viewer markdown myst
 	touch $(LAB_STAMP)
 

@@ -35,23 +35,24 @@ def _pyproject() -> dict:
 
 
 def test_environment_yml_installs_the_package_with_its_extras():
-    """One dependency list (pyproject.toml); environment.yml installs ``-e .[dev,lab]``,
+    """One dependency list (pyproject.toml); environment.yml installs ``-e .[dev,cluster,lab]``,
     every extra of pyproject.toml."""
     env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text(encoding="utf-8"))
     pip_lists = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
     assert len(pip_lists) == 1, "environment.yml needs exactly one pip: section"
-    assert [p.strip() for p in pip_lists[0]] == ["-e .[dev,lab]"]
+    assert [p.strip() for p in pip_lists[0]] == ["-e .[dev,cluster,lab]"]
     extras = sorted(_pyproject()["project"]["optional-dependencies"])
-    assert extras == ["dev", "lab"], "environment.yml must install every extra"
+    assert extras == ["cluster", "dev", "lab"], "environment.yml must install every extra"
     assert "python=3.11" in env["dependencies"]
 
 
 def test_extras_and_torchvision_pair():
     """``dev``: tests and the book build (with a Jupyter server, no JupyterLab); ``lab``:
-    JupyterLab and jupytext, installed by ``make lab`` only."""
+    JupyterLab and jupytext, installed by ``make lab`` only; ``cluster``: dask."""
     project = _pyproject()["project"]
     extras = project["optional-dependencies"]
-    assert sorted(extras) == ["dev", "lab"]
+    assert sorted(extras) == ["cluster", "dev", "lab"]
+    assert extras["cluster"] == ["dask[distributed]"]
     names = {k: {Requirement(r).name.lower().replace("_", "-") for r in v}
              for k, v in extras.items()}
     assert "jupyterlab" in names["lab"] and "jupytext" in names["lab"]

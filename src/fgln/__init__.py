@@ -6,7 +6,8 @@ supports the executable Jupyter Book reproducing "Why Deep Jacobian Spectra
 Separate". The numerics the chapters call are importable from here (each name is
 defined in the submodule listed beside it); the book's machinery is imported from
 its modules: :mod:`fgln.cache` (disk cache), :mod:`fgln.claims` (claims ledger),
-:mod:`fgln.plotting` (figure style), :mod:`fgln.progress` (progress bars).
+:mod:`fgln.plotting` (figure style), :mod:`fgln.progress` (progress bars), :mod:`fgln.sweep`
+(grids of cached tasks on an executor).
 """
 
 __version__ = "0.1.0"

@@ -28,7 +28,8 @@ from .threads import single_threaded, torch_threads
 
 Tensor = torch.Tensor
 
-__all__ = ["fix_signs", "svd_fixed_signs", "alignment_overlaps", "overlap_profiles"]
+__all__ = ["fix_signs", "svd_fixed_signs", "alignment_overlaps", "overlap_profiles",
+           "appendix_g_panel"]
 
 
 # --------------------------------------------------------------------------------------
@@ -174,3 +175,11 @@ def overlap_profiles(n: int, L: int, p: float, seeds: int, ks: Sequence[int], *,
                 res.setdefault(f"overlap_k{k}", []).append(ov[: keep_blocks - done])
         done += bsz
     return {key: torch.cat(v).numpy() for key, v in res.items()}
+
+
+def appendix_g_panel(n: int, L: int, p: float, seeds: int, k: int, seed: int = 0
+                     ) -> dict[str, np.ndarray]:
+    """One panel (n, p) of Appendix G.2 (Figures 10-12): :func:`overlap_profiles` for block
+    size ``k`` over ``seeds`` networks, drawn with seed ``seed + 7 n + int(10 p)`` (so panels
+    are independent)."""
+    return overlap_profiles(n, L, p, seeds, [k], seed=seed + 7 * n + int(10 * p))

@@ -43,6 +43,7 @@ __all__ = [
     "cache_counts",
     "cache_key",
     "code_version",
+    "lookup",
     "default_cache_dir",
     "find_repo_root",
     "local_dir",
@@ -172,6 +173,28 @@ def _load(path: Path) -> dict:
     return _to_result(arrays, meta["scalars"])
 
 
+def _entry(name: str, params: Mapping[str, Any],
+           cache_dir: str | os.PathLike | None) -> tuple[str, Path, Path]:
+    """(key, .npz path, .json path) of the entry of (name, params) in ``cache_dir``."""
+    key = cache_key(name, params)
+    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    stem = f"{_SAFE_NAME.sub('_', name)}-{key}"
+    return key, directory / f"{stem}.npz", directory / f"{stem}.json"
+
+
+def lookup(name: str, params: Mapping[str, Any],
+           cache_dir: str | os.PathLike | None = None) -> dict | None:
+    """The cached result of (name, params) as :func:`cached` returns it, or ``None`` when
+    there is none yet (or it cannot be read; :func:`cached` then recomputes it)."""
+    _, npz_path, _ = _entry(name, params, cache_dir)
+    if not npz_path.is_file():
+        return None
+    try:
+        return _load(npz_path)
+    except Exception:
+        return None
+
+
 def cached(
     name: str,
     params: dict,
@@ -186,11 +209,8 @@ def cached(
     returned dict is the same whether freshly computed or loaded: arrays as
     ``np.ndarray``, scalars as Python ``int``/``float``/``bool``.
     """
-    key = cache_key(name, params)
-    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    stem = f"{_SAFE_NAME.sub('_', name)}-{key}"
-    npz_path = directory / f"{stem}.npz"
-    json_path = directory / f"{stem}.json"
+    key, npz_path, json_path = _entry(name, params, cache_dir)
+    directory = npz_path.parent
 
     if npz_path.is_file():
         try:
