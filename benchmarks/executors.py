@@ -39,7 +39,8 @@ import fgln
 from fgln.alignment import appendix_g_panel
 from fgln.atomic import atomic_write
 from fgln.data import BundledMnistWarning, load_mnist
-from fgln.mnist import MnistConfig, train_task
+from fgln.mnist import MnistConfig
+from fgln.mnist_tasks import train_task
 from fgln.sweep import make_executor, run_grid, usable_cores
 
 SIZES = {

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fgln import mnist
+from fgln import mnist, mnist_tasks
 from fgln.block_measurements import (
     alignment_reach,
     block_statistics,
@@ -204,11 +204,11 @@ def test_workers_do_not_change_the_result(digits):
 
 
 def test_checkpoint_path_depends_on_everything(tmp_path):
-    p = mnist.checkpoint_path(tmp_path, QUICK, 0, "bundled")
+    p = mnist_tasks.checkpoint_path(tmp_path, QUICK, 0, "bundled")
     assert p.parent == tmp_path and p.suffix == ".pt"
-    assert p != mnist.checkpoint_path(tmp_path, QUICK, 1, "bundled")
-    assert p != mnist.checkpoint_path(tmp_path, QUICK, 0, "full")
-    assert p != mnist.checkpoint_path(tmp_path, MnistConfig(), 0, "bundled")
+    assert p != mnist_tasks.checkpoint_path(tmp_path, QUICK, 1, "bundled")
+    assert p != mnist_tasks.checkpoint_path(tmp_path, QUICK, 0, "full")
+    assert p != mnist_tasks.checkpoint_path(tmp_path, MnistConfig(), 0, "bundled")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

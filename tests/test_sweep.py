@@ -18,7 +18,8 @@ import pytest
 from fgln.alignment import appendix_g_panel
 from fgln.data import BundledMnistWarning, load_mnist
 from fgln.depth_scaling import top_values_by_depth
-from fgln.mnist import MnistConfig, cached_run, train_point, train_task
+from fgln.mnist import MnistConfig
+from fgln.mnist_tasks import cached_run, train_point, train_task
 from fgln.sweep import (
     SweepError,
     executor_from_env,

@@ -183,7 +183,7 @@ def cached_relu_run(config: MnistConfig, seed: int, data: Mnist, *, per_class: i
                     cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
                     progress: bool | None = None) -> dict:
     """:func:`train_relu_mnist` through :func:`fgln.cache.cached`, with a checkpoint every epoch
-    (removed once the result is cached), as :func:`fgln.mnist.cached_run`."""
+    (removed once the result is cached), as :func:`fgln.mnist_tasks.cached_run`."""
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     params = {**config.params(), "seed": int(seed), "source": data.source,
               "per_class": int(per_class), "n_train_total": len(data.train),
