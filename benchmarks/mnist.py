@@ -4,12 +4,14 @@
     .venv/bin/python benchmarks/mnist.py --quick         # 512 images, 1 epoch (seconds)
     .venv/bin/python benchmarks/mnist.py --device cuda --workers 0,4
 
-All loops train the chapter's model (``fgln.mnist.MnistFixedGates``: 784 -> 128, the square
+All loops train the chapter's model (``fgln.mnist.model.MnistFixedGates``: 784 -> 128, the square
 block L = 10, n = 128, p = 0.5, -> 10; float32) with cross-entropy and SGD (momentum 0.9,
 lr 0.01) on batches of ``--batch`` images, in one intra-op thread on the CPU:
 
-* ``ours``: ``fgln.train.train`` over the chapter's ``DataLoader`` (AutoAugment on the training
-  images, batched per ``DataLoader`` batch by ``fgln.augment.BatchedAutoAugment``, ``W`` loader
+* ``ours``: ``fgln.training.train.train`` over the chapter's ``DataLoader`` (AutoAugment on the
+  training
+  images, batched per ``DataLoader`` batch by ``fgln.mnist.augment.BatchedAutoAugment``, ``W``
+  loader
   processes), without recording or checkpoints;
 * ``plain``: the same model, loader and optimiser in a bare PyTorch loop (``for x, y in
   loader: zero_grad, forward, loss, backward, step``);
@@ -37,12 +39,12 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from fgln.atomic import atomic_write
-from fgln.data import BundledMnistWarning, load_mnist
-from fgln.mnist import MnistFixedGates, train_loader
-from fgln.networks import resolve_device
-from fgln.threads import torch_threads
-from fgln.train import train
+from fgln.base.atomic import atomic_write
+from fgln.base.threads import torch_threads
+from fgln.mnist.data import BundledMnistWarning, load_mnist
+from fgln.mnist.model import MnistFixedGates, train_loader
+from fgln.training.networks import resolve_device
+from fgln.training.train import train
 
 LR, MOMENTUM = 0.01, 0.9
 
@@ -83,7 +85,8 @@ def _model(dev: torch.device, seed: int = 0):
 
 
 def time_ours(ds, batch, workers, epochs, dev) -> list[dict]:
-    """``fgln.train.train``, one call per epoch (same model, optimiser state via resume)."""
+    """``fgln.training.train.train``, one call per epoch (same model, optimiser state via
+    resume)."""
     out = []
     model = MnistFixedGates.random(seed=0, dtype=torch.float32)
     for e in range(epochs):

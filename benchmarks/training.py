@@ -14,7 +14,7 @@ Workloads (one SGD step = zero_grad, forward, loss, backward, optimiser step):
 
 The plain model is what a user would write instead: bias-free ``nn.Linear`` layers, each
 followed by multiplication with a fixed 0/1 mask (a buffer), with the same weights.
-Recording: :func:`fgln.train.train` on the Figure 1 task with the chapters' recorders and
+Recording: :func:`fgln.training.train.train` on the Figure 1 task with the chapters' recorders and
 frequencies (Chapter 1: ``SpectralRecorder`` every 25 steps; Chapter 7: ``DynamicsRecorder``
 every 20 steps); the JSON reports recording time over training time.
 Results: ``benchmarks/results/training-<device>.json`` (atomic write).
@@ -31,11 +31,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fgln.atomic import atomic_write
-from fgln.networks import FixedGatesNetwork, resolve_device
-from fgln.recorders import DynamicsRecorder, SpectralRecorder
-from fgln.synthetic_runs import compress_regression, synthetic_task
-from fgln.train import half_mse, train
+from fgln.base.atomic import atomic_write
+from fgln.training.networks import FixedGatesNetwork, resolve_device
+from fgln.training.recorders import DynamicsRecorder, SpectralRecorder
+from fgln.training.synthetic_runs import compress_regression, synthetic_task
+from fgln.training.train import half_mse, train
 
 
 class MaskedLinearStack(nn.Module):

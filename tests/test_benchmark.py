@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from fgln.networks import FixedGatesNetwork
-from fgln.sampling import sample_layers, sample_network
-from fgln.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
+from fgln.products.sampling import sample_layers, sample_network
+from fgln.products.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
+from fgln.training.networks import FixedGatesNetwork
 
 BENCH = REPO_ROOT / "benchmarks" / "spectra.py"
 

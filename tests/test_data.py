@@ -1,4 +1,4 @@
-"""fgln.data: IDX reading, the offline fallback to the bundled digits, the MNIST choice
+"""fgln.mnist.data: IDX reading, the offline fallback to the bundled digits, the MNIST choice
 (FGLN_MNIST), augmentation."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from fgln import data, idx_format, mnist_download
-from fgln.cache import find_repo_root
+from fgln.base.paths import find_repo_root
+from fgln.mnist import data, idx_format
+from fgln.mnist import download as mnist_download
 
 
 def _idx_bytes(t: torch.Tensor) -> bytes:

@@ -1,13 +1,12 @@
 """Singular-value dynamics: Lemmas A.1, E.1, E.2, Propositions 4.5 and 7.1, Remark 7.2 and the
-Appendix G.1 process (fgln.flow_rates, network_assumptions, recorders, g1_process)."""
+Appendix G.1 process (fgln.theory.flow_rates, network_assumptions, recorders, g1_process)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from fgln.balanced_networks import balance_residuals, balanced_masked_network
-from fgln.flow_rates import (
+from fgln.theory.flow_rates import (
     aligned_rates,
     balanced_singular_value_rates,
     flow_jacobian_derivative,
@@ -19,18 +18,23 @@ from fgln.flow_rates import (
     singular_value_rates,
     weight_gradients,
 )
-from fgln.g1_process import (
+from fgln.theory.g1_process import (
     fit_g1_constant,
     g1_process,
     growth_phase_ratio,
     rise_times,
     theory_constant,
 )
-from fgln.network_assumptions import alignment_errors, network_depth_scaling, subspace_alignment
-from fgln.networks import FixedGatesNetwork
-from fgln.recorders import DynamicsRecorder, dynamics_snapshot
-from fgln.synthetic_runs import synthetic_task
-from fgln.train import half_mse, train
+from fgln.training.balanced_networks import balance_residuals, balanced_masked_network
+from fgln.training.network_assumptions import (
+    alignment_errors,
+    network_depth_scaling,
+    subspace_alignment,
+)
+from fgln.training.networks import FixedGatesNetwork
+from fgln.training.recorders import DynamicsRecorder, dynamics_snapshot
+from fgln.training.synthetic_runs import synthetic_task
+from fgln.training.train import half_mse, train
 
 D = torch.float64
 

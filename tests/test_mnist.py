@@ -1,4 +1,4 @@
-"""fgln.mnist: the Section 8 model, the hidden-block measurements, training and resume."""
+"""fgln.mnist.model: the Section 8 model, the hidden-block measurements, training and resume."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from fgln import mnist
-from fgln.block_measurements import (
+from fgln.mnist import model as mnist
+from fgln.mnist.block_measurements import (
     alignment_reach,
     block_statistics,
     cluster_measurements,
     split_clusters,
 )
-from fgln.data import BundledMnistWarning, load_mnist
-from fgln.diagonal_correlation import diagonal_correlation
-from fgln.mnist import MnistConfig, MnistFixedGates, train_mnist
-from fgln.sampling import sample_network
+from fgln.mnist.data import BundledMnistWarning, load_mnist
+from fgln.mnist.model import MnistConfig, MnistFixedGates, train_mnist
+from fgln.products.sampling import sample_network
+from fgln.theory.diagonal_correlation import diagonal_correlation
 
 # the chapter's quick scale: a few hundred images, one short epoch
 QUICK = MnistConfig(train_size=512, test_size=500, epochs=1, batch_size=16, lr=0.02)
@@ -234,7 +234,7 @@ def test_alignment_reach():
 def test_linear_baseline_is_a_least_squares_fit(digits):
     """Labels that are an exact linear function of the pixels are recovered perfectly; the
     real digits are well above chance."""
-    from fgln.data import MnistDataset
+    from fgln.mnist.data import MnistDataset
 
     imgs = digits.train.images[:300]
     X = imgs.reshape(300, -1).double() / 255

@@ -53,7 +53,7 @@ MIN_PIXEL_STD = 0.01
 # --------------------------------------------------------------------------
 
 def _check_fig02(d):
-    from fgln.exponents import lyapunov_exponents
+    from fgln.theory.exponents import lyapunov_exponents
 
     n = int(d["n"])
     for tag, p in (("p1", 1.0), ("p05", 0.5)):
@@ -124,8 +124,8 @@ def _check_fig04b(d):
 
 
 def _check_fig05b(d):
-    from fgln.block_measurements import block_statistics
-    from fgln.mnist import MnistFixedGates
+    from fgln.mnist.block_measurements import block_statistics
+    from fgln.mnist.model import MnistFixedGates
 
     _rho_range(d)
     k = int(d["k"])
@@ -147,7 +147,7 @@ def _check_fig01(d):
 
 
 def _check_fig07(d):
-    from fgln.g1_process import g1_process
+    from fgln.theory.g1_process import g1_process
 
     s, fit, g = d["s1_measured"], d["s1_fitted"], d["g1"]  # [seeds, R]
     assert s.shape == fit.shape == g.shape == d["s1_theory"].shape == d["C_theory"].shape
@@ -277,7 +277,7 @@ def test_figure_data(executed_chapter):
 
 
 def test_ledger_written(executed_chapter):
-    from fgln.claims import KINDS, STATUSES, source_sha
+    from fgln.book.claims import KINDS, STATUSES, source_sha
 
     path = executed_chapter["ledger"]
     assert path.is_file(), f"{executed_chapter['name']} wrote no claims ledger"

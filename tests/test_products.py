@@ -1,5 +1,6 @@
-"""Sampling, partial products and exact log-spectra of deep products (fgln.sampling,
-fgln.partial_products, fgln.accumulator, fgln.graded_svd, fgln.spectra)."""
+"""Sampling, partial products and exact log-spectra of deep products (fgln.products.sampling,
+fgln.products.partial_products, fgln.products.accumulator, fgln.products.graded_svd,
+fgln.products.spectra)."""
 import math
 
 import mpmath
@@ -7,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from fgln.accumulator import SpectrumAccumulator
-from fgln.graded_svd import graded_log_svdvals
-from fgln.partial_products import layer_partial_products, network_partial_products
-from fgln.sampling import iter_layers, network_layers, sample_layers, sample_network
-from fgln.spectra import (
+from fgln.base.statistics import mean_se
+from fgln.products.accumulator import SpectrumAccumulator
+from fgln.products.graded_svd import graded_log_svdvals
+from fgln.products.partial_products import layer_partial_products, network_partial_products
+from fgln.products.sampling import iter_layers, network_layers, sample_layers, sample_network
+from fgln.products.spectra import (
     log_singular_values,
     log_spectra_by_depth,
     lyapunov_estimates,
     stream_log_spectra,
     stream_lyapunov_estimates,
 )
-from fgln.statistics import mean_se
 
 
 def product(layers):
@@ -249,7 +250,7 @@ def test_bad_layers_and_depths():
 
 
 def test_qr_lyapunov_estimates_are_unbiased_for_the_exponents():
-    from fgln.exponents import lyapunov_exponents
+    from fgln.theory.exponents import lyapunov_exponents
 
     n, L, batch = 5, 30, 400
     est = stream_lyapunov_estimates(n, L, 1.0, batch=batch, seed=3, reorth_every=3).numpy()
@@ -318,7 +319,7 @@ def test_adaptive_interval_redoes_a_chunk_with_a_nearly_singular_layer(monkeypat
 
 
 def test_qr_interval_choices():
-    from fgln.accumulator import QRInterval
+    from fgln.products.accumulator import QRInterval
 
     assert QRInterval(3).size == 3 and not QRInterval(3).adaptive
     assert not QRInterval(dtype=torch.float32).adaptive  # 1e-10 is below float32 rounding

@@ -1,5 +1,5 @@
 """Project-level consistency checks and unit tests of the infrastructure
-modules (fgln.cache, fgln.plotting, fgln.progress)."""
+modules (fgln.book.cache, fgln.book.plotting, fgln.base.progress)."""
 
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ def test_notebook_chapters_are_validated():
 
 
 # --------------------------------------------------------------------------
-# (e) fgln.cache
+# (e) fgln.book.cache
 # --------------------------------------------------------------------------
 
 def _listing(d: Path) -> list[str]:
@@ -214,7 +214,7 @@ def _listing(d: Path) -> list[str]:
 
 
 def test_cache_round_trip(tmp_path):
-    from fgln.cache import cached
+    from fgln.book.cache import cached
 
     calls = []
 
@@ -238,12 +238,12 @@ def test_cache_round_trip(tmp_path):
     assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".npz")
     sidecar = json.loads((tmp_path / files[0]).read_text())
     assert sidecar["params"] == params and sidecar["name"] == "unit"
-    from fgln.cache import code_version
+    from fgln.book.cache import code_version
     assert sidecar["code_version"] == code_version()
 
 
 def test_cache_key_properties():
-    from fgln.cache import cache_key
+    from fgln.book.cache import cache_key
 
     k = cache_key("n", {"a": 1, "b": {"c": 2, "d": 3}})
     assert k == cache_key("n", {"b": {"d": 3, "c": 2}, "a": 1})  # key order irrelevant
@@ -264,7 +264,7 @@ def _copy_package(tmp_path: Path) -> Path:
 def test_code_version_tracks_every_module(tmp_path):
     """Editing, adding or renaming any module of the package changes code_version();
     a non-Python file does not."""
-    from fgln.cache import code_version
+    from fgln.book.cache import code_version
 
     pkg = _copy_package(tmp_path)
     v0 = code_version(pkg)
@@ -292,7 +292,7 @@ def test_code_version_tracks_every_module(tmp_path):
 def test_cache_recomputes_after_a_code_change(tmp_path, monkeypatch):
     """Editing a module of fgln invalidates the cached results (the key holds the code
     version); the old entry stays on disk but is no longer read."""
-    from fgln import cache
+    from fgln.book import cache
 
     calls = []
     compute = lambda: calls.append(1) or {"v": float(len(calls))}  # noqa: E731
@@ -313,7 +313,7 @@ def test_cache_recomputes_after_a_code_change(tmp_path, monkeypatch):
 @pytest.mark.parametrize("bad", [{"x": object()}, {"x": {1, 2}}, {"x": np.int64(3)},
                                  {"x": np.zeros(2)}, {"x": float("nan")}])
 def test_cache_rejects_bad_params(tmp_path, bad):
-    from fgln.cache import cached
+    from fgln.book.cache import cached
 
     with pytest.raises(TypeError, match="JSON-serialisable"):
         cached("bad", bad, lambda: {"a": 1}, cache_dir=tmp_path)
@@ -321,7 +321,7 @@ def test_cache_rejects_bad_params(tmp_path, bad):
 
 
 def test_cache_rejects_bad_results(tmp_path):
-    from fgln.cache import cached
+    from fgln.book.cache import cached
 
     with pytest.raises(TypeError):
         cached("r", {}, lambda: [1, 2], cache_dir=tmp_path)
@@ -330,7 +330,7 @@ def test_cache_rejects_bad_results(tmp_path):
 
 
 def test_cache_atomic_write_leaves_no_temp_files(tmp_path, monkeypatch):
-    from fgln import cache
+    from fgln.book import cache
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -350,7 +350,7 @@ def test_cache_atomic_write_leaves_no_temp_files(tmp_path, monkeypatch):
 
 
 def test_cache_corrupt_entry_is_recomputed(tmp_path):
-    from fgln.cache import cached
+    from fgln.book.cache import cached
 
     cached("c", {}, lambda: {"a": np.ones(2)}, cache_dir=tmp_path)
     npz = next(tmp_path.glob("*.npz"))
@@ -361,7 +361,8 @@ def test_cache_corrupt_entry_is_recomputed(tmp_path):
 
 
 def test_cache_default_dir(monkeypatch, tmp_path):
-    from fgln.cache import default_cache_dir, find_repo_root
+    from fgln.base.paths import find_repo_root
+    from fgln.book.cache import default_cache_dir
 
     monkeypatch.setenv("FGLN_CACHE_DIR", str(tmp_path / "env"))
     assert default_cache_dir() == tmp_path / "env"
@@ -372,13 +373,13 @@ def test_cache_default_dir(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------
-# (f) fgln.plotting, fgln.progress
+# (f) fgln.book.plotting, fgln.base.progress
 # --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["fig2.png", "figure02.png", "fig02.pdf", "fig02ab.png",
                                   "../fig02.png", "sub/fig02.png", "Fig02.png", "fig02.png "])
 def test_save_figure_rejects_bad_names(tmp_path, name):
-    from fgln.plotting import new_figure, save_figure
+    from fgln.book.plotting import new_figure, save_figure
 
     fig, _ = new_figure()
     with pytest.raises(ValueError, match="must match"):
@@ -390,7 +391,7 @@ def test_save_figure_and_band(tmp_path):
     import matplotlib.image as mpimg
     import matplotlib.pyplot as plt
 
-    from fgln.plotting import band, new_figure, save_figure, use_style
+    from fgln.book.plotting import band, new_figure, save_figure, use_style
 
     use_style()
     assert plt.rcParams["savefig.dpi"] == 150 and plt.rcParams["figure.dpi"] == 110
@@ -412,7 +413,7 @@ def test_save_figure_and_band(tmp_path):
 
 
 def test_progress_silencing(monkeypatch):
-    from fgln.progress import progress, progress_enabled
+    from fgln.base.progress import progress, progress_enabled
 
     data = [1, 2, 3]
     assert progress(data, enable=False) is data

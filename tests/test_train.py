@@ -1,4 +1,5 @@
-"""Training loop (fgln.train): gradient descent, recording, exact resume, divergence guard."""
+"""Training loop (fgln.training.train): gradient descent, recording, exact resume, divergence
+guard."""
 import math
 
 import numpy as np
@@ -7,10 +8,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgln.networks import FixedGatesNetwork
-from fgln.recorders import SpectralRecorder, record_steps
-from fgln.synthetic_runs import compress_regression, synthetic_task
-from fgln.train import DivergenceError, half_mse, train
+from fgln.training.networks import FixedGatesNetwork
+from fgln.training.recorders import SpectralRecorder, record_steps
+from fgln.training.synthetic_runs import compress_regression, synthetic_task
+from fgln.training.train import DivergenceError, half_mse, train
 
 
 class Interrupt(Exception):

@@ -1,0 +1,313 @@
+"""How the singular values of ``J`` move under gradient flow (paper, Sections 4 and 7,
+Appendices A and E).
+
+Notation: ``J = U S V^T`` with ``s_1 >= s_2 >= ...``; ``G = grad_J L`` [n_L, n_0], the gradient of
+the loss with respect to ``J``; ``g_k = <G, u_k v_k^T> = u_k^T G v_k``. For a
+:class:`~fgln.training.networks.FixedGatesNetwork`, ``J = A_l W_l B_l`` (Section 7) and
+
+* Lemma A.1: ``grad_{W_l} L = A_l^T G B_l^T`` (:func:`weight_gradients`);
+* Lemma E.1: under gradient flow ``dJ/dt = -sum_l A_l A_l^T G B_l^T B_l``
+  (:func:`flow_jacobian_derivative`);
+* Lemma E.2: ``ds_k/dt = u_k^T (dJ/dt) v_k`` (:func:`singular_value_rates`), hence the exact flow
+  rates ``ds_k/dt = -sum_l (U^T A_l A_l^T G B_l^T B_l V)_kk`` (:func:`flow_singular_value_rates`);
+* Proposition 4.5: ``ds_k/dt = -L s_k^{2-2/L} g_k`` for balanced masked networks
+  (:func:`balanced_singular_value_rates`);
+* Proposition 7.1's right-hand side ``-e^{(2+2/L) delta_k} L s_k^{2-2/L} g_k``
+  (:func:`prop71_rates`; ``delta_k`` from
+  :func:`fgln.training.network_assumptions.network_depth_scaling`)
+  and its version with (ii) exact (:func:`aligned_rates`);
+* Remark 7.2: the first-order version through triangular factors (:func:`remark72_rates`).
+
+All spectral quantities are computed in float64 whatever the network's dtype.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..base.validation import check_int
+from ..training.networks import FixedGatesNetwork
+
+Tensor = torch.Tensor
+
+__all__ = [
+    "svd_top",
+    "projections",
+    "singular_value_rates",
+    "balanced_singular_value_rates",
+    "weight_gradients",
+    "flow_jacobian_derivative",
+    "flow_singular_value_rates",
+    "flow_rate_terms",
+    "aligned_rates",
+    "prop71_rates",
+    "remark72_rates",
+    "as64",
+    "check_net",
+    "partials64",
+    "check_grad",
+]
+
+
+# --------------------------------------------------------------------------------------
+# singular values and their rates
+# --------------------------------------------------------------------------------------
+
+
+def as64(x: Tensor) -> Tensor:
+    """``x`` detached, in float64 (the dtype of every spectral quantity here)."""
+    return x.detach().to(torch.float64)
+
+
+def _check_matrix(name: str, x) -> Tensor:
+    if not isinstance(x, Tensor) or x.ndim != 2:
+        got = getattr(x, "shape", type(x).__name__)
+        raise ValueError(f"{name} must be a 2-d tensor, got {got}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} has non-finite entries")
+    return as64(x)
+
+
+def _check_k(k, J: Tensor) -> int:
+    kmax = min(J.shape)
+    return kmax if k is None else check_int("k", k, 1, kmax)
+
+
+def svd_top(J: Tensor, k: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(U_k [m, k], s_k [k], V_k [n, k])``: the top ``k`` singular triplets of ``J`` (float64)."""
+    J = _check_matrix("J", J)
+    k = _check_k(k, J)
+    U, s, Vh = torch.linalg.svd(J, full_matrices=False)
+    return U[:, :k], s[:k], Vh[:k].T
+
+
+def projections(J: Tensor, grad_J: Tensor, k: int | None = None) -> Tensor:
+    """``g_k = <grad_J L, u_k v_k^T> = u_k^T grad_J v_k`` for the top ``k`` (default: all) [k]."""
+    U, _, V = svd_top(J, k)
+    G = _check_matrix("grad_J", grad_J)
+    if G.shape != J.shape:
+        raise ValueError(f"grad_J must have the shape of J {tuple(J.shape)}, got {tuple(G.shape)}")
+    return ((U.T @ G) * V.T).sum(-1)
+
+
+def singular_value_rates(J: Tensor, J_dot: Tensor, k: int | None = None) -> Tensor:
+    """Lemma E.2: ``ds_k/dt = u_k^T (dJ/dt) v_k`` for the top ``k`` (default: all) [k].
+
+    Exact for simple singular values (a repeated one has no derivative in general).
+    """
+    U, _, V = svd_top(J, k)
+    Jd = _check_matrix("J_dot", J_dot)
+    if Jd.shape != J.shape:
+        raise ValueError(f"J_dot must have the shape of J {tuple(J.shape)}, got {tuple(Jd.shape)}")
+    return ((U.T @ Jd) * V.T).sum(-1)
+
+
+def _check_L(L) -> int:
+    return check_int("L", L, 1)
+
+
+def balanced_singular_value_rates(J: Tensor, grad_J: Tensor, L: int,
+                                  k: int | None = None) -> Tensor:
+    """Proposition 4.5: ``ds_k/dt = -L s_k^{2-2/L} <grad_J L, u_k v_k^T>`` [k]."""
+    L = _check_L(L)
+    _, s, _ = svd_top(J, k)
+    g = projections(J, grad_J, k)
+    return -L * s.pow(2.0 - 2.0 / L) * g
+
+
+# --------------------------------------------------------------------------------------
+# gradient flow of a fixed-gates network (Lemmas A.1, E.1)
+# --------------------------------------------------------------------------------------
+
+
+def check_net(net) -> FixedGatesNetwork:
+    """``net`` if it is a :class:`FixedGatesNetwork`, else ``ValueError``."""
+    if not isinstance(net, FixedGatesNetwork):
+        raise ValueError(f"net must be a FixedGatesNetwork, got {type(net).__name__}")
+    return net
+
+
+def partials64(net: FixedGatesNetwork) -> tuple[list[Tensor], list[Tensor]]:
+    """``(A, B)``: the Section 7 partial products of ``net`` (``J = A_l W_l B_l``), float64."""
+    with torch.no_grad():
+        A, B = net.partial_products()
+    return [as64(a) for a in A], [as64(b) for b in B]
+
+
+def check_grad(net: FixedGatesNetwork, grad_J) -> Tensor:
+    """``grad_J`` [n_L, n_0] checked against ``net``'s widths, float64, on its device."""
+    G = _check_matrix("grad_J", grad_J)
+    n = net.widths
+    if G.shape != (n[-1], n[0]):
+        raise ValueError(f"grad_J must have shape [n_L, n_0] = {(n[-1], n[0])}, "
+                         f"got {tuple(G.shape)}")
+    return G.to(device=net.weights[0].device)
+
+
+def weight_gradients(net: FixedGatesNetwork, grad_J: Tensor) -> list[Tensor]:
+    """Lemma A.1: ``grad_{W_l} L = A_l^T grad_J B_l^T`` for l = 1..L (float64)."""
+    net = check_net(net)
+    G = check_grad(net, grad_J)
+    A, B = partials64(net)
+    return [a.T @ G @ b.T for a, b in zip(A, B)]
+
+
+def flow_jacobian_derivative(net: FixedGatesNetwork, grad_J: Tensor) -> Tensor:
+    """Lemma E.1: ``dJ/dt = -sum_l A_l A_l^T grad_J B_l^T B_l`` under gradient flow [n_L, n_0]."""
+    net = check_net(net)
+    G = check_grad(net, grad_J)
+    A, B = partials64(net)
+    return -sum(a @ a.T @ G @ b.T @ b for a, b in zip(A, B))
+
+
+def flow_rate_terms(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) -> Tensor:
+    """Per-layer terms of the exact flow rates: ``-(U^T A_l A_l^T G B_l^T B_l V)_kk``, [L, k];
+    their sum over l is ``ds_k/dt`` (Appendix E.2, first display)."""
+    net = check_net(net)
+    G = check_grad(net, grad_J)
+    A, B = partials64(net)
+    J = as64(net.jacobian())
+    U, _, V = svd_top(J, k)
+    rows = []
+    for a, b in zip(A, B):
+        left = U.T @ a  # [k, n_l]
+        right = b @ V   # [n_{l-1}, k]
+        rows.append(-(((left @ a.T) @ G) @ b.T @ right).diagonal())
+    return torch.stack(rows)
+
+
+def flow_singular_value_rates(net: FixedGatesNetwork, grad_J: Tensor,
+                              k: int | None = None) -> Tensor:
+    """Exact gradient-flow rates ``ds_k/dt`` of the top ``k`` singular values (Lemmas E.1, E.2)."""
+    return flow_rate_terms(net, grad_J, k).sum(0)
+
+
+# --------------------------------------------------------------------------------------
+# Proposition 7.1's right-hand side
+# --------------------------------------------------------------------------------------
+
+
+def prop71_rates(J: Tensor, grad_J: Tensor, L: int, delta: Tensor,
+                 k: int | None = None) -> Tensor:
+    """Proposition 7.1's right-hand side ``-e^{(2+2/L) delta_k} L s_k^{2-2/L} g_k`` [k]
+    (``delta`` [>= k]; ``delta = 0`` gives Proposition 4.5)."""
+    L = _check_L(L)
+    base = balanced_singular_value_rates(J, grad_J, L, k)
+    delta = as64(torch.as_tensor(delta)).to(base.device)
+    if delta.ndim != 1 or delta.shape[0] < base.shape[0]:
+        raise ValueError(f"delta must be 1-d with at least {base.shape[0]} entries, "
+                         f"got shape {tuple(delta.shape)}")
+    return torch.exp((2.0 + 2.0 / L) * delta[: base.shape[0]]) * base
+
+
+def aligned_rates(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) -> Tensor:
+    """Proposition 7.1 with (ii) exact but (i) not assumed:
+    ``-sum_l s_k(A_l)^2 s_k(B_l)^2 g_k`` [k] (Appendix E.2, third display)."""
+    net = check_net(net)
+    J = as64(net.jacobian())
+    k = _check_k(k, J)
+    if k > min(net.widths):
+        raise ValueError(f"k must be <= min(widths) = {min(net.widths)}, got {k}")
+    A, B = partials64(net)
+    g = projections(J, grad_J, k)
+    tot = sum(torch.linalg.svdvals(a)[:k] ** 2 * torch.linalg.svdvals(b)[:k] ** 2
+              for a, b in zip(A, B))
+    return -tot * g
+
+
+# --------------------------------------------------------------------------------------
+# Remark 7.2
+# --------------------------------------------------------------------------------------
+
+
+def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delta: Tensor | None,
+                   k: int | None = None, *, transpose: str = "proof") -> dict[str, Tensor]:
+    """Remark 7.2 for ``J = M_L ... M_1`` with layer derivatives ``dM_l/dt`` (any smooth M_l).
+
+    With ``Q_l = M_L ... M_{l+1} = U_Q S_Q V_Q^T``, ``P_l = M_{l-1} ... M_1 = U_P S_P V_P^T`` and
+    ``dJ/dt = sum_l Q_l (dM_l/dt) P_l``, the exact rate is
+    ``ds_k/dt = sum_l s_{Q_l,k} s_{P_l,k} (T_l^- V_Q^T dM_l U_P T_l^+)_kk`` with
+    ``T_l^- = S_Q^{-1} U^T U_Q S_Q`` and ``T_l^+ = S_P V_P^T V S_P^{-1}`` (full matrices; for
+    the empty products ``Q_L = P_1 = I`` the singular bases are taken to be J's own).
+    Remark 7.2 keeps the lower (upper) triangular part of ``T^-`` (``T^+``) on the top block
+    and replaces ``s_{Q_l,k} s_{P_l,k}`` by ``e^{(1+1/L) delta_k} s_k^{1-1/L}``.
+
+    Returns a dict of [k] tensors: ``exact`` (Lemma E.2), ``triangular`` (triangular truncation
+    only, measured ``s_Q s_P``), and ``remark`` (the remark's right-hand side; only when
+    ``delta`` is given).
+
+    ``transpose="printed"`` builds ``T_l^+`` from ``V_P V^T`` instead of ``V_P^T V``, as
+    Remark 7.2 (ii) and Appendix E.3 print it (square layers only): with it ``exact`` is no
+    longer the rate, which is how the chapter checks which reading the identity needs.
+    """
+    if transpose not in ("proof", "printed"):
+        raise ValueError(f"transpose must be 'proof' or 'printed', got {transpose!r}")
+    layers = [as64(m) for m in layers]
+    rates = [as64(m) for m in layer_rates]
+    if len(layers) < 1 or len(rates) != len(layers):
+        raise ValueError(f"layer_rates must match layers one to one, got {len(rates)} and "
+                         f"{len(layers)}")
+    for i, (m, r) in enumerate(zip(layers, rates)):
+        if m.ndim != 2 or r.shape != m.shape:
+            raise ValueError(f"layer_rates[{i}] must have the shape of layers[{i}] "
+                             f"{tuple(m.shape)}, got {tuple(r.shape)}")
+        if i and layers[i].shape[1] != layers[i - 1].shape[0]:
+            raise ValueError(f"layers do not chain at {i}: {tuple(layers[i].shape)} after "
+                             f"{tuple(layers[i - 1].shape)}")
+    L = len(layers)
+    dev = layers[0].device
+    P = [torch.eye(layers[0].shape[1], dtype=torch.float64, device=dev)]
+    for m in layers[:-1]:
+        P.append(m @ P[-1])
+    Q = [torch.eye(layers[-1].shape[0], dtype=torch.float64, device=dev)]
+    for m in layers[:0:-1]:
+        Q.append(Q[-1] @ m)
+    Q = Q[::-1]  # Q[l-1] = M_L ... M_{l+1}
+    J = Q[0] @ layers[0]
+    U, s, Vh = torch.linalg.svd(J, full_matrices=True)
+    V = Vh.T
+    k = _check_k(k, J)
+    s = s[: min(J.shape)]
+    exact = torch.zeros(k, dtype=torch.float64, device=dev)
+    tri = torch.zeros(k, dtype=torch.float64, device=dev)
+    tri_unscaled = torch.zeros(k, dtype=torch.float64, device=dev)
+    ones_q = torch.ones(U.shape[0], dtype=torch.float64, device=dev)
+    ones_p = torch.ones(V.shape[0], dtype=torch.float64, device=dev)
+    for l in range(L):
+        # the empty products Q_L = I and P_1 = I: every basis is singular, take J's own
+        if l == L - 1:
+            Uq, sq, Vqh = U, ones_q, U.T
+        else:
+            Uq, sq, Vqh = torch.linalg.svd(Q[l], full_matrices=False)
+        if l == 0:
+            Up, sp, Vph = V, ones_p, V.T
+        else:
+            Up, sp, Vph = torch.linalg.svd(P[l], full_matrices=False)
+        X = U.T @ Uq           # [r, rq]
+        if transpose == "proof":
+            Z = Vph @ V            # [rp, r]: V_P^T V
+        elif Vph.shape[0] == Vph.shape[1] == V.shape[0]:
+            Z = Vph.T @ V.T        # V_P V^T, as printed
+        else:
+            raise ValueError("transpose='printed' needs square layers")
+        Y = Vqh @ rates[l] @ Up  # [rq, rp]
+        # exact: sum_{i,j} X_{ki} s_{Q,i} Y_{ij} s_{P,j} Z_{jk}
+        left = X[:k] * sq[None, :]       # [k, rq]
+        right = sp[:, None] * Z[:, :k]   # [rp, k]
+        exact += (left @ Y @ right).diagonal()
+        # triangular truncation: i <= kk and j <= kk for entry kk
+        for kk in range(k):
+            if kk >= sq.shape[0] or kk >= sp.shape[0] or sq[kk] == 0 or sp[kk] == 0:
+                continue
+            tm = X[kk, : kk + 1] * sq[: kk + 1] / sq[kk]          # row kk of T^-, lower part
+            tp = sp[: kk + 1] * Z[: kk + 1, kk] / sp[kk]          # column kk of T^+, upper part
+            core = tm @ Y[: kk + 1, : kk + 1] @ tp
+            tri[kk] += sq[kk] * sp[kk] * core
+            tri_unscaled[kk] += core
+    out = {"exact": exact, "triangular": tri}
+    if delta is not None:
+        delta = as64(torch.as_tensor(delta)).to(dev)[:k]
+        out["remark"] = (torch.exp((1.0 + 1.0 / L) * delta) * s[:k].pow(1.0 - 1.0 / L)
+                         * tri_unscaled)
+    return out
