@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -203,12 +204,12 @@ def test_workers_do_not_change_the_result(digits):
     assert np.array_equal(a["losses"], b["losses"])
 
 
-def test_checkpoint_path_depends_on_everything(tmp_path):
-    p = mnist.checkpoint_path(tmp_path, QUICK, 0, "bundled")
-    assert p.parent == tmp_path and p.suffix == ".pt"
-    assert p != mnist.checkpoint_path(tmp_path, QUICK, 1, "bundled")
-    assert p != mnist.checkpoint_path(tmp_path, QUICK, 0, "full")
-    assert p != mnist.checkpoint_path(tmp_path, MnistConfig(), 0, "bundled")
+def test_run_params_name_everything_the_run_depends_on(digits):
+    p = mnist.run_params(QUICK, 0, digits)
+    assert json.loads(json.dumps(p)) == p
+    assert p != mnist.run_params(QUICK, 1, digits)
+    assert p != mnist.run_params(MnistConfig(), 0, digits)
+    assert p["source"] == digits.source and p["n_train_total"] == len(digits.train)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -265,9 +266,7 @@ def _bench_module():
     spec.loader.exec_module(mod)
     return mod
 
-
 def test_benchmark_quick_run(tmp_path, capsys):
-    import json
 
     bench = _bench_module()
     res = bench.main(["--quick", "--workers", "0", "--out-dir", str(tmp_path)])

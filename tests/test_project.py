@@ -18,6 +18,13 @@ from packaging.requirements import Requirement
 import fgln
 from conftest import REPO_ROOT
 
+PACKAGE = REPO_ROOT / "src" / "fgln"
+# The science wings, lowest first: each may import the wings before it. The book's
+# machinery sits beside them and imports only the base; no science wing imports it.
+SCIENCE = ("base", "products", "theory", "initialization", "training", "mnist")
+MAY_IMPORT = {wing: set(SCIENCE[:i]) for i, wing in enumerate(SCIENCE)}
+MAY_IMPORT["book"] = {"base"}
+
 # --------------------------------------------------------------------------
 # (a) environment.yml <-> pyproject.toml
 # --------------------------------------------------------------------------
@@ -81,20 +88,29 @@ def test_readme_documents_entry_points():
 
 
 def test_readme_code_map_matches_the_package():
-    """Every module of src/fgln is in README's map, and every module the map names exists."""
+    """README's map names every wing (with the wings it may import, as the import test
+    allows) and under it every module of that wing; everything it names exists."""
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
-    named = {m for row in rows for m in re.findall(r"`(\w+)`", row.split("|")[1])}
-    modules = {p.stem for p in (REPO_ROOT / "src" / "fgln").glob("*.py") if p.stem != "__init__"}
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
+    table = {re.findall(r"`(\w+)`", r[1])[0]: set(re.findall(r"`(\w+)`", r[3])) for r in rows}
+    assert table == MAY_IMPORT, f"README's wing table against the import order: {table}"
+    named, wing = set(), None
+    for line in section.splitlines():
+        if m := re.match(r"### `fgln\.(\w+)`", line):
+            wing = m.group(1)
+        elif m := re.match(r"- `(\w+)`", line):
+            named.add(f"{wing}.{m.group(1)}")
+    modules = {f"{p.parent.name}.{p.stem}" for p in PACKAGE.glob("*/*.py")
+               if p.stem != "__init__"}
     assert modules - named == set(), f"modules missing from README's map: {modules - named}"
     assert named - modules == set(), f"README's map names no such module: {named - modules}"
 
 
 def test_no_module_over_about_350_lines():
-    for p in (REPO_ROOT / "src" / "fgln").glob("*.py"):
+    for p in PACKAGE.rglob("*.py"):
         lines = p.read_text(encoding="utf-8").count("\n")
-        assert lines <= 360, f"{p.name} has {lines} lines: split it by job"
+        assert lines <= 360, f"{p.relative_to(PACKAGE)} has {lines} lines: split it by job"
 
 
 def test_ci_runs_make_test():
@@ -262,8 +278,8 @@ def _copy_package(tmp_path: Path) -> Path:
 
 
 def test_code_version_tracks_every_module(tmp_path):
-    """Editing, adding or renaming any module of the package changes code_version();
-    a non-Python file does not."""
+    """Editing, adding or renaming any module of the package, in any wing, changes
+    code_version(); a non-Python file does not."""
     from fgln.book.cache import code_version
 
     pkg = _copy_package(tmp_path)
@@ -272,20 +288,21 @@ def test_code_version_tracks_every_module(tmp_path):
     assert v0 == code_version()  # the copy hashes like the installed package
     (pkg / "notes.txt").write_text("not code")
     assert code_version(pkg) == v0
-    mods = sorted(pkg.glob("*.py"))
+    mods = sorted(pkg.rglob("*.py"))
+    assert {m.parent.name for m in mods} == {"fgln", *MAY_IMPORT}
     seen = {v0}
     for mod in mods:
         text = mod.read_text(encoding="utf-8")
         mod.write_text(text + "\n# edited\n", encoding="utf-8")
         v = code_version(pkg)
-        assert v not in seen, f"editing {mod.name} did not change code_version()"
+        assert v not in seen, f"editing {mod.relative_to(pkg)} did not change code_version()"
         seen.add(v)
         mod.write_text(text, encoding="utf-8")
         assert code_version(pkg) == v0
-    (pkg / "new_module.py").write_text("x = 1\n")
+    (pkg / "theory" / "new_module.py").write_text("x = 1\n")
     assert code_version(pkg) not in seen
-    (pkg / "new_module.py").unlink()
-    mods[0].rename(pkg / ("renamed_" + mods[0].name))
+    (pkg / "theory" / "new_module.py").unlink()
+    mods[-1].rename(mods[-1].parent / ("renamed_" + mods[-1].name))
     assert code_version(pkg) not in seen
 
 
@@ -300,7 +317,7 @@ def test_cache_recomputes_after_a_code_change(tmp_path, monkeypatch):
     assert cache.cached("v", {"p": 1}, compute, cache_dir=tmp_path)["v"] == 1.0
     assert cache.cached("v", {"p": 2}, compute, cache_dir=tmp_path)["v"] == 2.0
     pkg = _copy_package(tmp_path / "edited")
-    with (pkg / "diagonal_correlation.py").open("a", encoding="utf-8") as fh:
+    with (pkg / "theory" / "diagonal_correlation.py").open("a", encoding="utf-8") as fh:
         fh.write("\n# edited\n")
     edited = cache.code_version(pkg)
     assert edited != cache.code_version()
@@ -424,3 +441,88 @@ def test_progress_silencing(monkeypatch):
     bar = progress(data, desc="x", enable=True)
     assert list(bar) == data and bar is not data
     assert progress_enabled(True) and progress_enabled()
+
+
+# --------------------------------------------------------------------------
+# (f) the package's wings and the direction of use
+# --------------------------------------------------------------------------
+
+
+
+def _wing_modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE)
+
+
+def _imported_wings(path: Path) -> set[tuple[str, int]]:
+    """``(wing, line)`` of every ``fgln`` wing that ``path`` imports, at any level (function
+    bodies included), relative or absolute."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts  # ("fgln", wing, module)
+    here = parts[:-1]  # the package the module sits in
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name.split(".") for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(here[: len(here) - node.level + 1])
+                mod = base + (node.module.split(".") if node.module else [])
+            else:
+                mod = (node.module or "").split(".")
+            targets = [mod] if len(mod) > 1 else [mod + [a.name] for a in node.names]
+        for t in targets:
+            if t[0] == "fgln" and len(t) > 1:
+                out.add((t[1], node.lineno))
+    return out
+
+
+def test_every_module_sits_in_a_wing():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py"], f"modules outside the wings: {top}"
+    wings = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    assert wings == sorted(MAY_IMPORT), wings
+
+
+def test_wings_import_only_wings_below_them():
+    bad = []
+    for path in _wing_modules():
+        wing = path.relative_to(PACKAGE).parts[0]
+        for other, line in _imported_wings(path):
+            if other != wing and other not in MAY_IMPORT[wing]:
+                bad.append(f"{path.relative_to(PACKAGE)}:{line} imports fgln.{other}")
+    assert not bad, "imports against the order of the wings:\n" + "\n".join(sorted(bad))
+
+
+def test_import_scan_sees_relative_and_nested_imports(tmp_path):
+    wing = tmp_path / "fgln" / "theory"
+    wing.mkdir(parents=True)
+    mod = wing / "m.py"
+    mod.write_text("from ..training import networks\n\ndef f():\n"
+                   "    from ..book.cache import cached\n    import fgln.mnist.model\n")
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, tmp_path / "fgln"
+    try:
+        assert {w for w, _ in _imported_wings(mod)} == {"training", "book", "mnist"}
+    finally:
+        PACKAGE = saved
+
+
+def test_cached_resumable_hands_a_checkpoint_and_removes_it(tmp_path):
+    from fgln.book.cache import cached, cached_resumable, checkpoint_path
+
+    seen = []
+
+    def compute(ck: Path) -> dict:
+        assert ck.parent == tmp_path / "checkpoints" and ck.suffix == ".pt"
+        ck.parent.mkdir(parents=True, exist_ok=True)
+        ck.write_text("state")
+        seen.append(ck)
+        return {"x": 1.0}
+
+    params = {"seed": 0}
+    assert cached_resumable("run", params, compute, tmp_path) == {"x": 1.0}
+    assert seen == [checkpoint_path("run", params, tmp_path)] and not seen[0].exists()
+    assert checkpoint_path("run", {"seed": 1}, tmp_path) != seen[0]
+    assert checkpoint_path("other", params, tmp_path) != seen[0]
+    # the same entry as cached() under that name
+    assert cached("run", params, lambda: {"x": 2.0}, tmp_path) == {"x": 1.0}

@@ -70,12 +70,9 @@ from .theory.exponents import (
 )
 from .theory.flow_rates import (
     balanced_singular_value_rates,
-    flow_jacobian_derivative,
-    flow_singular_value_rates,
     prop71_rates,
     remark72_rates,
     singular_value_rates,
-    weight_gradients,
 )
 from .theory.g1_process import (
     fit_g1_constant,
@@ -89,6 +86,11 @@ from .training.network_assumptions import (
     alignment_errors,
     network_depth_scaling,
     subspace_alignment,
+)
+from .training.network_flow import (
+    flow_jacobian_derivative,
+    flow_singular_value_rates,
+    weight_gradients,
 )
 from .training.networks import FixedGatesNetwork, JacobianGradient
 from .training.recorders import DynamicsRecorder, SpectralRecorder, dynamics_snapshot

@@ -41,6 +41,8 @@ from ..base.paths import local_dir
 
 __all__ = [
     "cached",
+    "cached_resumable",
+    "checkpoint_path",
     "cache_counts",
     "cache_key",
     "code_version",
@@ -67,11 +69,12 @@ def default_cache_dir() -> Path:
 
 def code_version(package_dir: str | os.PathLike | None = None) -> str:
     """Short SHA-256 (16 hex digits) of the package's source: every ``*.py`` file under
-    ``package_dir`` (default: this package), by relative path and content, in sorted order.
+    ``package_dir`` (default: the whole ``fgln`` package, every wing), by relative path and
+    content, in sorted order.
 
     Part of every cache key, so editing any module recomputes what depends on it.
     """
-    root = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    root = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         h.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
@@ -191,3 +194,30 @@ def cached(
     text = json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n"
     atomic_write(json_path, lambda fh: fh.write(text), "w")
     return _to_result(arrays, scalars)
+
+
+def checkpoint_path(name: str, params: Mapping[str, Any],
+                    cache_dir: str | os.PathLike | None = None) -> Path:
+    """The checkpoint file of an interrupted :func:`cached_resumable` computation:
+    ``<cache>/checkpoints/<name>-<key>.pt``, unique to the name, the parameters and the code."""
+    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return directory / "checkpoints" / f"{_SAFE_NAME.sub('_', name)}-{cache_key(name, params)[:16]}.pt"
+
+
+def cached_resumable(
+    name: str,
+    params: dict,
+    compute: Callable[[Path], dict[str, np.ndarray | float | int]],
+    cache_dir: str | os.PathLike | None = None,
+) -> dict:
+    """:func:`cached` for a long computation that checkpoints itself: ``compute(path)`` gets
+    the :func:`checkpoint_path` of the entry (to write and resume from), and the checkpoint is
+    removed once the result is cached."""
+    ck = checkpoint_path(name, params, cache_dir)
+
+    def run() -> dict:
+        out = compute(ck)
+        ck.unlink(missing_ok=True)
+        return out
+
+    return cached(name, params, run, cache_dir)

@@ -25,7 +25,6 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +34,6 @@ from torch.utils.data import DataLoader
 
 from ..base.threads import single_threaded, torch_threads
 from ..base.validation import check_int, check_p
-from ..book.cache import cache_key, cached, default_cache_dir
 from ..products.sampling import make_generator, sample_network
 from ..training.networks import FixedGatesNetwork, resolve_device
 from ..training.train import train
@@ -50,9 +48,8 @@ __all__ = [
     "train_mnist",
     "evaluate",
     "linear_baseline",
-    "checkpoint_path",
     "train_loader",
-    "cached_run",
+    "run_params",
 ]
 
 IN_FEATURES = 28 * 28
@@ -293,30 +290,9 @@ def train_mnist(config: MnistConfig = MnistConfig(), *, seed: int = 0, data: Mni
     return out
 
 
-def checkpoint_path(directory: str | os.PathLike, config: MnistConfig, seed: int,
-                    source: str) -> Path:
-    """A checkpoint file inside ``directory`` unique to (config, seed, data source, code)."""
-    key = cache_key(f"mnist-{source}", dict(config.params(), seed=seed))
-    return Path(directory) / f"mnist-{source}-seed{seed}-{key[:12]}.pt"
-
-
-def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
-               cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
-               progress: bool | None = None) -> dict:
-    """:func:`train_mnist` through :func:`fgln.book.cache.cached` (trained once per configuration,
-    seed, data source and code version), with a checkpoint every epoch in
-    ``<cache>/checkpoints`` so that an interrupted run resumes; the checkpoint is removed once
-    the result is cached. The device is not part of the key (a GPU result is reused on a CPU).
-    """
-    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    ck = checkpoint_path(base / "checkpoints", config, seed, data.source)
-    params = {**config.params(), "seed": int(seed), "source": data.source,
-              "n_train_total": len(data.train), "n_test_total": len(data.test)}
-
-    def compute() -> dict:
-        out = train_mnist(config, seed=seed, data=data, device=device, workers=workers,
-                          checkpoint=ck, progress=progress)
-        ck.unlink(missing_ok=True)
-        return out
-
-    return cached("mnist_train", params, compute, cache_dir=cache_dir)
+def run_params(config: MnistConfig, seed: int, data: Mnist) -> dict:
+    """What one run's result depends on, JSON-serialisable (a cache key's parameters): the
+    configuration, the seed, the data source and its sizes. The device is not part of it (a
+    GPU result stands for a CPU one)."""
+    return {**config.params(), "seed": int(seed), "source": data.source,
+            "n_train_total": len(data.train), "n_test_total": len(data.test)}

@@ -2,23 +2,26 @@
 Appendices A and E).
 
 Notation: ``J = U S V^T`` with ``s_1 >= s_2 >= ...``; ``G = grad_J L`` [n_L, n_0], the gradient of
-the loss with respect to ``J``; ``g_k = <G, u_k v_k^T> = u_k^T G v_k``. For a
-:class:`~fgln.training.networks.FixedGatesNetwork`, ``J = A_l W_l B_l`` (Section 7) and
+the loss with respect to ``J``; ``g_k = <G, u_k v_k^T> = u_k^T G v_k``. For a fixed-gates
+network, ``J = A_l W_l B_l`` (Section 7) with the partial products ``A = [A_1..A_L]``,
+``B = [B_1..B_L]`` (:func:`fgln.products.partial_products.network_partial_products`), and
 
-* Lemma A.1: ``grad_{W_l} L = A_l^T G B_l^T`` (:func:`weight_gradients`);
+* Lemma A.1: ``grad_{W_l} L = A_l^T G B_l^T`` (:func:`partials_weight_gradients`);
 * Lemma E.1: under gradient flow ``dJ/dt = -sum_l A_l A_l^T G B_l^T B_l``
-  (:func:`flow_jacobian_derivative`);
+  (:func:`partials_jacobian_derivative`);
 * Lemma E.2: ``ds_k/dt = u_k^T (dJ/dt) v_k`` (:func:`singular_value_rates`), hence the exact flow
-  rates ``ds_k/dt = -sum_l (U^T A_l A_l^T G B_l^T B_l V)_kk`` (:func:`flow_singular_value_rates`);
+  rates ``ds_k/dt = -sum_l (U^T A_l A_l^T G B_l^T B_l V)_kk`` (:func:`partials_rate_terms`);
 * Proposition 4.5: ``ds_k/dt = -L s_k^{2-2/L} g_k`` for balanced masked networks
   (:func:`balanced_singular_value_rates`);
 * Proposition 7.1's right-hand side ``-e^{(2+2/L) delta_k} L s_k^{2-2/L} g_k``
   (:func:`prop71_rates`; ``delta_k`` from
   :func:`fgln.training.network_assumptions.network_depth_scaling`)
-  and its version with (ii) exact (:func:`aligned_rates`);
+  and its version with (ii) exact (:func:`partials_aligned_rates`);
 * Remark 7.2: the first-order version through triangular factors (:func:`remark72_rates`).
 
-All spectral quantities are computed in float64 whatever the network's dtype.
+All spectral quantities are computed in float64 whatever the network's dtype. The same
+quantities for a :class:`~fgln.training.networks.FixedGatesNetwork` are in
+:mod:`fgln.training.network_flow`.
 """
 from __future__ import annotations
 
@@ -27,7 +30,6 @@ from typing import Sequence
 import torch
 
 from ..base.validation import check_int
-from ..training.networks import FixedGatesNetwork
 
 Tensor = torch.Tensor
 
@@ -36,17 +38,13 @@ __all__ = [
     "projections",
     "singular_value_rates",
     "balanced_singular_value_rates",
-    "weight_gradients",
-    "flow_jacobian_derivative",
-    "flow_singular_value_rates",
-    "flow_rate_terms",
-    "aligned_rates",
+    "partials_weight_gradients",
+    "partials_jacobian_derivative",
+    "partials_rate_terms",
+    "partials_aligned_rates",
     "prop71_rates",
     "remark72_rates",
     "as64",
-    "check_net",
-    "partials64",
-    "check_grad",
 ]
 
 
@@ -121,53 +119,39 @@ def balanced_singular_value_rates(J: Tensor, grad_J: Tensor, L: int,
 # --------------------------------------------------------------------------------------
 
 
-def check_net(net) -> FixedGatesNetwork:
-    """``net`` if it is a :class:`FixedGatesNetwork`, else ``ValueError``."""
-    if not isinstance(net, FixedGatesNetwork):
-        raise ValueError(f"net must be a FixedGatesNetwork, got {type(net).__name__}")
-    return net
-
-
-def partials64(net: FixedGatesNetwork) -> tuple[list[Tensor], list[Tensor]]:
-    """``(A, B)``: the Section 7 partial products of ``net`` (``J = A_l W_l B_l``), float64."""
-    with torch.no_grad():
-        A, B = net.partial_products()
-    return [as64(a) for a in A], [as64(b) for b in B]
-
-
-def check_grad(net: FixedGatesNetwork, grad_J) -> Tensor:
-    """``grad_J`` [n_L, n_0] checked against ``net``'s widths, float64, on its device."""
+def _check_partials(A: Sequence[Tensor], B: Sequence[Tensor],
+                    grad_J) -> tuple[list[Tensor], list[Tensor], Tensor]:
+    """``A``, ``B`` (float64, one pair per layer) and ``grad_J`` [n_L, n_0] checked against them."""
+    A, B = [as64(a) for a in A], [as64(b) for b in B]
+    if not A or len(A) != len(B):
+        raise ValueError(f"A and B must hold one matrix per layer, got {len(A)} and {len(B)}")
     G = _check_matrix("grad_J", grad_J)
-    n = net.widths
-    if G.shape != (n[-1], n[0]):
-        raise ValueError(f"grad_J must have shape [n_L, n_0] = {(n[-1], n[0])}, "
-                         f"got {tuple(G.shape)}")
-    return G.to(device=net.weights[0].device)
+    shape = (A[0].shape[0], B[0].shape[1])
+    if G.shape != shape:
+        raise ValueError(f"grad_J must have shape [n_L, n_0] = {shape}, got {tuple(G.shape)}")
+    return A, B, G.to(device=A[0].device)
 
 
-def weight_gradients(net: FixedGatesNetwork, grad_J: Tensor) -> list[Tensor]:
-    """Lemma A.1: ``grad_{W_l} L = A_l^T grad_J B_l^T`` for l = 1..L (float64)."""
-    net = check_net(net)
-    G = check_grad(net, grad_J)
-    A, B = partials64(net)
+def partials_weight_gradients(A: Sequence[Tensor], B: Sequence[Tensor],
+                              grad_J: Tensor) -> list[Tensor]:
+    """Lemma A.1: ``grad_{W_l} L = A_l^T grad_J B_l^T`` for l = 1..L (float64), from the
+    partial products ``A_l`` [n_L, n_l] and ``B_l`` [n_{l-1}, n_0]."""
+    A, B, G = _check_partials(A, B, grad_J)
     return [a.T @ G @ b.T for a, b in zip(A, B)]
 
 
-def flow_jacobian_derivative(net: FixedGatesNetwork, grad_J: Tensor) -> Tensor:
+def partials_jacobian_derivative(A: Sequence[Tensor], B: Sequence[Tensor],
+                                 grad_J: Tensor) -> Tensor:
     """Lemma E.1: ``dJ/dt = -sum_l A_l A_l^T grad_J B_l^T B_l`` under gradient flow [n_L, n_0]."""
-    net = check_net(net)
-    G = check_grad(net, grad_J)
-    A, B = partials64(net)
+    A, B, G = _check_partials(A, B, grad_J)
     return -sum(a @ a.T @ G @ b.T @ b for a, b in zip(A, B))
 
 
-def flow_rate_terms(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) -> Tensor:
+def partials_rate_terms(A: Sequence[Tensor], B: Sequence[Tensor], J: Tensor, grad_J: Tensor,
+                        k: int | None = None) -> Tensor:
     """Per-layer terms of the exact flow rates: ``-(U^T A_l A_l^T G B_l^T B_l V)_kk``, [L, k];
-    their sum over l is ``ds_k/dt`` (Appendix E.2, first display)."""
-    net = check_net(net)
-    G = check_grad(net, grad_J)
-    A, B = partials64(net)
-    J = as64(net.jacobian())
+    their sum over l is ``ds_k/dt`` (Appendix E.2, first display). ``J = A_l W_l B_l``."""
+    A, B, G = _check_partials(A, B, grad_J)
     U, _, V = svd_top(J, k)
     rows = []
     for a, b in zip(A, B):
@@ -177,10 +161,20 @@ def flow_rate_terms(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None
     return torch.stack(rows)
 
 
-def flow_singular_value_rates(net: FixedGatesNetwork, grad_J: Tensor,
-                              k: int | None = None) -> Tensor:
-    """Exact gradient-flow rates ``ds_k/dt`` of the top ``k`` singular values (Lemmas E.1, E.2)."""
-    return flow_rate_terms(net, grad_J, k).sum(0)
+def partials_aligned_rates(A: Sequence[Tensor], B: Sequence[Tensor], J: Tensor, grad_J: Tensor,
+                           k: int | None = None) -> Tensor:
+    """Proposition 7.1 with (ii) exact but (i) not assumed:
+    ``-sum_l s_k(A_l)^2 s_k(B_l)^2 g_k`` [k] (Appendix E.2, third display)."""
+    J = _check_matrix("J", J)
+    k = _check_k(k, J)
+    A, B = [as64(a) for a in A], [as64(b) for b in B]
+    kmax = min(min(x.shape) for x in (*A, *B))
+    if k > kmax:
+        raise ValueError(f"k must be <= the smallest width {kmax}, got {k}")
+    g = projections(J, grad_J, k)
+    tot = sum(torch.linalg.svdvals(a)[:k] ** 2 * torch.linalg.svdvals(b)[:k] ** 2
+              for a, b in zip(A, B))
+    return -tot * g
 
 
 # --------------------------------------------------------------------------------------
@@ -199,21 +193,6 @@ def prop71_rates(J: Tensor, grad_J: Tensor, L: int, delta: Tensor,
         raise ValueError(f"delta must be 1-d with at least {base.shape[0]} entries, "
                          f"got shape {tuple(delta.shape)}")
     return torch.exp((2.0 + 2.0 / L) * delta[: base.shape[0]]) * base
-
-
-def aligned_rates(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) -> Tensor:
-    """Proposition 7.1 with (ii) exact but (i) not assumed:
-    ``-sum_l s_k(A_l)^2 s_k(B_l)^2 g_k`` [k] (Appendix E.2, third display)."""
-    net = check_net(net)
-    J = as64(net.jacobian())
-    k = _check_k(k, J)
-    if k > min(net.widths):
-        raise ValueError(f"k must be <= min(widths) = {min(net.widths)}, got {k}")
-    A, B = partials64(net)
-    g = projections(J, grad_J, k)
-    tot = sum(torch.linalg.svdvals(a)[:k] ** 2 * torch.linalg.svdvals(b)[:k] ** 2
-              for a, b in zip(A, B))
-    return -tot * g
 
 
 # --------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from typing import Sequence
 import torch
 
 from ..base.validation import check_int
-from ..theory.flow_rates import as64, check_net, partials64
+from ..theory.flow_rates import as64
+from .network_flow import check_net, partials64
 from .networks import FixedGatesNetwork
 
 Tensor = torch.Tensor

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from ..base.validation import check_int
-from ..theory.flow_rates import as64, check_grad, check_net, partials64
+from ..theory.flow_rates import as64
 from .network_assumptions import (
     column_alignment_error,
     fit_depth_lines,
     largest_angle_sine,
     log_top,
 )
+from .network_flow import check_grad, check_net, partials64
 from .networks import FixedGatesNetwork
 
 Tensor = torch.Tensor
