@@ -526,3 +526,26 @@ def test_cached_resumable_hands_a_checkpoint_and_removes_it(tmp_path):
     assert checkpoint_path("other", params, tmp_path) != seen[0]
     # the same entry as cached() under that name
     assert cached("run", params, lambda: {"x": 2.0}, tmp_path) == {"x": 1.0}
+
+
+# Names that left the package face (helpers; still in their modules).
+FACE_DROPPED = {"make_generator", "iter_network", "torch_threads", "unit_ldl", "svd_fixed_signs"}
+
+
+def test_package_face_reexports_the_wings():
+    """Every name of ``fgln.__all__`` is a public name of exactly one wing, the same object;
+    each wing's ``__all__`` names objects it defines or re-exports, and every wing's
+    ``__init__`` opens with a two-line docstring."""
+    import importlib
+
+    wings = {w: importlib.import_module(f"fgln.{w}") for w in MAY_IMPORT}
+    for wing, mod in wings.items():
+        assert mod.__doc__ and len(mod.__doc__.strip().splitlines()) == 2, wing
+        for name in mod.__all__:
+            assert getattr(mod, name).__module__.startswith(f"fgln.{wing}."), (wing, name)
+    for name in fgln.__all__:
+        homes = [w for w, mod in wings.items() if name in mod.__all__]
+        assert len(homes) == 1, (name, homes)
+        assert getattr(fgln, name) is getattr(wings[homes[0]], name)
+    assert len(set(fgln.__all__)) == len(fgln.__all__)
+    assert FACE_DROPPED.isdisjoint(fgln.__all__)

@@ -3,108 +3,103 @@
 Tools for studying deep networks whose nonlinear gates are frozen, so that the
 input-output Jacobian is a product of random (gated) linear maps. The package
 supports the executable Jupyter Book reproducing "Why Deep Jacobian Spectra
-Separate". The numerics the chapters call are importable from here (each name is
-defined in the submodule listed beside it); the book's machinery is imported from
-its modules: :mod:`fgln.book.cache` (disk cache), :mod:`fgln.book.claims` (claims ledger),
-:mod:`fgln.book.plotting` (figure style), :mod:`fgln.base.progress` (progress bars).
+Separate". The package is cut into wings by layer (``base``, ``products``, ``theory``,
+``initialization``, ``training``, ``mnist``; and ``book``, the book's machinery), each
+importing only the wings below it. The numerics the chapters call are importable from here
+(each name is defined in the module listed beside it); the book's machinery is imported
+from its wing: :mod:`fgln.book.cache` (disk cache), :mod:`fgln.book.claims` (claims
+ledger), :mod:`fgln.book.plotting` (figure style).
 """
 
 __version__ = "0.1.0"
 
-from .base.statistics import conditional_stats, fit_slopes, mean_se
-from .base.threads import torch_threads
-from .initialization.alignment import alignment_overlaps, overlap_profiles, svd_fixed_signs
-from .initialization.depth_scaling import (
+from .base import conditional_stats, fit_slopes, mean_se
+from .initialization import (
+    alignment_overlaps,
+    cluster_limit,
+    cluster_sweep,
     depth_scaling_fit,
     finite_depth_offsets,
+    overlap_profiles,
+    overlap_scaled,
     spectrum_at_depth,
+    synthetic_product,
+    theorem61_sweep,
     top_values_by_depth,
     wedge_log_norms,
 )
-from .initialization.synthetic_alignment import (
-    cluster_limit,
-    cluster_sweep,
-    overlap_scaled,
-    synthetic_product,
-    theorem61_sweep,
-    unit_ldl,
-)
-from .mnist.block_measurements import (
+from .mnist import (
+    MnistConfig,
+    MnistFixedGates,
     alignment_reach,
     block_statistics,
     cluster_measurements,
+    linear_baseline,
+    load_mnist,
     split_clusters,
+    train_mnist,
 )
-from .mnist.data import load_mnist
-from .mnist.model import MnistConfig, MnistFixedGates, linear_baseline, train_mnist
-from .products.partial_products import layer_partial_products, network_partial_products
-from .products.sampling import (
+from .products import (
     haar_from_ginibre,
     haar_orthogonal,
     iter_layers,
-    iter_network,
-    make_generator,
-    network_layers,
-    sample_layers,
-    sample_network,
-)
-from .products.spectra import (
+    layer_partial_products,
     log_singular_values,
     log_spectra_by_depth,
     lyapunov_estimates,
+    network_layers,
+    network_partial_products,
+    sample_layers,
+    sample_network,
     stream_log_spectra,
     stream_lyapunov_estimates,
 )
-from .theory.diagonal_correlation import (
+from .theory import (
+    balanced_singular_value_rates,
     diagonal_correlation,
     diagonal_correlation_closed_form,
     diagonal_correlation_reference,
     diagonal_correlations,
-)
-from .theory.exponents import (
     finite_depth_constants,
     finite_depth_constants_mc,
-    lyapunov_exponents,
-    lyapunov_exponents_approx,
-    predicted_log_singular_values,
-)
-from .theory.flow_rates import (
-    balanced_singular_value_rates,
-    prop71_rates,
-    remark72_rates,
-    singular_value_rates,
-)
-from .theory.g1_process import (
     fit_g1_constant,
     g1_process,
     growth_phase_ratio,
+    lyapunov_exponents,
+    lyapunov_exponents_approx,
+    predicted_log_singular_values,
+    prop71_rates,
+    remark72_rates,
     rise_times,
+    singular_value_rates,
     theory_constant,
 )
-from .training.balanced_networks import balance_residuals, balanced_masked_network
-from .training.network_assumptions import (
+from .training import (
+    DivergenceError,
+    DynamicsRecorder,
+    FixedGatesNetwork,
+    JacobianGradient,
+    SpectralRecorder,
     alignment_errors,
-    network_depth_scaling,
-    subspace_alignment,
-)
-from .training.network_flow import (
-    flow_jacobian_derivative,
-    flow_singular_value_rates,
-    weight_gradients,
-)
-from .training.networks import FixedGatesNetwork, JacobianGradient
-from .training.recorders import DynamicsRecorder, SpectralRecorder, dynamics_snapshot
-from .training.synthetic_runs import (
+    balance_residuals,
+    balanced_masked_network,
     balanced_run,
     compress_regression,
+    dynamics_snapshot,
+    flow_jacobian_derivative,
+    flow_singular_value_rates,
+    half_mse,
+    network_depth_scaling,
+    subspace_alignment,
     synthetic_run,
     synthetic_task,
+    train,
+    weight_gradients,
 )
-from .training.train import DivergenceError, half_mse, train
 
 __all__ = [
     # fgln.products.sampling: gated Ginibre layers, Haar matrices
-    "make_generator", "iter_network", "sample_network", "network_layers", "sample_layers",
+    "sample_network", "network_layers", "sample_layers",
     "iter_layers", "haar_orthogonal", "haar_from_ginibre",
     # fgln.products.spectra: exact log-spectra and QR exponent estimates of deep products
     "log_singular_values", "log_spectra_by_depth", "stream_log_spectra",
@@ -121,14 +116,12 @@ __all__ = [
     "diagonal_correlation", "diagonal_correlations", "diagonal_correlation_closed_form",
     "diagonal_correlation_reference",
     # fgln.initialization.alignment: Sections 6-8 on networks
-    "svd_fixed_signs", "alignment_overlaps", "overlap_profiles",
+    "alignment_overlaps", "overlap_profiles",
     # fgln.initialization.synthetic_alignment: Theorem 6.1 and Remarks 6.2, 6.3
-    "unit_ldl", "synthetic_product", "overlap_scaled", "theorem61_sweep", "cluster_limit",
+    "synthetic_product", "overlap_scaled", "theorem61_sweep", "cluster_limit",
     "cluster_sweep",
     # fgln.base.statistics: means and standard errors over seeds, line fits
     "conditional_stats", "mean_se", "fit_slopes",
-    # fgln.base.threads
-    "torch_threads",
     # fgln.training.networks: fixed-gates networks as modules (Section 4)
     "FixedGatesNetwork", "JacobianGradient",
     # fgln.training.balanced_networks: balanced masked networks (Proposition 4.5)
@@ -137,8 +130,8 @@ __all__ = [
     "train", "DivergenceError", "half_mse",
     # fgln.training.synthetic_runs: the synthetic regressions of Chapters 1, 4 and 7
     "synthetic_task", "compress_regression", "synthetic_run", "balanced_run",
-    # fgln.theory.flow_rates: how singular values move (Lemmas A.1, E.1, E.2, Props 4.5, 7.1, Rem
-    # 7.2)
+    # fgln.theory.flow_rates, fgln.training.network_flow: how singular values move (Lemmas A.1,
+    # E.1, E.2, Propositions 4.5, 7.1, Remark 7.2)
     "singular_value_rates", "balanced_singular_value_rates", "weight_gradients",
     "flow_jacobian_derivative", "flow_singular_value_rates", "prop71_rates", "remark72_rates",
     # fgln.training.network_assumptions: Proposition 7.1's assumptions (i) and (ii) on a network
