@@ -40,6 +40,7 @@ from torch.utils.data import Dataset
 
 from ..base.paths import find_repo_root, local_dir
 from ..base.validation import check_int
+from . import fetch
 from .augment import BatchedAutoAugment
 from .idx_format import check_split, decompress, read_idx
 
@@ -276,7 +277,7 @@ def _find_full(root: Path, download: bool, timeout: float) -> str | None:
     """None when ``root`` holds (or, downloading, now holds) the MNIST files, else why not."""
     if _have_full(root):
         return None
-    why = download.download(root, timeout) if download else "download=False"
+    why = fetch.download(root, timeout) if download else "download=False"
     if why is None and not _have_full(root):
         why = "download finished without the expected files"
     return why
