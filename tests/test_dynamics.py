@@ -318,7 +318,7 @@ def test_bad_input():
         singular_value_rates(torch.eye(3), torch.eye(3), k=4)
     with pytest.raises(ValueError, match="L must be"):
         balanced_singular_value_rates(torch.eye(3), torch.eye(3), 0)
-    with pytest.raises(ValueError, match="net must be"):
+    with pytest.raises(TypeError, match="net must be"):
         flow_jacobian_derivative(torch.eye(3), torch.eye(3))
     with pytest.raises(ValueError, match="families"):
         network_depth_scaling(net, 2, families=("middle",))

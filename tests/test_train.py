@@ -200,8 +200,13 @@ def test_bad_input():
         train(net, (X, Y), half_mse, lr=0.1, steps=3, optimizer="lbfgs-ish")
     with pytest.raises(ValueError, match="record"):
         train(net, (X, Y), half_mse, lr=0.1, steps=3, record="often")
-    with pytest.raises(ValueError, match="model"):
+    # a wrong type is a TypeError, a bad value a ValueError
+    with pytest.raises(TypeError, match="model"):
         train(lambda x: x, (X, Y), half_mse, lr=0.1, steps=3)
+    with pytest.raises(TypeError, match="loss_fn"):
+        train(net, (X, Y), "mse", lr=0.1, steps=3)
+    with pytest.raises(TypeError, match="data must be"):
+        train(net, 3, half_mse, lr=0.1, steps=3)
     with pytest.raises(ValueError, match="recorders need"):
         train(nn.Linear(6, 6).double(), (X, Y), half_mse, lr=0.1, steps=3,
               recorders=[SpectralRecorder()])

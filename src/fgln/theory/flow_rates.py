@@ -59,9 +59,10 @@ def as64(x: Tensor) -> Tensor:
 
 
 def _check_matrix(name: str, x) -> Tensor:
-    if not isinstance(x, Tensor) or x.ndim != 2:
-        got = getattr(x, "shape", type(x).__name__)
-        raise ValueError(f"{name} must be a 2-d tensor, got {got}")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a 2-d tensor, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-d tensor, got shape {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} has non-finite entries")
     return as64(x)

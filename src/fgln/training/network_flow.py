@@ -31,9 +31,9 @@ __all__ = [
 
 
 def check_net(net) -> FixedGatesNetwork:
-    """``net`` if it is a :class:`FixedGatesNetwork`, else ``ValueError``."""
+    """``net`` if it is a :class:`FixedGatesNetwork`, else ``TypeError``."""
     if not isinstance(net, FixedGatesNetwork):
-        raise ValueError(f"net must be a FixedGatesNetwork, got {type(net).__name__}")
+        raise TypeError(f"net must be a FixedGatesNetwork, got {type(net).__name__}")
     return net
 
 

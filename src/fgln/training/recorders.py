@@ -295,6 +295,6 @@ def stack_history(hist: dict[str, list]) -> dict[str, np.ndarray]:
     for key, vals in hist.items():
         try:
             out[key] = np.stack([np.asarray(v) for v in vals])
-        except ValueError:  # ragged: keep an object-free list of arrays per record
+        except ValueError:  # ragged records would need an object array: refuse them
             raise ValueError(f"recorded {key!r} changes shape between records") from None
     return out

@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -119,7 +119,6 @@ class TrainResult:
     resumed_from: int | None
     seconds: float
     record_seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def half_mse(output: Tensor, target: Tensor) -> Tensor:
@@ -161,9 +160,9 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
     """Train ``model`` by (stochastic) gradient descent; see the module docstring."""
     t_begin = time.perf_counter()
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
-        raise ValueError("loss_fn must be callable (output, y) -> scalar tensor")
+        raise TypeError("loss_fn must be callable (output, y) -> scalar tensor")
     lr = check_positive("lr", lr)
     if not (max_loss_factor > 1):
         raise ValueError(f"max_loss_factor must be > 1, got {max_loss_factor}")
@@ -180,7 +179,7 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
             raise ValueError(f"data: x and y have {data[0].shape[0]} and {data[1].shape[0]} rows")
     else:
         if not isinstance(data, Iterable):
-            raise ValueError("data must be (x, y) tensors or an iterable of (x, y) batches")
+            raise TypeError("data must be (x, y) tensors or an iterable of (x, y) batches")
         if steps is None and epochs is None:
             raise ValueError("give epochs and/or steps for mini-batch data")
         per_epoch = None
