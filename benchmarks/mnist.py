@@ -41,9 +41,9 @@ from torch.utils.data import DataLoader
 
 from fgln.base.atomic import atomic_write
 from fgln.base.threads import torch_threads
+from fgln.base.validation import resolve_device
 from fgln.mnist.data import BundledMnistWarning, load_mnist
 from fgln.mnist.model import MnistFixedGates, train_loader
-from fgln.training.networks import resolve_device
 from fgln.training.train import train
 
 LR, MOMENTUM = 0.01, 0.9

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from fgln.base.atomic import atomic_write
-from fgln.training.networks import FixedGatesNetwork, resolve_device
+from fgln.base.validation import resolve_device
+from fgln.training.networks import FixedGatesNetwork
 from fgln.training.recorders import DynamicsRecorder, SpectralRecorder
 from fgln.training.synthetic_runs import compress_regression, synthetic_task
 from fgln.training.train import half_mse, train

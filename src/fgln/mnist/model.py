@@ -33,9 +33,9 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from ..base.threads import single_threaded, torch_threads
-from ..base.validation import check_int, check_p
+from ..base.validation import check_int, check_p, resolve_device
 from ..products.sampling import make_generator, sample_network
-from ..training.networks import FixedGatesNetwork, resolve_device
+from ..training.networks import FixedGatesNetwork
 from ..training.train import train
 from .block_measurements import block_statistics
 from .data import Mnist, MnistDataset, load_mnist

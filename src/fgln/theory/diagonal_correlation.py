@@ -20,6 +20,8 @@ import warnings
 import numpy as np
 import torch
 
+from ..base.validation import check_square_stack
+
 Tensor = torch.Tensor
 
 __all__ = ["diagonal_correlations", "diagonal_correlation", "diagonal_correlation_closed_form",
@@ -37,17 +39,7 @@ def _as_tensor(A) -> Tensor:
     return torch.as_tensor(np.asarray(A, dtype=np.float64))
 
 
-def _check_square_stack(A: Tensor) -> None:
-    if A.ndim < 2:
-        raise ValueError(f"diagonal correlation needs a square matrix, got shape {tuple(A.shape)}")
-    if A.shape[-1] != A.shape[-2]:
-        raise ValueError(
-            f"diagonal correlation needs square matrices, got shape {tuple(A.shape)} "
-            f"({A.shape[-2]} x {A.shape[-1]})")
-    if A.numel() == 0:
-        raise ValueError(f"diagonal correlation of an empty array (shape {tuple(A.shape)})")
-    if not bool(torch.isfinite(A).all()):
-        raise ValueError("diagonal correlation needs finite entries (got NaN or inf)")
+
 
 
 def diagonal_correlations(A) -> Tensor:
@@ -63,7 +55,7 @@ def diagonal_correlations(A) -> Tensor:
     when the mass lies on one row or one column (zero variance, e.g. any 1 x 1 matrix).
     """
     A = _as_tensor(A)
-    _check_square_stack(A)
+    check_square_stack(A)
     W = A.abs().to(torch.float64 if not A.is_floating_point() else A.dtype)
     k = W.shape[-1]
     m = W.sum((-2, -1))

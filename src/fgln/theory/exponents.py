@@ -35,8 +35,7 @@ from scipy.special import digamma
 from scipy.stats import binom
 
 from ..base.statistics import conditional_stats
-from ..base.validation import check_int as _int
-from ..base.validation import check_p, check_sigma
+from ..base.validation import check_exponents, check_int
 
 __all__ = [
     "lyapunov_exponents",
@@ -45,20 +44,6 @@ __all__ = [
     "finite_depth_constants_mc",
     "predicted_log_singular_values",
 ]
-
-
-def _check(n, p, sigma, k, min_rank):
-    n = _int("n", n, 1)
-    p = check_p(p)
-    sigma = check_sigma(sigma, n)
-    k = _int("k", k, 1, n)
-    if min_rank is not None:
-        min_rank = _int("min_rank", min_rank, 1, n)
-        if k > min_rank:
-            raise ValueError(
-                f"k must be <= min_rank (exponents beyond the conditioned rank are -inf), "
-                f"got k={k} > min_rank={min_rank}")
-    return n, p, sigma, k, min_rank
 
 
 def _gamma(n: int, p: float, sigma: float, i: int, r: int, normalise: bool) -> float:
@@ -81,14 +66,14 @@ def lyapunov_exponents(n: int, p: float, sigma: float | None, k: int,
     i, the exact value for unconditioned p-gates given ``s_i > 0`` (module docstring).
     ``sigma=None`` means ``1/sqrt(n)``. Returns ndarray[k].
     """
-    n, p, sigma, k, min_rank = _check(n, p, sigma, k, min_rank)
+    n, p, sigma, k, min_rank = check_exponents(n, p, sigma, k, min_rank)
     return np.array([_gamma(n, p, sigma, i, min_rank or i, True) for i in range(1, k + 1)])
 
 
 def lyapunov_exponents_approx(n: int, p: float, sigma: float | None, k: int,
                               min_rank: int | None = None) -> np.ndarray:
     """Remark 5.5: Remark 5.4 without the normalising denominator ``P(rank >= r)``."""
-    n, p, sigma, k, min_rank = _check(n, p, sigma, k, min_rank)
+    n, p, sigma, k, min_rank = check_exponents(n, p, sigma, k, min_rank)
     return np.array([_gamma(n, p, sigma, i, min_rank or i, False) for i in range(1, k + 1)])
 
 
@@ -97,8 +82,8 @@ def finite_depth_constants(n: int, k: int) -> np.ndarray:
 
     ``d_i = -E log|det Omega^{i,i}| = 1/2 sum_{j=1}^i [psi((n-j+1)/2) - psi((i-j+1)/2)]``.
     """
-    n = _int("n", n, 1)
-    k = _int("k", k, 0, n)
+    n = check_int("n", n, 1)
+    k = check_int("k", k, 0, n)
     d = np.zeros(k + 1)
     for i in range(1, k + 1):
         j = np.arange(1, i + 1)
@@ -117,10 +102,10 @@ def finite_depth_constants_mc(n: int, k: int, samples: int = 2000, seed: int = 0
 
     from ..products.sampling import haar_orthogonal
 
-    n = _int("n", n, 1)
-    k = _int("k", k, 0, n)
-    samples = _int("samples", samples, 2)
-    q = haar_orthogonal(n, _int("seed", seed, 0), batch=samples)
+    n = check_int("n", n, 1)
+    k = check_int("k", k, 0, n)
+    samples = check_int("samples", samples, 2)
+    q = haar_orthogonal(n, check_int("seed", seed, 0), batch=samples)
     vals = np.zeros((samples, k + 1))
     for i in range(1, k + 1):
         vals[:, i] = -torch.linalg.slogdet(q[:, :i, :i]).logabsdet.numpy()
@@ -137,7 +122,7 @@ def predicted_log_singular_values(n: int, p: float, sigma: float | None, L: int,
     the numerics confirm. ``sign="printed"``: ``gamma_i + (d_{i-1} - d_i)/L`` as printed in
     Theorem 5.3. Exponents as in :func:`lyapunov_exponents`.
     """
-    L = _int("L", L, 1)
+    L = check_int("L", L, 1)
     if sign not in ("appendix", "printed"):
         raise ValueError(f"sign must be 'appendix' or 'printed', got {sign!r}")
     gam = lyapunov_exponents(n, p, sigma, k, min_rank)

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import torch
 
-from ..base.validation import check_int
+from ..base.validation import as64, check_int, check_k, check_matrix
 
 Tensor = torch.Tensor
 
@@ -44,7 +44,6 @@ __all__ = [
     "partials_aligned_rates",
     "prop71_rates",
     "remark72_rates",
-    "as64",
 ]
 
 
@@ -53,30 +52,10 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def as64(x: Tensor) -> Tensor:
-    """``x`` detached, in float64 (the dtype of every spectral quantity here)."""
-    return x.detach().to(torch.float64)
-
-
-def _check_matrix(name: str, x) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a 2-d tensor, got {type(x).__name__}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-d tensor, got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} has non-finite entries")
-    return as64(x)
-
-
-def _check_k(k, J: Tensor) -> int:
-    kmax = min(J.shape)
-    return kmax if k is None else check_int("k", k, 1, kmax)
-
-
 def svd_top(J: Tensor, k: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """``(U_k [m, k], s_k [k], V_k [n, k])``: the top ``k`` singular triplets of ``J`` (float64)."""
-    J = _check_matrix("J", J)
-    k = _check_k(k, J)
+    J = check_matrix("J", J)
+    k = check_k(k, J)
     U, s, Vh = torch.linalg.svd(J, full_matrices=False)
     return U[:, :k], s[:k], Vh[:k].T
 
@@ -84,7 +63,7 @@ def svd_top(J: Tensor, k: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
 def projections(J: Tensor, grad_J: Tensor, k: int | None = None) -> Tensor:
     """``g_k = <grad_J L, u_k v_k^T> = u_k^T grad_J v_k`` for the top ``k`` (default: all) [k]."""
     U, _, V = svd_top(J, k)
-    G = _check_matrix("grad_J", grad_J)
+    G = check_matrix("grad_J", grad_J)
     if G.shape != J.shape:
         raise ValueError(f"grad_J must have the shape of J {tuple(J.shape)}, got {tuple(G.shape)}")
     return ((U.T @ G) * V.T).sum(-1)
@@ -96,20 +75,16 @@ def singular_value_rates(J: Tensor, J_dot: Tensor, k: int | None = None) -> Tens
     Exact for simple singular values (a repeated one has no derivative in general).
     """
     U, _, V = svd_top(J, k)
-    Jd = _check_matrix("J_dot", J_dot)
+    Jd = check_matrix("J_dot", J_dot)
     if Jd.shape != J.shape:
         raise ValueError(f"J_dot must have the shape of J {tuple(J.shape)}, got {tuple(Jd.shape)}")
     return ((U.T @ Jd) * V.T).sum(-1)
 
 
-def _check_L(L) -> int:
-    return check_int("L", L, 1)
-
-
 def balanced_singular_value_rates(J: Tensor, grad_J: Tensor, L: int,
                                   k: int | None = None) -> Tensor:
     """Proposition 4.5: ``ds_k/dt = -L s_k^{2-2/L} <grad_J L, u_k v_k^T>`` [k]."""
-    L = _check_L(L)
+    L = check_int("L", L, 1)
     _, s, _ = svd_top(J, k)
     g = projections(J, grad_J, k)
     return -L * s.pow(2.0 - 2.0 / L) * g
@@ -126,7 +101,7 @@ def _check_partials(A: Sequence[Tensor], B: Sequence[Tensor],
     A, B = [as64(a) for a in A], [as64(b) for b in B]
     if not A or len(A) != len(B):
         raise ValueError(f"A and B must hold one matrix per layer, got {len(A)} and {len(B)}")
-    G = _check_matrix("grad_J", grad_J)
+    G = check_matrix("grad_J", grad_J)
     shape = (A[0].shape[0], B[0].shape[1])
     if G.shape != shape:
         raise ValueError(f"grad_J must have shape [n_L, n_0] = {shape}, got {tuple(G.shape)}")
@@ -166,8 +141,8 @@ def partials_aligned_rates(A: Sequence[Tensor], B: Sequence[Tensor], J: Tensor, 
                            k: int | None = None) -> Tensor:
     """Proposition 7.1 with (ii) exact but (i) not assumed:
     ``-sum_l s_k(A_l)^2 s_k(B_l)^2 g_k`` [k] (Appendix E.2, third display)."""
-    J = _check_matrix("J", J)
-    k = _check_k(k, J)
+    J = check_matrix("J", J)
+    k = check_k(k, J)
     A, B = [as64(a) for a in A], [as64(b) for b in B]
     kmax = min(min(x.shape) for x in (*A, *B))
     if k > kmax:
@@ -187,7 +162,7 @@ def prop71_rates(J: Tensor, grad_J: Tensor, L: int, delta: Tensor,
                  k: int | None = None) -> Tensor:
     """Proposition 7.1's right-hand side ``-e^{(2+2/L) delta_k} L s_k^{2-2/L} g_k`` [k]
     (``delta`` [>= k]; ``delta = 0`` gives Proposition 4.5)."""
-    L = _check_L(L)
+    L = check_int("L", L, 1)
     base = balanced_singular_value_rates(J, grad_J, L, k)
     delta = as64(torch.as_tensor(delta)).to(base.device)
     if delta.ndim != 1 or delta.shape[0] < base.shape[0]:
@@ -247,7 +222,7 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
     J = Q[0] @ layers[0]
     U, s, Vh = torch.linalg.svd(J, full_matrices=True)
     V = Vh.T
-    k = _check_k(k, J)
+    k = check_k(k, J)
     s = s[: min(J.shape)]
     exact = torch.zeros(k, dtype=torch.float64, device=dev)
     tri = torch.zeros(k, dtype=torch.float64, device=dev)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..base.validation import check_int, check_positive
+from ..base.validation import check_int, check_positive, check_series
 
 __all__ = [
     "g1_process",
@@ -20,18 +20,7 @@ __all__ = [
 ]
 
 
-def _check_L(L) -> int:
-    return check_int("L", L, 1)
 
-
-def _check_series(name: str, x, n: int | None = None) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    if x.ndim != 1 or (n is not None and x.shape[0] != n) or x.shape[0] < 2:
-        want = f"length {n}" if n is not None else "length >= 2"
-        raise ValueError(f"{name} must be 1-d of {want}, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} has non-finite entries")
-    return x
 
 
 def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False) -> np.ndarray:
@@ -43,9 +32,9 @@ def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False) -> np.n
     is one Euler step ``s_{i+1} = s_i + C_i (t_{i+1} - t_i) s_i^{2-2/L} g_i`` (the same when the
     records are one step apart). Returns ``s`` at the records (``inf`` after an overflow).
     """
-    L = _check_L(L)
-    t = _check_series("steps", steps)
-    g = _check_series("g", g, t.shape[0])
+    L = check_int("L", L, 1)
+    t = check_series("steps", steps)
+    g = check_series("g", g, t.shape[0])
     if np.any(np.diff(t) <= 0):
         raise ValueError("steps must be strictly increasing")
     C = np.broadcast_to(np.asarray(C, dtype=float), t.shape)
@@ -81,10 +70,10 @@ def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
     search."""
     from scipy.optimize import minimize_scalar
 
-    L = _check_L(L)
-    t = _check_series("steps", steps)
-    s = _check_series("s", s, t.shape[0])
-    g = _check_series("g", g, t.shape[0])
+    L = check_int("L", L, 1)
+    t = check_series("steps", steps)
+    s = check_series("s", s, t.shape[0])
+    g = check_series("g", g, t.shape[0])
     x = np.diff(t) * s[:-1] ** (2.0 - 2.0 / L) * g[:-1]
     dy = np.diff(s)
     if not np.any(x != 0):
@@ -110,7 +99,7 @@ def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
 def theory_constant(lr: float, L: int, delta) -> np.ndarray:
     """The ``C`` Proposition 7.1 gives per gradient step: ``-lr L e^{(2+2/L) delta_1(t)}``
     (one value per entry of ``delta``, the measured ``delta_1`` along training)."""
-    L = _check_L(L)
+    L = check_int("L", L, 1)
     lr = check_positive("lr", lr)
     delta = np.asarray(delta, dtype=float)
     return -lr * L * np.exp((2.0 + 2.0 / L) * delta)
@@ -129,7 +118,7 @@ def growth_phase_ratio(t, predicted, measured, frac: float = 0.2) -> np.ndarray:
     never grows). Returns ``sum_i w_i pred_ik / sum_i w_i meas_ik`` over that set, ``w`` the
     local spacing of ``t`` [k].
     """
-    t = _check_series("t", t)
+    t = check_series("t", t)
     pred = np.asarray(predicted, dtype=float)
     meas = np.asarray(measured, dtype=float)
     if pred.shape != meas.shape or pred.ndim != 2 or pred.shape[0] != t.shape[0]:
@@ -149,7 +138,7 @@ def growth_phase_ratio(t, predicted, measured, frac: float = 0.2) -> np.ndarray:
 def rise_times(t, s, level: float = 0.5) -> np.ndarray:
     """First time each ``s_k`` [R, k] has covered ``level`` of its way from its initial to its
     final value (NaN if it never moves by more than 10%); [k]."""
-    t = _check_series("t", t)
+    t = check_series("t", t)
     s = np.asarray(s, dtype=float)
     if s.ndim != 2 or s.shape[0] != t.shape[0]:
         raise ValueError(f"s must be [len(t), k], got {s.shape}")

@@ -9,9 +9,9 @@ from typing import Sequence
 
 import torch
 
-from ..base.validation import check_int, check_positive
+from ..base.validation import check_int, check_positive, check_widths, resolve_device
 from ..products.sampling import make_generator
-from .networks import FixedGatesNetwork, check_widths, resolve_device
+from .networks import FixedGatesNetwork
 
 Tensor = torch.Tensor
 

@@ -20,8 +20,7 @@ from typing import Sequence
 
 import torch
 
-from ..base.validation import check_int
-from ..theory.flow_rates import as64
+from ..base.validation import as64, check_int
 from .network_flow import check_net, partials64
 from .networks import FixedGatesNetwork
 

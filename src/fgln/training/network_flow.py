@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from ..base.validation import as64, check_matrix
 from ..theory.flow_rates import (
-    _check_matrix,
-    as64,
     partials_aligned_rates,
     partials_jacobian_derivative,
     partials_rate_terms,
@@ -46,7 +45,7 @@ def partials64(net: FixedGatesNetwork) -> tuple[list[Tensor], list[Tensor]]:
 
 def check_grad(net: FixedGatesNetwork, grad_J) -> Tensor:
     """``grad_J`` [n_L, n_0] checked against ``net``'s widths, float64, on its device."""
-    G = _check_matrix("grad_J", grad_J)
+    G = check_matrix("grad_J", grad_J)
     n = net.widths
     if G.shape != (n[-1], n[0]):
         raise ValueError(f"grad_J must have shape [n_L, n_0] = {(n[-1], n[0])}, "

@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..base.validation import check_int, check_p, check_positive
+from ..base.validation import check_int, check_p, check_positive, check_widths, resolve_device
 from ..products.sampling import make_generator, sample_network
 
 Tensor = torch.Tensor
@@ -29,32 +29,7 @@ __all__ = [
     "FixedGatesNetwork",
     "JacobianGradient",
     "find_fixed_gates_network",
-    "resolve_device",
-    "check_widths",
 ]
-
-
-def resolve_device(device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device(device)``."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, "
-                         f"got {device!r}") from None
-
-
-def check_widths(widths) -> list[int]:
-    """``widths`` ``[n_0, ..., n_L]`` as positive ints (at least two), else ``ValueError``."""
-    try:
-        widths = list(widths)
-    except TypeError:
-        raise ValueError(f"widths must be a sequence of >= 2 positive integers, "
-                         f"got {widths!r}") from None
-    if len(widths) < 2:
-        raise ValueError(f"widths must list n_0, ..., n_L (at least 2 entries), got {widths!r}")
-    return [check_int(f"widths[{i}]", w, 1) for i, w in enumerate(widths)]
 
 
 class FixedGatesNetwork(nn.Module):

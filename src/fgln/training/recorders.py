@@ -13,8 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..base.validation import check_int
-from ..theory.flow_rates import as64
+from ..base.validation import as64, check_int
 from .network_assumptions import (
     column_alignment_error,
     fit_depth_lines,

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 
 from ..base.threads import torch_threads
-from ..base.validation import check_int
+from ..base.validation import check_int, resolve_device
 from ..products.sampling import make_generator
 from ..theory.flow_rates import balanced_singular_value_rates
 from .balanced_networks import balance_residuals, balanced_masked_network
 from .network_flow import flow_singular_value_rates
-from .networks import FixedGatesNetwork, resolve_device
+from .networks import FixedGatesNetwork
 from .recorders import DynamicsRecorder, SpectralRecorder
 from .train import RecordContext, half_mse, train
 

@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from ..base.progress import progress as _progress
-from ..base.validation import check_int, check_positive
+from ..base.validation import check_int, check_positive, resolve_device
 from .batches import Batches, is_full_batch, to_device
 from .checkpoints import (
     FORMAT,
@@ -73,7 +73,7 @@ from .checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from .networks import JacobianGradient, find_fixed_gates_network, resolve_device
+from .networks import JacobianGradient, find_fixed_gates_network
 from .recorders import SpectralRecorder, record_steps, stack_history
 
 Tensor = torch.Tensor
