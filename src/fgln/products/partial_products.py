@@ -11,17 +11,54 @@ come from :mod:`fgln.products.spectra`.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from ..base.validation import check_layers
 
 Tensor = torch.Tensor
 
-__all__ = ["layer_partial_products", "network_partial_products"]
+__all__ = ["chain_products", "layer_partial_products", "network_partial_products"]
 
 
-def _eye_like(x: Tensor, b: int, n: int) -> Tensor:
-    return torch.eye(n, dtype=x.dtype, device=x.device).expand(b, n, n)
+def chain_products(mats: Sequence[Tensor], gates: Sequence[Tensor | None] | None = None, *,
+                   ends: bool = False) -> tuple[list[Tensor], list[Tensor]]:
+    """Suffix and prefix products of the chain ``M_L g_{L-1} M_{L-1} ... g_1 M_1``, one pass each.
+
+    ``mats``: ``M_1..M_L`` [..., n_l, n_{l-1}] (leading batch dimensions allowed, rectangular
+    factors chaining); ``gates``: the diagonals ``g_1..g_{L-1}`` [..., n_l] between them
+    (``None``, or a ``None`` entry, for the identity). With ``S_L = I``,
+    ``S_l = (S_{l+1} M_{l+1}) g_l`` and ``P_0 = I``, ``P_l = g_l (M_l P_{l-1})``, returns
+    ``A = [S_1..S_L]`` and ``B = [P_0..P_{L-1}]``, so that the chain is ``A[i] M_{i+1} B[i]``
+    (Section 7's ``A_l``, ``B_l`` at index l-1); with ``ends`` (no gates) ``A = [S_0..S_L]``,
+    ``B = [P_0..P_L]`` and the chain is ``A[l] B[l]`` (Section 6). The one kernel behind every
+    partial product of the package.
+    """
+    L = len(mats)
+    if L < 1:
+        raise ValueError("mats must hold at least one matrix")
+    if gates is not None and len(gates) != L - 1:
+        raise ValueError(f"gates must hold L - 1 = {L - 1} diagonals, got {len(gates)}")
+    if ends and gates is not None:
+        raise ValueError("ends=True needs an ungated chain")
+    g = [None] + (list(gates) if gates is not None else [None] * (L - 1)) + [None]  # g[l] = g_l
+    first, last = mats[0], mats[-1]
+    batch = first.shape[:-2]
+    B = [_eye(first.shape[-1], batch, first)]
+    for l in range(1, L + 1 if ends else L):  # P_l = g_l (M_l P_{l-1})
+        prod = mats[l - 1] @ B[-1]
+        B.append(prod if g[l] is None else g[l][..., :, None] * prod)
+    A = [_eye(last.shape[-2], batch, last)]
+    for l in range(L - 1, -1 if ends else 0, -1):  # S_l = (S_{l+1} M_{l+1}) g_l
+        prod = A[-1] @ mats[l]
+        A.append(prod if g[l] is None else prod * g[l][..., None, :])
+    return A[::-1], B
+
+
+def _eye(n: int, batch: torch.Size, like: Tensor) -> Tensor:
+    eye = torch.eye(n, dtype=like.dtype, device=like.device)
+    return eye.expand(*batch, n, n) if batch else eye
 
 
 def layer_partial_products(layers: Tensor) -> tuple[Tensor, Tensor]:
@@ -31,14 +68,8 @@ def layer_partial_products(layers: Tensor) -> tuple[Tensor, Tensor]:
     ``B[:, l] = M_l ... M_1`` (``B_0 = I``), so that ``J_L = A[:, l] @ B[:, l]`` for l = 0..L.
     """
     b, L, n = check_layers(layers)
-    eye = _eye_like(layers, b, n)
-    B = [eye]
-    for l in range(L):
-        B.append(layers[:, l] @ B[-1])
-    A = [eye]
-    for l in range(L - 1, -1, -1):
-        A.append(A[-1] @ layers[:, l])
-    return torch.stack(A[::-1], 1), torch.stack(B, 1)
+    A, B = chain_products(layers.unbind(1), ends=True)
+    return torch.stack(A, 1), torch.stack(B, 1)
 
 
 def network_partial_products(weights: Tensor, gates: Tensor) -> tuple[Tensor, Tensor]:
@@ -51,11 +82,5 @@ def network_partial_products(weights: Tensor, gates: Tensor) -> tuple[Tensor, Te
     b, L, n = check_layers(weights)
     if gates.shape != (b, L, n):
         raise ValueError(f"gates must be [batch, L, n] = {(b, L, n)}, got {tuple(gates.shape)}")
-    eye = _eye_like(weights, b, n)
-    B = [eye]
-    for l in range(1, L):  # B_{l+1} = D_l W_l B_l
-        B.append(gates[:, l - 1, :, None] * (weights[:, l - 1] @ B[-1]))
-    A = [eye]  # A_L = I
-    for l in range(L - 1, 0, -1):  # A_l = A_{l+1} W_{l+1} D_l
-        A.append((A[-1] @ weights[:, l]) * gates[:, l - 1, None, :])
-    return torch.stack(A[::-1], 1), torch.stack(B, 1)
+    A, B = chain_products(weights.unbind(1), gates.unbind(1)[: L - 1])
+    return torch.stack(A, 1), torch.stack(B, 1)

@@ -30,6 +30,7 @@ from typing import Sequence
 import torch
 
 from ..base.validation import as64, check_int, check_k, check_matrix
+from ..products.partial_products import chain_products
 
 Tensor = torch.Tensor
 
@@ -212,13 +213,7 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
                              f"{tuple(layers[i - 1].shape)}")
     L = len(layers)
     dev = layers[0].device
-    P = [torch.eye(layers[0].shape[1], dtype=torch.float64, device=dev)]
-    for m in layers[:-1]:
-        P.append(m @ P[-1])
-    Q = [torch.eye(layers[-1].shape[0], dtype=torch.float64, device=dev)]
-    for m in layers[:0:-1]:
-        Q.append(Q[-1] @ m)
-    Q = Q[::-1]  # Q[l-1] = M_L ... M_{l+1}
+    Q, P = chain_products(layers)  # Q[l-1] = M_L ... M_{l+1}, P[l-1] = M_{l-1} ... M_1
     J = Q[0] @ layers[0]
     U, s, Vh = torch.linalg.svd(J, full_matrices=True)
     V = Vh.T

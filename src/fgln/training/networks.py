@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..base.validation import check_int, check_p, check_positive, check_widths, resolve_device
+from ..products.partial_products import chain_products
 from ..products.sampling import make_generator, sample_network
 
 Tensor = torch.Tensor
@@ -136,15 +137,7 @@ class FixedGatesNetwork(nn.Module):
         L = self.depth
         if l is not None:
             l = check_int("l", l, 1, L)
-        n = self.widths
-        w0 = self.weights[0]
-        B = [torch.eye(n[0], dtype=w0.dtype, device=w0.device)]
-        for k in range(1, L):  # B_{k+1} = D_k W_k B_k
-            B.append(self._gate(k)[:, None] * (self.weights[k - 1] @ B[-1]))
-        A = [torch.eye(n[L], dtype=w0.dtype, device=w0.device)]
-        for k in range(L - 1, 0, -1):  # A_k = A_{k+1} W_{k+1} D_k
-            A.append((A[-1] @ self.weights[k]) * self._gate(k)[None, :])
-        A = A[::-1]
+        A, B = chain_products(list(self.weights), [self._gate(k) for k in range(1, L)])
         if l is not None:
             return A[l - 1], B[l - 1]
         return A, B

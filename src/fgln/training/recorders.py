@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..base.validation import as64, check_int
+from ..products.partial_products import chain_products
 from .network_assumptions import (
     column_alignment_error,
     fit_depth_lines,
@@ -139,11 +140,7 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
         "log_sB": torch.log(sb),
     }
     if remark:
-        layers = [as64(m) for m in net.layers()]
-        Q = [torch.eye(U.shape[0], dtype=torch.float64)]
-        for m in layers[:0:-1]:
-            Q.append(Q[-1] @ m)
-        Q = Q[::-1]  # Q[l-1] = M_L ... M_{l+1}
+        Q, _ = chain_products([as64(m) for m in net.layers()])  # Q[l-1] = M_L ... M_{l+1}
         sv_q = _svd_many(Q[:-1]) + [(U, torch.ones(U.shape[0], dtype=torch.float64), U.T)]
         sv_p = [(V, torch.ones(V.shape[0], dtype=torch.float64), V.T)] + sv_b
         gates = [None] + [as64(gt) for gt in net.gates] + [None]
@@ -228,10 +225,7 @@ def _snapshot_square(net: FixedGatesNetwork, G: Tensor, k: int, remark: bool,
     out["rate_prop71"] = torch.exp((2.0 + 2.0 / L) * delta) * out["rate_prop45"]
     if remark:
         layers = torch.stack([as64(m) for m in net.layers()])
-        Q = [torch.eye(n, dtype=f64)]
-        for l in range(L - 1, 0, -1):
-            Q.append(Q[-1] @ layers[l])
-        Q = torch.stack(Q[::-1])                   # Q[l-1] = M_L ... M_{l+1}, Q[L-1] = I
+        Q = torch.stack(chain_products(layers.unbind(0))[0])  # Q[l-1] = M_L ... M_{l+1}
         Uq, Sq, Vq = _top_svd(Q[:-1], k)
         Uq = torch.cat([Uq, Uk[None]])             # the empty product: J's own bases
         Sq = torch.cat([Sq, ones])
