@@ -333,3 +333,30 @@ def test_qr_interval_choices():
         QRInterval(tol=0.0)
     with pytest.raises(ValueError, match="reorth_every"):
         QRInterval(0)
+
+
+def test_top_svd_forms_agree():
+    """One helper, every form: a matrix, a batch, a list (batched or not), values only, the
+    eigh route; the triplets reconstruct the matrix."""
+    from fgln.products.svd import top_svd
+
+    gen = torch.Generator().manual_seed(7)
+    M = torch.randn(4, 6, 6, dtype=torch.float64, generator=gen)
+    U, s, V = top_svd(M)
+    assert torch.allclose(U @ torch.diag_embed(s) @ V.mT, M, atol=1e-12)
+    U3, s3, V3 = top_svd(M[0], 3)
+    assert U3.shape == (6, 3) and V3.shape == (6, 3)
+    assert torch.equal(s3, s[0, :3])
+    assert torch.equal(top_svd(M, 2, vectors=False), torch.linalg.svdvals(M)[:, :2])
+    listed = top_svd(list(M), 3)
+    assert all(torch.equal(x[1], s[i, :3]) for i, x in enumerate(listed))
+    rect = top_svd([M[0], M[1, :4]], 2)
+    assert rect[1][0].shape == (4, 2) and rect[1][2].shape == (6, 2)
+    Ue, se, Ve = top_svd(M, 3, method="eigh")
+    assert torch.allclose(se, s[:, :3], rtol=1e-10)
+    eye = torch.eye(3, dtype=torch.float64).expand(4, 3, 3)
+    assert torch.allclose((Ue.mT @ U[..., :3]).abs(), eye, atol=1e-8)
+    Uf, _, Vf = top_svd(M[0, :4], full=True)
+    assert Uf.shape == (4, 4) and Vf.shape == (6, 6)
+    with pytest.raises(ValueError, match="method"):
+        top_svd(M, method="qr")

@@ -31,11 +31,11 @@ import torch
 
 from ..base.validation import as64, check_int, check_k, check_matrix
 from ..products.partial_products import chain_products
+from ..products.svd import top_svd
 
 Tensor = torch.Tensor
 
 __all__ = [
-    "svd_top",
     "projections",
     "singular_value_rates",
     "balanced_singular_value_rates",
@@ -53,17 +53,15 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def svd_top(J: Tensor, k: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """``(U_k [m, k], s_k [k], V_k [n, k])``: the top ``k`` singular triplets of ``J`` (float64)."""
+def _top(J: Tensor, k: int | None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(U_k [m, k], s_k [k], V_k [n, k])`` of ``J`` checked (float64)."""
     J = check_matrix("J", J)
-    k = check_k(k, J)
-    U, s, Vh = torch.linalg.svd(J, full_matrices=False)
-    return U[:, :k], s[:k], Vh[:k].T
+    return top_svd(J, check_k(k, J))
 
 
 def projections(J: Tensor, grad_J: Tensor, k: int | None = None) -> Tensor:
     """``g_k = <grad_J L, u_k v_k^T> = u_k^T grad_J v_k`` for the top ``k`` (default: all) [k]."""
-    U, _, V = svd_top(J, k)
+    U, _, V = _top(J, k)
     G = check_matrix("grad_J", grad_J)
     if G.shape != J.shape:
         raise ValueError(f"grad_J must have the shape of J {tuple(J.shape)}, got {tuple(G.shape)}")
@@ -75,7 +73,7 @@ def singular_value_rates(J: Tensor, J_dot: Tensor, k: int | None = None) -> Tens
 
     Exact for simple singular values (a repeated one has no derivative in general).
     """
-    U, _, V = svd_top(J, k)
+    U, _, V = _top(J, k)
     Jd = check_matrix("J_dot", J_dot)
     if Jd.shape != J.shape:
         raise ValueError(f"J_dot must have the shape of J {tuple(J.shape)}, got {tuple(Jd.shape)}")
@@ -86,7 +84,7 @@ def balanced_singular_value_rates(J: Tensor, grad_J: Tensor, L: int,
                                   k: int | None = None) -> Tensor:
     """Proposition 4.5: ``ds_k/dt = -L s_k^{2-2/L} <grad_J L, u_k v_k^T>`` [k]."""
     L = check_int("L", L, 1)
-    _, s, _ = svd_top(J, k)
+    _, s, _ = _top(J, k)
     g = projections(J, grad_J, k)
     return -L * s.pow(2.0 - 2.0 / L) * g
 
@@ -129,7 +127,7 @@ def partials_rate_terms(A: Sequence[Tensor], B: Sequence[Tensor], J: Tensor, gra
     """Per-layer terms of the exact flow rates: ``-(U^T A_l A_l^T G B_l^T B_l V)_kk``, [L, k];
     their sum over l is ``ds_k/dt`` (Appendix E.2, first display). ``J = A_l W_l B_l``."""
     A, B, G = _check_partials(A, B, grad_J)
-    U, _, V = svd_top(J, k)
+    U, _, V = _top(J, k)
     rows = []
     for a, b in zip(A, B):
         left = U.T @ a  # [k, n_l]
@@ -149,7 +147,7 @@ def partials_aligned_rates(A: Sequence[Tensor], B: Sequence[Tensor], J: Tensor, 
     if k > kmax:
         raise ValueError(f"k must be <= the smallest width {kmax}, got {k}")
     g = projections(J, grad_J, k)
-    tot = sum(torch.linalg.svdvals(a)[:k] ** 2 * torch.linalg.svdvals(b)[:k] ** 2
+    tot = sum(top_svd(a, k, vectors=False) ** 2 * top_svd(b, k, vectors=False) ** 2
               for a, b in zip(A, B))
     return -tot * g
 
@@ -215,8 +213,7 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
     dev = layers[0].device
     Q, P = chain_products(layers)  # Q[l-1] = M_L ... M_{l+1}, P[l-1] = M_{l-1} ... M_1
     J = Q[0] @ layers[0]
-    U, s, Vh = torch.linalg.svd(J, full_matrices=True)
-    V = Vh.T
+    U, s, V = top_svd(J, full=True)
     k = check_k(k, J)
     s = s[: min(J.shape)]
     exact = torch.zeros(k, dtype=torch.float64, device=dev)
@@ -229,11 +226,13 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
         if l == L - 1:
             Uq, sq, Vqh = U, ones_q, U.T
         else:
-            Uq, sq, Vqh = torch.linalg.svd(Q[l], full_matrices=False)
+            Uq, sq, Vq = top_svd(Q[l])
+            Vqh = Vq.T
         if l == 0:
             Up, sp, Vph = V, ones_p, V.T
         else:
-            Up, sp, Vph = torch.linalg.svd(P[l], full_matrices=False)
+            Up, sp, Vp = top_svd(P[l])
+            Vph = Vp.T
         X = U.T @ Uq           # [r, rq]
         if transpose == "proof":
             Z = Vph @ V            # [rp, r]: V_P^T V

@@ -21,6 +21,7 @@ from typing import Sequence
 import torch
 
 from ..base.validation import as64, check_int
+from ..products.svd import top_svd
 from .network_flow import check_net, partials64
 from .networks import FixedGatesNetwork
 
@@ -63,8 +64,7 @@ class NetworkDepthScaling:
 
 def log_top(M: Tensor, k: int) -> Tensor:
     """The ``k`` largest log-singular values of ``M`` [k] (``-inf`` beyond its rank)."""
-    s = torch.linalg.svdvals(M)[:k]
-    return torch.log(s)
+    return torch.log(top_svd(M, k, vectors=False))
 
 
 def network_depth_scaling(net: FixedGatesNetwork, k: int | None = None,
@@ -166,14 +166,13 @@ def alignment_errors(net: FixedGatesNetwork, k: int | None = None) -> tuple[Tens
     k = kmax if k is None else check_int("k", k, 1, kmax)
     A, B = partials64(net)
     J = as64(net.jacobian())
-    U, _, Vh = torch.linalg.svd(J, full_matrices=False)
-    V = Vh.T
+    U, _, V = top_svd(J)
     err_a, err_b = [], []
     for a in A[:-1]:
-        Ua = torch.linalg.svd(a, full_matrices=False)[0]
+        Ua = top_svd(a)[0]
         err_a.append(column_alignment_error(U[:, :k].T @ Ua[:, :k]))
     for b in B[1:]:
-        Vb = torch.linalg.svd(b, full_matrices=False)[2].T
+        Vb = top_svd(b)[2]
         err_b.append(column_alignment_error(V[:, :k].T @ Vb[:, :k]))
     return torch.stack(err_a), torch.stack(err_b)
 
@@ -188,11 +187,7 @@ def subspace_alignment(net: FixedGatesNetwork, r: int) -> tuple[Tensor, Tensor]:
     r = check_int("r", r, 1, min(net.widths))
     A, B = partials64(net)
     J = as64(net.jacobian())
-    U, _, Vh = torch.linalg.svd(J, full_matrices=False)
-    Ur, Vr = U[:, :r], Vh[:r].T
-
-    sa = [largest_angle_sine(Ur.T @ torch.linalg.svd(a, full_matrices=False)[0][:, :r])
-          for a in A[:-1]]
-    sb = [largest_angle_sine(Vr.T @ torch.linalg.svd(b, full_matrices=False)[2][:r].T)
-          for b in B[1:]]
+    Ur, _, Vr = top_svd(J, r)
+    sa = [largest_angle_sine(Ur.T @ top_svd(a, r)[0]) for a in A[:-1]]
+    sb = [largest_angle_sine(Vr.T @ top_svd(b, r)[2]) for b in B[1:]]
     return torch.stack(sa), torch.stack(sb)

@@ -15,6 +15,7 @@ import torch
 
 from ..base.validation import as64, check_int
 from ..products.partial_products import chain_products
+from ..products.svd import top_svd
 from .network_assumptions import (
     column_alignment_error,
     fit_depth_lines,
@@ -57,30 +58,20 @@ class SpectralRecorder:
         with torch.no_grad():
             J = as64(net.jacobian())
             k = min(self.k, min(J.shape))
-            U, s, Vh = torch.linalg.svd(J, full_matrices=False)
+            U, s, V = top_svd(J)
             out = {"s": _np(s)}
             if self.vectors:
                 out["U"] = _np(U[:, :k])
-                out["V"] = _np(Vh[:k].T)
+                out["V"] = _np(V[:, :k])
             if grad_J is not None:
                 G = as64(grad_J).to(J.device)
-                out["g"] = _np(((U[:, :k].T @ G) * Vh[:k]).sum(-1))
+                out["g"] = _np(((U[:, :k].T @ G) * V[:, :k].T).sum(-1))
             if self.partial_k:
                 A, B = partials64(net)
                 pk = min(self.partial_k, min(net.widths))
                 out["log_sA"] = _np(torch.stack([log_top(a, pk) for a in A]))
                 out["log_sB"] = _np(torch.stack([log_top(b, pk) for b in B]))
         return out
-
-
-def _svd_many(mats: list[Tensor]) -> list[tuple[Tensor, Tensor, Tensor]]:
-    """Reduced SVDs ``(U, s, Vh)`` of a list of matrices (one batched call when shapes agree)."""
-    if not mats:
-        return []
-    if all(m.shape == mats[0].shape for m in mats):
-        U, S, Vh = torch.linalg.svd(torch.stack(mats), full_matrices=False)
-        return [(U[i], S[i], Vh[i]) for i in range(len(mats))]
-    return [torch.linalg.svd(m, full_matrices=False) for m in mats]
 
 
 def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
@@ -107,12 +98,11 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
         return _snapshot_square(net, G, k, remark, r)
     A, B = partials64(net)
     J = as64(net.jacobian())
-    U, s, Vh = torch.linalg.svd(J, full_matrices=True)
-    V = Vh.T
+    U, s, V = top_svd(J, full=True)
     Uk, Vk = U[:, :k], V[:, :k]
     g = ((Uk.T @ G) * Vk.T).sum(-1)
-    sv_a = _svd_many(A[:-1])          # A_1..A_{L-1}
-    sv_b = _svd_many(B[1:])           # B_2..B_L
+    sv_a = top_svd(A[:-1])          # A_1..A_{L-1}
+    sv_b = top_svd(B[1:])           # B_2..B_L
     sa = torch.stack([x[1][:k] for x in sv_a] + [torch.ones(k, dtype=torch.float64)])
     sb = torch.stack([torch.ones(k, dtype=torch.float64)] + [x[1][:k] for x in sv_b])
     # exact flow terms -(U^T A_l A_l^T G B_l^T B_l V)_kk
@@ -125,9 +115,9 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     fit = fit_depth_lines(log_pre, log_suf)
     # alignment (ii)
     err_a = torch.stack([column_alignment_error(Uk.T @ x[0][:, :k]) for x in sv_a])
-    err_b = torch.stack([column_alignment_error(Vk.T @ x[2][:k].T) for x in sv_b])
+    err_b = torch.stack([column_alignment_error(Vk.T @ x[2][:, :k]) for x in sv_b])
     sin_a = torch.stack([largest_angle_sine(Uk[:, :r].T @ x[0][:, :r]) for x in sv_a])
-    sin_b = torch.stack([largest_angle_sine(Vk[:, :r].T @ x[2][:r].T) for x in sv_b])
+    sin_b = torch.stack([largest_angle_sine(Vk[:, :r].T @ x[2][:, :r]) for x in sv_b])
     delta = fit.delta
     base = -L * s[:k].pow(2.0 - 2.0 / L) * g
     out = {
@@ -141,8 +131,8 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     }
     if remark:
         Q, _ = chain_products([as64(m) for m in net.layers()])  # Q[l-1] = M_L ... M_{l+1}
-        sv_q = _svd_many(Q[:-1]) + [(U, torch.ones(U.shape[0], dtype=torch.float64), U.T)]
-        sv_p = [(V, torch.ones(V.shape[0], dtype=torch.float64), V.T)] + sv_b
+        sv_q = top_svd(Q[:-1]) + [(U, torch.ones(U.shape[0], dtype=torch.float64), U)]
+        sv_p = [(V, torch.ones(V.shape[0], dtype=torch.float64), V)] + sv_b
         gates = [None] + [as64(gt) for gt in net.gates] + [None]
         tri = torch.zeros(k, dtype=torch.float64)
         core_sum = torch.zeros(k, dtype=torch.float64)
@@ -153,11 +143,11 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
             mdot = -(a.T @ G @ b.T)  # -grad_{W_l} (Lemma A.1)
             if gates[l] is not None:
                 mdot = gates[l][:, None] * mdot
-            Uq, sq, Vqh = sv_q[l - 1]
-            Up, sp, Vph = sv_p[l - 1]
+            Uq, sq, Vq = sv_q[l - 1]
+            Up, sp, Vp = sv_p[l - 1]
             X = (Uk.T @ Uq[:, :k])                       # [k, k]
-            Z = (Vph[:k] @ Vk)                           # [k, k]
-            Y = Vqh[:k] @ mdot @ Up[:, :k]               # [k, k]
+            Z = (Vp[:, :k].T @ Vk)                       # [k, k]
+            Y = Vq[:, :k].T @ mdot @ Up[:, :k]           # [k, k]
             sqk, spk = sq[:k], sp[:k]
             with torch.no_grad():
                 tm = torch.where(sqk[:, None] > 0, X * sqk[None, :] / sqk[:, None], 0.0) * lower
@@ -171,19 +161,6 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     return out
 
 
-def _top_svd(M: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Top-``k`` singular triplets of a batch of square matrices from one symmetric
-    eigendecomposition of ``M M^T``: ``(U [b, n, k], s [b, k], V [b, n, k])`` with
-    ``V = M^T U / s`` (zero where ``s`` is 0). Relative accuracy of ``s_j`` is about
-    ``1e-16 (s_1 / s_j)^2``, ample for the top of the spectrum."""
-    evals, evecs = torch.linalg.eigh(M @ M.mT)
-    s = evals.flip(-1)[..., :k].clamp(min=0.0).sqrt()
-    U = evecs.flip(-1)[..., :k]
-    V = M.mT @ U
-    V = torch.where(s[..., None, :] > 0, V / torch.where(s > 0, s, 1.0)[..., None, :], 0.0)
-    return U, s, V
-
-
 def _snapshot_square(net: FixedGatesNetwork, G: Tensor, k: int, remark: bool,
                      r: int) -> dict[str, Tensor]:
     """:func:`dynamics_snapshot` for square networks: every per-layer quantity in one batched
@@ -194,12 +171,11 @@ def _snapshot_square(net: FixedGatesNetwork, G: Tensor, k: int, remark: bool,
     A, B = torch.stack(A), torch.stack(B)          # [L, n, n]: A_1..A_L, B_1..B_L
     J = as64(net.jacobian())
     n = J.shape[0]
-    U, s, Vh = torch.linalg.svd(J)
-    V = Vh.T
+    U, s, V = top_svd(J, full=True)
     Uk, Vk = U[:, :k], V[:, :k]
     g = ((Uk.T @ G) * Vk.T).sum(-1)
-    Ua, Sa, _ = _top_svd(A[:-1], k)              # A_1..A_{L-1}
-    Ub, Sb, Vb = _top_svd(B[1:], k)               # B_2..B_L
+    Ua, Sa, _ = top_svd(A[:-1], k, method="eigh")              # A_1..A_{L-1}
+    Ub, Sb, Vb = top_svd(B[1:], k, method="eigh")               # B_2..B_L
     ones = torch.ones(1, k, dtype=f64)
     sa = torch.cat([Sa, ones])
     sb = torch.cat([ones, Sb])
@@ -226,7 +202,7 @@ def _snapshot_square(net: FixedGatesNetwork, G: Tensor, k: int, remark: bool,
     if remark:
         layers = torch.stack([as64(m) for m in net.layers()])
         Q = torch.stack(chain_products(layers.unbind(0))[0])  # Q[l-1] = M_L ... M_{l+1}
-        Uq, Sq, Vq = _top_svd(Q[:-1], k)
+        Uq, Sq, Vq = top_svd(Q[:-1], k, method="eigh")
         Uq = torch.cat([Uq, Uk[None]])             # the empty product: J's own bases
         Sq = torch.cat([Sq, ones])
         Vq = torch.cat([Vq, Uk[None]])
