@@ -52,8 +52,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -61,19 +60,10 @@ from torch import nn
 
 from ..base.progress import progress as _progress
 from ..base.validation import check_int, check_positive, resolve_device
-from .batches import Batches, is_full_batch, to_device
-from .checkpoints import (
-    FORMAT,
-    fingerprint,
-    history_from_tensors,
-    history_to_tensors,
-    load_checkpoint,
-    loader_generators,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from .networks import JacobianGradient, find_fixed_gates_network
+from ._steps import Checkpointer, forward_backward, make_optimizer, plan_steps
+from .batches import Batches, to_device
+from .checkpoints import fingerprint, loader_generators
+from .networks import find_fixed_gates_network
 from .recorders import SpectralRecorder, record_steps, stack_history
 
 Tensor = torch.Tensor
@@ -131,20 +121,62 @@ def half_mse(output: Tensor, target: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------
 
 
-def _make_optimizer(optimizer, params, lr, momentum, weight_decay):
-    if callable(optimizer) and not isinstance(optimizer, str):
-        opt = optimizer(params)
-        if not isinstance(opt, torch.optim.Optimizer):
-            raise ValueError("optimizer callable must return a torch.optim.Optimizer")
-        return opt
-    name = str(optimizer).lower()
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer must be 'sgd', 'adam', 'adamw' or a callable, got {optimizer!r}")
+class _History:
+    """The recorded rows (their keys fixed by the first row), the scalars a ``callback``
+    returned last (shown in the progress bar) and the time spent recording."""
+
+    def __init__(self, rows: dict[str, list], lr: float, recorders: list, callback, cuda: bool):
+        self.rows, self.lr, self.recorders, self.callback = rows, lr, recorders, callback
+        self.cuda, self.seconds, self.shown = cuda, 0.0, {}
+
+    def has(self, step: int) -> bool:
+        return bool(self.rows.get("step")) and self.rows["step"][-1] == step
+
+    def record(self, model, net, epoch: int, step: int, loss_value: float, grad_j,
+               batch) -> None:
+        if self.has(step):
+            return
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"step": step, "t": step * self.lr, "loss": loss_value}
+        for r in self.recorders:
+            row.update(r(net, grad_j))
+        if self.callback is not None:
+            extra = self.callback(RecordContext(model, net, step, epoch, step * self.lr,
+                                                loss_value, grad_j, batch))
+            if extra:
+                row.update(extra)
+                self.shown.update({k: f"{float(v):.4g}" for k, v in extra.items()
+                                   if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        hist = self.rows
+        if hist and set(row) != set(hist):
+            changed = sorted(set(row) ^ set(hist))
+            raise ValueError(f"recorded keys changed at step {step}: {changed}")
+        for key, val in row.items():
+            if isinstance(val, Tensor):
+                val = val.detach().cpu().numpy()
+            hist.setdefault(key, []).append(np.asarray(val))
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - t0
+
+
+class _Guard:
+    """The divergence guard: a non-finite loss, or one above ``factor`` times the first."""
+
+    def __init__(self, lr: float, factor: float, loss0: float | None):
+        self.lr, self.factor, self.loss0 = lr, factor, loss0
+
+    def __call__(self, step: int, value: float) -> None:
+        if not math.isfinite(value):
+            raise DivergenceError(f"loss is {value} at step {step} (t = {step * self.lr:.6g}): "
+                                  "training diverged", step, value)
+        if self.loss0 is None:
+            self.loss0 = max(value, 1e-300)
+        elif value > self.factor * self.loss0:
+            raise DivergenceError(
+                f"loss {value:.4g} at step {step} (t = {step * self.lr:.6g}) exceeds "
+                f"{self.factor:g} x the first loss {self.loss0:.4g}: training diverged",
+                step, value)
 
 
 def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *,
@@ -157,7 +189,13 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
           resume: bool = True, device="auto", dtype: torch.dtype | None = None,
           max_loss_factor: float = 1e6, progress: bool | None = None,
           desc: str = "train") -> TrainResult:
-    """Train ``model`` by (stochastic) gradient descent; see the module docstring."""
+    """Train ``model`` by (stochastic) gradient descent; see the module docstring.
+
+    Its parts: the argument checks and the step plan, the model, recorders and optimiser,
+    resuming from a checkpoint (all in :mod:`fgln.training._steps`), then the loop: forward
+    and backward, the divergence guard (:class:`_Guard`), recording (:class:`_History`), the
+    update and the checkpoints.
+    """
     t_begin = time.perf_counter()
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -168,33 +206,8 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
         raise ValueError(f"max_loss_factor must be > 1, got {max_loss_factor}")
     device = resolve_device(device)
     cuda = device.type == "cuda"
-    full_batch = is_full_batch(data)
-    if full_batch:
-        if steps is None:
-            raise ValueError("steps is required with full-batch data (x, y)")
-        if epochs is not None:
-            raise ValueError("epochs applies to mini-batch data; give steps for (x, y)")
-        total = check_int("steps", steps, 0)
-        if data[0].shape[0] != data[1].shape[0]:
-            raise ValueError(f"data: x and y have {data[0].shape[0]} and {data[1].shape[0]} rows")
-    else:
-        if not isinstance(data, Iterable):
-            raise TypeError("data must be (x, y) tensors or an iterable of (x, y) batches")
-        if steps is None and epochs is None:
-            raise ValueError("give epochs and/or steps for mini-batch data")
-        per_epoch = None
-        try:
-            per_epoch = len(data)
-        except TypeError:
-            pass
-        if epochs is not None:
-            epochs = check_int("epochs", epochs, 0)
-            if per_epoch is None:
-                raise ValueError("epochs needs data with a length; give steps instead")
-        bounds = [check_int("steps", steps, 0)] if steps is not None else []
-        if epochs is not None:
-            bounds.append(epochs * per_epoch)
-        total = min(bounds)
+    plan = plan_steps(data, steps, epochs)
+    full_batch, total = plan.full_batch, plan.total
     every = None if checkpoint_every is None else check_int("checkpoint_every", checkpoint_every, 1)
 
     model.to(device=device)
@@ -208,131 +221,62 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
         raise ValueError("recorders need a FixedGatesNetwork inside model")
     rec_steps = set(record_steps(record, total))
     if record_epochs and not full_batch:
-        rec_steps |= {e * per_epoch for e in range(1, total // per_epoch + 1)}
+        rec_steps |= {e * plan.per_epoch for e in range(1, total // plan.per_epoch + 1)}
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = _make_optimizer(optimizer, params, lr, momentum, weight_decay)
+    opt = make_optimizer(optimizer, params, lr, momentum, weight_decay)
     fp = fingerprint(model, optimizer, lr, momentum, weight_decay, dtype, full_batch)
 
     gens = [] if full_batch else loader_generators(data)
     batches = None if full_batch else Batches(data, gens, cuda)
-    hist: dict[str, list] = {}
-    losses: list[float] = []
-    start, resumed_from, loss0 = 0, None, None
-    ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if ckpt_path is not None and resume and ckpt_path.is_file():
-        ck = load_checkpoint(ckpt_path, fp, total)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start = resumed_from = int(ck["step"])
-        hist = history_from_tensors(ck["history"])
-        losses = ck["losses"].tolist()
-        loss0 = ck["loss0"]
-        if full_batch:
-            set_rng_state(ck["rng_now"], gens)
-        else:
-            batches.restore(int(ck["epoch"]), int(ck["pos"]), ck["rng_epoch"], ck["rng_now"])
+    ckpt = Checkpointer(checkpoint, fp, gens, batches, cuda)
+    start, rows, losses, loss0 = (ckpt.resume(model, opt, total) if resume
+                                  else (0, {}, [], None))
+    resumed_from = start if ckpt.resumed else None
+    history = _History(rows, lr, recorders, callback, cuda)
+    guard = _Guard(lr, max_loss_factor, loss0)
 
     def save(step: int) -> None:
-        if ckpt_path is None:
-            return
-        payload = {
-            "format": FORMAT, "fingerprint": fp, "step": step,
-            "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "history": history_to_tensors(hist),
-            "losses": torch.tensor(losses, dtype=torch.float64), "loss0": loss0,
-        }
-        # position first: at the end of an epoch it exhausts the loader (which may draw)
-        epoch, pos, rng_epoch = (0, 0, None) if batches is None else batches.position()
-        payload.update(epoch=epoch, pos=pos, rng_epoch=rng_epoch, rng_now=rng_state(gens, cuda))
-        save_checkpoint(ckpt_path, payload)
+        ckpt.save(step, model, opt, history.rows, losses, guard.loss0)
+
+    def record(step: int, value: float, grad_j, batch) -> None:
+        epoch = 0 if batches is None else batches.epoch
+        history.record(model, net, epoch, step, value, grad_j, batch)
 
     if full_batch:
         xb = to_device(data[0], device, dtype)
         yb = to_device(data[1], device, dtype)
-    record_seconds = 0.0
-    shown: dict[str, str] = {}  # scalar values returned by callback, shown in the progress bar
     last_batch = None
-
-    def forward_backward(batch, want_grad_j: bool):
-        x, y = to_device(batch[0], device, dtype), to_device(batch[1], device, dtype)
-        opt.zero_grad(set_to_none=True)
-        if want_grad_j and net is not None:
-            with JacobianGradient(net) as cap:
-                loss = loss_fn(model(x), y)
-                loss.backward()
-            return loss, cap.grad
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        return loss, None
-
-    def do_record(step: int, loss_value: float, grad_j, batch) -> None:
-        nonlocal record_seconds
-        if hist.get("step") and hist["step"][-1] == step:
-            return
-        t0 = time.perf_counter()
-        row: dict[str, Any] = {"step": step, "t": step * lr, "loss": loss_value}
-        for r in recorders:
-            row.update(r(net, grad_j))
-        if callback is not None:
-            epoch = 0 if batches is None else batches.epoch
-            extra = callback(RecordContext(model, net, step, epoch, step * lr, loss_value,
-                                           grad_j, batch))
-            if extra:
-                row.update(extra)
-                shown.update({k: f"{float(v):.4g}" for k, v in extra.items()
-                              if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        if hist and set(row) != set(hist):
-            changed = sorted(set(row) ^ set(hist))
-            raise ValueError(f"recorded keys changed at step {step}: {changed}")
-        for key, val in row.items():
-            if isinstance(val, Tensor):
-                val = val.detach().cpu().numpy()
-            hist.setdefault(key, []).append(np.asarray(val))
-        if cuda:
-            torch.cuda.synchronize()
-        record_seconds += time.perf_counter() - t0
-
-    def guard(step: int, value: float) -> None:
-        nonlocal loss0
-        if not math.isfinite(value):
-            raise DivergenceError(f"loss is {value} at step {step} (t = {step * lr:.6g}): "
-                                  "training diverged", step, value)
-        if loss0 is None:
-            loss0 = max(value, 1e-300)
-        elif value > max_loss_factor * loss0:
-            raise DivergenceError(
-                f"loss {value:.4g} at step {step} (t = {step * lr:.6g}) exceeds "
-                f"{max_loss_factor:g} x the first loss {loss0:.4g}: training diverged", step, value)
-
     model.train()
     bar = _progress(range(start, total), total=total - start, desc=desc, enable=progress)
     post_every = max(1, (total - start) // 200)
     for s in bar:
         batch = (xb, yb) if full_batch else batches.next()
         want = s in rec_steps
-        loss, grad_j = forward_backward(batch, want and net is not None)
+        loss, grad_j = forward_backward(model, net, loss_fn, opt, batch, device, dtype,
+                                        want and net is not None)
         value = float(loss.detach())
         guard(s, value)
         losses.append(value)
         if want:
-            do_record(s, value, grad_j, batch)
+            record(s, value, grad_j, batch)
         opt.step()
         last_batch = batch
         if hasattr(bar, "set_postfix") and (s - start) % post_every == 0:
-            bar.set_postfix(loss=f"{value:.4g}", **shown, refresh=False)
+            bar.set_postfix(loss=f"{value:.4g}", **history.shown, refresh=False)
         if every is not None and (s + 1) % every == 0 and s + 1 < total:
             save(s + 1)
-    if total in rec_steps and not (hist.get("step") and hist["step"][-1] == total):
+    if total in rec_steps and not history.has(total):
         batch = (xb, yb) if full_batch else (last_batch if last_batch is not None
                                              else batches.next())
-        loss, grad_j = forward_backward(batch, net is not None)
+        loss, grad_j = forward_backward(model, net, loss_fn, opt, batch, device, dtype,
+                                        net is not None)
         value = float(loss.detach())
         guard(total, value)
-        do_record(total, value, grad_j, batch)
+        record(total, value, grad_j, batch)
         opt.zero_grad(set_to_none=True)
     save(total)
-    return TrainResult(model=model, history=stack_history(hist),
+    return TrainResult(model=model, history=stack_history(history.rows),
                        losses=np.asarray(losses, dtype=float), steps=total,
                        epoch=0 if batches is None else batches.epoch,
                        resumed_from=resumed_from, seconds=time.perf_counter() - t_begin,
-                       record_seconds=record_seconds)
+                       record_seconds=history.seconds)
