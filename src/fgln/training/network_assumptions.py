@@ -22,7 +22,7 @@ import torch
 
 from ..base.validation import as64, check_int
 from ..products.svd import top_svd
-from .network_flow import check_net, partials64
+from ._net64 import check_net, partials64
 from .networks import FixedGatesNetwork
 
 Tensor = torch.Tensor

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import torch
 
-from ..base.validation import as64, check_matrix
+from ..base.validation import as64
 from ..theory.flow_rates import (
     partials_aligned_rates,
     partials_jacobian_derivative,
     partials_rate_terms,
     partials_weight_gradients,
 )
+from ._net64 import check_grad, check_net, partials64
 from .networks import FixedGatesNetwork
 
 Tensor = torch.Tensor
@@ -23,34 +24,7 @@ __all__ = [
     "flow_rate_terms",
     "flow_singular_value_rates",
     "aligned_rates",
-    "check_net",
-    "check_grad",
-    "partials64",
 ]
-
-
-def check_net(net) -> FixedGatesNetwork:
-    """``net`` if it is a :class:`FixedGatesNetwork`, else ``TypeError``."""
-    if not isinstance(net, FixedGatesNetwork):
-        raise TypeError(f"net must be a FixedGatesNetwork, got {type(net).__name__}")
-    return net
-
-
-def partials64(net: FixedGatesNetwork) -> tuple[list[Tensor], list[Tensor]]:
-    """``(A, B)``: the Section 7 partial products of ``net`` (``J = A_l W_l B_l``), float64."""
-    with torch.no_grad():
-        A, B = net.partial_products()
-    return [as64(a) for a in A], [as64(b) for b in B]
-
-
-def check_grad(net: FixedGatesNetwork, grad_J) -> Tensor:
-    """``grad_J`` [n_L, n_0] checked against ``net``'s widths, float64, on its device."""
-    G = check_matrix("grad_J", grad_J)
-    n = net.widths
-    if G.shape != (n[-1], n[0]):
-        raise ValueError(f"grad_J must have shape [n_L, n_0] = {(n[-1], n[0])}, "
-                         f"got {tuple(G.shape)}")
-    return G.to(device=net.weights[0].device)
 
 
 def weight_gradients(net: FixedGatesNetwork, grad_J: Tensor) -> list[Tensor]:

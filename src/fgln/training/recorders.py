@@ -16,13 +16,13 @@ import torch
 from ..base.validation import as64, check_int
 from ..products.partial_products import chain_products
 from ..products.svd import top_svd
+from ._net64 import check_grad, check_net, partials64
 from .network_assumptions import (
     column_alignment_error,
     fit_depth_lines,
     largest_angle_sine,
     log_top,
 )
-from .network_flow import check_grad, check_net, partials64
 from .networks import FixedGatesNetwork
 
 Tensor = torch.Tensor
