@@ -21,7 +21,7 @@ LAB_STAMP := $(VENV)/.fgln-lab-installed
 # JupyterLab settings of this venv only (overrides.json of its application directory).
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 # With FGLN_MNIST=full, stop before building when the full MNIST cannot be had.
-MNIST_CHECK := $(VPY) -c "import fgln.data as d; d.check_mnist_choice_or_exit()"
+MNIST_CHECK := $(VPY) -c "import fgln.mnist.data as d; d.check_mnist_choice_or_exit()"
 JB     := $(VENV)/bin/jupyter-book build --all -W -n --keep-going
 
 # Progress bars would end up in the rendered book / test logs.

@@ -16,8 +16,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from fgln.sampling import sample_layers
-from fgln.spectra import log_spectra_by_depth
+from fgln.products.sampling import sample_layers
+from fgln.products.spectra import log_spectra_by_depth
 
 Tensor = torch.Tensor
 MISMATCH_TOL = 1e-6  # "differ" threshold for naive vs ours (log-singular values)

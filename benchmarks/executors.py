@@ -36,12 +36,12 @@ import numpy as np
 import torch
 
 import fgln
-from fgln.alignment import appendix_g_panel
-from fgln.atomic import atomic_write
-from fgln.data import BundledMnistWarning, load_mnist
-from fgln.mnist import MnistConfig
-from fgln.mnist_tasks import train_task
-from fgln.sweep import make_executor, run_grid, usable_cores
+from fgln.base.atomic import atomic_write
+from fgln.book.sweep import make_executor, run_grid, usable_cores
+from fgln.initialization.alignment import appendix_g_panel
+from fgln.mnist.data import BundledMnistWarning, load_mnist
+from fgln.mnist.model import MnistConfig
+from fgln.runs.mnist_tasks import train_task
 
 SIZES = {
     # appendix_g: widths, depth, networks per panel; mnist: configuration and seeds
@@ -62,8 +62,8 @@ def empty_task(i: int) -> dict:
 
 def warm_up(i: int) -> int:
     """Import the package on a worker (as its first grid point would)."""
+    import fgln.book.sweep  # noqa: F401
     import fgln.mnist  # noqa: F401
-    import fgln.sweep  # noqa: F401
 
     time.sleep(0.2)  # so that the warm-up tasks spread over the workers
     return i

@@ -22,8 +22,8 @@ import time
 
 import torch
 from baselines import floor_products
-from fgln.sampling import sample_layers
-from fgln.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
+from fgln.products.sampling import sample_layers
+from fgln.products.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
 
 assert torch.cuda.is_available(), "no CUDA device"
 print(torch.__version__, torch.cuda.get_device_name(0))
@@ -58,7 +58,7 @@ PYTHONPATH=src "$PY" - <<'PYEOF'
 import os
 import warnings
 
-from fgln.data import BundledMnistWarning, load_mnist
+from fgln.mnist.data import BundledMnistWarning, load_mnist
 from fgln.mnist import MnistConfig, train_mnist
 
 with warnings.catch_warnings():

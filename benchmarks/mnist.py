@@ -5,13 +5,13 @@ would write with torchvision, and the data pipeline's share.
     .venv/bin/python benchmarks/mnist.py --quick         # 512 images (seconds)
     .venv/bin/python benchmarks/mnist.py --device cuda --workers 0,4
 
-All loops train the chapter's model (``fgln.mnist.MnistFixedGates``: 784 -> 128, the square
+All loops train the chapter's model (``fgln.mnist.model.MnistFixedGates``: 784 -> 128, the square
 block L = 10, n = 128, p = 0.5, -> 10; float32, seed 0) with cross-entropy and SGD (momentum
 0.9, lr 0.01) on shuffled batches of ``--batch`` images, ``W`` loader processes, one intra-op
 thread on the CPU. One round = one epoch over the images:
 
-* ``ours``: ``fgln.train.train`` over the chapter's ``DataLoader`` (``fgln.mnist.train_loader``:
-  AutoAugment batched per ``DataLoader`` batch by ``fgln.augment.BatchedAutoAugment``);
+* ``ours``: ``fgln.training.train.train`` over the chapter's ``DataLoader``
+  (``fgln.mnist.model.train_loader``: AutoAugment batched per ``DataLoader`` batch by ``fgln.mnist.augment.BatchedAutoAugment``);
 * ``torchvision``: what a user would write: a ``Dataset`` giving each image as
   ``torchvision.datasets.MNIST`` does (a PIL image) through ``Compose([AutoAugment(CIFAR10),
   ToTensor(), Normalize(mean, std)])``, image by image, in a ``DataLoader``, and the standard
@@ -48,12 +48,12 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from fgln.atomic import atomic_write
-from fgln.data import MNIST_MEAN, MNIST_STD, BundledMnistWarning, MnistDataset, load_mnist
-from fgln.mnist import MnistFixedGates, train_loader
-from fgln.networks import resolve_device
-from fgln.threads import torch_threads
-from fgln.train import train
+from fgln.base.atomic import atomic_write
+from fgln.base.threads import torch_threads
+from fgln.base.validation import resolve_device
+from fgln.mnist.data import MNIST_MEAN, MNIST_STD, BundledMnistWarning, MnistDataset, load_mnist
+from fgln.mnist.model import MnistFixedGates, train_loader
+from fgln.training.train import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import timing  # noqa: E402  (benchmarks/timing.py)
@@ -125,7 +125,8 @@ class Rounds:
 
 
 def ours_round(ds, batch, workers, dev, rec: Rounds):
-    """One epoch of ``fgln.train.train`` per call (same model and optimiser across rounds)."""
+    """One epoch of ``fgln.training.train.train`` per call (same model and optimiser across
+    rounds)."""
     model = MnistFixedGates.random(seed=0, dtype=torch.float32)
     state = {"round": 0}
 

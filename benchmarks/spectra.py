@@ -46,10 +46,10 @@ from baselines import (  # noqa: E402
 )
 
 import fgln  # noqa: E402
-from fgln.accumulator import SpectrumAccumulator  # noqa: E402
-from fgln.atomic import atomic_write  # noqa: E402
-from fgln.sampling import sample_layers  # noqa: E402
-from fgln.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates  # noqa: E402
+from fgln.base.atomic import atomic_write  # noqa: E402
+from fgln.products.accumulator import SpectrumAccumulator  # noqa: E402
+from fgln.products.sampling import sample_layers  # noqa: E402
+from fgln.products.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_REORTH = "1,2,4"

@@ -25,7 +25,7 @@ discarded warm-up round, then ``--rounds`` >= 7 rounds round-robin); per workloa
 median and interquartile range of the rounds, per comparison the ratio of the medians and the
 verdict of the noise rule (the sign-test interval of the paired round ratios excludes 1 or not).
 
-Recording: :func:`fgln.train.train` on the Figure 1 task with the chapters' recorders and
+Recording: :func:`fgln.training.train.train` on the Figure 1 task with the chapters' recorders and
 frequencies (Chapter 1: ``SpectralRecorder`` every 25 steps; Chapter 7: ``DynamicsRecorder``
 every 20 steps), the runs with each recorder and a run without any interleaved over the rounds;
 the JSON reports, per round, recording time over training time.
@@ -42,11 +42,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fgln.atomic import atomic_write
-from fgln.networks import FixedGatesNetwork, resolve_device
-from fgln.recorders import DynamicsRecorder, SpectralRecorder
-from fgln.synthetic_runs import compress_regression, synthetic_task
-from fgln.train import half_mse, train
+from fgln.base.atomic import atomic_write
+from fgln.base.validation import resolve_device
+from fgln.training.networks import FixedGatesNetwork
+from fgln.training.recorders import DynamicsRecorder, SpectralRecorder
+from fgln.training.synthetic_runs import compress_regression, synthetic_task
+from fgln.training.train import half_mse, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import timing  # noqa: E402  (benchmarks/timing.py)

@@ -11,24 +11,29 @@ import numpy as np
 import pytest
 import torch
 
-from fgln.alignment import alignment_overlaps, fix_signs, overlap_profiles, svd_fixed_signs
-from fgln.depth_scaling import depth_scaling_fit
-from fgln.diagonal_correlation import (
-    diagonal_correlation,
-    diagonal_correlation_closed_form,
-    diagonal_correlation_reference,
-    diagonal_correlations,
+from fgln.base.statistics import fit_slopes, mean_se
+from fgln.initialization.alignment import (
+    alignment_overlaps,
+    fix_signs,
+    overlap_profiles,
+    svd_fixed_signs,
 )
-from fgln.exponents import lyapunov_exponents
-from fgln.sampling import haar_orthogonal, sample_network
-from fgln.statistics import fit_slopes, mean_se
-from fgln.synthetic_alignment import (
+from fgln.initialization.depth_scaling import depth_scaling_fit
+from fgln.initialization.synthetic_alignment import (
     cluster_sweep,
     overlap_scaled,
     synthetic_product,
     theorem61_sweep,
     unit_ldl,
 )
+from fgln.products.sampling import haar_orthogonal, sample_network
+from fgln.theory.diagonal_correlation import (
+    diagonal_correlation,
+    diagonal_correlation_closed_form,
+    diagonal_correlation_reference,
+    diagonal_correlations,
+)
+from fgln.theory.exponents import lyapunov_exponents
 
 DT = torch.float64
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from fgln.networks import FixedGatesNetwork
-from fgln.sampling import sample_layers, sample_network
-from fgln.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
+from fgln.products.sampling import sample_layers, sample_network
+from fgln.products.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
+from fgln.training.networks import FixedGatesNetwork
 
 BENCH = REPO_ROOT / "benchmarks" / "spectra.py"
 
@@ -260,7 +260,7 @@ def test_mnist_torchvision_baseline_gives_the_same_inputs():
     scaling and normalisation), so the two loops train on like inputs."""
     import warnings
 
-    from fgln.data import BundledMnistWarning, load_mnist
+    from fgln.mnist.data import BundledMnistWarning, load_mnist
 
     mod = _load("mnist")
     with warnings.catch_warnings():

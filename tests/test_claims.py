@@ -1,4 +1,5 @@
-"""fgln.claims and fgln.decisions: the tests that decide a claim, the ledger, staleness."""
+"""fgln.book.claims and fgln.book.decisions: the tests that decide a claim, the ledger,
+staleness."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from fgln import claims as cl
+from fgln.book import claims as cl
 
 NAN = float("nan")
 

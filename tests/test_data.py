@@ -1,4 +1,4 @@
-"""fgln.data: IDX reading, the offline fallback to the bundled digits, the MNIST choice
+"""fgln.mnist.data: IDX reading, the offline fallback to the bundled digits, the MNIST choice
 (FGLN_MNIST), augmentation."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from fgln import data, idx_format, mnist_download
-from fgln.cache import find_repo_root
+from fgln.base.paths import find_repo_root
+from fgln.mnist import data, fetch, idx_format
 
 
 def _idx_bytes(t: torch.Tensor) -> bytes:
@@ -130,7 +130,7 @@ def test_read_idx_bad_header(tmp_path, head, what):
 
 
 def test_bundled_files_are_package_data_and_intact():
-    folder = resources.files("fgln") / "mnist_data"
+    folder = resources.files("fgln.mnist") / "bundled"
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".gz"))
     assert names == sorted(f"{n}.gz" for n in data.BUNDLED_SHA256)
     for n, digest in data.BUNDLED_SHA256.items():
@@ -138,9 +138,9 @@ def test_bundled_files_are_package_data_and_intact():
             == digest
     # pyproject declares them, so that a normal (non-editable) install ships them too
     cfg = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    patterns = cfg["tool"]["setuptools"]["package-data"]["fgln"]
+    patterns = cfg["tool"]["setuptools"]["package-data"]["fgln.mnist"]
     for n in names + ["README.md"]:
-        assert any(fnmatch.fnmatch(f"mnist_data/{n}", p) for p in patterns), n
+        assert any(fnmatch.fnmatch(f"bundled/{n}", p) for p in patterns), n
     assert "CC BY-SA 3.0" in (folder / "README.md").read_text(encoding="utf-8")
 
 
@@ -195,7 +195,7 @@ def test_full_data_found_in_root(tmp_path, monkeypatch, no_network, gz):
 def test_download_path_uses_torchvision(tmp_path, monkeypatch):
     """Mirror reachable: torchvision's downloader fills root/MNIST/raw, then it is read."""
     monkeypatch.setattr(data, "FULL_SIZES", (30, 10))
-    monkeypatch.setattr(mnist_download, "mirrors_reachable", lambda timeout: True)
+    monkeypatch.setattr(fetch, "mirrors_reachable", lambda timeout: True)
     from torchvision.datasets import MNIST
 
     def fake_download(self):
@@ -207,7 +207,7 @@ def test_download_path_uses_torchvision(tmp_path, monkeypatch):
 
 
 def test_failed_download_falls_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist_download, "mirrors_reachable", lambda timeout: True)
+    monkeypatch.setattr(fetch, "mirrors_reachable", lambda timeout: True)
     from torchvision.datasets import MNIST
 
     def broken(self):
@@ -235,7 +235,7 @@ def test_wrong_size_root_is_an_error(tmp_path, no_network):
 def test_bundled_copy_in_root_reports_bundled(tmp_path, no_network):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    folder = resources.files("fgln") / "mnist_data"
+    folder = resources.files("fgln.mnist") / "bundled"
     for n in data.BUNDLED_SHA256:
         (raw / n).write_bytes(gzip.decompress((folder / f"{n}.gz").read_bytes()))
     import warnings

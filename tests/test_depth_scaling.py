@@ -1,14 +1,14 @@
-"""fgln.depth_scaling: the Section 5 measurements behind Figures 2, 3 and 9."""
+"""fgln.initialization.depth_scaling: the Section 5 measurements behind Figures 2, 3 and 9."""
 import math
 
 import numpy as np
 import pytest
 
-from fgln import depth_scaling as ds
-from fgln import exponents as ex
-from fgln.sampling import sample_layers
-from fgln.spectra import log_spectra_by_depth
-from fgln.statistics import conditional_stats
+from fgln.base.statistics import conditional_stats
+from fgln.initialization import depth_scaling as ds
+from fgln.products.sampling import sample_layers
+from fgln.products.spectra import log_spectra_by_depth
+from fgln.theory import exponents as ex
 
 
 def test_conditional_stats_ignores_minus_inf_and_reports_fraction():

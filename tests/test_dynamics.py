@@ -1,36 +1,46 @@
 """Singular-value dynamics: Lemmas A.1, E.1, E.2, Propositions 4.5 and 7.1, Remark 7.2 and the
-Appendix G.1 process (fgln.flow_rates, network_assumptions, recorders, g1_process)."""
+Appendix G.1 process (fgln.theory.flow_rates, network_assumptions, recorders, g1_process)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from fgln.balanced_networks import balance_residuals, balanced_masked_network
-from fgln.flow_rates import (
-    aligned_rates,
+from fgln.products.partial_products import network_partial_products
+from fgln.products.sampling import sample_network
+from fgln.theory.flow_rates import (
     balanced_singular_value_rates,
-    flow_jacobian_derivative,
-    flow_rate_terms,
-    flow_singular_value_rates,
+    partials_jacobian_derivative,
+    partials_weight_gradients,
     projections,
     prop71_rates,
     remark72_rates,
     singular_value_rates,
-    weight_gradients,
 )
-from fgln.g1_process import (
+from fgln.theory.g1_process import (
     fit_g1_constant,
     g1_process,
     growth_phase_ratio,
     rise_times,
     theory_constant,
 )
-from fgln.network_assumptions import alignment_errors, network_depth_scaling, subspace_alignment
-from fgln.networks import FixedGatesNetwork
-from fgln.recorders import DynamicsRecorder, dynamics_snapshot
-from fgln.synthetic_runs import synthetic_task
-from fgln.train import half_mse, train
+from fgln.training.balanced_networks import balance_residuals, balanced_masked_network
+from fgln.training.network_assumptions import (
+    alignment_errors,
+    network_depth_scaling,
+    subspace_alignment,
+)
+from fgln.training.network_flow import (
+    aligned_rates,
+    flow_jacobian_derivative,
+    flow_rate_terms,
+    flow_singular_value_rates,
+    weight_gradients,
+)
+from fgln.training.networks import FixedGatesNetwork
+from fgln.training.recorders import DynamicsRecorder, dynamics_snapshot
+from fgln.training.synthetic_runs import synthetic_task
+from fgln.training.train import half_mse, train
 
 D = torch.float64
 
@@ -65,6 +75,21 @@ def test_lemma_a1_weight_gradients_equal_autograd():
     auto = torch.autograd.grad(loss_of_J(net.jacobian()), list(net.weights))
     for ours, ref in zip(weight_gradients(net, G), auto):
         assert torch.allclose(ours, ref, rtol=1e-11, atol=1e-12)
+
+
+def test_flow_theory_takes_the_sampled_tensors():
+    """The theory's Lemma A.1 and E.1 on (weights, gates) of the sampler equal the network's."""
+    W, D = sample_network(5, 4, 0.6, 1 / math.sqrt(5), batch=1, seed=3)
+    A, B = network_partial_products(W, D)
+    net = FixedGatesNetwork.random([5] * 5, 0.6, seed=3)
+    assert torch.equal(net.weights[0].detach(), W[0, 0])
+    G = grad_J(net)
+    for ours, ref in zip(partials_weight_gradients(A[0], B[0], G), weight_gradients(net, G)):
+        assert torch.allclose(ours, ref, rtol=1e-12, atol=1e-13)
+    assert torch.allclose(partials_jacobian_derivative(A[0], B[0], G),
+                          flow_jacobian_derivative(net, G), rtol=1e-12, atol=1e-13)
+    with pytest.raises(ValueError, match="grad_J must have shape"):
+        partials_weight_gradients(A[0], B[0], G[:, :3])
 
 
 def test_lemma_e2_rates_equal_finite_differences():
@@ -293,7 +318,7 @@ def test_bad_input():
         singular_value_rates(torch.eye(3), torch.eye(3), k=4)
     with pytest.raises(ValueError, match="L must be"):
         balanced_singular_value_rates(torch.eye(3), torch.eye(3), 0)
-    with pytest.raises(ValueError, match="net must be"):
+    with pytest.raises(TypeError, match="net must be"):
         flow_jacobian_derivative(torch.eye(3), torch.eye(3))
     with pytest.raises(ValueError, match="families"):
         network_depth_scaling(net, 2, families=("middle",))

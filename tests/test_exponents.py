@@ -1,4 +1,4 @@
-"""fgln.exponents: closed forms of Section 5 against Monte Carlo and known limits."""
+"""fgln.theory.exponents: closed forms of Section 5 against Monte Carlo and known limits."""
 import math
 
 import numpy as np
@@ -6,17 +6,17 @@ import pytest
 import torch
 from scipy.special import digamma
 
-from fgln.accumulator import SpectrumAccumulator
-from fgln.exponents import (
+from fgln.base.statistics import mean_se
+from fgln.products.accumulator import SpectrumAccumulator
+from fgln.products.sampling import iter_layers, sample_network
+from fgln.products.spectra import stream_log_spectra
+from fgln.theory.exponents import (
     finite_depth_constants,
     finite_depth_constants_mc,
     lyapunov_exponents,
     lyapunov_exponents_approx,
     predicted_log_singular_values,
 )
-from fgln.sampling import iter_layers, sample_network
-from fgln.spectra import stream_log_spectra
-from fgln.statistics import mean_se
 
 
 def test_ungated_exponents_are_newmans_formula():

@@ -1,7 +1,8 @@
-"""fgln.mnist: the Section 8 model, the hidden-block measurements, training and resume."""
+"""fgln.mnist.model: the Section 8 model, the hidden-block measurements, training and resume."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -9,17 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from fgln import mnist, mnist_tasks
-from fgln.block_measurements import (
+from fgln.mnist import model as mnist
+from fgln.mnist.block_measurements import (
     alignment_reach,
     block_statistics,
     cluster_measurements,
     split_clusters,
 )
-from fgln.data import BundledMnistWarning, load_mnist
-from fgln.diagonal_correlation import diagonal_correlation
-from fgln.mnist import MnistConfig, MnistFixedGates, train_mnist
-from fgln.sampling import sample_network
+from fgln.mnist.data import BundledMnistWarning, load_mnist
+from fgln.mnist.model import MnistConfig, MnistFixedGates, train_mnist
+from fgln.products.sampling import sample_network
+from fgln.runs import mnist_tasks
+from fgln.theory.diagonal_correlation import diagonal_correlation
 
 # the chapter's quick scale: a few hundred images, one short epoch
 QUICK = MnistConfig(train_size=512, test_size=500, epochs=1, batch_size=16, lr=0.02)
@@ -211,6 +213,14 @@ def test_checkpoint_path_depends_on_everything(tmp_path):
     assert p != mnist_tasks.checkpoint_path(tmp_path, MnistConfig(), 0, "bundled")
 
 
+def test_run_params_name_everything_the_run_depends_on(digits):
+    p = mnist.run_params(QUICK, 0, digits)
+    assert json.loads(json.dumps(p)) == p
+    assert p != mnist.run_params(QUICK, 1, digits)
+    assert p != mnist.run_params(MnistConfig(), 0, digits)
+    assert p["source"] == digits.source and p["n_train_total"] == len(digits.train)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_quick_training_on_cuda(digits):
     res = train_mnist(QUICK, seed=0, data=digits, workers=2, device="cuda", progress=False)
@@ -234,7 +244,7 @@ def test_alignment_reach():
 def test_linear_baseline_is_a_least_squares_fit(digits):
     """Labels that are an exact linear function of the pixels are recovered perfectly; the
     real digits are well above chance."""
-    from fgln.data import MnistDataset
+    from fgln.mnist.data import MnistDataset
 
     imgs = digits.train.images[:300]
     X = imgs.reshape(300, -1).double() / 255

@@ -17,14 +17,14 @@ from conftest import BOOK_DIR
 MUTATIONS = {
     # the printed sign of the finite-depth correction: d_i -> -d_i everywhere
     "printed-sign": (
-        "import fgln.exponents as _ex\n"
+        "import fgln.theory.exponents as _ex\n"
         "_d = _ex.finite_depth_constants\n"
         "_ex.finite_depth_constants = lambda n, k: -_d(n, k)\n",
         ["thm5.3-correction-sign", "fig2-correction-sign-p1", "d_i-closed-form"],
     ),
     # the theory evaluated at a gate probability off by 0.1
     "gate-probability": (
-        "import fgln.exponents as _ex\n"
+        "import fgln.theory.exponents as _ex\n"
         "_g = _ex.lyapunov_exponents\n"
         "_ex.lyapunov_exponents = (lambda n, p, sigma, k, *a, **kw:\n"
         "                          _g(n, p - 0.1, sigma, k, *a, **kw))\n",

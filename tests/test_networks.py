@@ -1,4 +1,4 @@
-"""Fixed-gates networks as modules (fgln.networks): Definition 4.1, partial products of
+"""Fixed-gates networks as modules (fgln.training.networks): Definition 4.1, partial products of
 Section 7, the seeded sampler, Proposition 4.5's balanced initialisation, grad_J capture."""
 import math
 
@@ -6,14 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from fgln.balanced_networks import balance_residuals, balanced_masked_network
-from fgln.networks import (
+from fgln.products.sampling import sample_network
+from fgln.training.balanced_networks import balance_residuals, balanced_masked_network
+from fgln.training.networks import (
     FixedGatesNetwork,
     JacobianGradient,
     _draw_rectangular,
     find_fixed_gates_network,
 )
-from fgln.sampling import sample_network
 
 
 def rect_net(seed=0, widths=(5, 7, 4, 6, 3), real_gates=True):

@@ -54,7 +54,7 @@ MIN_PIXEL_STD = 0.01
 # --------------------------------------------------------------------------
 
 def _check_fig02(d):
-    from fgln.exponents import lyapunov_exponents
+    from fgln.theory.exponents import lyapunov_exponents
 
     n = int(d["n"])
     for tag, p in (("p1", 1.0), ("p05", 0.5)):
@@ -125,8 +125,8 @@ def _check_fig04b(d):
 
 
 def _check_fig05b(d):
-    from fgln.block_measurements import block_statistics
-    from fgln.mnist import MnistFixedGates
+    from fgln.mnist.block_measurements import block_statistics
+    from fgln.mnist.model import MnistFixedGates
 
     _rho_range(d)
     k = int(d["k"])
@@ -148,7 +148,7 @@ def _check_fig01(d):
 
 
 def _check_fig07(d):
-    from fgln.g1_process import g1_process
+    from fgln.theory.g1_process import g1_process
 
     s, fit, g = d["s1_measured"], d["s1_fitted"], d["g1"]  # [seeds, R]
     assert s.shape == fit.shape == g.shape == d["s1_theory"].shape == d["C_theory"].shape
@@ -185,7 +185,7 @@ def _check_fig91a(d):
 
 
 def _check_fig91b(d):
-    from fgln.relu_regimes import lognorm_law, psg_variance
+    from fgln.relu.regimes import lognorm_law, psg_variance
 
     assert np.allclose(d["psg"], [psg_variance(int(L)) for L in d["L"]])
     assert np.allclose(d["lognorm_exact_var"], [lognorm_law(int(n), int(L))[1]
@@ -200,7 +200,7 @@ def _check_fig91c(d):
 
 
 def _check_fig91d(d):
-    from fgln.relu_regimes import arccos_shared_fraction
+    from fgln.relu.regimes import arccos_shared_fraction
 
     assert np.allclose(d["arccos"][:, 0], 1 - d["theta"] / np.pi)
     for th, row in zip(d["theta"], d["arccos"]):
@@ -323,7 +323,7 @@ def test_figure_data(executed_chapter):
 
 
 def test_ledger_written(executed_chapter):
-    from fgln.claims import KINDS, STATUSES, source_sha
+    from fgln.book.claims import KINDS, STATUSES, source_sha
 
     path = executed_chapter["ledger"]
     assert path.is_file(), f"{executed_chapter['name']} wrote no claims ledger"

@@ -204,8 +204,8 @@ def test_execution_report_lists_every_chapter(built):
 
 def _package_classes() -> list[str]:
     names = set()
-    for mod in pkgutil.iter_modules(fgln.__path__):
-        module = importlib.import_module(f"fgln.{mod.name}")
+    for mod in pkgutil.walk_packages(fgln.__path__, "fgln."):
+        module = importlib.import_module(mod.name)
         for name, obj in vars(module).items():
             if inspect.isclass(obj) and obj.__module__.startswith("fgln"):
                 names.add(name)
@@ -232,7 +232,7 @@ def test_leak_scan_finds_reprs_and_paths_outside_code(tmp_path):
         '<div class="cell_input"><pre>cfg = MnistConfig(n=3) # /tmp/x</pre></div>'
         "<div class='cell_output'><pre>Claim(id='a', test=Decision(holds=True))</pre>"
         "<pre>saved to /home/me/fig.png and ../_build/figures, see https://x.org/home/</pre>"
-        "<pre>&lt;fgln.claims.Ledger object at 0x7f&gt;</pre></div>"
+        "<pre>&lt;fgln.book.claims.Ledger object at 0x7f&gt;</pre></div>"
         "<p>the class MnistConfig and 2 (MnistConfig)</p>", encoding="utf-8")
     found = [(kind, match) for kind, match, _ in _leaks(_reader_text(page), _package_classes())]
     assert sorted(found) == [("Python repr", "<fgln."), ("Python repr", "Claim("),

@@ -1,5 +1,6 @@
-"""Sampling, partial products and exact log-spectra of deep products (fgln.sampling,
-fgln.partial_products, fgln.accumulator, fgln.graded_svd, fgln.spectra)."""
+"""Sampling, partial products and exact log-spectra of deep products (fgln.products.sampling,
+fgln.products.partial_products, fgln.products.accumulator, fgln.products.graded_svd,
+fgln.products.spectra)."""
 import math
 
 import mpmath
@@ -7,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from fgln.accumulator import SpectrumAccumulator
-from fgln.graded_svd import graded_log_svdvals
-from fgln.partial_products import layer_partial_products, network_partial_products
-from fgln.sampling import iter_layers, network_layers, sample_layers, sample_network
-from fgln.spectra import (
+from fgln.base.statistics import mean_se
+from fgln.products.accumulator import SpectrumAccumulator
+from fgln.products.graded_svd import graded_log_svdvals
+from fgln.products.partial_products import layer_partial_products, network_partial_products
+from fgln.products.sampling import iter_layers, network_layers, sample_layers, sample_network
+from fgln.products.spectra import (
     log_singular_values,
     log_spectra_by_depth,
     lyapunov_estimates,
     stream_log_spectra,
     stream_lyapunov_estimates,
 )
-from fgln.statistics import mean_se
 
 
 def product(layers):
@@ -249,7 +250,7 @@ def test_bad_layers_and_depths():
 
 
 def test_qr_lyapunov_estimates_are_unbiased_for_the_exponents():
-    from fgln.exponents import lyapunov_exponents
+    from fgln.theory.exponents import lyapunov_exponents
 
     n, L, batch = 5, 30, 400
     est = stream_lyapunov_estimates(n, L, 1.0, batch=batch, seed=3, reorth_every=3).numpy()
@@ -318,7 +319,7 @@ def test_adaptive_interval_redoes_a_chunk_with_a_nearly_singular_layer(monkeypat
 
 
 def test_qr_interval_choices():
-    from fgln.accumulator import QRInterval
+    from fgln.products.accumulator import QRInterval
 
     assert QRInterval(3).size == 3 and not QRInterval(3).adaptive
     assert not QRInterval(dtype=torch.float32).adaptive  # 1e-10 is below float32 rounding
@@ -332,3 +333,30 @@ def test_qr_interval_choices():
         QRInterval(tol=0.0)
     with pytest.raises(ValueError, match="reorth_every"):
         QRInterval(0)
+
+
+def test_top_svd_forms_agree():
+    """One helper, every form: a matrix, a batch, a list (batched or not), values only, the
+    eigh route; the triplets reconstruct the matrix."""
+    from fgln.products.svd import top_svd
+
+    gen = torch.Generator().manual_seed(7)
+    M = torch.randn(4, 6, 6, dtype=torch.float64, generator=gen)
+    U, s, V = top_svd(M)
+    assert torch.allclose(U @ torch.diag_embed(s) @ V.mT, M, atol=1e-12)
+    U3, s3, V3 = top_svd(M[0], 3)
+    assert U3.shape == (6, 3) and V3.shape == (6, 3)
+    assert torch.equal(s3, s[0, :3])
+    assert torch.equal(top_svd(M, 2, vectors=False), torch.linalg.svdvals(M)[:, :2])
+    listed = top_svd(list(M), 3)
+    assert all(torch.equal(x[1], s[i, :3]) for i, x in enumerate(listed))
+    rect = top_svd([M[0], M[1, :4]], 2)
+    assert rect[1][0].shape == (4, 2) and rect[1][2].shape == (6, 2)
+    Ue, se, Ve = top_svd(M, 3, method="eigh")
+    assert torch.allclose(se, s[:, :3], rtol=1e-10)
+    eye = torch.eye(3, dtype=torch.float64).expand(4, 3, 3)
+    assert torch.allclose((Ue.mT @ U[..., :3]).abs(), eye, atol=1e-8)
+    Uf, _, Vf = top_svd(M[0, :4], full=True)
+    assert Uf.shape == (4, 4) and Vf.shape == (6, 6)
+    with pytest.raises(ValueError, match="method"):
+        top_svd(M, method="qr")

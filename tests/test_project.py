@@ -1,5 +1,5 @@
 """Project-level consistency checks and unit tests of the infrastructure
-modules (fgln.cache, fgln.plotting, fgln.progress)."""
+modules (fgln.book.cache, fgln.book.plotting, fgln.base.progress)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,15 @@ from packaging.requirements import Requirement
 
 import fgln
 from conftest import REPO_ROOT
+
+PACKAGE = REPO_ROOT / "src" / "fgln"
+# The science wings, lowest first: each may import the wings before it. The book's
+# machinery sits beside them and imports only the base; no science wing imports it.
+SCIENCE = ("base", "products", "theory", "initialization", "training", "mnist", "relu")
+MAY_IMPORT = {wing: set(SCIENCE[:i]) for i, wing in enumerate(SCIENCE)}
+MAY_IMPORT["book"] = {"base"}
+# The chapters' trainings as cached grid tasks: the one wing that joins science and book.
+MAY_IMPORT["runs"] = set(SCIENCE) | {"book"}
 
 # --------------------------------------------------------------------------
 # (a) environment.yml <-> pyproject.toml
@@ -82,20 +91,29 @@ def test_readme_documents_entry_points():
 
 
 def test_readme_code_map_matches_the_package():
-    """Every module of src/fgln is in README's map, and every module the map names exists."""
+    """README's map names every wing (with the wings it may import, as the import test
+    allows) and under it every module of that wing; everything it names exists."""
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
-    named = {m for row in rows for m in re.findall(r"`(\w+)`", row.split("|")[1])}
-    modules = {p.stem for p in (REPO_ROOT / "src" / "fgln").glob("*.py") if p.stem != "__init__"}
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
+    table = {re.findall(r"`(\w+)`", r[1])[0]: set(re.findall(r"`(\w+)`", r[3])) for r in rows}
+    assert table == MAY_IMPORT, f"README's wing table against the import order: {table}"
+    named, wing = set(), None
+    for line in section.splitlines():
+        if m := re.match(r"### `fgln\.(\w+)`", line):
+            wing = m.group(1)
+        elif m := re.match(r"- `(\w+)`", line):
+            named.add(f"{wing}.{m.group(1)}")
+    modules = {f"{p.parent.name}.{p.stem}" for p in PACKAGE.glob("*/*.py")
+               if p.stem != "__init__"}
     assert modules - named == set(), f"modules missing from README's map: {modules - named}"
     assert named - modules == set(), f"README's map names no such module: {named - modules}"
 
 
 def test_no_module_over_about_350_lines():
-    for p in (REPO_ROOT / "src" / "fgln").glob("*.py"):
+    for p in PACKAGE.rglob("*.py"):
         lines = p.read_text(encoding="utf-8").count("\n")
-        assert lines <= 360, f"{p.name} has {lines} lines: split it by job"
+        assert lines <= 360, f"{p.relative_to(PACKAGE)} has {lines} lines: split it by job"
 
 
 def test_ci_runs_make_test():
@@ -207,7 +225,7 @@ def test_notebook_chapters_are_validated():
 
 
 # --------------------------------------------------------------------------
-# (e) fgln.cache
+# (e) fgln.book.cache
 # --------------------------------------------------------------------------
 
 def _listing(d: Path) -> list[str]:
@@ -215,7 +233,7 @@ def _listing(d: Path) -> list[str]:
 
 
 def test_cache_round_trip(tmp_path):
-    from fgln.cache import cached
+    from fgln.book.cache import cached
 
     calls = []
 
@@ -239,12 +257,12 @@ def test_cache_round_trip(tmp_path):
     assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".npz")
     sidecar = json.loads((tmp_path / files[0]).read_text())
     assert sidecar["params"] == params and sidecar["name"] == "unit"
-    from fgln.cache import code_version
+    from fgln.book.cache import code_version
     assert sidecar["code_version"] == code_version()
 
 
 def test_cache_key_properties():
-    from fgln.cache import cache_key
+    from fgln.book.cache import cache_key
 
     k = cache_key("n", {"a": 1, "b": {"c": 2, "d": 3}})
     assert k == cache_key("n", {"b": {"d": 3, "c": 2}, "a": 1})  # key order irrelevant
@@ -263,9 +281,9 @@ def _copy_package(tmp_path: Path) -> Path:
 
 
 def test_code_version_tracks_every_module(tmp_path):
-    """Editing, adding or renaming any module of the package changes code_version();
-    a non-Python file does not."""
-    from fgln.cache import code_version
+    """Editing, adding or renaming any module of the package, in any wing, changes
+    code_version(); a non-Python file does not."""
+    from fgln.book.cache import code_version
 
     pkg = _copy_package(tmp_path)
     v0 = code_version(pkg)
@@ -273,27 +291,28 @@ def test_code_version_tracks_every_module(tmp_path):
     assert v0 == code_version()  # the copy hashes like the installed package
     (pkg / "notes.txt").write_text("not code")
     assert code_version(pkg) == v0
-    mods = sorted(pkg.glob("*.py"))
+    mods = sorted(pkg.rglob("*.py"))
+    assert {m.parent.name for m in mods} == {"fgln", *MAY_IMPORT}
     seen = {v0}
     for mod in mods:
         text = mod.read_text(encoding="utf-8")
         mod.write_text(text + "\n# edited\n", encoding="utf-8")
         v = code_version(pkg)
-        assert v not in seen, f"editing {mod.name} did not change code_version()"
+        assert v not in seen, f"editing {mod.relative_to(pkg)} did not change code_version()"
         seen.add(v)
         mod.write_text(text, encoding="utf-8")
         assert code_version(pkg) == v0
-    (pkg / "new_module.py").write_text("x = 1\n")
+    (pkg / "theory" / "new_module.py").write_text("x = 1\n")
     assert code_version(pkg) not in seen
-    (pkg / "new_module.py").unlink()
-    mods[0].rename(pkg / ("renamed_" + mods[0].name))
+    (pkg / "theory" / "new_module.py").unlink()
+    mods[-1].rename(mods[-1].parent / ("renamed_" + mods[-1].name))
     assert code_version(pkg) not in seen
 
 
 def test_cache_recomputes_after_a_code_change(tmp_path, monkeypatch):
     """Editing a module of fgln invalidates the cached results (the key holds the code
     version); the old entry stays on disk but is no longer read."""
-    from fgln import cache
+    from fgln.book import cache
 
     calls = []
     compute = lambda: calls.append(1) or {"v": float(len(calls))}  # noqa: E731
@@ -301,7 +320,7 @@ def test_cache_recomputes_after_a_code_change(tmp_path, monkeypatch):
     assert cache.cached("v", {"p": 1}, compute, cache_dir=tmp_path)["v"] == 1.0
     assert cache.cached("v", {"p": 2}, compute, cache_dir=tmp_path)["v"] == 2.0
     pkg = _copy_package(tmp_path / "edited")
-    with (pkg / "diagonal_correlation.py").open("a", encoding="utf-8") as fh:
+    with (pkg / "theory" / "diagonal_correlation.py").open("a", encoding="utf-8") as fh:
         fh.write("\n# edited\n")
     edited = cache.code_version(pkg)
     assert edited != cache.code_version()
@@ -314,7 +333,7 @@ def test_cache_recomputes_after_a_code_change(tmp_path, monkeypatch):
 @pytest.mark.parametrize("bad", [{"x": object()}, {"x": {1, 2}}, {"x": np.int64(3)},
                                  {"x": np.zeros(2)}, {"x": float("nan")}])
 def test_cache_rejects_bad_params(tmp_path, bad):
-    from fgln.cache import cached
+    from fgln.book.cache import cached
 
     with pytest.raises(TypeError, match="JSON-serialisable"):
         cached("bad", bad, lambda: {"a": 1}, cache_dir=tmp_path)
@@ -322,7 +341,7 @@ def test_cache_rejects_bad_params(tmp_path, bad):
 
 
 def test_cache_rejects_bad_results(tmp_path):
-    from fgln.cache import cached
+    from fgln.book.cache import cached
 
     with pytest.raises(TypeError):
         cached("r", {}, lambda: [1, 2], cache_dir=tmp_path)
@@ -331,7 +350,7 @@ def test_cache_rejects_bad_results(tmp_path):
 
 
 def test_cache_atomic_write_leaves_no_temp_files(tmp_path, monkeypatch):
-    from fgln import cache
+    from fgln.book import cache
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -351,7 +370,7 @@ def test_cache_atomic_write_leaves_no_temp_files(tmp_path, monkeypatch):
 
 
 def test_cache_corrupt_entry_is_recomputed(tmp_path):
-    from fgln.cache import cached
+    from fgln.book.cache import cached
 
     cached("c", {}, lambda: {"a": np.ones(2)}, cache_dir=tmp_path)
     npz = next(tmp_path.glob("*.npz"))
@@ -362,7 +381,8 @@ def test_cache_corrupt_entry_is_recomputed(tmp_path):
 
 
 def test_cache_default_dir(monkeypatch, tmp_path):
-    from fgln.cache import default_cache_dir, find_repo_root
+    from fgln.base.paths import find_repo_root
+    from fgln.book.cache import default_cache_dir
 
     monkeypatch.setenv("FGLN_CACHE_DIR", str(tmp_path / "env"))
     assert default_cache_dir() == tmp_path / "env"
@@ -373,13 +393,13 @@ def test_cache_default_dir(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------
-# (f) fgln.plotting, fgln.progress
+# (f) fgln.book.plotting, fgln.base.progress
 # --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["fig2.png", "figure02.png", "fig02.pdf", "fig02ab.png",
                                   "../fig02.png", "sub/fig02.png", "Fig02.png", "fig02.png "])
 def test_save_figure_rejects_bad_names(tmp_path, name):
-    from fgln.plotting import new_figure, save_figure
+    from fgln.book.plotting import new_figure, save_figure
 
     fig, _ = new_figure()
     with pytest.raises(ValueError, match="must match"):
@@ -391,7 +411,7 @@ def test_save_figure_and_band(tmp_path):
     import matplotlib.image as mpimg
     import matplotlib.pyplot as plt
 
-    from fgln.plotting import band, new_figure, save_figure, use_style
+    from fgln.book.plotting import band, new_figure, save_figure, use_style
 
     use_style()
     assert plt.rcParams["savefig.dpi"] == 150 and plt.rcParams["figure.dpi"] == 110
@@ -413,7 +433,7 @@ def test_save_figure_and_band(tmp_path):
 
 
 def test_progress_silencing(monkeypatch):
-    from fgln.progress import progress, progress_enabled
+    from fgln.base.progress import progress, progress_enabled
 
     data = [1, 2, 3]
     assert progress(data, enable=False) is data
@@ -424,3 +444,111 @@ def test_progress_silencing(monkeypatch):
     bar = progress(data, desc="x", enable=True)
     assert list(bar) == data and bar is not data
     assert progress_enabled(True) and progress_enabled()
+
+
+# --------------------------------------------------------------------------
+# (f) the package's wings and the direction of use
+# --------------------------------------------------------------------------
+
+
+
+def _wing_modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE)
+
+
+def _imported_wings(path: Path) -> set[tuple[str, int]]:
+    """``(wing, line)`` of every ``fgln`` wing that ``path`` imports, at any level (function
+    bodies included), relative or absolute."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts  # ("fgln", wing, module)
+    here = parts[:-1]  # the package the module sits in
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name.split(".") for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(here[: len(here) - node.level + 1])
+                mod = base + (node.module.split(".") if node.module else [])
+            else:
+                mod = (node.module or "").split(".")
+            targets = [mod] if len(mod) > 1 else [mod + [a.name] for a in node.names]
+        for t in targets:
+            if t[0] == "fgln" and len(t) > 1:
+                out.add((t[1], node.lineno))
+    return out
+
+
+def test_every_module_sits_in_a_wing():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py"], f"modules outside the wings: {top}"
+    wings = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    assert wings == sorted(MAY_IMPORT), wings
+
+
+def test_wings_import_only_wings_below_them():
+    bad = []
+    for path in _wing_modules():
+        wing = path.relative_to(PACKAGE).parts[0]
+        for other, line in _imported_wings(path):
+            if other != wing and other not in MAY_IMPORT[wing]:
+                bad.append(f"{path.relative_to(PACKAGE)}:{line} imports fgln.{other}")
+    assert not bad, "imports against the order of the wings:\n" + "\n".join(sorted(bad))
+
+
+def test_import_scan_sees_relative_and_nested_imports(tmp_path):
+    wing = tmp_path / "fgln" / "theory"
+    wing.mkdir(parents=True)
+    mod = wing / "m.py"
+    mod.write_text("from ..training import networks\n\ndef f():\n"
+                   "    from ..book.cache import cached\n    import fgln.mnist.model\n")
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, tmp_path / "fgln"
+    try:
+        assert {w for w, _ in _imported_wings(mod)} == {"training", "book", "mnist"}
+    finally:
+        PACKAGE = saved
+
+
+def test_cached_resumable_hands_a_checkpoint_and_removes_it(tmp_path):
+    from fgln.book.cache import cached, cached_resumable, checkpoint_path
+
+    seen = []
+
+    def compute(ck: Path) -> dict:
+        assert ck.parent == tmp_path / "checkpoints" and ck.suffix == ".pt"
+        ck.parent.mkdir(parents=True, exist_ok=True)
+        ck.write_text("state")
+        seen.append(ck)
+        return {"x": 1.0}
+
+    params = {"seed": 0}
+    assert cached_resumable("run", params, compute, tmp_path) == {"x": 1.0}
+    assert seen == [checkpoint_path("run", params, tmp_path)] and not seen[0].exists()
+    assert checkpoint_path("run", {"seed": 1}, tmp_path) != seen[0]
+    assert checkpoint_path("other", params, tmp_path) != seen[0]
+    # the same entry as cached() under that name
+    assert cached("run", params, lambda: {"x": 2.0}, tmp_path) == {"x": 1.0}
+
+
+# Names that left the package face (helpers; still in their modules).
+FACE_DROPPED = {"make_generator", "iter_network", "torch_threads", "unit_ldl", "svd_fixed_signs"}
+
+
+def test_package_face_reexports_the_wings():
+    """Every name of ``fgln.__all__`` is a public name of exactly one wing, the same object;
+    each wing's ``__all__`` names objects it defines or re-exports, and every wing's
+    ``__init__`` opens with a two-line docstring."""
+    import importlib
+
+    wings = {w: importlib.import_module(f"fgln.{w}") for w in MAY_IMPORT}
+    for wing, mod in wings.items():
+        assert mod.__doc__ and len(mod.__doc__.strip().splitlines()) == 2, wing
+        for name in mod.__all__:
+            assert getattr(mod, name).__module__.startswith(f"fgln.{wing}."), (wing, name)
+    for name in fgln.__all__:
+        homes = [w for w, mod in wings.items() if name in mod.__all__]
+        assert len(homes) == 1, (name, homes)
+        assert getattr(fgln, name) is getattr(wings[homes[0]], name)
+    assert len(set(fgln.__all__)) == len(fgln.__all__)
+    assert FACE_DROPPED.isdisjoint(fgln.__all__)

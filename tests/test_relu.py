@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from fgln.exponents import lyapunov_exponents
-from fgln.relu import (
+from fgln.base.statistics import mean_se
+from fgln.products.sampling import sample_network
+from fgln.relu.jacobians import (
     he_sigma,
     iter_relu_layers,
     relu_forward,
@@ -14,9 +15,8 @@ from fgln.relu import (
     relu_log_spectra,
     relu_products,
 )
-from fgln.relu_regimes import arccos_shared_fraction, input_pair_measurements, lognorm_law
-from fgln.sampling import sample_network
-from fgln.statistics import mean_se
+from fgln.relu.regimes import arccos_shared_fraction, input_pair_measurements, lognorm_law
+from fgln.theory.exponents import lyapunov_exponents
 
 
 def _net(n=7, L=4, batch=3, seed=0):

@@ -1,4 +1,4 @@
-"""The run line of the chapters (fgln.run_info) and the cache counts behind it."""
+"""The run line of the chapters (fgln.book.run_info) and the cache counts behind it."""
 from __future__ import annotations
 
 import time
@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from fgln.cache import cache_counts, cached
-from fgln.run_info import (
+from fgln.book.cache import cache_counts, cached
+from fgln.book.run_info import (
     PageRun,
     cache_text,
     cpu_model,

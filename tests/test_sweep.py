@@ -15,12 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fgln.alignment import appendix_g_panel
-from fgln.data import BundledMnistWarning, load_mnist
-from fgln.depth_scaling import top_values_by_depth
-from fgln.mnist import MnistConfig
-from fgln.mnist_tasks import cached_run, train_point, train_task
-from fgln.sweep import (
+from fgln.book.sweep import (
     SweepError,
     executor_from_env,
     make_executor,
@@ -28,7 +23,12 @@ from fgln.sweep import (
     run_grid,
     usable_cores,
 )
-from fgln.synthetic_runs import synthetic_run
+from fgln.initialization.alignment import appendix_g_panel
+from fgln.initialization.depth_scaling import top_values_by_depth
+from fgln.mnist.data import BundledMnistWarning, load_mnist
+from fgln.mnist.model import MnistConfig
+from fgln.runs.mnist_tasks import cached_run, train_point, train_task
+from fgln.training.synthetic_runs import synthetic_run
 from grid_tasks import computed, logged_square, torch_thread_count
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -119,7 +119,7 @@ def test_killed_sweep_loses_nothing_finished(tmp_path):
         import sys
         sys.path.insert(0, {str(TESTS_DIR)!r})
         from functools import partial
-        from fgln.sweep import run_grid
+        from fgln.book.sweep import run_grid
         from grid_tasks import logged_square
         run_grid([("square", {{"x": x}}, partial(logged_square, log={str(log)!r}, pause=0.5))
                   for x in range(8)], cache_dir={str(cache)!r}, progress=False)

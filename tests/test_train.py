@@ -1,4 +1,5 @@
-"""Training loop (fgln.train): gradient descent, recording, exact resume, divergence guard."""
+"""Training loop (fgln.training.train): gradient descent, recording, exact resume, divergence
+guard."""
 import math
 
 import numpy as np
@@ -7,10 +8,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgln.networks import FixedGatesNetwork
-from fgln.recorders import SpectralRecorder, record_steps
-from fgln.synthetic_runs import compress_regression, synthetic_task
-from fgln.train import DivergenceError, half_mse, train
+from fgln.training.networks import FixedGatesNetwork
+from fgln.training.recorders import SpectralRecorder, record_steps
+from fgln.training.synthetic_runs import compress_regression, synthetic_task
+from fgln.training.train import DivergenceError, half_mse, train
 
 
 class Interrupt(Exception):
@@ -199,8 +200,13 @@ def test_bad_input():
         train(net, (X, Y), half_mse, lr=0.1, steps=3, optimizer="lbfgs-ish")
     with pytest.raises(ValueError, match="record"):
         train(net, (X, Y), half_mse, lr=0.1, steps=3, record="often")
-    with pytest.raises(ValueError, match="model"):
+    # a wrong type is a TypeError, a bad value a ValueError
+    with pytest.raises(TypeError, match="model"):
         train(lambda x: x, (X, Y), half_mse, lr=0.1, steps=3)
+    with pytest.raises(TypeError, match="loss_fn"):
+        train(net, (X, Y), "mse", lr=0.1, steps=3)
+    with pytest.raises(TypeError, match="data must be"):
+        train(net, 3, half_mse, lr=0.1, steps=3)
     with pytest.raises(ValueError, match="recorders need"):
         train(nn.Linear(6, 6).double(), (X, Y), half_mse, lr=0.1, steps=3,
               recorders=[SpectralRecorder()])

@@ -1,0 +1,184 @@
+"""Argument checks shared by the modules, each naming the argument: ``TypeError`` for a
+wrong type, ``ValueError`` for a bad value."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = [
+    "check_int",
+    "check_k",
+    "check_positive",
+    "check_p",
+    "check_sigma",
+    "check_network",
+    "check_exponents",
+    "check_layers",
+    "check_widths",
+    "check_matrix",
+    "check_square_stack",
+    "check_series",
+    "as64",
+    "resolve_device",
+]
+
+
+def check_int(name: str, value, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]`` (``high=None``: no upper bound), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, float) and math.isnan(value):
+            raise ValueError(f"{name} must be an integer >= {low}, got NaN")
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer in {rng}, got {value}")
+    return value
+
+
+def check_p(p) -> float:
+    """A gate probability in (0, 1] (NaN rejected)."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise ValueError(f"p must be a number in (0, 1], got {p!r}") from None
+    if not (0.0 < p <= 1.0):  # also rejects NaN
+        raise ValueError(f"p must be in (0, 1], got {p}")
+    return p
+
+
+def check_positive(name: str, value) -> float:
+    """``value`` as a positive finite float (NaN and inf rejected), else ValueError."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
+    if not (value > 0.0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive finite number (> 0), got {value}")
+    return value
+
+
+def check_sigma(sigma, n: int) -> float:
+    """A positive finite weight scale; ``None`` means ``1/sqrt(n)``."""
+    if sigma is None:
+        return 1.0 / math.sqrt(n)
+    return check_positive("sigma", sigma)
+
+
+def check_network(n, L, p, sigma, min_rank) -> tuple[int, int, float, float, int | None]:
+    """Validated ``(n, L, p, sigma, min_rank)`` of a gated network (Definitions 5.1, 5.2).
+
+    ``sigma=None`` becomes ``1/sqrt(n)``; ``min_rank`` (or None) must lie in [1, n] and be
+    reachable: a rank-``min_rank`` p-gate must have probability at least 1e-9, so that the
+    rejection sampler of (r, p)-gates terminates.
+    """
+    n = check_int("n", n, 1)
+    L = check_int("L", L, 1)
+    p = check_p(p)
+    sigma = check_sigma(sigma, n)
+    if min_rank is not None:
+        min_rank = check_int("min_rank", min_rank, 1, n)
+        from scipy.stats import binom
+
+        prob = float(binom.sf(min_rank - 1, n, p))
+        if prob < 1e-9:
+            raise ValueError(
+                f"min_rank={min_rank} is practically unreachable for n={n}, p={p} "
+                f"(P(rank >= min_rank) = {prob:.2e} < 1e-9)")
+    return n, L, p, sigma, min_rank
+
+
+def check_layers(layers) -> tuple[int, int, int]:
+    """``(batch, L, n)`` of a stack of square layers [batch, L, n, n], else ValueError."""
+    if layers.ndim != 4 or layers.shape[-1] != layers.shape[-2]:
+        raise ValueError(f"layers must have shape [batch, L, n, n], got {tuple(layers.shape)}")
+    b, L, n, _ = layers.shape
+    return b, L, n
+
+
+def check_k(k, J: torch.Tensor) -> int:
+    """How many singular values of ``J`` to take: ``k`` in [1, min(J.shape)], ``None``: all."""
+    kmax = min(J.shape)
+    return kmax if k is None else check_int("k", k, 1, kmax)
+
+
+def check_exponents(n, p, sigma, k, min_rank) -> tuple[int, float, float, int, int | None]:
+    """Validated ``(n, p, sigma, k, min_rank)`` of the closed forms of Section 5 (``k <= n``,
+    and ``k <= min_rank`` when conditioned)."""
+    n = check_int("n", n, 1)
+    p = check_p(p)
+    sigma = check_sigma(sigma, n)
+    k = check_int("k", k, 1, n)
+    if min_rank is not None:
+        min_rank = check_int("min_rank", min_rank, 1, n)
+        if k > min_rank:
+            raise ValueError(
+                f"k must be <= min_rank (exponents beyond the conditioned rank are -inf), "
+                f"got k={k} > min_rank={min_rank}")
+    return n, p, sigma, k, min_rank
+
+
+def check_widths(widths) -> list[int]:
+    """``widths`` ``[n_0, ..., n_L]`` as positive ints (at least two), else ``ValueError``."""
+    try:
+        widths = list(widths)
+    except TypeError:
+        raise ValueError(f"widths must be a sequence of >= 2 positive integers, "
+                         f"got {widths!r}") from None
+    if len(widths) < 2:
+        raise ValueError(f"widths must list n_0, ..., n_L (at least 2 entries), got {widths!r}")
+    return [check_int(f"widths[{i}]", w, 1) for i, w in enumerate(widths)]
+
+
+def check_matrix(name: str, x) -> torch.Tensor:
+    """``x`` as a finite 2-d float64 tensor (detached)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a 2-d tensor, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-d tensor, got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} has non-finite entries")
+    return as64(x)
+
+
+def check_square_stack(A: torch.Tensor) -> None:
+    """``A`` [..., n, n]: non-empty, square, finite (for the diagonal correlation)."""
+    if A.ndim < 2:
+        raise ValueError(f"diagonal correlation needs a square matrix, got shape {tuple(A.shape)}")
+    if A.shape[-1] != A.shape[-2]:
+        raise ValueError(
+            f"diagonal correlation needs square matrices, got shape {tuple(A.shape)} "
+            f"({A.shape[-2]} x {A.shape[-1]})")
+    if A.numel() == 0:
+        raise ValueError(f"diagonal correlation of an empty array (shape {tuple(A.shape)})")
+    if not bool(torch.isfinite(A).all()):
+        raise ValueError("diagonal correlation needs finite entries (got NaN or inf)")
+
+
+def check_series(name: str, x, n: int | None = None) -> np.ndarray:
+    """``x`` as a finite 1-d float array of length ``n`` (``None``: at least 2)."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 1 or (n is not None and x.shape[0] != n) or x.shape[0] < 2:
+        want = f"length {n}" if n is not None else "length >= 2"
+        raise ValueError(f"{name} must be 1-d of {want}, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} has non-finite entries")
+    return x
+
+
+def as64(x: torch.Tensor) -> torch.Tensor:
+    """``x`` detached, in float64 (the dtype of every spectral quantity here)."""
+    return x.detach().to(torch.float64)
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device(device)``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, "
+                         f"got {device!r}") from None

@@ -1,0 +1,21 @@
+"""The book's machinery: disk cache, claims ledger and the tests that decide a claim, pages
+rendered from the ledgers, figure style, the run line of a page. Imports only fgln.base."""
+
+from .cache import cache_counts, cached, cached_resumable, code_version
+from .claims import Ledger, load_ledgers
+from .decisions import Decision, closer, family_z, holds, sign_test, trend, within, ztest
+from .plotting import band, new_figure, save_figure, use_style
+from .run_info import glue_page_report, start_page
+
+__all__ = [
+    # cache
+    "cached", "cached_resumable", "cache_counts", "code_version",
+    # decisions
+    "Decision", "ztest", "closer", "sign_test", "trend", "within", "holds", "family_z",
+    # claims
+    "Ledger", "load_ledgers",
+    # plotting
+    "use_style", "new_figure", "band", "save_figure",
+    # run_info
+    "start_page", "glue_page_report",
+]

@@ -1,0 +1,137 @@
+"""The single plotting style for every figure of the book.
+
+>>> from fgln.book.plotting import use_style, new_figure, band, save_figure
+>>> use_style()
+>>> fig, ax = new_figure()
+>>> band(ax, x, mean, err, label="depth 32")
+>>> save_figure(fig, "fig02.png", fig_dir)
+
+Backend: outside Jupyter on a machine without a display (and with no
+``MPLBACKEND`` set) the non-interactive Agg backend is selected, so scripts
+and tests never try to open a window. Inside a Jupyter kernel nothing is
+forced: the inline backend keeps displaying figures in notebooks and in the
+book.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import matplotlib
+
+
+def _headless() -> bool:
+    if os.environ.get("MPLBACKEND"):
+        return False
+    if "ipykernel" in sys.modules:  # Jupyter kernel: keep inline backend
+        return False
+    if sys.platform.startswith("linux"):
+        return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return False
+
+
+if _headless():
+    matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from cycler import cycler  # noqa: E402
+
+from ..base.atomic import atomic_write  # noqa: E402
+
+__all__ = ["use_style", "new_figure", "band", "save_figure", "FIG_NAME", "STYLE"]
+
+FIG_NAME = re.compile(r"^fig\d\d[a-z]?\.png$")
+
+_COLORS = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab10").colors[:7]]
+
+STYLE: dict = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "savefig.facecolor": "white",
+    "figure.facecolor": "white",
+    "font.size": 11,
+    "axes.titlesize": 11,
+    "axes.labelsize": 11,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "axes.grid": True,
+    "grid.color": "0.85",
+    "grid.linestyle": "-",
+    "grid.linewidth": 0.6,
+    "grid.alpha": 0.8,
+    "axes.axisbelow": True,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": cycler(color=_COLORS),
+    "lines.linewidth": 1.6,
+    "legend.frameon": False,
+    "mathtext.fontset": "cm",
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style (idempotent)."""
+    matplotlib.rcParams.update(STYLE)
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
+               height: float | None = None):
+    """Create a styled figure; returns ``(fig, axes)`` like ``plt.subplots``
+    (a single Axes for 1x1, otherwise an array of Axes).
+
+    Default size: 6.4 x 4.0 in for one panel, 3.6 in per column and 3.2 in
+    per row for grids.
+    """
+    use_style()
+    if width is None:
+        width = 6.4 if ncols == 1 else 3.6 * ncols
+    if height is None:
+        height = 4.0 if nrows == 1 else 3.2 * nrows
+    return plt.subplots(nrows=nrows, ncols=ncols, figsize=(width, height),
+                        layout="constrained")
+
+
+def band(ax, x, mean, err, label=None, color=None, alpha: float = 0.25, **kwargs):
+    """Plot ``mean`` against ``x`` with a shaded ``mean ± err`` band.
+
+    Returns the line (a ``Line2D``); extra kwargs go to ``ax.plot``.
+    """
+    x = np.asarray(x)
+    mean = np.asarray(mean)
+    err = np.asarray(err)
+    (line,) = ax.plot(x, mean, label=label, color=color, **kwargs)
+    ax.fill_between(x, mean - err, mean + err, color=line.get_color(),
+                    alpha=alpha, linewidth=0)
+    return line
+
+
+def save_figure(fig, name: str, fig_dir: str | os.PathLike,
+                data: dict[str, np.ndarray] | None = None) -> Path:
+    """Save ``fig`` as ``fig_dir/name`` (PNG) atomically; return the path.
+
+    ``name`` must look like ``fig02.png`` or ``fig02b.png``. ``data`` (arrays behind the
+    figure, e.g. ``{"L": depths, "mean": m, "se": se}``) is saved beside it as
+    ``fig02.npz``, so that tests can check what is drawn and not only that a PNG exists.
+    """
+    if not isinstance(name, str) or not FIG_NAME.match(name):
+        raise ValueError(
+            f"figure name {name!r} must match {FIG_NAME.pattern} (e.g. 'fig02.png')"
+        )
+    directory = Path(fig_dir).expanduser()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png"), "wb")
+    if data is not None:
+        arrays = {k: np.asarray(v) for k, v in data.items()}
+        bad = [k for k, v in arrays.items() if v.dtype == object]
+        if bad:
+            raise TypeError(f"figure data {bad} of {name} must be numeric arrays")
+        atomic_write(path.with_suffix(".npz"), lambda fh: np.savez(fh, **arrays), "wb")
+    return path

@@ -1,0 +1,150 @@
+"""What a chapter's run cost and where it ran: the run line at the end of every chapter.
+
+A chapter calls :func:`start_page` in a cell right after its parameters and
+:func:`glue_page_report` in its last cell; the glued sentence gives the wall time since the
+start, the machine (CPU model and cores, the GPUs torch sees), the torch version, and
+whether the chapter's heavy results (those of :func:`fgln.book.cache.cached`) were computed in
+this run or read from the cache. The book's execution report page lists every chapter's
+run time as measured by the build itself.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .cache import cache_counts
+
+__all__ = [
+    "PageRun",
+    "cache_text",
+    "cpu_cores",
+    "cpu_model",
+    "format_seconds",
+    "glue_page_report",
+    "gpu_names",
+    "machine_text",
+    "page_report",
+    "start_page",
+]
+
+
+@dataclass(frozen=True)
+class PageRun:
+    """The start of a chapter's run: ``time.perf_counter()`` and the cache counts then."""
+
+    started: float
+    read: int
+    computed: int
+
+    def elapsed(self, now: float | None = None) -> float:
+        """Seconds since the start (``now``: a ``time.perf_counter()`` value)."""
+        return (time.perf_counter() if now is None else now) - self.started
+
+    def cache_since(self) -> tuple[int, int]:
+        """``(read, computed)``: cached results read and computed since the start."""
+        counts = cache_counts()
+        return counts["read"] - self.read, counts["computed"] - self.computed
+
+
+def start_page() -> PageRun:
+    """Start the clock and the cache counts of a chapter (first cell after the parameters)."""
+    counts = cache_counts()
+    return PageRun(started=time.perf_counter(), read=counts["read"],
+                   computed=counts["computed"])
+
+
+def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """The processor's name (``model name`` of ``/proc/cpuinfo`` on Linux), else what
+    :mod:`platform` knows, else ``"unknown CPU"``."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+            return " ".join(value.split())
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_cores() -> int:
+    """Logical CPUs this process may run on (its affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def gpu_names() -> list[str]:
+    """Names of the CUDA devices torch sees (empty without CUDA)."""
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def machine_text(cpu: str | None = None, cores: int | None = None,
+                 gpus: list[str] | None = None) -> str:
+    """E.g. ``"AMD EPYC 7763 64-Core Processor (2 cores)"``, with ``" and 1 GPU (NVIDIA
+    H200)"`` where torch sees a GPU. Arguments default to this machine."""
+    cpu = cpu_model() if cpu is None else cpu
+    cores = cpu_cores() if cores is None else cores
+    gpus = gpu_names() if gpus is None else gpus
+    text = f"{cpu} ({cores} core{'s' if cores != 1 else ''})"
+    if gpus:
+        names = ", ".join(sorted(set(gpus)))
+        text += f" and {len(gpus)} GPU{'s' if len(gpus) > 1 else ''} ({names})"
+    return text
+
+
+def format_seconds(seconds: float) -> str:
+    """``"4.2 s"`` below a minute, ``"11 min 27 s"`` above, ``"1 h 02 min"`` above an hour."""
+    if not seconds >= 0:
+        raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    s = round(seconds)
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def cache_text(read: int, computed: int) -> str:
+    """Whether the heavy results were computed in this run or read from the cache."""
+    if read < 0 or computed < 0:
+        raise ValueError(f"read and computed must be >= 0, got {read}, {computed}")
+
+    def results(n):
+        return f"{n} heavy result{'s' if n != 1 else ''}"
+
+    if read == 0 and computed == 0:
+        return "it caches no results: everything on it was computed in this run"
+    if read == 0:
+        return f"its {results(computed)} {'were' if computed > 1 else 'was'} computed in this run"
+    if computed == 0:
+        return (f"its {results(read)} {'were' if read > 1 else 'was'} read from the cache "
+                "(computed by an earlier run with the same code and parameters)")
+    return (f"of its heavy results, {computed} {'were' if computed > 1 else 'was'} computed "
+            f"in this run and {read} read from the cache")
+
+
+def page_report(run: PageRun, *, now: float | None = None, machine: str | None = None) -> str:
+    """The run line of a chapter (Markdown): wall time, machine, torch version, cache use."""
+    if not isinstance(run, PageRun):
+        raise TypeError(f"run must be a PageRun (from start_page()), got {type(run).__name__}")
+    read, computed = run.cache_since()
+    machine = machine_text() if machine is None else machine
+    return (f"*Run: this page took {format_seconds(run.elapsed(now))} (wall time) on "
+            f"{machine}, with torch {torch.__version__}; {cache_text(read, computed)}.*")
+
+
+def glue_page_report(run: PageRun, key: str = "page_run") -> None:
+    """Glue :func:`page_report` as Markdown under ``key``, for the ``{glue:md}`` role in the
+    chapter's last paragraph (nothing is displayed where the cell runs)."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(key, Markdown(page_report(run)), display=False)

@@ -1,0 +1,28 @@
+"""Measurements at initialization: depth scaling of the spectra (Section 5), alignment of
+partial products (Section 6), synthetic products (Theorem 6.1). Imports base, products, theory."""
+
+from .alignment import alignment_overlaps, overlap_profiles
+from .depth_scaling import (
+    depth_scaling_fit,
+    finite_depth_offsets,
+    spectrum_at_depth,
+    top_values_by_depth,
+    wedge_log_norms,
+)
+from .synthetic_alignment import (
+    cluster_limit,
+    cluster_sweep,
+    overlap_scaled,
+    synthetic_product,
+    theorem61_sweep,
+)
+
+__all__ = [
+    # depth_scaling
+    "top_values_by_depth", "spectrum_at_depth", "wedge_log_norms", "finite_depth_offsets",
+    "depth_scaling_fit",
+    # alignment
+    "alignment_overlaps", "overlap_profiles",
+    # synthetic_alignment
+    "synthetic_product", "overlap_scaled", "theorem61_sweep", "cluster_limit", "cluster_sweep",
+]

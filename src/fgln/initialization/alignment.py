@@ -1,0 +1,186 @@
+"""Singular-vector alignment in fixed-gates networks (paper, Sections 6-8) and its measurements.
+
+* :func:`svd_fixed_signs` -- SVD with a deterministic sign convention.
+* :func:`alignment_overlaps` -- for a fixed-gates network ``J = A_l W_l B_l`` (Section 7
+  notation), the top-left ``k x k`` blocks of ``U_J^T U_{A_l}``, ``U_J^T A_l A_l^T U_J`` and
+  ``A_l A_l^T`` for every l in one pass, with their diagonal correlations (Figures 5, 6,
+  10-12).
+* :func:`overlap_profiles` -- the same statistics over many seeds, as plain numpy arrays
+  (for :func:`fgln.book.cache.cached`).
+
+The diagonal correlation (Appendix F) is in :mod:`fgln.theory.diagonal_correlation`, the synthetic
+checks of Theorem 6.1 in :mod:`fgln.initialization.synthetic_alignment`.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..base.progress import progress as progress_bar
+from ..base.threads import single_threaded, torch_threads
+from ..products.partial_products import network_partial_products
+from ..products.sampling import sample_network
+from ..theory.diagonal_correlation import diagonal_correlations
+
+Tensor = torch.Tensor
+
+__all__ = ["fix_signs", "svd_fixed_signs", "alignment_overlaps", "overlap_profiles",
+           "appendix_g_panel"]
+
+
+# --------------------------------------------------------------------------------------
+# SVD with a deterministic sign convention
+# --------------------------------------------------------------------------------------
+
+
+def fix_signs(U: Tensor, Vh: Tensor) -> tuple[Tensor, Tensor]:
+    """Apply the sign convention of :func:`svd_fixed_signs` to an SVD pair.
+
+    ``U`` [..., m, m] (or [..., m, r]), ``Vh`` [..., r', n]: every column of U is flipped so
+    that its entry of largest absolute value (the first one on exact ties) is positive, and
+    the matching row of ``Vh`` (for the first ``min(r', columns of U)`` rows) with it.
+    """
+    piv = U.abs().argmax(-2, keepdim=True)  # [..., 1, cols]
+    sign = torch.sign(torch.gather(U, -2, piv))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    r = min(U.shape[-1], Vh.shape[-2])
+    Vh = Vh.clone()
+    Vh[..., :r, :] = Vh[..., :r, :] * sign[..., 0, :r, None]
+    return U * sign, Vh
+
+
+def svd_fixed_signs(X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """SVD ``X = U diag(S) Vh`` of [..., m, n] (full matrices) with reproducible signs.
+
+    Convention (:func:`fix_signs`): in every left singular vector (column of U) the entry of
+    largest absolute value is positive; the matching row of ``Vh`` is flipped with it, so
+    ``U[..., :, :r] diag(S) Vh[..., :r, :]`` is unchanged (r = min(m, n)). Vectors of
+    repeated singular values (e.g. the null space of a gated, rank-deficient product, or
+    every vector of the identity) remain basis-dependent.
+    """
+    with torch_threads(1):
+        U, S, Vh = torch.linalg.svd(X, full_matrices=X.shape[-1] != X.shape[-2])
+    U, Vh = fix_signs(U, Vh)
+    return U, S, Vh
+
+
+# --------------------------------------------------------------------------------------
+# overlaps of a fixed-gates network (Section 7 notation; Figures 5, 6, 10, 11, 12)
+# --------------------------------------------------------------------------------------
+
+
+def _network_bases(weights: Tensor, gates: Tensor):
+    """``(UJ, SJ, UA, SA, AAt)`` for ``J = A_1 W_1`` and every ``A_l`` (batched)."""
+    A, _ = network_partial_products(weights, gates)  # A[:, l-1] = A_l
+    J = A[:, 0] @ weights[:, 0]  # J = A_1 W_1 B_1 with B_1 = I
+    UJ, SJ, _ = svd_fixed_signs(J)
+    UA, SA, _ = svd_fixed_signs(A)
+    return UJ, SJ, UA, SA, A @ A.mT
+
+
+def _blocks(UJ: Tensor, UA: Tensor, AAt: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Top-left k x k blocks of ``U_J^T U_{A_l}``, ``U_J^T A_l A_l^T U_J``, ``A_l A_l^T``."""
+    UJk = UJ[..., :k]  # [b, n, k]
+    overlap = UJk.mT[:, None] @ UA[..., :k]  # [b, L, k, k]
+    gram = UJk.mT[:, None] @ AAt @ UJk[:, None]
+    return overlap, gram, AAt[..., :k, :k]
+
+
+def _rho(X: Tensor) -> Tensor:
+    """Diagonal correlations, NaN without a warning where undefined (e.g. k = 1)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return diagonal_correlations(X)
+
+
+@single_threaded
+def alignment_overlaps(weights: Tensor, gates: Tensor, k: int) -> dict[str, Tensor]:
+    """Alignment statistics of ``J = W_L D_{L-1} ... D_1 W_1`` for every l = 1..L.
+
+    ``weights`` [batch, L, n, n] or [L, n, n], ``gates`` [batch, L, n] or [L, n] (as from
+    :func:`fgln.products.sampling.sample_network`; ``D_L = I``). With ``A_l = W_L D_{L-1} ...
+    W_{l+1} D_l``
+    (``A_L = I``, Section 7), one pass over l (:func:`network_partial_products`) gives
+
+    * ``overlap``  [batch, L, k, k]: top-left block of ``U_J^T U_{A_l}`` (Theorem 6.1;
+      Fig 5, 6, 11),
+    * ``gram``     [batch, L, k, k]: top-left block of ``U_J^T A_l A_l^T U_J`` (Fig 10),
+    * ``aat``      [batch, L, k, k]: top-left block of ``A_l A_l^T`` (Fig 12),
+    * ``rho_overlap``, ``rho_gram``, ``rho_aat`` [batch, L]: their diagonal correlations,
+    * ``log_sv_J`` [batch, n], ``log_sv_A`` [batch, L, n]: log singular values.
+
+    Singular vectors come from :func:`svd_fixed_signs`. At l = L, ``A_L = I`` has no
+    preferred singular basis (U_{A_L} = I is a convention), so ``overlap[:, L-1]`` is just the
+    top-left block of ``U_J^T``. The batch dimension is dropped if the input had none.
+    """
+    squeeze = weights.ndim == 3
+    if squeeze:
+        weights, gates = weights[None], gates[None]
+    if weights.ndim != 4 or weights.shape[-1] != weights.shape[-2]:
+        raise ValueError(f"weights must be [batch, L, n, n], got {tuple(weights.shape)}")
+    b, L, n, _ = weights.shape
+    if gates.shape != (b, L, n):
+        raise ValueError(f"gates must be [batch, L, n] = {(b, L, n)}, got {tuple(gates.shape)}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= n:
+        raise ValueError(f"k must be an integer in [1, {n}], got {k!r}")
+    k = int(k)
+    UJ, SJ, UA, SA, AAt = _network_bases(weights, gates)
+    overlap, gram, aat = _blocks(UJ, UA, AAt, k)
+    out = {
+        "overlap": overlap, "gram": gram, "aat": aat,
+        "rho_overlap": _rho(overlap), "rho_gram": _rho(gram), "rho_aat": _rho(aat),
+        "log_sv_J": torch.log(SJ), "log_sv_A": torch.log(SA),
+    }
+    if squeeze:
+        out = {key: v[0] for key, v in out.items()}
+    return out
+
+
+@single_threaded
+def overlap_profiles(n: int, L: int, p: float, seeds: int, ks: Sequence[int], *,
+                     seed: int = 0, chunk: int = 8, keep_blocks: int = 0,
+                     progress: bool = False) -> dict[str, np.ndarray]:
+    """Diagonal correlations of the three Appendix G.2 matrices for ``seeds`` networks.
+
+    Networks are drawn by :func:`fgln.products.sampling.sample_network` in chunks of ``chunk``,
+    chunk c with seed ``seed * 100003 + c`` (reproducible). For every block size k in ``ks``
+    returns ``rho_overlap_k{k}``, ``rho_gram_k{k}``, ``rho_aat_k{k}`` [seeds, L] (l = 1..L) and
+    ``rho_overlap_sq_k{k}`` (the overlap's diagonal correlation with weights ``x^2``
+    instead of ``|x|``, an alternative reading of Figure 6);
+    ``keep_blocks > 0`` also stores ``overlap_k{k}`` [keep_blocks, L, k, k] of the first
+    networks (for heatmaps). ``log_sv_A`` [seeds, L, max(ks)]: top log singular values of
+    every ``A_l`` (``-inf`` beyond the rank).
+    """
+    ks = [int(k) for k in ks]
+    res: dict[str, list] = {}
+    n_chunks = math.ceil(seeds / chunk)
+    chunks = progress_bar(range(n_chunks), total=n_chunks, desc=f"n={n} L={L} p={p}",
+                          enable=None if progress else False)
+    done = 0
+    for ci in chunks:
+        bsz = min(chunk, seeds - done)
+        w, g = sample_network(n, L, p, batch=bsz, seed=seed * 100003 + ci)
+        UJ, _, UA, SA, AAt = _network_bases(w, g)
+        res.setdefault("log_sv_A", []).append(torch.log(SA[..., : max(ks)]))
+        for k in ks:
+            ov, gram, aat = _blocks(UJ, UA, AAt, k)
+            res.setdefault(f"rho_overlap_k{k}", []).append(_rho(ov))
+            res.setdefault(f"rho_overlap_sq_k{k}", []).append(_rho(ov * ov))
+            res.setdefault(f"rho_gram_k{k}", []).append(_rho(gram))
+            res.setdefault(f"rho_aat_k{k}", []).append(_rho(aat))
+            if keep_blocks > 0 and done < keep_blocks:
+                res.setdefault(f"overlap_k{k}", []).append(ov[: keep_blocks - done])
+        done += bsz
+    return {key: torch.cat(v).numpy() for key, v in res.items()}
+
+
+def appendix_g_panel(n: int, L: int, p: float, seeds: int, k: int, seed: int = 0
+                     ) -> dict[str, np.ndarray]:
+    """One panel (n, p) of Appendix G.2 (Figures 10-12): :func:`overlap_profiles` for block
+    size ``k`` over ``seeds`` networks, drawn with seed ``seed + 7 n + int(10 p)`` (so panels
+    are independent)."""
+    return overlap_profiles(n, L, p, seeds, [k], seed=seed + 7 * n + int(10 * p))

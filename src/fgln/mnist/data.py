@@ -1,0 +1,360 @@
+"""MNIST for the experiment of Section 8: the full data set where available, else bundled digits.
+
+:func:`load_mnist` returns an :class:`Mnist` with ``.train`` and ``.test`` datasets of
+``(image [1, 28, 28] float32, label int)`` and ``.source``:
+
+* ``"full"``: the 60,000 / 10,000 digits of MNIST, read from ``root/MNIST/raw`` (the layout
+  of ``torchvision.datasets.MNIST``) or downloaded there by torchvision when ``download=True``
+  and a mirror answers within ``timeout`` seconds;
+* ``"bundled"``: otherwise, 10,000 real MNIST digits shipped inside the package
+  (``fgln/mnist/bundled``, 8,000 train / 2,000 test, checked against their SHA-256), with a
+  :class:`BundledMnistWarning`. A machine without network falls back at once, never fails.
+
+The choice (``choice=`` or ``$FGLN_MNIST``): ``"auto"`` (default) as above; ``"full"`` insists
+on the full set and raises :class:`MnistUnavailableError` when it is neither in ``root`` nor
+downloadable (:func:`check_mnist_choice` does that check alone, before a long build);
+``"bundled"`` uses the bundled digits without looking for the full set.
+
+Every IDX file (raw or ``.gz``) goes through :func:`fgln.mnist.idx_format.read_idx`, which checks
+the
+header and the length: a truncated or corrupt file raises ``ValueError`` naming the file.
+
+With ``augment=True`` each training image goes through torchvision's
+``AutoAugment(AutoAugmentPolicy.CIFAR10)`` (as in Section 8), with a draw that depends only on
+``(seed, epoch, index)``: the augmented data are the same for any number of ``DataLoader``
+workers and after a resume, given :meth:`MnistDataset.set_epoch`. A batch is augmented in one
+vectorised call (:class:`fgln.mnist.augment.BatchedAutoAugment`, equal to torchvision's transform
+image by image), which costs a fraction of the image-by-image transform.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from ..base.paths import find_repo_root, local_dir
+from ..base.validation import check_int
+from . import fetch
+from .augment import BatchedAutoAugment
+from .idx_format import check_split, decompress, read_idx
+
+__all__ = [
+    "BUNDLED_SHA256",
+    "BUNDLED_SIZES",
+    "FULL_SIZES",
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "BatchedAutoAugment",
+    "MNIST_CHOICES",
+    "BundledMnistWarning",
+    "Mnist",
+    "MnistDataset",
+    "MnistUnavailableError",
+    "check_mnist_choice",
+    "check_mnist_choice_or_exit",
+    "default_data_dir",
+    "describe_data_dir",
+    "load_mnist",
+    "mnist_choice",
+]
+
+# Pixel mean and standard deviation of the MNIST training set (grey levels scaled to [0, 1]).
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+FULL_SIZES = (60_000, 10_000)
+MNIST_CHOICES = ("auto", "full", "bundled")  # values of $FGLN_MNIST
+BUNDLED_SIZES = (8_000, 2_000)
+_FILES = {  # split -> (images, labels), file names of the IDX format
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+# SHA-256 of the uncompressed bundled IDX files (see fgln/mnist/bundled/README.md).
+BUNDLED_SHA256 = {
+    "train-images-idx3-ubyte": "e63f2f57fc22447cd6e38fd8454bdd727918cdc7712e08321f29d7aa72f3b3ba",
+    "train-labels-idx1-ubyte": "53a57a7e2134bea4f0906df81cdf890b1e5e5c319fc88274726dbeea8eb328c9",
+    "t10k-images-idx3-ubyte": "83409ed8201e7ab11ae718e2513b083e175d306e2b29e86a599b4627fcd045d2",
+    "t10k-labels-idx1-ubyte": "054c0e9ea06f1f8bd83f0270ebe024f241e0c41a5cb94aa6d53f0845f9349800",
+}
+
+
+class BundledMnistWarning(UserWarning):
+    """The full MNIST was not available: the bundled 10,000 digits are used instead."""
+
+
+class MnistUnavailableError(RuntimeError):
+    """``FGLN_MNIST=full`` (or ``choice="full"``) but the full MNIST cannot be had."""
+
+
+# --------------------------------------------------------------------------------------
+# datasets
+# --------------------------------------------------------------------------------------
+
+
+class MnistDataset(Dataset):
+    """MNIST digits as ``(image [1, 28, 28] float32, label int)``.
+
+    ``images`` uint8 [N, 28, 28], ``labels`` [N] in 0..9. Each item is, in order: the uint8
+    image [1, 28, 28]; with ``augment`` (a :class:`BatchedAutoAugment`), its augmentation drawn
+    from ``(seed, epoch, index)``, so reproducible whatever the ``DataLoader`` worker, batch or
+    order that fetches it; scaling to [0, 1]; with ``normalize``,
+    ``(x - MNIST_MEAN) / MNIST_STD``. ``__getitems__`` (used by ``DataLoader`` for a whole
+    batch) augments the batch in one call and gives the same items as ``__getitem__``.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *,
+                 augment: BatchedAutoAugment | None = None, normalize: bool = True,
+                 seed: int = 0) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+            raise ValueError(f"images must be uint8 [N, 28, 28], got {images.dtype} "
+                             f"{list(images.shape)}")
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+            raise ValueError(f"labels must be [N] with N = {images.shape[0]}, got "
+                             f"{list(labels.shape)}")
+        if augment is not None and not isinstance(augment, BatchedAutoAugment):
+            raise ValueError(f"augment must be a BatchedAutoAugment or None, got {augment!r}")
+        self.images = images
+        self.labels = labels.to(torch.int64)
+        self.augment = augment
+        self.normalize = bool(normalize)
+        self.seed = check_int("seed", seed, 0)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of ``epoch`` (call before iterating over an epoch)."""
+        self.epoch = check_int("epoch", epoch, 0)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def _indices(self, indices) -> list[int]:
+        n = len(self)
+        out = []
+        for i in indices:
+            i = int(i)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} out of range for {n} images")
+            out.append(i % n)
+        return out
+
+    def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images [B, 1, 28, 28] float32 and labels [B] int64 of ``indices``, augmented
+        (training set) and normalised as the items are."""
+        idx = self._indices(indices)
+        imgs = self.images[idx][:, None]  # uint8 [B, 1, 28, 28]
+        if self.augment is not None and idx:
+            imgs = self.augment(imgs, self.augment.draws(self.seed, self.epoch, idx))
+        x = imgs.to(torch.float32).div_(255.0)
+        if self.normalize:
+            x = x.sub_(MNIST_MEAN).div_(MNIST_STD)
+        return x, self.labels[idx]
+
+    def __getitems__(self, indices) -> list[tuple[torch.Tensor, int]]:
+        x, y = self.batch(indices)
+        return list(zip(x.unbind(0), y.tolist()))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.__getitems__([index])[0]
+
+    def subset(self, count: int) -> MnistDataset:
+        """The first ``count`` items, same augmentation and normalisation (for quick runs)."""
+        count = check_int("count", count, 1, len(self))
+        out = MnistDataset(self.images[:count], self.labels[:count], augment=self.augment,
+                           normalize=self.normalize, seed=self.seed)
+        out.epoch = self.epoch
+        return out
+
+
+@dataclass(frozen=True)
+class Mnist:
+    """The two splits, where they came from (``source``: ``"full"`` or ``"bundled"``) and
+    the choice that was asked for (``"auto"``, ``"full"`` or ``"bundled"``)."""
+
+    train: MnistDataset
+    test: MnistDataset
+    source: str
+    root: Path | None  # folder holding MNIST/raw for "full"; None for "bundled"
+    choice: str = "auto"
+
+
+# --------------------------------------------------------------------------------------
+# where the digits come from
+# --------------------------------------------------------------------------------------
+
+
+def default_data_dir() -> Path:
+    """``$FGLN_DATA_DIR`` if set, else ``<repo>/.cache/data`` in a checkout, else
+    ``~/.cache/fgln/data``: the ``root`` used when :func:`load_mnist` gets none."""
+    return local_dir("FGLN_DATA_DIR", ".cache/data", "fgln/data")
+
+
+def describe_data_dir(root: str | os.PathLike) -> str:
+    """Name ``root`` for a reader, without the machine's absolute path: ``"the project's data
+    folder (.cache/data)"``, ``"the folder named by FGLN_DATA_DIR"``, else ``root`` itself."""
+    root = Path(root).expanduser().resolve()
+    env = os.environ.get("FGLN_DATA_DIR")
+    if env and Path(env).expanduser().resolve() == root:
+        return "the folder named by FGLN_DATA_DIR"
+    repo = find_repo_root()
+    if repo is not None and (repo / ".cache" / "data").resolve() == root:
+        return "the project's data folder (.cache/data)"
+    if root == (Path.home() / ".cache" / "fgln" / "data").resolve():
+        return "the user's data folder (~/.cache/fgln/data)"
+    return str(root)
+
+
+def mnist_choice(choice: str | None = None) -> str:
+    """``choice``, else ``$FGLN_MNIST``, else ``"auto"``; one of :data:`MNIST_CHOICES`."""
+    name = "choice"
+    if choice is None:
+        choice, name = os.environ.get("FGLN_MNIST") or "auto", "FGLN_MNIST"
+    if not isinstance(choice, str):
+        raise TypeError(f"{name} must be a str, got {type(choice).__name__}")
+    if choice.strip().lower() not in MNIST_CHOICES:
+        raise ValueError(f"{name} must be one of {', '.join(MNIST_CHOICES)}, got {choice!r}")
+    return choice.strip().lower()
+
+
+def _raw_file(raw_dir: Path, name: str) -> Path | None:
+    for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _have_full(root: Path) -> bool:
+    raw = root / "MNIST" / "raw"
+    return all(_raw_file(raw, n) is not None for pair in _FILES.values() for n in pair)
+
+
+def _read_root(root: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    raw = root / "MNIST" / "raw"
+    out = {}
+    for split, names in _FILES.items():
+        paths = [_raw_file(raw, n) for n in names]
+        images, labels = (read_idx(p) for p in paths)
+        check_split(images, labels, tuple(str(p) for p in paths))
+        out[split] = (images, labels)
+    return out
+
+
+def _read_bundled() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    folder = resources.files("fgln.mnist") / "bundled"
+    out = {}
+    for split, names in _FILES.items():
+        tensors = []
+        for n in names:
+            res = folder / f"{n}.gz"
+            label = f"bundled {n}.gz (fgln/mnist/bundled)"
+            try:
+                raw = res.read_bytes()
+            except (FileNotFoundError, OSError):
+                raise ValueError(f"{label}: missing from the installed package "
+                                 "(package data not installed?)") from None
+            data = decompress(raw, label)
+            if hashlib.sha256(data).hexdigest() != BUNDLED_SHA256[n]:
+                raise ValueError(f"{label}: corrupt (SHA-256 differs from the recorded one)")
+            tensors.append(read_idx(data, name=label))
+        check_split(*tensors, names)
+        out[split] = tuple(tensors)
+    return out
+
+
+def _unavailable(root: Path, why: str) -> MnistUnavailableError:
+    return MnistUnavailableError(
+        f"FGLN_MNIST=full: the full MNIST is not in MNIST/raw under {describe_data_dir(root)} and "
+        f"could not be downloaded ({why}). Put its four IDX files (torchvision's layout) in "
+        "that folder, or point FGLN_DATA_DIR at a folder holding them, or set FGLN_MNIST=auto "
+        "(bundled digits when the full set is absent) or FGLN_MNIST=bundled.")
+
+
+def _find_full(root: Path, download: bool, timeout: float) -> str | None:
+    """None when ``root`` holds (or, downloading, now holds) the MNIST files, else why not."""
+    if _have_full(root):
+        return None
+    why = fetch.download(root, timeout) if download else "download=False"
+    if why is None and not _have_full(root):
+        why = "download finished without the expected files"
+    return why
+
+
+def check_mnist_choice(root: str | os.PathLike | None = None, *, choice: str | None = None,
+                       timeout: float = 5.0) -> str:
+    """Check, before a long build, that the MNIST choice can be honoured; return the choice.
+
+    With ``"full"``: the full set must be in ``root`` (default :func:`default_data_dir`) or
+    downloadable there, else :class:`MnistUnavailableError`. Other choices always can be.
+    """
+    choice = mnist_choice(choice)
+    if choice == "full":
+        root = Path(root).expanduser() if root is not None else default_data_dir()
+        why = _find_full(root, True, float(timeout))
+        if why is not None:
+            raise _unavailable(root, why)
+    return choice
+
+
+def check_mnist_choice_or_exit() -> None:
+    """:func:`check_mnist_choice` for ``make book``: print the choice, or exit with why not."""
+    try:
+        print(f"MNIST: {check_mnist_choice()} (FGLN_MNIST)")
+    except (MnistUnavailableError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def load_mnist(root: str | os.PathLike | None = None, *, augment: bool = True,
+               download: bool = True, normalize: bool = True, seed: int = 0,
+               timeout: float = 5.0, choice: str | None = None) -> Mnist:
+    """MNIST for Section 8: the full set from ``root`` (or downloaded), else the bundled digits.
+
+    ``root``: folder holding ``MNIST/raw/*-idx?-ubyte[.gz]`` (default :func:`default_data_dir`).
+    ``download``: when the files are missing, let torchvision fetch them, giving up as soon
+    as no mirror answers within ``timeout`` seconds. When the full set cannot be had, returns
+    the 8,000 / 2,000 bundled digits (``source="bundled"``) with a
+    :class:`BundledMnistWarning`. ``augment``: AutoAugment (CIFAR10 policy) on the training
+    images, seeded per sample from ``seed`` and the epoch. ``normalize``: standardise pixels
+    with :data:`MNIST_MEAN`, :data:`MNIST_STD`. Corrupt files raise ``ValueError`` naming them.
+    ``choice``: ``"auto"``, ``"full"`` or ``"bundled"`` (default ``$FGLN_MNIST``, else
+    ``"auto"``; see the module's docstring).
+    """
+    seed = check_int("seed", seed, 0)
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    choice = mnist_choice(choice)
+    root = Path(root).expanduser() if root is not None else default_data_dir()
+    if choice == "bundled":
+        why = "FGLN_MNIST=bundled"
+    else:
+        why = _find_full(root, download, float(timeout))
+    if why is None:
+        splits = _read_root(root)
+        sizes = (splits["train"][0].shape[0], splits["test"][0].shape[0])
+        if sizes == FULL_SIZES:
+            source = "full"
+        elif sizes == BUNDLED_SIZES and choice != "full":  # a copy of the bundled digits
+            source = "bundled"
+        elif choice == "full":
+            raise _unavailable(root, f"it holds {sizes[0]} train / {sizes[1]} test digits")
+        else:
+            raise ValueError(f"{root / 'MNIST' / 'raw'}: holds {sizes[0]} train / {sizes[1]} "
+                             f"test digits; MNIST has {FULL_SIZES[0]} / {FULL_SIZES[1]}")
+        data_root: Path | None = root
+    elif choice == "full":
+        raise _unavailable(root, why)
+    else:
+        if choice == "auto":
+            warnings.warn(
+                f"full MNIST not found in MNIST/raw under {describe_data_dir(root)} ({why}); using "
+                f"the {BUNDLED_SIZES[0] + BUNDLED_SIZES[1]:,} MNIST digits bundled with fgln "
+                f"({BUNDLED_SIZES[0]:,} train / {BUNDLED_SIZES[1]:,} test)",
+                BundledMnistWarning, stacklevel=2)
+        splits, source, data_root = _read_bundled(), "bundled", None
+    aug = BatchedAutoAugment() if augment else None
+    train = MnistDataset(*splits["train"], augment=aug, normalize=normalize, seed=seed)
+    test = MnistDataset(*splits["test"], augment=None, normalize=normalize, seed=seed)
+    return Mnist(train=train, test=test, source=source, root=data_root, choice=choice)

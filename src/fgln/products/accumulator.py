@@ -1,0 +1,340 @@
+"""Log-scaled QR accumulation of a deep product, and the one loop that feeds it layers.
+
+A batch of products ``J = M_l ... M_1`` is kept as ``J = Q diag(exp(a)) N``: ``Q`` orthogonal,
+``a`` log row scales, ``N`` upper triangular with unit rows. Nothing of size ``exp(L)`` is ever
+formed, so depths of 10,000 and more neither overflow nor underflow. A step multiplies a
+chunk of layers into the product and re-triangularises with one QR; the sum of the
+``log|R_ii|`` of all steps (the *growth*) is the classical QR (Benettin) estimate of
+``L (gamma_1 + ... )`` increments. Rank drops (exact zeros created by gates) are detected
+step by step and reported as ``-inf``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Iterable
+
+import torch
+
+from ..base.progress import progress as progress_bar
+from ..base.validation import check_int, check_positive
+from .graded_svd import graded_log_svdvals_batched
+
+Tensor = torch.Tensor
+
+__all__ = ["SpectrumAccumulator", "QRInterval", "accumulate"]
+
+METHODS = ("householder", "cholqr")
+
+
+@dataclass
+class SpectrumAccumulator:
+    """Running log-scaled QR factorisation of a batch of products ``J = Q diag(e^a) N``.
+
+    ``a`` [batch, n] log row scales (``-inf`` for rows that a gate has annihilated), ``N``
+    [batch, n, n] upper-triangular rows of unit norm (zero rows where ``a = -inf``), ``rank``
+    [batch]: number of leading non-annihilated rows, ``growth`` [batch, n]: sum over steps
+    of ``log|R_ii|`` (``-inf`` past the rank), ``depth``: layers multiplied in. Of ``Q`` only
+    the leading ``r = max(rank)`` columns (the *frame*) matter; they are kept explicitly in
+    ``Q`` [batch, n, r] or in Householder form ``house = (h [batch, n, r], tau [batch, r])``.
+    With ``spectrum=False`` no triangular factor is kept (the exponent estimator).
+    """
+
+    Q: Tensor | None
+    a: Tensor
+    N: Tensor | None
+    rank: Tensor
+    growth: Tensor
+    depth: int = 0
+    rtol: float = 1e-12
+    method: str = "householder"
+    spectrum: bool = True
+    house: tuple[Tensor, Tensor] | None = None
+
+    @classmethod
+    def start(cls, batch: int, n: int, *, dtype=torch.float64, device="cpu",
+              rtol: float = 1e-12, method: str = "auto",
+              spectrum: bool = True) -> "SpectrumAccumulator":
+        """Empty products (identity). ``method``: ``"householder"`` (LAPACK QR), ``"cholqr"``
+        (CholeskyQR2 with Householder fallback, fast on GPUs where batched QR is slow), or
+        ``"auto"`` (cholqr on CUDA, householder elsewhere)."""
+        if method == "auto":
+            method = "cholqr" if torch.device(device).type == "cuda" else "householder"
+        if method not in METHODS:
+            raise ValueError(f"method must be 'auto', 'householder' or 'cholqr', got {method!r}")
+        batch = check_int("batch", batch, 1)
+        n = check_int("n", n, 1)
+        eye = torch.eye(n, dtype=dtype, device=device).expand(batch, n, n).clone()
+        a = torch.zeros(batch, n, dtype=dtype, device=device)
+        rank = torch.full((batch,), n, dtype=torch.long, device=device)
+        return cls(eye, a, eye.clone() if spectrum else None, rank, torch.zeros_like(a), 0,
+                   rtol, method, spectrum)
+
+    def live(self) -> int:
+        """Width of the frame: the largest rank over the batch (at least 1)."""
+        return max(int(self.rank.max()), 1)
+
+    def frame(self) -> Tensor:
+        """The leading ``live()`` columns of ``Q``, [batch, n, r] (orthonormal)."""
+        r = self.live()
+        if self.house is None:
+            return self.Q[..., :r]
+        h, tau = self.house  # the first r columns of Q need only the first r reflectors
+        return torch.linalg.householder_product(h[..., :r], tau[..., :r])
+
+    def times_frame(self, M: Tensor) -> Tensor:
+        """``M @ frame()`` for ``M`` [batch, n, n]; in Householder form without forming Q."""
+        if self.house is None or self.live() < self.house[0].shape[-2]:
+            return M @ self.frame()
+        return torch.ormqr(self.house[0], self.house[1], M, left=False)
+
+    # ---------------------------------------------------------------- one QR step
+
+    def _rank_after(self, R: Tensor, count: int, rank_bound: Tensor | None,
+                    scale: Tensor | None) -> Tensor:
+        """Rank of the products after a step whose QR factor is ``R`` [batch, r, r].
+
+        A diagonal entry of ``R`` at rounding level (``rtol`` times ``scale``, the norm of the
+        layer) marks an annihilated direction, but only for a single layer: a product of
+        several layers can have legitimately tiny entries (its own dynamic range), so there
+        only the structural ``rank_bound`` (non-zero rows of its layers) is trusted.
+        """
+        r = R.shape[-1]
+        rank = self.rank if rank_bound is None else torch.minimum(self.rank,
+                                                                  rank_bound.to(self.rank))
+        if count == 1 and scale is not None:
+            small = R.diagonal(dim1=-2, dim2=-1).abs() <= self.rtol * scale[:, None]
+            first = torch.where(small.any(-1), small.to(torch.int8).argmax(-1),
+                                torch.full_like(rank, r))
+            rank = torch.minimum(rank, first)
+        return rank
+
+    def _cholqr(self, Z: Tensor, rank_bound: Tensor | None) -> tuple[Tensor, Tensor]:
+        """CholeskyQR2 of ``Z`` [batch, n, r]. A rank drop can only come from rows that are
+        exactly zero (gates): elements whose ``rank_bound`` is below their rank, and any whose
+        Gram matrix is not numerically positive definite, go through Householder QR."""
+        r = Z.shape[-1]
+        ar = torch.arange(r, device=Z.device)
+        dead = (ar[None, :] >= self.rank[:, None]).to(Z.dtype)  # masked (zero) columns
+        fallback = torch.zeros_like(self.rank, dtype=torch.bool)
+        if rank_bound is not None:
+            fallback = rank_bound.to(self.rank) < self.rank
+        eye = torch.diag_embed(torch.ones_like(dead))
+        Q, R = Z, eye
+        for _ in range(2):
+            C, info = torch.linalg.cholesky_ex(Q.mT @ Q + torch.diag_embed(dead), upper=True)
+            fallback = fallback | (info != 0)
+            C = torch.where((info != 0)[:, None, None], eye, C)
+            Q = torch.linalg.solve_triangular(C, Q, upper=True, left=False)
+            R = C @ R
+        R = R * (1.0 - dead)[:, :, None]
+        if bool(fallback.any()):
+            idx = fallback.nonzero().squeeze(-1)
+            Qh, Rh = torch.linalg.qr(Z[idx])
+            Q, R = Q.clone(), R.clone()
+            Q[idx], R[idx] = Qh, Rh
+        return Q, R
+
+    def _factor(self, Z: Tensor, rank_bound: Tensor | None) -> Tensor:
+        """QR of ``Z`` [batch, n, r]: stores the new frame, returns ``R`` [batch, r, r]
+        (upper part valid)."""
+        r = Z.shape[-1]
+        if self.method == "cholqr":
+            self.Q, R = self._cholqr(Z, rank_bound)
+            self.house = None
+            return R
+        h, tau = torch.geqrf(Z)
+        self.Q, self.house = None, (h, tau)  # the frame, formed only when needed
+        return h[:, :r, :r]
+
+    def _update_triangle(self, R: Tensor, alive: Tensor) -> None:
+        """``T' = R T`` on the leading ``r`` rows, with ``T = diag(e^a) N`` in log form: row i
+        of ``T'`` is ``e^{a_i} sum_{j >= i} R_ij e^{a_j - a_i} N_j``; its norm goes into ``a``,
+        the normalised row into ``N``. Rows not ``alive`` (and rows already dead) vanish."""
+        r = R.shape[-1]
+        a = self.a[:, :r]
+        fin = torch.isfinite(a)
+        a_col = torch.where(fin, a, -math.inf)
+        a_row = torch.where(alive & fin, a, math.inf)  # exp(-inf) = 0 on dead rows
+        F = (a_col[:, None, :] - a_row[:, :, None]).clamp_(max=700.0).exp_()
+        P = torch.bmm(F.mul_(R).triu_(), self.N[:, :r])
+        nu = torch.linalg.vector_norm(P, dim=-1)
+        ok = alive & (nu > 0)
+        P.mul_(torch.where(ok, 1.0 / nu, 0.0)[..., None])
+        a = torch.where(ok, torch.where(fin, a, 0.0) + torch.log(nu), -math.inf)
+        self.N = torch.cat([P, self.N[:, r:]], 1)  # rows past r are dead (zero) already
+        self.a = torch.cat([a, self.a[:, r:]], 1)
+        self.rank = ok.sum(-1)
+
+    def step(self, Z: Tensor, count: int = 1, rank_bound: Tensor | None = None,
+             scale: Tensor | None = None) -> Tensor:
+        """One QR step: ``Z`` [batch, n, r] is a product of ``count`` layers applied to
+        :meth:`frame` (r = ``live()``).
+
+        ``rank_bound`` [batch] (optional): an upper bound on the rank of those layers' product
+        (e.g. the smallest number of non-zero rows among them); ``scale`` [batch]: the norm of
+        the layer when ``count == 1`` (a QR diagonal entry below ``rtol * scale`` is then an
+        exact zero). Returns this step's ``log|R_ii|`` [batch, n] (``-inf`` past the new rank).
+        """
+        r = Z.shape[-1]
+        ar = torch.arange(r, device=Z.device)
+        if bool((self.rank < r).any()):  # directions already annihilated stay zero
+            Z = Z * (ar[None, :] < self.rank[:, None]).to(Z.dtype)[:, None, :]
+        R = self._factor(Z, rank_bound)
+        new_rank = self._rank_after(R, count, rank_bound, scale)
+        alive = ar[None, :] < new_rank[:, None]  # [b, r]
+        logd = torch.where(alive, torch.log(R.diagonal(dim1=-2, dim2=-1).abs()), -math.inf)
+        logd = torch.cat([logd, torch.full_like(self.growth[:, r:], -math.inf)], 1)
+        self.growth = self.growth + logd
+        if self.spectrum:
+            self._update_triangle(R, alive)
+        else:
+            self.rank = new_rank
+        self.depth += count
+        return logd
+
+    def push(self, M: Tensor, count: int = 1, rank_bound: Tensor | None = None) -> Tensor:
+        """Left-multiply by ``M`` [batch, n, n] (itself a product of ``count`` layers); see
+        :meth:`step`. Returns this step's ``log|R_ii|`` [batch, n]."""
+        scale = _layer_scale(M) if count == 1 else None
+        return self.step(self.times_frame(M), count, rank_bound, scale)
+
+    def copy(self) -> "SpectrumAccumulator":
+        """A shallow copy (steps replace the tensors, never modify them in place)."""
+        return replace(self)
+
+    def restore(self, other: "SpectrumAccumulator") -> None:
+        """Return to the state of ``other`` (a :meth:`copy` taken earlier)."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(other, f.name))
+
+    # ---------------------------------------------------------------- read-out
+
+    def log_svdvals(self, k: int | None = None) -> Tensor:
+        """Exact log-singular values of the current products, [batch, k], ``-inf`` for zeros."""
+        if not self.spectrum:
+            raise ValueError("log_svdvals needs an accumulator started with spectrum=True")
+        n = self.a.shape[1]
+        k = n if k is None else check_int("k", k, 1, n)
+        r = self.live()  # rows past r are zero: exact zeros
+        # QR of the live rows' N^T once for the whole batch: for a chain of smaller rank
+        # its leading rank x rank block is the QR factor of its live rows alone.
+        R1 = torch.linalg.qr(self.N[:, :r].mT, mode="r")[1]
+        out = graded_log_svdvals_batched(self.a[:, :r], R1, self.rank, min(k, r))
+        pad = out.new_full((out.shape[0], k - out.shape[1]), -math.inf)
+        return torch.cat([out, pad], 1)
+
+
+class QRInterval:
+    """How many layers to multiply together between two QR steps.
+
+    Multiplying ``m`` layers before a QR step saves ``m - 1`` QR steps, but the columns of the
+    chunk's product lose orthogonality: the step resolves direction i only to a relative
+    error of about ``eps * exp(S)``, where the *spread* ``S = max_j log|R_jj| - min_i
+    log|R_ii|`` (live directions, worst chain) is measured at every step. ``fixed=m`` always
+    multiplies ``m`` layers. Otherwise (adaptive) the next interval is chosen from the
+    spread per layer measured so far so that ``S`` stays near ``target = log(tol / (320
+    eps))`` (7.2 nats for float64 and ``tol = 1e-10``), and a chunk whose spread exceeds the
+    target by more than 2 is redone one layer per step. Every finite log-singular value then
+    stays within about ``tol`` of the one-layer-per-step result (the constants are measured:
+    the largest deviation over gated and ungated products of widths 32-128 and depths
+    100-200 was 6e-11).
+    """
+
+    def __init__(self, fixed: int | None = None, *, tol: float = 1e-10,
+                 dtype: torch.dtype = torch.float64, max_layers: int = 32):
+        self.fixed = None if fixed is None else check_int("reorth_every", fixed, 1)
+        tol = check_positive("tol", tol)
+        self.target = math.log(tol / (320 * torch.finfo(dtype).eps))
+        self.redo_above = self.target + 2.0
+        self.max_layers = max_layers
+        self.rate: float | None = None  # spread per layer, conservative running estimate
+        self.size = self.fixed or 1
+
+    @property
+    def adaptive(self) -> bool:
+        return self.fixed is None and self.target > 0
+
+    def must_redo(self, spread: float, count: int) -> bool:
+        """Whether a step over ``count`` layers with this spread is too inexact to keep."""
+        return self.adaptive and count > 1 and spread > self.redo_above
+
+    def observe(self, spread: float, count: int) -> None:
+        """Record a step's spread over ``count`` layers and choose the next interval."""
+        if not self.adaptive:
+            return
+        rate = max(spread, 1e-3) / count
+        # rise at once, fall at most by half per step
+        self.rate = rate if self.rate is None else max(rate, 0.5 * (self.rate + rate))
+        self.size = int(min(self.max_layers, max(1, self.target // self.rate)))
+
+
+def _spread(logd: Tensor) -> float:
+    """Largest over the batch of ``max - min`` of the finite entries of ``logd`` [b, n]."""
+    fin = torch.isfinite(logd)
+    hi = torch.where(fin, logd, torch.full_like(logd, -math.inf)).amax(-1)
+    lo = torch.where(fin, logd, torch.full_like(logd, math.inf)).amin(-1)
+    gap = torch.where(fin.any(-1), hi - lo, torch.zeros_like(hi))
+    return float(gap.max())
+
+
+def _layer_scale(M: Tensor) -> Tensor:
+    """Frobenius norm of each layer [b] (at least the smallest normal number): a QR diagonal
+    entry below ``rtol`` times it is an exact zero."""
+    return torch.linalg.matrix_norm(M).clamp_min(torch.finfo(M.dtype).tiny)
+
+
+def _live_rows(M: Tensor) -> Tensor:
+    """Number of non-zero rows of each layer [b] (an upper bound on its rank)."""
+    return (M.abs().amax(-1) > 0).sum(-1)
+
+
+def accumulate(layers: Iterable[Tensor], acc: SpectrumAccumulator, L: int, *,
+               depths: Iterable[int] = (), k: int | None = None,
+               reorth_every: int | None = None, tol: float = 1e-10,
+               progress: bool = False, desc: str = "layers") -> list[Tensor]:
+    """Push ``L`` layers [batch, n, n] into ``acc``; log-spectra at ``depths`` ([batch, k] each).
+
+    ``reorth_every`` layers are multiplied together between two QR steps; ``None`` chooses
+    the interval from the measured growth (:class:`QRInterval`, accuracy ``tol``). A step is
+    also taken at every wanted depth and at L. Each chunk carries a structural rank bound:
+    the smallest number of non-zero rows among its layers. ``progress``: a progress bar
+    labelled ``desc`` (silenced by ``FGLN_PROGRESS=0``).
+    """
+    interval = QRInterval(reorth_every, tol=tol, dtype=acc.a.dtype)
+    wanted = set(depths)
+    it = progress_bar(layers, total=L, desc=desc, enable=None if progress else False)
+    out: list[Tensor] = []
+    chunk: list[Tensor] = []  # the chunk's layers, kept for a redo (adaptive only)
+    # The chunk's layers are applied one by one to the frame (Z [batch, n, r]) when some
+    # directions are dead (r < n: cheaper), else multiplied together (P) and applied at the
+    # step, where the frame in Householder form needs not be formed.
+    Z: Tensor | None = None
+    P: Tensor | None = None
+    bound: Tensor | None = None
+    count = 0
+    for l, M in enumerate(it, start=1):
+        if count == 0:
+            narrow = acc.house is None or acc.live() < M.shape[-1]
+        if narrow:
+            Z = M @ (acc.frame() if Z is None else Z)
+        else:
+            P = M if P is None else M @ P
+        live = _live_rows(M)
+        bound = live if bound is None else torch.minimum(bound, live)
+        count += 1
+        if interval.adaptive:
+            chunk.append(M)
+        if count >= interval.size or l in wanted or l == L:
+            before = acc.copy()
+            scale = _layer_scale(M) if count == 1 else None
+            spread = _spread(acc.step(Z if narrow else acc.times_frame(P), count, bound, scale))
+            if interval.must_redo(spread, count):
+                acc.restore(before)
+                for layer in chunk:
+                    acc.push(layer, 1, _live_rows(layer))
+            interval.observe(spread, count)
+            Z, P, bound, chunk, count = None, None, None, [], 0
+        if l in wanted:
+            out.append(acc.log_svdvals(k))
+    return out

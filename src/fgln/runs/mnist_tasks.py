@@ -1,0 +1,78 @@
+"""The Section 8 training run as a cached task: one function of its parameters (seed, data
+source and sizes, configuration) that any executor of :func:`fgln.sweep.run_grid` can run, with
+a checkpoint every epoch, and :func:`cached_run`, the same task in this process."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import warnings
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+from ..book.cache import cache_key, cached, default_cache_dir
+from ..mnist.data import BundledMnistWarning, Mnist, load_mnist
+from ..mnist.model import MnistConfig, train_mnist
+
+__all__ = ["checkpoint_path", "cached_run", "train_task", "train_point"]
+
+
+def checkpoint_path(directory: str | os.PathLike, config: MnistConfig, seed: int,
+                    source: str) -> Path:
+    """A checkpoint file inside ``directory`` unique to (config, seed, data source, code)."""
+    key = cache_key(f"mnist-{source}", dict(config.params(), seed=seed))
+    return Path(directory) / f"mnist-{source}-seed{seed}-{key[:12]}.pt"
+
+
+def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
+               cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
+               progress: bool | None = None) -> dict:
+    """:func:`train_mnist` on ``data`` through :func:`fgln.cache.cached` (trained once per
+    configuration, seed, data source and code version), in this process: the task of
+    :func:`train_task`. The device is not part of the key (a GPU result is reused on a CPU).
+    """
+    name, params, fn = train_task(config, seed, data, cache_dir=cache_dir, device=device,
+                                  workers=workers, progress=progress)
+    return cached(name, params, lambda: fn(**params, data=data), cache_dir=cache_dir)
+
+
+def train_task(config: MnistConfig, seed: int, data: Mnist, *,
+               cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
+               progress: bool | None = None) -> tuple[str, dict, Callable[..., dict]]:
+    """One training run as a task ``(name, params, fn)`` of :func:`fgln.sweep.run_grid`, keyed
+    by configuration, seed, data source and sizes, computed by :func:`train_point` on whichever
+    worker runs it, with a checkpoint every epoch in ``<cache>/checkpoints``."""
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    fn = partial(train_point, checkpoint_dir=str((base / "checkpoints").absolute()),
+                 device=device, workers=workers, progress=progress)
+    params = {**config.params(), "seed": int(seed), "source": data.source,
+              "n_train_total": len(data.train), "n_test_total": len(data.test)}
+    return "mnist_train", params, fn
+
+
+def train_point(*, seed: int, source: str, n_train_total: int, n_test_total: int,
+                checkpoint_dir: str | os.PathLike, device="auto", workers: int = 1,
+                progress: bool | None = None, data: Mnist | None = None, **config) -> dict:
+    """Grid point of one training run (``config``: the fields of :class:`MnistConfig`).
+    ``data`` (default: the MNIST at hand where it runs, loaded without download) must be
+    ``source`` with ``n_train_total`` / ``n_test_total`` images (``ValueError`` otherwise).
+    The checkpoint in ``checkpoint_dir`` is resumed from, then removed. In a daemonic process
+    (a dask worker) the augmentation runs in the training process (``workers=0``; the draws
+    do not depend on the loader processes)."""
+    cfg = MnistConfig(**{**config, "k_align": tuple(config.get("k_align", (10, 64)))})
+    if data is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BundledMnistWarning)
+            data = load_mnist(seed=seed, download=False)
+    found = (data.source, len(data.train), len(data.test))
+    if found != (source, n_train_total, n_test_total):
+        raise ValueError(f"this worker has MNIST {found[0]} ({found[1]} / {found[2]} images), "
+                         f"the task needs {source} ({n_train_total} / {n_test_total}): put the "
+                         "same MNIST files in the data folder of every worker")
+    if multiprocessing.current_process().daemon:
+        workers = 0
+    ck = checkpoint_path(checkpoint_dir, cfg, seed, source)
+    out = train_mnist(cfg, seed=seed, data=data, device=device, workers=workers, checkpoint=ck,
+                      progress=progress)
+    ck.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,198 @@
+"""The ReLU analogue of the Section 8 MNIST model, its training run and the measurements
+taken on its hidden block at test inputs (the book's chapter 9).
+
+Model (:class:`MnistRelu`): ``784 -> n -> ... -> n -> 10`` without biases,
+
+    logits = W_out relu(W_L relu(... relu(W_1 relu(W_in x)))),
+
+the adapters and the square block of :class:`fgln.mnist.MnistFixedGates` with the fixed gates
+replaced by ReLU gates, same initialisation (``sigma = 1/sqrt(fan-in)``, the block drawn first
+by :func:`fgln.sampling.sample_network` from the model's seed) and the same recipe
+(:class:`fgln.mnist.MnistConfig`; its ``p`` is not used). At an input x the hidden block's
+Jacobian is ``J(x) = W_L D_{L-1}(x) ... D_1(x) W_1`` with ``D_l(x)`` the ReLU gates after
+``W_l``; :meth:`MnistRelu.block_gates` returns them in the layout of
+:func:`fgln.sampling.sample_network`, so the chapter 8 measurements
+(:func:`fgln.block_measurements.block_statistics`) apply input by input.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..base.threads import torch_threads
+from ..base.validation import check_int, resolve_device
+from ..book.cache import cache_key, cached, default_cache_dir
+from ..mnist.block_measurements import block_statistics
+from ..mnist.data import Mnist, load_mnist
+from ..mnist.model import CLASSES, IN_FEATURES, MnistConfig, evaluate, seeded_subset, train_loader
+from ..products.sampling import make_generator, network_layers, sample_network
+from ..training.train import train
+
+Tensor = torch.Tensor
+
+__all__ = ["MnistRelu", "relu_block_measurements", "train_relu_mnist", "cached_relu_run",
+           "probe_inputs"]
+
+
+class MnistRelu(nn.Module):
+    """Bias-free ReLU classifier ``784 -> n^(L+1) -> 10``; ``weights``: W_in, W_1..W_L, W_out."""
+
+    def __init__(self, weights: list[Tensor]):
+        super().__init__()
+        if len(weights) < 3:
+            raise ValueError(f"weights must hold W_in, W_1..W_L, W_out, got {len(weights)}")
+        self.weights = nn.ParameterList([nn.Parameter(w.detach().clone()) for w in weights])
+
+    @classmethod
+    def random(cls, *, n: int = 128, depth: int = 10, seed: int = 0,
+               dtype: torch.dtype = torch.float32, device="cpu") -> MnistRelu:
+        """The chapter 8 initialisation without gates: the block ``sample_network(n, depth, 1,
+        1/sqrt(n))`` first, then ``W_in`` (sigma 1/sqrt(784)) and ``W_out`` (sigma 1/sqrt(n))."""
+        n = check_int("n", n, 1)
+        depth = check_int("depth", depth, 1)
+        gen = make_generator(check_int("seed", seed, 0))
+        w, _ = sample_network(n, depth, 1.0, 1.0 / math.sqrt(n), seed=gen)
+        w_in = torch.randn(n, IN_FEATURES, generator=gen, dtype=torch.float64)
+        w_in /= math.sqrt(IN_FEATURES)
+        w_out = torch.randn(CLASSES, n, generator=gen, dtype=torch.float64) / math.sqrt(n)
+        return cls([x.to(dtype) for x in [w_in, *w[0].unbind(0), w_out]]).to(device)
+
+    @property
+    def depth(self) -> int:
+        return len(self.weights) - 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x.reshape(x.shape[0], -1)
+        for w in self.weights[:-1]:
+            h = F.relu(h @ w.T)
+        return h @ self.weights[-1].T
+
+    def hidden_weights(self, dtype: torch.dtype = torch.float64) -> Tensor:
+        """The square block ``[W_1, ..., W_L]`` as [L, n, n] (detached, CPU)."""
+        return torch.stack([w.detach().to("cpu", dtype) for w in self.weights[1:-1]])
+
+    @torch.no_grad()
+    def block_gates(self, x: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+        """ReLU gates of the block at images ``x`` [m, 784]: [m, L, n], entry ``l-1`` the
+        diagonal of ``D_l(x)`` (``D_L`` is the output interface; Section 7 ignores it)."""
+        ws = [w.detach().to("cpu", dtype) for w in self.weights]
+        h = F.relu(x.reshape(x.shape[0], -1).to("cpu", dtype) @ ws[0].T)
+        gates = []
+        for w in ws[1:-1]:
+            pre = h @ w.T
+            gates.append((pre > 0).to(dtype))
+            h = F.relu(pre)
+        return torch.stack(gates, 1)
+
+
+def probe_inputs(labels: Tensor, per_class: int) -> Tensor:
+    """Indices of the first ``per_class`` test images of every class, class by class."""
+    per_class = check_int("per_class", per_class, 1)
+    idx = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(CLASSES)]
+    return torch.cat(idx)
+
+
+@torch.no_grad()
+def relu_block_measurements(model: MnistRelu, x: Tensor, *, k_spectrum: int = 30,
+                            k_align: int = 10, r: int = 10) -> dict[str, np.ndarray]:
+    """Chapter 8's block measurements at each image of ``x`` [m, 784], with J(x)'s own gates.
+
+    Returns ``logsv_B`` [m, L, k_spectrum], ``logsv_J`` [m, k_spectrum], ``rho`` [m, L]
+    (:func:`fgln.block_measurements.block_statistics`), ``overlap`` [m, m]:
+    ``||U_r(x_a)^T U_r(x_b)||_F^2 / r`` for the top-r left singular vectors of the block's J.
+    """
+    W = model.hidden_weights()
+    G = model.block_gates(x)
+    res = {"logsv_B": [], "logsv_J": [], "rho": []}
+    for g in G:
+        st = block_statistics(W, g, k_spectrum=k_spectrum, k_align=(k_align,))
+        res["logsv_B"].append(st["logsv_B"])
+        res["logsv_J"].append(st["logsv_J"])
+        res["rho"].append(st[f"rho_k{k_align}"])
+    layers = network_layers(W.expand(G.shape[0], *W.shape), G, "fgln")
+    J = layers[:, 0]
+    for l in range(1, layers.shape[1]):
+        J = layers[:, l] @ J
+    with torch_threads(1):
+        U = torch.linalg.svd(J)[0][..., :r]
+    ov = torch.einsum("aik,bil->abkl", U, U).pow(2).sum((-1, -2)) / r
+    out = {k: np.stack(v) for k, v in res.items()}
+    out["overlap"] = ov.numpy()
+    return out
+
+
+def train_relu_mnist(config: MnistConfig | None = None, *, seed: int = 0,
+                     data: Mnist | None = None, device="auto", workers: int = 1,
+                     checkpoint: str | os.PathLike | None = None, per_class: int = 10,
+                     progress: bool | None = None) -> dict[str, np.ndarray]:
+    """Train :class:`MnistRelu` with the Section 8 recipe of ``config`` (as
+    :func:`fgln.mnist.train_mnist`: cross-entropy, SGD with momentum through
+    :func:`fgln.train.train`, AutoAugment, checkpoints and resume) and measure its block at
+    ``per_class`` test images of each class, before (suffix ``_init``) and after training
+    (:func:`relu_block_measurements`). Also ``test_acc``, ``test_loss`` [epochs + 1],
+    ``config`` default: ``MnistConfig()``;
+    ``labels`` [10 per_class], ``seconds``."""
+    config = MnistConfig() if config is None else config
+    seed = check_int("seed", seed, 0)
+    workers = check_int("workers", workers, 0)
+    dev = resolve_device(device)
+    if data is None:
+        data = load_mnist(seed=seed)
+    train_ds = seeded_subset(data.train, seed, config.train_size, config.augment)
+    test_ds = seeded_subset(data.test, seed, config.test_size, False)
+    model = MnistRelu.random(n=config.n, depth=config.depth, seed=seed, dtype=torch.float32)
+    x_test, y_test = test_ds.batch(range(len(test_ds)))
+    idx = probe_inputs(y_test, per_class)
+    probes = x_test[idx].reshape(len(idx), -1)
+    kw = dict(k_spectrum=config.k_spectrum, k_align=min(config.k_align))
+    m0 = relu_block_measurements(model, probes, **kw)
+    model.to(dev)
+    loader = train_loader(train_ds, config.batch_size, workers, seed, dev)
+    x_dev, y_dev = x_test.to(dev), y_test.to(dev)
+
+    def on_record(ctx) -> dict:
+        acc, loss = evaluate(ctx.model, x_dev, y_dev)
+        return {"test_acc": acc, "test_loss": loss}
+
+    t0 = time.perf_counter()
+    with torch_threads(1):
+        res = train(model, loader, F.cross_entropy, lr=config.lr, epochs=config.epochs,
+                    optimizer="sgd", momentum=config.momentum, record=[0], record_epochs=True,
+                    recorders=[], callback=on_record, checkpoint=checkpoint,
+                    checkpoint_every=len(loader), device=dev, dtype=torch.float32,
+                    progress=progress, desc=f"MNIST ReLU seed {seed}")
+    seconds = time.perf_counter() - t0
+    m1 = relu_block_measurements(model.to("cpu"), probes, **kw)
+    out: dict = {"test_acc": np.asarray(res.history["test_acc"], dtype=float),
+                 "test_loss": np.asarray(res.history["test_loss"], dtype=float),
+                 "labels": y_test[idx].numpy(), "seconds": float(seconds)}
+    out.update({f"{k}_init": v for k, v in m0.items()})
+    out.update(m1)
+    return out
+
+
+def cached_relu_run(config: MnistConfig, seed: int, data: Mnist, *, per_class: int = 10,
+                    cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
+                    progress: bool | None = None) -> dict:
+    """:func:`train_relu_mnist` through :func:`fgln.cache.cached`, with a checkpoint every epoch
+    (removed once the result is cached), as :func:`fgln.mnist_tasks.cached_run`."""
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    params = {**config.params(), "seed": int(seed), "source": data.source,
+              "per_class": int(per_class), "n_train_total": len(data.train),
+              "n_test_total": len(data.test)}
+    ck = base / "checkpoints" / f"mnist-relu-seed{seed}-{cache_key('mnist-relu', params)[:12]}.pt"
+
+    def compute() -> dict:
+        out = train_relu_mnist(config, seed=seed, data=data, device=device, workers=workers,
+                               checkpoint=ck, per_class=per_class, progress=progress)
+        ck.unlink(missing_ok=True)
+        return out
+
+    return cached("mnist_relu_train", params, compute, cache_dir=cache_dir)

@@ -1,0 +1,42 @@
+"""Closed forms of the paper on tensors: Lyapunov exponents and finite-depth constants, the
+diagonal correlation, how singular values move, Appendix G.1's process. Imports base, products."""
+
+from .diagonal_correlation import (
+    diagonal_correlation,
+    diagonal_correlation_closed_form,
+    diagonal_correlation_reference,
+    diagonal_correlations,
+)
+from .exponents import (
+    finite_depth_constants,
+    finite_depth_constants_mc,
+    lyapunov_exponents,
+    lyapunov_exponents_approx,
+    predicted_log_singular_values,
+)
+from .flow_rates import (
+    balanced_singular_value_rates,
+    partials_aligned_rates,
+    partials_jacobian_derivative,
+    partials_rate_terms,
+    partials_weight_gradients,
+    prop71_rates,
+    remark72_rates,
+    singular_value_rates,
+)
+from .g1_process import fit_g1_constant, g1_process, growth_phase_ratio, rise_times, theory_constant
+
+__all__ = [
+    # exponents
+    "lyapunov_exponents", "lyapunov_exponents_approx", "finite_depth_constants",
+    "finite_depth_constants_mc", "predicted_log_singular_values",
+    # diagonal_correlation
+    "diagonal_correlation", "diagonal_correlations", "diagonal_correlation_closed_form",
+    "diagonal_correlation_reference",
+    # flow_rates
+    "singular_value_rates", "balanced_singular_value_rates", "partials_weight_gradients",
+    "partials_jacobian_derivative", "partials_rate_terms", "partials_aligned_rates", "prop71_rates",
+    "remark72_rates",
+    # g1_process
+    "g1_process", "fit_g1_constant", "theory_constant", "growth_phase_ratio", "rise_times",
+]

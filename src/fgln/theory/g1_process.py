@@ -1,0 +1,153 @@
+"""Appendix G.1: the scalar process ``s(t+1) = s(t) + C s(t)^{2-2/L} g(t)``, its constant
+``C`` (fitted by least squares, :func:`fit_g1_constant`, or taken from Proposition 7.1,
+:func:`theory_constant`), and summaries of a recorded run (:func:`growth_phase_ratio`,
+:func:`rise_times`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..base.validation import check_int, check_positive, check_series
+
+__all__ = [
+    "g1_process",
+    "fit_g1_constant",
+    "theory_constant",
+    "growth_phase_ratio",
+    "rise_times",
+]
+
+
+
+
+
+def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False) -> np.ndarray:
+    """Appendix G.1: ``s(t+1) = s(t) + C s(t)^{2-2/L} g(t)``, ``t`` counting gradient steps.
+
+    ``g`` (and ``C``, a number or one value per record) are given at the recorded ``steps``.
+    With ``every_step`` the recursion runs over every gradient step between the records, ``g``
+    and ``C`` interpolated linearly, as in the paper; otherwise each interval between records
+    is one Euler step ``s_{i+1} = s_i + C_i (t_{i+1} - t_i) s_i^{2-2/L} g_i`` (the same when the
+    records are one step apart). Returns ``s`` at the records (``inf`` after an overflow).
+    """
+    L = check_int("L", L, 1)
+    t = check_series("steps", steps)
+    g = check_series("g", g, t.shape[0])
+    if np.any(np.diff(t) <= 0):
+        raise ValueError("steps must be strictly increasing")
+    C = np.broadcast_to(np.asarray(C, dtype=float), t.shape)
+    if not (float(s0) > 0):
+        raise ValueError(f"s0 must be > 0, got {s0}")
+    p = 2.0 - 2.0 / L
+    if every_step:
+        if np.any(t != np.round(t)):
+            raise ValueError("every_step needs integer steps")
+        grid = np.arange(t[0], t[-1] + 1.0)
+        gg = np.interp(grid, t, g) * np.interp(grid, t, C)
+        traj = np.empty_like(grid)
+        traj[0] = x = float(s0)
+        for j in range(grid.shape[0] - 1):
+            x = x + gg[j] * max(x, 0.0) ** p
+            if not np.isfinite(x) or abs(x) > 1e150:
+                traj[j + 1:] = np.inf
+                break
+            traj[j + 1] = x
+        return traj[(t - t[0]).astype(int)]
+    s = np.empty_like(t)
+    s[0] = float(s0)
+    for i in range(t.shape[0] - 1):
+        nxt = s[i] + C[i] * (t[i + 1] - t[i]) * max(s[i], 0.0) ** p * g[i]
+        s[i + 1] = nxt if np.isfinite(nxt) else np.inf
+    return s
+
+
+def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
+    """``C`` minimising ``sum_i (g1_process(s[0], g, steps, C, L, every_step)_i - s_i)^2``
+    (Appendix G.1's least-squares fit of the scaling factor). The search starts from the
+    increment fit ``Delta s_i ~ C Delta t_i s_i^{2-2/L} g_i`` and refines it by a bounded scalar
+    search."""
+    from scipy.optimize import minimize_scalar
+
+    L = check_int("L", L, 1)
+    t = check_series("steps", steps)
+    s = check_series("s", s, t.shape[0])
+    g = check_series("g", g, t.shape[0])
+    x = np.diff(t) * s[:-1] ** (2.0 - 2.0 / L) * g[:-1]
+    dy = np.diff(s)
+    if not np.any(x != 0):
+        raise ValueError("g is zero along the whole run: C is not identifiable")
+    c0 = float(np.dot(x, dy) / np.dot(x, x))
+    if c0 == 0:
+        c0 = 1e-12
+
+    def loss(logc: float) -> float:
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = g1_process(s[0], g, t, math.copysign(math.exp(logc), c0), L, every_step)
+        if not np.all(np.isfinite(pred)):
+            return float("inf")
+        return float(np.sum((pred - s) ** 2))
+
+    center = math.log(abs(c0))
+    res = minimize_scalar(loss, bounds=(center - 3.0, center + 3.0), method="bounded",
+                          options={"xatol": 1e-10})
+    best = res.x if loss(res.x) <= loss(center) else center
+    return math.copysign(math.exp(best), c0)
+
+
+def theory_constant(lr: float, L: int, delta) -> np.ndarray:
+    """The ``C`` Proposition 7.1 gives per gradient step: ``-lr L e^{(2+2/L) delta_1(t)}``
+    (one value per entry of ``delta``, the measured ``delta_1`` along training)."""
+    L = check_int("L", L, 1)
+    lr = check_positive("lr", lr)
+    delta = np.asarray(delta, dtype=float)
+    return -lr * L * np.exp((2.0 + 2.0 / L) * delta)
+
+
+# --------------------------------------------------------------------------------------
+# summaries of a recorded run
+# --------------------------------------------------------------------------------------
+
+
+def growth_phase_ratio(t, predicted, measured, frac: float = 0.2) -> np.ndarray:
+    """Predicted over measured increase of each ``s_k`` during its growth phase.
+
+    ``t`` [R], ``predicted`` and ``measured`` [R, k] (rates ``ds_k/dt``). The growth phase of
+    mode k is the set of records where ``measured >= frac * max_t measured`` (NaN if the mode
+    never grows). Returns ``sum_i w_i pred_ik / sum_i w_i meas_ik`` over that set, ``w`` the
+    local spacing of ``t`` [k].
+    """
+    t = check_series("t", t)
+    pred = np.asarray(predicted, dtype=float)
+    meas = np.asarray(measured, dtype=float)
+    if pred.shape != meas.shape or pred.ndim != 2 or pred.shape[0] != t.shape[0]:
+        raise ValueError(f"predicted and measured must be [len(t), k], got {pred.shape} and "
+                         f"{meas.shape}")
+    if not (0 < frac < 1):
+        raise ValueError(f"frac must be in (0, 1), got {frac}")
+    w = np.gradient(t)[:, None]
+    top = meas.max(0)
+    mask = (meas >= frac * top[None, :]) & (top[None, :] > 0)
+    num = np.where(mask, w * pred, 0.0).sum(0)
+    den = np.where(mask, w * meas, 0.0).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(top > 0, num / den, np.nan)
+
+
+def rise_times(t, s, level: float = 0.5) -> np.ndarray:
+    """First time each ``s_k`` [R, k] has covered ``level`` of its way from its initial to its
+    final value (NaN if it never moves by more than 10%); [k]."""
+    t = check_series("t", t)
+    s = np.asarray(s, dtype=float)
+    if s.ndim != 2 or s.shape[0] != t.shape[0]:
+        raise ValueError(f"s must be [len(t), k], got {s.shape}")
+    out = np.full(s.shape[1], np.nan)
+    for j in range(s.shape[1]):
+        a, b = s[0, j], s[-1, j]
+        if abs(b - a) <= 0.1 * max(abs(a), abs(b)):
+            continue
+        target = a + level * (b - a)
+        hit = (s[:, j] >= target) if b > a else (s[:, j] <= target)
+        out[j] = t[int(np.argmax(hit))]
+    return out

@@ -1,0 +1,39 @@
+"""Trainable fixed-gates networks, the training loop and what it records, flow rates and
+Proposition 7.1's assumptions on a network, the synthetic regressions. Imports the wings below."""
+
+from .balanced_networks import balance_residuals, balanced_masked_network
+from .network_assumptions import (
+    NetworkDepthScaling,
+    alignment_errors,
+    network_depth_scaling,
+    subspace_alignment,
+)
+from .network_flow import (
+    aligned_rates,
+    flow_jacobian_derivative,
+    flow_rate_terms,
+    flow_singular_value_rates,
+    weight_gradients,
+)
+from .networks import FixedGatesNetwork, JacobianGradient
+from .recorders import DynamicsRecorder, SpectralRecorder, dynamics_snapshot
+from .synthetic_runs import balanced_run, compress_regression, synthetic_run, synthetic_task
+from .train import DivergenceError, RecordContext, TrainResult, half_mse, train
+
+__all__ = [
+    # networks
+    "FixedGatesNetwork", "JacobianGradient",
+    # balanced_networks
+    "balanced_masked_network", "balance_residuals",
+    # network_flow
+    "weight_gradients", "flow_jacobian_derivative", "flow_rate_terms", "flow_singular_value_rates",
+    "aligned_rates",
+    # network_assumptions
+    "NetworkDepthScaling", "network_depth_scaling", "alignment_errors", "subspace_alignment",
+    # recorders
+    "SpectralRecorder", "DynamicsRecorder", "dynamics_snapshot",
+    # train
+    "train", "TrainResult", "RecordContext", "DivergenceError", "half_mse",
+    # synthetic_runs
+    "synthetic_task", "compress_regression", "synthetic_run", "balanced_run",
+]

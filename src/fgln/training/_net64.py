@@ -1,0 +1,34 @@
+"""A :class:`FixedGatesNetwork` argument checked, its partial products and ``grad_J`` in
+float64: what the network-side measurements (flow rates, assumptions, recorders) share."""
+from __future__ import annotations
+
+import torch
+
+from ..base.validation import as64, check_matrix
+from .networks import FixedGatesNetwork
+
+Tensor = torch.Tensor
+
+
+def check_net(net) -> FixedGatesNetwork:
+    """``net`` if it is a :class:`FixedGatesNetwork`, else ``TypeError``."""
+    if not isinstance(net, FixedGatesNetwork):
+        raise TypeError(f"net must be a FixedGatesNetwork, got {type(net).__name__}")
+    return net
+
+
+def partials64(net: FixedGatesNetwork) -> tuple[list[Tensor], list[Tensor]]:
+    """``(A, B)``: the Section 7 partial products of ``net`` (``J = A_l W_l B_l``), float64."""
+    with torch.no_grad():
+        A, B = net.partial_products()
+    return [as64(a) for a in A], [as64(b) for b in B]
+
+
+def check_grad(net: FixedGatesNetwork, grad_J) -> Tensor:
+    """``grad_J`` [n_L, n_0] checked against ``net``'s widths, float64, on its device."""
+    G = check_matrix("grad_J", grad_J)
+    n = net.widths
+    if G.shape != (n[-1], n[0]):
+        raise ValueError(f"grad_J must have shape [n_L, n_0] = {(n[-1], n[0])}, "
+                         f"got {tuple(G.shape)}")
+    return G.to(device=net.weights[0].device)

@@ -1,0 +1,193 @@
+"""Proposition 7.1's assumptions measured on a network: (i) depth scaling of the partial
+products and (ii) alignment of their singular vectors with those of ``J`` (paper, Section 7,
+Definition 4.6, Appendix E.2).
+
+Depth-scaling convention. A product of ``m`` consecutive layers is modelled as
+``log s_k = m gamma_k + delta_k`` (Definition 4.6 with ``M_{1:m}``): the prefixes
+``M_{1:m} = D_m W_m ... D_1 W_1`` (m = 1..L, ``D_L = I``, so ``M_{1:L} = J``) and the suffixes
+``A_l`` (m = L - l layers, l = 1..L-1). With this count ``s_k(A_l) s_k(B_l) =
+e^{(1 + 1/L) delta_k} s_k^{1 - 1/L}`` whenever ``s_k = e^{L gamma_k + delta_k}``, the identity
+Appendix E.2 uses. (The exponents ``(L - l + 1)`` and ``l`` printed in Proposition 7.1 (i) count
+one layer more on each side than ``A_l`` and ``B_l`` hold; with them the identity is off by
+``e^{2 gamma_k}``.) Empty products (``A_L = B_1 = I``) are left out of the fit.
+
+All spectral quantities are computed in float64 whatever the network's dtype.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ..base.validation import as64, check_int
+from ..products.svd import top_svd
+from ._net64 import check_net, partials64
+from .networks import FixedGatesNetwork
+
+Tensor = torch.Tensor
+
+__all__ = [
+    "NetworkDepthScaling",
+    "network_depth_scaling",
+    "alignment_errors",
+    "subspace_alignment",
+    "log_top",
+    "fit_depth_lines",
+    "column_alignment_error",
+    "largest_angle_sine",
+]
+
+
+@dataclass(frozen=True)
+class NetworkDepthScaling:
+    """Least-squares fit ``log s_k(product of m layers) = m gamma_k + delta_k`` (Definition 4.6).
+
+    ``log_prefix`` [L, k]: ``log s_k(M_{1:m})``, m = 1..L (row m-1). ``log_suffix`` [L-1, k]:
+    ``log s_k(A_l)``, l = 1..L-1 (row l-1, m = L - l layers). ``resid_*``: measured minus
+    fitted. ``epsilon`` [k]: the largest |residual| per k, the epsilon of Definition 4.6 /
+    Proposition 7.1 (i).
+    """
+
+    gamma: Tensor
+    delta: Tensor
+    log_prefix: Tensor
+    log_suffix: Tensor
+    resid_prefix: Tensor
+    resid_suffix: Tensor
+
+    @property
+    def epsilon(self) -> Tensor:
+        both = torch.cat([self.resid_prefix.abs(), self.resid_suffix.abs()], 0)
+        return both.amax(0)
+
+
+def log_top(M: Tensor, k: int) -> Tensor:
+    """The ``k`` largest log-singular values of ``M`` [k] (``-inf`` beyond its rank)."""
+    return torch.log(top_svd(M, k, vectors=False))
+
+
+def network_depth_scaling(net: FixedGatesNetwork, k: int | None = None,
+                          families: Sequence[str] = ("prefix", "suffix"),
+                          ) -> NetworkDepthScaling:
+    """Fit Proposition 7.1 (i) / Definition 4.6 on the partial products of ``net``.
+
+    ``families``: which products enter the fit: ``"prefix"`` (``M_{1:m}``, Definition 4.6) and/or
+    ``"suffix"`` (``A_l``); both by default, since Proposition 7.1 (i) asks both to share
+    ``(gamma_k, delta_k)``. Residuals are reported for both families either way. Requires
+    ``k <= min(widths)`` and L >= 2.
+    """
+    net = check_net(net)
+    L = net.depth
+    if L < 2:
+        raise ValueError("network_depth_scaling needs L >= 2 (a line through >= 2 depths)")
+    kmax = min(net.widths)
+    k = kmax if k is None else check_int("k", k, 1, kmax)
+    fams = tuple(families)
+    if not fams or any(f not in ("prefix", "suffix") for f in fams):
+        raise ValueError(f"families must be a non-empty subset of ('prefix', 'suffix'), "
+                         f"got {families!r}")
+    A, B = partials64(net)
+    J = as64(net.jacobian())
+    prefixes = B[1:] + [J]             # M_{1:m} = B_{m+1}, m = 1..L-1, and J
+    log_pre = torch.stack([log_top(p, k) for p in prefixes])        # [L, k]
+    log_suf = torch.stack([log_top(a, k) for a in A[:-1]])          # [L-1, k], A_l, l=1..L-1
+    return fit_depth_lines(log_pre, log_suf, fams)
+
+
+def fit_depth_lines(log_pre: Tensor, log_suf: Tensor,
+                    families: Sequence[str] = ("prefix", "suffix")) -> NetworkDepthScaling:
+    """The least-squares lines of Definition 4.6 through measured log-singular values:
+    ``log_pre`` [L, k] of the prefixes ``M_{1:m}`` (m = 1..L) and ``log_suf`` [L-1, k] of the
+    suffixes ``A_l`` (m = L - l layers), the ``families`` named entering the fit. All columns
+    in one solve when every entry is finite; otherwise each column on its finite entries
+    (NaN with fewer than two)."""
+    L = log_pre.shape[0]
+    k = log_pre.shape[1]
+    m_pre = torch.arange(1, L + 1, dtype=torch.float64)
+    m_suf = torch.arange(L - 1, 0, -1, dtype=torch.float64)
+    xs, ys = [], []
+    if "prefix" in families:
+        xs.append(m_pre)
+        ys.append(log_pre)
+    if "suffix" in families:
+        xs.append(m_suf)
+        ys.append(log_suf)
+    x = torch.cat(xs)
+    y = torch.cat(ys, 0)
+    ok = torch.isfinite(y)
+    if bool(ok.all()):
+        coef = torch.linalg.lstsq(torch.stack([x, torch.ones_like(x)], 1), y).solution
+        gamma, delta = coef[0], coef[1]
+    else:
+        gamma = torch.empty(k, dtype=torch.float64)
+        delta = torch.empty(k, dtype=torch.float64)
+        for j in range(k):
+            xj, yj = x[ok[:, j]], y[ok[:, j], j]
+            if xj.numel() < 2:
+                gamma[j] = delta[j] = float("nan")
+                continue
+            design = torch.stack([xj, torch.ones_like(xj)], 1)
+            sol = torch.linalg.lstsq(design, yj[:, None]).solution[:, 0]
+            gamma[j], delta[j] = sol[0], sol[1]
+    fit_pre = m_pre[:, None] * gamma + delta
+    fit_suf = m_suf[:, None] * gamma + delta
+    return NetworkDepthScaling(gamma, delta, log_pre, log_suf, log_pre - fit_pre,
+                               log_suf - fit_suf)
+
+
+def column_alignment_error(R: Tensor) -> Tensor:
+    """Proposition 7.1 (ii) on a top block: for ``R = U_k^T W_k`` [..., k, k] (two sets of
+    singular vectors), ``max_i |R_ij s_j - delta_ij|`` per column j [..., k], with the signs
+    ``s_j`` of the columns of ``W`` chosen to make the diagonal >= 0."""
+    sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
+    eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
+    return (R * sign[..., None, :] - eye).abs().amax(-2)
+
+
+def largest_angle_sine(M: Tensor) -> Tensor:
+    """Sine of the largest principal angle between two r-dimensional subspaces from
+    ``M = X^T Y`` [..., r, r] (X, Y orthonormal bases): ``sqrt(1 - s_min(M)^2)`` [...]."""
+    c = torch.linalg.svdvals(M).clamp(max=1.0)
+    return torch.sqrt(1.0 - c.amin(-1) ** 2)
+
+
+def alignment_errors(net: FixedGatesNetwork, k: int | None = None) -> tuple[Tensor, Tensor]:
+    """Proposition 7.1 (ii), measured on the top-``k`` block: ``(err_A, err_B)``, each [L-1, k].
+
+    ``err_A[l-1, j] = max_i |(U^T U_{A_l} - I)_{ij}|`` for l = 1..L-1 and
+    ``err_B[l-2, j] = max_i |(V^T V_{B_l} - I)_{ij}|`` for l = 2..L, over i, j <= k, with
+    the signs of the columns of ``U_{A_l}`` (``V_{B_l}``) chosen to make the diagonal positive.
+    The infinity norm of (ii) restricted to the block is ``err.amax(-1)``. The empty products
+    ``A_L = B_1 = I`` are left out (their singular vectors are arbitrary).
+    """
+    net = check_net(net)
+    kmax = min(net.widths)
+    k = kmax if k is None else check_int("k", k, 1, kmax)
+    A, B = partials64(net)
+    J = as64(net.jacobian())
+    U, _, V = top_svd(J)
+    err_a, err_b = [], []
+    for a in A[:-1]:
+        Ua = top_svd(a)[0]
+        err_a.append(column_alignment_error(U[:, :k].T @ Ua[:, :k]))
+    for b in B[1:]:
+        Vb = top_svd(b)[2]
+        err_b.append(column_alignment_error(V[:, :k].T @ Vb[:, :k]))
+    return torch.stack(err_a), torch.stack(err_b)
+
+
+def subspace_alignment(net: FixedGatesNetwork, r: int) -> tuple[Tensor, Tensor]:
+    """Sine of the largest principal angle between top-``r`` singular subspaces:
+    ``(sin_A, sin_B)``, each [L-1]: left subspaces of ``J`` and ``A_l`` (l = 1..L-1), right
+    subspaces of ``J`` and ``B_l`` (l = 2..L). Unlike :func:`alignment_errors` this does not
+    care how the vectors are arranged inside the subspace, so it stays small when a cluster of
+    close singular values (Remark 6.2) mixes them."""
+    net = check_net(net)
+    r = check_int("r", r, 1, min(net.widths))
+    A, B = partials64(net)
+    J = as64(net.jacobian())
+    Ur, _, Vr = top_svd(J, r)
+    sa = [largest_angle_sine(Ur.T @ top_svd(a, r)[0]) for a in A[:-1]]
+    sb = [largest_angle_sine(Vr.T @ top_svd(b, r)[2]) for b in B[1:]]
+    return torch.stack(sa), torch.stack(sb)
