@@ -11,7 +11,8 @@ block L = 10, n = 128, p = 0.5, -> 10; float32, seed 0) with cross-entropy and S
 thread on the CPU. One round = one epoch over the images:
 
 * ``ours``: ``fgln.training.train.train`` over the chapter's ``DataLoader``
-  (``fgln.mnist.model.train_loader``: AutoAugment batched per ``DataLoader`` batch by ``fgln.mnist.augment.BatchedAutoAugment``);
+  (``fgln.mnist.model.train_loader``: AutoAugment batched per ``DataLoader`` batch by
+  ``fgln.mnist.augment.BatchedAutoAugment``);
 * ``torchvision``: what a user would write: a ``Dataset`` giving each image as
   ``torchvision.datasets.MNIST`` does (a PIL image) through ``Compose([AutoAugment(CIFAR10),
   ToTensor(), Normalize(mean, std)])``, image by image, in a ``DataLoader``, and the standard
