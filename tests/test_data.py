@@ -16,7 +16,7 @@ import torch
 
 from conftest import REPO_ROOT
 from fgln.base.paths import find_repo_root
-from fgln.mnist.model import data, fetch, idx_format
+from fgln.mnist import data, fetch, idx_format
 
 
 def _idx_bytes(t: torch.Tensor) -> bytes:
