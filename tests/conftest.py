@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOK_DIR = Path(os.environ.get("FGLN_BOOK_DIR", REPO_ROOT / "book")).resolve()
@@ -30,3 +31,21 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def book_dir() -> Path:
     return BOOK_DIR
+
+
+def toc_files(toc_path: Path) -> list[str]:
+    """Every file of a Jupyter Book table of contents (root first), in order."""
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
+    files = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("sections"))
+            walk(e.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts") or []:
+        walk(part.get("chapters"))
+    return files

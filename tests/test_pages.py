@@ -23,30 +23,16 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-import yaml
 
 import fgln
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, toc_files
 
 RUN_LINE = "Run: this page took"
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
 
 
 def _toc_files(toc_path: Path) -> list[str]:
-    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
-    files = [toc["root"]]
-
-    def walk(entries):
-        for e in entries or []:
-            if "file" in e:
-                files.append(e["file"])
-            walk(e.get("sections"))
-            walk(e.get("chapters"))
-
-    walk(toc.get("chapters"))
-    for part in toc.get("parts") or []:
-        walk(part.get("chapters"))
-    return files
+    return toc_files(toc_path)
 
 
 def _is_chapter(text: str) -> bool:

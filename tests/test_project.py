@@ -16,7 +16,7 @@ import yaml
 from packaging.requirements import Requirement
 
 import fgln
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, toc_files
 
 PACKAGE = REPO_ROOT / "src" / "fgln"
 # The science wings, lowest first: each may import the wings before it. The book's
@@ -132,19 +132,7 @@ def test_ci_runs_make_test():
 def _toc_files() -> list[str]:
     toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text(encoding="utf-8"))
     assert toc["format"] == "jb-book"
-    files = [toc["root"]]
-
-    def walk(entries):
-        for e in entries or []:
-            if "file" in e:
-                files.append(e["file"])
-            walk(e.get("sections"))
-            walk(e.get("chapters"))
-
-    walk(toc.get("chapters"))
-    for part in toc.get("parts") or []:
-        walk(part.get("chapters"))
-    return files
+    return toc_files(REPO_ROOT / "_toc.yml")
 
 
 def _front_matter(path: Path) -> dict | None:
