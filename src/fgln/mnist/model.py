@@ -50,6 +50,7 @@ __all__ = [
     "linear_baseline",
     "train_loader",
     "seeded_subset",
+    "fit_classifier",
     "run_params",
 ]
 
@@ -217,6 +218,35 @@ def train_loader(ds: MnistDataset, batch_size: int, workers: int, seed: int,
                       pin_memory=device.type == "cuda")
 
 
+def fit_classifier(model: nn.Module, train_ds: MnistDataset, x_test: Tensor, y_test: Tensor,
+                   config: MnistConfig, *, seed: int, workers: int, device: torch.device,
+                   checkpoint: str | os.PathLike | None, progress: bool | None,
+                   desc: str) -> tuple:
+    """The Section 8 training loop, shared by every MNIST model of the book: ``model`` moved to
+    ``device`` and trained by :func:`fgln.training.train.train` (cross-entropy, SGD with
+    momentum, float32, the augmented ``DataLoader`` of :func:`train_loader`, a checkpoint every
+    epoch, one intra-op thread), recording the test accuracy and loss (``x_test`` [m, ...],
+    ``y_test`` [m]) after 0..epochs epochs. Returns ``(TrainResult, seconds, steps per
+    epoch)``."""
+    model.to(device)
+    loader = train_loader(train_ds, config.batch_size, workers, seed, device)
+    x_dev, y_dev = x_test.to(device), y_test.to(device)
+
+    def on_record(ctx) -> dict:
+        acc, loss = evaluate(ctx.model, x_dev, y_dev)
+        return {"test_acc": acc, "test_loss": loss}
+
+    t0 = time.perf_counter()
+    # small matrices: one intra-op thread (a second one only spins against the loader worker)
+    with torch_threads(1):
+        res = train(model, loader, F.cross_entropy, lr=config.lr, epochs=config.epochs,
+                    optimizer="sgd", momentum=config.momentum, record=[0], record_epochs=True,
+                    recorders=[], callback=on_record, checkpoint=checkpoint,
+                    checkpoint_every=len(loader), device=device, dtype=torch.float32,
+                    progress=progress, desc=desc)
+    return res, time.perf_counter() - t0, len(loader)
+
+
 def train_mnist(config: MnistConfig = MnistConfig(), *, seed: int = 0, data: Mnist | None = None,
                 device="auto", workers: int = 1, checkpoint: str | os.PathLike | None = None,
                 progress: bool | None = None) -> dict[str, np.ndarray]:
@@ -249,28 +279,13 @@ def train_mnist(config: MnistConfig = MnistConfig(), *, seed: int = 0, data: Mni
                                    dtype=torch.float32)
     stats0 = block_statistics(*model.hidden_block(), k_spectrum=config.k_spectrum,
                               k_align=config.k_align)
-    model.to(dev)
-    loader = train_loader(train_ds, config.batch_size, workers, seed, dev)
     x_test, y_test = test_ds.batch(range(len(test_ds)))
-    x_test, y_test = x_test.to(dev), y_test.to(dev)
-
-    def on_record(ctx) -> dict:
-        acc, loss = evaluate(ctx.model, x_test, y_test)
-        return {"test_acc": acc, "test_loss": loss}
-
-    t0 = time.perf_counter()
-    # small matrices: one intra-op thread (a second one only spins against the loader worker)
-    with torch_threads(1):
-        res = train(model, loader, F.cross_entropy, lr=config.lr, epochs=config.epochs,
-                    optimizer="sgd", momentum=config.momentum, record=[0], record_epochs=True,
-                    recorders=[], callback=on_record, checkpoint=checkpoint,
-                    checkpoint_every=len(loader), device=dev, dtype=torch.float32,
-                    progress=progress, desc=f"MNIST seed {seed}")
-    seconds = time.perf_counter() - t0
+    res, seconds, per_epoch = fit_classifier(
+        model, train_ds, x_test, y_test, config, seed=seed, workers=workers, device=dev,
+        checkpoint=checkpoint, progress=progress, desc=f"MNIST seed {seed}")
     stats = block_statistics(*model.hidden_block(), k_spectrum=config.k_spectrum,
                              k_align=config.k_align)
     steps_done = res.steps - (res.resumed_from or 0)
-    per_epoch = len(loader)
     epochs_run = steps_done / per_epoch
     losses = np.asarray(res.losses, dtype=float)
     full = losses.size // per_epoch

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +30,8 @@ from ..base.validation import check_int, resolve_device
 from ..book.cache import cache_key, cached, default_cache_dir
 from ..mnist.block_measurements import block_statistics
 from ..mnist.data import Mnist, load_mnist
-from ..mnist.model import CLASSES, IN_FEATURES, MnistConfig, evaluate, seeded_subset, train_loader
+from ..mnist.model import CLASSES, IN_FEATURES, MnistConfig, fit_classifier, seeded_subset
 from ..products.sampling import make_generator, network_layers, sample_network
-from ..training.train import train
 
 Tensor = torch.Tensor
 
@@ -153,22 +151,9 @@ def train_relu_mnist(config: MnistConfig | None = None, *, seed: int = 0,
     probes = x_test[idx].reshape(len(idx), -1)
     kw = dict(k_spectrum=config.k_spectrum, k_align=min(config.k_align))
     m0 = relu_block_measurements(model, probes, **kw)
-    model.to(dev)
-    loader = train_loader(train_ds, config.batch_size, workers, seed, dev)
-    x_dev, y_dev = x_test.to(dev), y_test.to(dev)
-
-    def on_record(ctx) -> dict:
-        acc, loss = evaluate(ctx.model, x_dev, y_dev)
-        return {"test_acc": acc, "test_loss": loss}
-
-    t0 = time.perf_counter()
-    with torch_threads(1):
-        res = train(model, loader, F.cross_entropy, lr=config.lr, epochs=config.epochs,
-                    optimizer="sgd", momentum=config.momentum, record=[0], record_epochs=True,
-                    recorders=[], callback=on_record, checkpoint=checkpoint,
-                    checkpoint_every=len(loader), device=dev, dtype=torch.float32,
-                    progress=progress, desc=f"MNIST ReLU seed {seed}")
-    seconds = time.perf_counter() - t0
+    res, seconds, _ = fit_classifier(
+        model, train_ds, x_test, y_test, config, seed=seed, workers=workers, device=dev,
+        checkpoint=checkpoint, progress=progress, desc=f"MNIST ReLU seed {seed}")
     m1 = relu_block_measurements(model.to("cpu"), probes, **kw)
     out: dict = {"test_acc": np.asarray(res.history["test_acc"], dtype=float),
                  "test_loss": np.asarray(res.history["test_loss"], dtype=float),
