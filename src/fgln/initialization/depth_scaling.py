@@ -21,6 +21,9 @@ from ..products.accumulator import SpectrumAccumulator, accumulate
 from ..products.sampling import iter_layers, network_layers, sample_network
 from ..products.spectra import log_spectra_by_depth, stream_log_spectra
 
+# The grid points below run on one intra-op thread: the reductions inside matrix products
+# then add in one order, so a result is the same whichever executor (and however many
+# threads per worker) computes it.
 __all__ = [
     "top_values_by_depth",
     "spectrum_at_depth",
@@ -30,6 +33,7 @@ __all__ = [
 ]
 
 
+@single_threaded
 def top_values_by_depth(n: int, p: float, L: int, k: int, chains: int, *, seed: int = 0,
                         min_rank: int | None = None, sigma: float | None = None,
                         dtype=torch.float64, device="cpu", progress: bool = False) -> dict:
@@ -47,6 +51,7 @@ def top_values_by_depth(n: int, p: float, L: int, k: int, chains: int, *, seed: 
     return {"logs": logs, "depth": depth, **st}
 
 
+@single_threaded
 def spectrum_at_depth(n: int, p: float, L: int, k: int, chains: int, *, seed: int = 0,
                       min_rank: int | None = None, sigma: float | None = None,
                       dtype=torch.float64, device="cpu") -> dict:
@@ -56,6 +61,7 @@ def spectrum_at_depth(n: int, p: float, L: int, k: int, chains: int, *, seed: in
     return {"values": logs / L, **conditional_stats(logs / L, axis=0)}
 
 
+@single_threaded
 def wedge_log_norms(n: int, p: float, k: int, samples: int, *, seed: int = 0,
                     min_rank: int | None = None, sigma: float | None = None) -> dict:
     """Monte Carlo of ``lambda_i = E log||Y e_1 ^ ... ^ Y e_i||`` (Lemma C.4), i = 1..k.
@@ -77,6 +83,7 @@ def wedge_log_norms(n: int, p: float, k: int, samples: int, *, seed: int = 0,
             "gamma_sem": sti["sem"]}
 
 
+@single_threaded
 def finite_depth_offsets(n: int, p: float, L: int, k: int, chains: int, *, seed: int = 0,
                          min_rank: int | None = None, sigma: float | None = None,
                          dtype=torch.float64, device="cpu", progress: bool = False) -> dict:
