@@ -90,8 +90,11 @@ def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
         return float(np.sum((pred - s) ** 2))
 
     center = math.log(abs(c0))
-    res = minimize_scalar(loss, bounds=(center - 3.0, center + 3.0), method="bounded",
-                          options={"xatol": 1e-10})
+    # where the process diverges the loss is inf, and the optimiser's parabolic step then
+    # meets inf - inf: it falls back to golden-section steps, nothing to warn the reader about
+    with np.errstate(invalid="ignore"):
+        res = minimize_scalar(loss, bounds=(center - 3.0, center + 3.0), method="bounded",
+                              options={"xatol": 1e-10})
     best = res.x if loss(res.x) <= loss(center) else center
     return math.copysign(math.exp(best), c0)
 
