@@ -73,7 +73,7 @@ def grid(workload: str, size: dict, empty_tasks: int, mnist_data) -> list:
     """The tasks ``(name, params, fn)`` of one workload."""
     if workload == "appendix_g":
         return [("appendix_g_profiles", {"n": n, "L": size["L"], "p": p,
-                                         "seeds": size["seeds"], "k": min(10, n), "seed": 0},
+                                         "k": min(10, n), "replicates": size["seeds"], "seed": 0},
                  appendix_g_panel) for n in size["ns"] for p in (0.5, 1.0)]
     if workload == "mnist":
         return [train_task(size["mnist"], s, mnist_data, workers=0, progress=False)

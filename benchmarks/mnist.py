@@ -11,7 +11,7 @@ block L = 10, n = 128, p = 0.5, -> 10; float32, seed 0) with cross-entropy and S
 thread on the CPU. One round = one epoch over the images:
 
 * ``ours``: ``fgln.training.train.train`` over the chapter's ``DataLoader``
-  (``fgln.mnist.model.train_loader``: AutoAugment batched per ``DataLoader`` batch by
+  (``fgln.mnist.run.train_loader``: AutoAugment batched per ``DataLoader`` batch by
   ``fgln.mnist.augment.BatchedAutoAugment``);
 * ``torchvision``: what a user would write: a ``Dataset`` giving each image as
   ``torchvision.datasets.MNIST`` does (a PIL image) through ``Compose([AutoAugment(CIFAR10),
@@ -53,7 +53,8 @@ from fgln.base.atomic import atomic_write
 from fgln.base.threads import torch_threads
 from fgln.base.validation import resolve_device
 from fgln.mnist.data import MNIST_MEAN, MNIST_STD, BundledMnistWarning, MnistDataset, load_mnist
-from fgln.mnist.model import MnistFixedGates, train_loader
+from fgln.mnist.model import MnistFixedGates
+from fgln.mnist.run import train_loader
 from fgln.training.train import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -234,8 +234,8 @@ def test_alignment_overlaps_bad_k():
 
 
 def test_overlap_profiles_reproducible_and_consistent():
-    a = overlap_profiles(8, 4, 0.5, seeds=5, ks=[3, 8], seed=2, chunk=2, keep_blocks=3)
-    b = overlap_profiles(8, 4, 0.5, seeds=5, ks=[3, 8], seed=2, chunk=2, keep_blocks=3)
+    a = overlap_profiles(8, 4, 0.5, ks=[3, 8], replicates=5, seed=2, chunk=2, keep_blocks=3)
+    b = overlap_profiles(8, 4, 0.5, ks=[3, 8], replicates=5, seed=2, chunk=2, keep_blocks=3)
     assert a["rho_overlap_k3"].shape == (5, 4) and a["overlap_k8"].shape == (3, 4, 8, 8)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
@@ -396,7 +396,7 @@ def test_synthetic_inputs_validated():
 
 def test_depth_scaling_fit_slopes_near_lyapunov():
     n, L, S = 8, 40, 6
-    res = depth_scaling_fit(n, L, 1.0, S, 3, seed=0, fit_from=(1, 10))
+    res = depth_scaling_fit(n, L, 1.0, 3, S, seed=0, fit_from=(1, 10))
     assert res["logsv"].shape == (S, L - 1, 3)
     gam = lyapunov_exponents(n, 1.0, None, 3)
     slope = res["slope_j10"]

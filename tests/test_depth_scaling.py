@@ -16,12 +16,12 @@ def test_conditional_stats_ignores_minus_inf_and_reports_fraction():
     st = conditional_stats(x)
     np.testing.assert_allclose(st["mean"], [3.0, 2.0])
     np.testing.assert_allclose(st["frac"], [1.0, 1 / 3])
-    assert st["sem"][0] == pytest.approx(2.0 / math.sqrt(3))
-    assert np.isnan(st["sem"][1])  # one sample: no standard error
+    assert st["se"][0] == pytest.approx(2.0 / math.sqrt(3))
+    assert np.isnan(st["se"][1])  # one sample: no standard error
 
 
 def test_top_values_by_depth_matches_in_memory_path():
-    r = ds.top_values_by_depth(6, 1.0, 12, 3, 4, seed=3)
+    r = ds.top_values_by_depth(6, 12, 1.0, 3, 4, seed=3)
     lay = sample_layers(6, 12, 1.0, batch=4, seed=3)
     ref = log_spectra_by_depth(lay, k=3).numpy()
     np.testing.assert_allclose(r["logs"], ref, atol=1e-7)
@@ -33,7 +33,7 @@ def test_spectrum_at_depth_conditional_means_for_unconditioned_gates():
     from scipy.stats import binom
 
     chains, L = 400, 6
-    r = ds.spectrum_at_depth(10, 0.5, L, 10, chains, seed=1)
+    r = ds.spectrum_at_depth(10, L, 0.5, 10, chains, seed=1)
     assert np.all(np.diff(r["frac"]) <= 0)  # later indices vanish more often
     # s_i > 0 iff all L gates have rank >= i (rank of the product = smallest gate rank)
     q = binom.sf(np.arange(10), 10, 0.5) ** L
@@ -51,9 +51,9 @@ def test_wedge_log_norms_increments_and_standard_errors():
     for r in runs[:3]:
         np.testing.assert_allclose(r["gamma_mean"], np.diff(r["mean"], prepend=0.0),
                                    rtol=0, atol=1e-12)
-        assert np.all(r["gamma_sem"] > 0) and np.all(np.isfinite(r["mean"]))
+        assert np.all(r["gamma_se"] > 0) and np.all(np.isfinite(r["mean"]))
     means = np.array([r["mean"] for r in runs])  # [seeds, k]
-    sems = np.array([r["sem"] for r in runs])
+    sems = np.array([r["se"] for r in runs])
     ratio = means.std(0, ddof=1) / sems.mean(0)
     # sd of a 40-sample standard deviation is ~11% of it: 0.6..1.4 is beyond 3.5 sd
     assert np.all((ratio > 0.6) & (ratio < 1.4)), ratio
@@ -62,8 +62,8 @@ def test_wedge_log_norms_increments_and_standard_errors():
 def test_finite_depth_offsets_are_positive_and_below_d():
     """Lemma C.7 with d(p, q) >= 0 increasing to d_i: 0 < offset(L) <~ d_i."""
     n = 5
-    r = ds.finite_depth_offsets(n, 1.0, 40, 3, 400, seed=4)
+    r = ds.finite_depth_offsets(n, 40, 1.0, 3, 400, seed=4)
     d = ex.finite_depth_constants(n, 3)[1:]
-    assert np.all(r["mean"] > 10 * r["sem"])  # clearly positive: the printed sign fails
-    assert np.all(r["mean"] < d + 4.5 * r["sem"])
+    assert np.all(r["mean"] > 10 * r["se"])  # clearly positive: the printed sign fails
+    assert np.all(r["mean"] < d + 4.5 * r["se"])
     assert np.all(r["mean"] > 0.7 * d)  # and close to d_i already at L = 40 for n = 5

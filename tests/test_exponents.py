@@ -73,7 +73,7 @@ def test_finite_depth_constants_closed_form_limits_and_monte_carlo():
     dn = finite_depth_constants(n, n)
     assert dn[n] == pytest.approx(0.0, abs=1e-12)  # |det| of an orthogonal matrix is 1
     assert np.all(dn[1:n] > 0)
-    mean, se = finite_depth_constants_mc(n, n, samples=20000, seed=3)
+    mean, se = finite_depth_constants_mc(n, n, replicates=20000, seed=3)
     assert np.all(np.abs(mean[1:n] - dn[1:n]) < 4.5 * se[1:n])
 
 
@@ -99,15 +99,15 @@ def test_finite_depth_correction_sign_follows_the_appendix():
     g1 = lyapunov_exponents(n, 1.0, None, 1)[0]
     je = log_je1.numpy()
     assert abs(je.mean() - L * g1) < 4.5 * mean_se(je)[1]
-    pa = predicted_log_singular_values(n, 1.0, None, L, 1)[0]
-    pp = predicted_log_singular_values(n, 1.0, None, L, 1, sign="printed")[0]
+    pa = predicted_log_singular_values(n, L, 1.0, None, 1)[0]
+    pp = predicted_log_singular_values(n, L, 1.0, None, 1, sign="printed")[0]
     assert pa == pytest.approx(g1 + d1 / L) and pp == pytest.approx(g1 - d1 / L)
 
 
 def test_all_exponents_at_depth_in_the_thousands():
     n, L, batch = 6, 2000, 6
     x = stream_log_spectra(n, L, 1.0, batch=batch, seed=2, reorth_every=4)[:, 0].numpy() / L
-    pred = predicted_log_singular_values(n, 1.0, None, L, n)
+    pred = predicted_log_singular_values(n, L, 1.0, None, n)
     _, se, _ = mean_se(x)
     assert np.all(np.abs(x.mean(0) - pred) < 5 * se + 2e-3)
     assert np.all(np.diff(x, axis=1) < 0)
@@ -143,8 +143,8 @@ def test_bad_input(args, match):
 
 def test_bad_input_other_functions():
     with pytest.raises(ValueError, match="L must"):
-        predicted_log_singular_values(4, 0.5, None, 0, 2)
+        predicted_log_singular_values(4, 0, 0.5, None, 2)
     with pytest.raises(ValueError, match="sign"):
-        predicted_log_singular_values(4, 0.5, None, 3, 2, sign="other")
+        predicted_log_singular_values(4, 3, 0.5, None, 2, sign="other")
     with pytest.raises(ValueError, match="k must"):
         finite_depth_constants(4, 5)

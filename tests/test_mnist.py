@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from fgln.mnist import model as mnist
+from fgln.mnist import run as mnist_run
 from fgln.mnist.block_measurements import (
     alignment_reach,
     block_statistics,
@@ -18,7 +19,8 @@ from fgln.mnist.block_measurements import (
     split_clusters,
 )
 from fgln.mnist.data import BundledMnistWarning, load_mnist
-from fgln.mnist.model import MnistConfig, MnistFixedGates, train_mnist
+from fgln.mnist.model import MnistConfig, MnistFixedGates
+from fgln.mnist.run import train_mnist
 from fgln.products.sampling import sample_network
 from fgln.runs import mnist_tasks
 from fgln.theory.diagonal_correlation import diagonal_correlation
@@ -173,7 +175,7 @@ def test_resume_after_interrupt_gives_identical_weights(digits, tmp_path, monkey
                       checkpoint=tmp_path / "ref.pt")
     # interrupt: the evaluation at the start of epoch 3 raises (checkpoint of epoch 2 on disk)
     calls = {"n": 0}
-    real = mnist.evaluate
+    real = mnist_run.evaluate
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -181,12 +183,12 @@ def test_resume_after_interrupt_gives_identical_weights(digits, tmp_path, monkey
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mnist, "evaluate", flaky)
+    monkeypatch.setattr(mnist_run, "evaluate", flaky)
     ck = tmp_path / "run.pt"
     with pytest.raises(KeyboardInterrupt):
         train_mnist(cfg, seed=2, data=digits, workers=0, device="cpu", progress=False,
                     checkpoint=ck)
-    monkeypatch.setattr(mnist, "evaluate", real)
+    monkeypatch.setattr(mnist_run, "evaluate", real)
     assert ck.is_file()
     res = train_mnist(cfg, seed=2, data=digits, workers=0, device="cpu", progress=False,
                       checkpoint=ck)
@@ -214,10 +216,10 @@ def test_checkpoint_path_depends_on_everything(tmp_path):
 
 
 def test_run_params_name_everything_the_run_depends_on(digits):
-    p = mnist.run_params(QUICK, 0, digits)
+    p = mnist_run.run_params(QUICK, 0, digits)
     assert json.loads(json.dumps(p)) == p
-    assert p != mnist.run_params(QUICK, 1, digits)
-    assert p != mnist.run_params(MnistConfig(), 0, digits)
+    assert p != mnist_run.run_params(QUICK, 1, digits)
+    assert p != mnist_run.run_params(MnistConfig(), 0, digits)
     assert p["source"] == digits.source and p["n_train_total"] == len(digits.train)
 
 

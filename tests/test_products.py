@@ -102,11 +102,27 @@ def test_fgln_convention_leaves_last_layer_ungated():
         (dict(n=4, L=3, sigma=float("nan")), "sigma must"),
         (dict(n=4, L=3, min_rank=5), "min_rank must"),
         (dict(n=40, L=3, p=0.01, min_rank=30), "unreachable"),
-        (dict(n=4.5, L=3), "n must"),
     ],
 )
 def test_bad_input_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
+        sample_layers(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n=4.5, L=3), "n must"),
+        (dict(n=4, L=3.0), "L must"),
+        (dict(n=4, L=True), "L must"),
+        (dict(n=4, L=3, p="0.5"), "p must"),
+        (dict(n=4, L=3, sigma="1"), "sigma must"),
+        (dict(n=4, L=3, min_rank=2.0), "min_rank must"),
+    ],
+)
+def test_wrong_type_raises_type_error(kwargs, match):
+    """The package's convention: a wrong type is a TypeError, a bad value a ValueError."""
+    with pytest.raises(TypeError, match=match):
         sample_layers(**kwargs)
 
 

@@ -540,3 +540,85 @@ def test_package_face_reexports_the_wings():
         assert getattr(fgln, name) is getattr(wings[homes[0]], name)
     assert len(set(fgln.__all__)) == len(fgln.__all__)
     assert FACE_DROPPED.isdisjoint(fgln.__all__)
+
+
+# --------------------------------------------------------------------------
+# conventions across the package (README, "Conventions across the package")
+# --------------------------------------------------------------------------
+
+def _public_callables():
+    """Every public function and class of every wing, with its qualified name."""
+    import importlib
+    import inspect
+
+    seen = {}
+    for wing in sorted(MAY_IMPORT):
+        mod = importlib.import_module(f"fgln.{wing}")
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                seen[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return seen
+
+
+def _params(obj, positional: bool = False) -> list[str]:
+    import inspect
+
+    target = obj.__init__ if isinstance(obj, type) else obj
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    if positional:
+        return [x.name for x in params if x.kind in (x.POSITIONAL_ONLY, x.POSITIONAL_OR_KEYWORD)]
+    return [x.name for x in params]
+
+
+def test_public_functions_follow_the_argument_order():
+    """n, L, p, then sigma and k, then replicates: in that order wherever they are positional
+    (keyword-only options may come in any order)."""
+    order = ["n", "L", "p", "sigma", "k", "replicates"]
+    bad = []
+    for qual, obj in _public_callables().items():
+        names = [x for x in _params(obj, positional=True) if x in order]
+        if names != sorted(names, key=order.index):
+            bad.append(f"{qual}{tuple(names)}")
+    assert not bad, f"arguments out of the order (n, L, p, sigma, k, replicates): {bad}"
+
+
+def test_public_functions_use_one_name_per_meaning():
+    """Replicate counts are `replicates`, standard errors `se`; no synonyms."""
+    synonyms = {"chains", "seeds", "n_seeds", "nseeds", "draws", "n_samples", "sem", "stderr"}
+    bad = [f"{qual}({x})" for qual, obj in _public_callables().items()
+           for x in _params(obj) if x in synonyms]
+    assert not bad, f"synonyms of `replicates` / `se` in public signatures: {bad}"
+    from fgln.base.statistics import conditional_stats
+
+    assert set(conditional_stats(np.arange(4.0))) == {"mean", "se", "sd", "count", "frac"}
+
+
+@pytest.mark.parametrize("call", [
+    lambda: fgln.sample_layers(4.5, 3),
+    lambda: fgln.sample_layers(4, 3.0),
+    lambda: fgln.sample_layers(4, 3, "0.5"),
+    lambda: fgln.lyapunov_exponents(4.0, 1.0, None, 2),
+    lambda: fgln.top_values_by_depth(4, 3, 1.0, 2, 2.0),
+    lambda: fgln.haar_orthogonal(3.0),
+    lambda: fgln.relu_log_spectra(4, 3, replicates="2"),
+    lambda: fgln.train_mnist("config"),
+])
+def test_wrong_types_raise_type_error(call):
+    with pytest.raises(TypeError):
+        call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: fgln.sample_layers(0, 3),
+    lambda: fgln.sample_layers(4, 3, 1.5),
+    lambda: fgln.lyapunov_exponents(4, 1.0, -1.0, 2),
+    lambda: fgln.top_values_by_depth(4, 3, 1.0, 2, 0),
+    lambda: fgln.relu_log_spectra(4, 3, replicates=0),
+])
+def test_bad_values_raise_value_error(call):
+    with pytest.raises(ValueError):
+        call()

@@ -71,7 +71,7 @@ def test_streamed_layers_give_the_same_jacobian():
     for M in layers[1:]:
         J = M @ J
     assert torch.allclose(J, relu_jacobian(w, x), atol=1e-12)
-    s = relu_log_spectra(n, L, samples=b, seed=4)
+    s = relu_log_spectra(n, L, replicates=b, seed=4)
     ref = torch.log(torch.linalg.svdvals(J))
     fin = torch.isfinite(s)  # -inf: exact zeros (rows killed by a gate), ~1e-16 in ref
     assert torch.allclose(s[fin], ref[fin], atol=1e-9)
@@ -81,7 +81,7 @@ def test_streamed_layers_give_the_same_jacobian():
 def test_first_layer_shared_gate_fraction():
     n, samples = 64, 200
     for theta in (0.3, math.pi / 2, 2.5):
-        r = input_pair_measurements(n, 3, theta, samples=samples, seed=1)
+        r = input_pair_measurements(n, 3, theta, replicates=samples, seed=1)
         m, se, _ = mean_se(r["shared"][:, 0])
         assert abs(m - (1 - theta / math.pi)) < 4 * se
     assert arccos_shared_fraction(1.0, 2)[0] == pytest.approx(1 - 1 / math.pi)
@@ -91,14 +91,14 @@ def test_first_layer_shared_gate_fraction():
 def test_independent_gates_against_closed_forms():
     # log ||J u||^2 of the independently gated product: exact mean and variance
     n, L, samples = 16, 6, 3000
-    r = relu_products(n, L, samples=samples, seed=2, gated=True, spectrum=False)
+    r = relu_products(n, L, replicates=samples, seed=2, gated=True, spectrum=False)
     mean, var = lognorm_law(n, L)
     m, se, sd = mean_se(r["lognorm"])
     assert abs(m - mean) < 4 * se
     assert abs(sd**2 / var - 1) < 4 * math.sqrt(2 / samples) * 1.5
     # top Lyapunov exponent of a deep narrow product (Remark 5.4): QR growth per layer
     n, L = 8, 400
-    r = relu_products(n, L, samples=40, seed=3, gated=True, k=1)
+    r = relu_products(n, L, replicates=40, seed=3, gated=True, k=1)
     g1 = lyapunov_exponents(n, 0.5, he_sigma(n), 1)[0]
     m, se, _ = mean_se(r["lognorm"] / (2 * L))
     assert abs(m - g1) < 4 * se + 1.0 / L
@@ -106,7 +106,7 @@ def test_independent_gates_against_closed_forms():
 
 def test_relu_norm_law_matches_gated_law():
     n, L, samples = 16, 6, 3000
-    r = relu_products(n, L, samples=samples, seed=5, spectrum=False)
+    r = relu_products(n, L, replicates=samples, seed=5, spectrum=False)
     mean, var = lognorm_law(n, L)
     m, se, sd = mean_se(r["lognorm"])
     assert abs(m - mean) < 4 * se
@@ -114,12 +114,12 @@ def test_relu_norm_law_matches_gated_law():
 
 
 @pytest.mark.parametrize("call", [
-    lambda: relu_log_spectra(0, 3, samples=2),
-    lambda: relu_log_spectra(4, 0, samples=2),
-    lambda: relu_log_spectra(4, 3, samples=0),
+    lambda: relu_log_spectra(0, 3, replicates=2),
+    lambda: relu_log_spectra(4, 0, replicates=2),
+    lambda: relu_log_spectra(4, 3, replicates=0),
     lambda: relu_forward(torch.zeros(1, 2, 3, 3, dtype=torch.float64), torch.zeros(1, 4)),
     lambda: relu_forward(torch.zeros(2, 3, 3), torch.zeros(1, 3)),
-    lambda: input_pair_measurements(4, 3, 4.0, samples=2),
+    lambda: input_pair_measurements(4, 3, 4.0, replicates=2),
 ])
 def test_bad_input_raises(call):
     with pytest.raises(ValueError):
@@ -128,8 +128,8 @@ def test_bad_input_raises(call):
 
 def test_bad_input_names_argument():
     with pytest.raises(ValueError, match="n must"):
-        relu_log_spectra(0, 3, samples=2)
+        relu_log_spectra(0, 3, replicates=2)
     with pytest.raises(ValueError, match="L must"):
-        relu_log_spectra(4, -1, samples=2)
+        relu_log_spectra(4, -1, replicates=2)
     with pytest.raises(ValueError, match="x must"):
         relu_forward(torch.zeros(1, 2, 3, 3, dtype=torch.float64), torch.zeros(1, 4))

@@ -37,9 +37,9 @@ TESTS_DIR = Path(__file__).resolve().parent
 def _grid() -> list:
     """A few cheap grid points of the book's own computations."""
     return [
-        *[("fig02", dict(n=8, p=0.5, L=6, k=3, chains=4, seed=s), top_values_by_depth)
+        *[("fig02", dict(n=8, L=6, p=0.5, k=3, replicates=4, seed=s), top_values_by_depth)
           for s in (0, 1)],
-        ("appendix_g_profiles", dict(n=8, L=4, p=1.0, seeds=3, k=3, seed=0), appendix_g_panel),
+        ("appendix_g_profiles", dict(n=8, L=4, p=1.0, k=3, replicates=3, seed=0), appendix_g_panel),
         ("synthetic_run", dict(seed=0, n=6, L=3, p=0.5, rank=2, samples=30, lr=0.05, t_max=0.5,
                                record_dt=0.25, k=3, diagnostics=False),
          partial(synthetic_run, progress=False)),

@@ -1,4 +1,5 @@
-"""Statistics over independent seeds or chains: means, standard errors, line fits.
+"""Statistics over independent replicates (seeds, networks, draws): means, standard
+errors, line fits.
 
 Entries that are not finite (NaN: an undefined quantity; ``-inf``: ``log 0`` of an exact
 zero singular value) are left out, so every statistic is conditional on the quantity being
@@ -14,7 +15,7 @@ __all__ = ["conditional_stats", "mean_se", "fit_slopes"]
 def conditional_stats(x, axis: int = 0) -> dict[str, np.ndarray]:
     """Mean, standard error and count of the finite entries of ``x`` along ``axis``.
 
-    Returns ``mean``, ``sem`` (standard error of the mean; NaN with fewer than 2 entries),
+    Returns ``mean``, ``se`` (standard error of the mean; NaN with fewer than 2 entries),
     ``sd`` (sample standard deviation, ddof 1), ``count`` and ``frac`` (count / size along
     ``axis``); each has the shape of ``x`` without ``axis``.
     """
@@ -26,17 +27,17 @@ def conditional_stats(x, axis: int = 0) -> dict[str, np.ndarray]:
         mean = xs.sum(axis) / cnt
         dev = np.where(fin, x - np.expand_dims(mean, axis), 0.0)
         var = (dev**2).sum(axis) / (cnt - 1)
-        sem = np.sqrt(var / cnt)
+        se = np.sqrt(var / cnt)
     mean = np.where(cnt > 0, mean, np.nan)
-    sem = np.where(cnt > 1, sem, np.nan)
+    se = np.where(cnt > 1, se, np.nan)
     sd = np.where(cnt > 1, np.sqrt(np.where(cnt > 1, var, 0.0)), np.nan)
-    return {"mean": mean, "sem": sem, "sd": sd, "count": cnt, "frac": cnt / x.shape[axis]}
+    return {"mean": mean, "se": se, "sd": sd, "count": cnt, "frac": cnt / x.shape[axis]}
 
 
 def mean_se(x, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(mean, standard error, standard deviation)`` of the finite entries along ``axis``."""
     st = conditional_stats(x, axis)
-    return st["mean"], st["sem"], st["sd"]
+    return st["mean"], st["se"], st["sd"]
 
 
 def fit_slopes(x, Y) -> tuple[np.ndarray, np.ndarray]:

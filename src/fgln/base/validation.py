@@ -26,11 +26,15 @@ __all__ = [
 
 
 def check_int(name: str, value, low: int, high: int | None = None) -> int:
-    """``value`` as an int in ``[low, high]`` (``high=None``: no upper bound), else ValueError."""
+    """``value`` as an int in ``[low, high]`` (``high=None``: no upper bound).
+
+    ``TypeError`` when ``value`` is not an integer (bools and floats included, even 3.0),
+    ``ValueError`` when it lies outside the range.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and math.isnan(value):
-            raise ValueError(f"{name} must be an integer >= {low}, got NaN")
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        shown = "NaN" if isinstance(value, float) and math.isnan(value) else repr(value)
+        raise TypeError(f"{name} must be an integer >= {low}, got {shown} "
+                        f"({type(value).__name__})")
     value = int(value)
     if value < low or (high is not None and value > high):
         rng = f"[{low}, {high}]" if high is not None else f">= {low}"
@@ -39,22 +43,23 @@ def check_int(name: str, value, low: int, high: int | None = None) -> int:
 
 
 def check_p(p) -> float:
-    """A gate probability in (0, 1] (NaN rejected)."""
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"p must be a number in (0, 1], got {p!r}") from None
+    """A gate probability in (0, 1]: ``TypeError`` for a non-number, ``ValueError`` outside
+    the range (NaN included)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"p must be a number in (0, 1], got {p!r} ({type(p).__name__})")
+    p = float(p)
     if not (0.0 < p <= 1.0):  # also rejects NaN
         raise ValueError(f"p must be in (0, 1], got {p}")
     return p
 
 
 def check_positive(name: str, value) -> float:
-    """``value`` as a positive finite float (NaN and inf rejected), else ValueError."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
+    """``value`` as a positive finite float: ``TypeError`` for a non-number, ``ValueError``
+    for zero, a negative number, NaN or inf."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a positive finite number, got {value!r} "
+                        f"({type(value).__name__})")
+    value = float(value)
     if not (value > 0.0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a positive finite number (> 0), got {value}")
     return value
@@ -91,7 +96,7 @@ def check_network(n, L, p, sigma, min_rank) -> tuple[int, int, float, float, int
 
 
 def check_layers(layers) -> tuple[int, int, int]:
-    """``(batch, L, n)`` of a stack of square layers [batch, L, n, n], else ValueError."""
+    """``(batch, L, n)`` of a stack of square layers [batch, L, n, n]."""
     if layers.ndim != 4 or layers.shape[-1] != layers.shape[-2]:
         raise ValueError(f"layers must have shape [batch, L, n, n], got {tuple(layers.shape)}")
     b, L, n, _ = layers.shape
@@ -121,12 +126,12 @@ def check_exponents(n, p, sigma, k, min_rank) -> tuple[int, float, float, int, i
 
 
 def check_widths(widths) -> list[int]:
-    """``widths`` ``[n_0, ..., n_L]`` as positive ints (at least two), else ``ValueError``."""
+    """``widths`` ``[n_0, ..., n_L]`` as positive ints (at least two)."""
     try:
         widths = list(widths)
     except TypeError:
-        raise ValueError(f"widths must be a sequence of >= 2 positive integers, "
-                         f"got {widths!r}") from None
+        raise TypeError(f"widths must be a sequence of >= 2 positive integers, "
+                        f"got {widths!r}") from None
     if len(widths) < 2:
         raise ValueError(f"widths must list n_0, ..., n_L (at least 2 entries), got {widths!r}")
     return [check_int(f"widths[{i}]", w, 1) for i, w in enumerate(widths)]

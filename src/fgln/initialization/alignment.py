@@ -5,7 +5,7 @@
   notation), the top-left ``k x k`` blocks of ``U_J^T U_{A_l}``, ``U_J^T A_l A_l^T U_J`` and
   ``A_l A_l^T`` for every l in one pass, with their diagonal correlations (Figures 5, 6,
   10-12).
-* :func:`overlap_profiles` -- the same statistics over many seeds, as plain numpy arrays
+* :func:`overlap_profiles` -- the same statistics over many networks, as plain numpy arrays
   (for :func:`fgln.book.cache.cached`).
 
 The diagonal correlation (Appendix F) is in :mod:`fgln.theory.diagonal_correlation`, the synthetic
@@ -141,28 +141,28 @@ def alignment_overlaps(weights: Tensor, gates: Tensor, k: int) -> dict[str, Tens
 
 
 @single_threaded
-def overlap_profiles(n: int, L: int, p: float, seeds: int, ks: Sequence[int], *,
+def overlap_profiles(n: int, L: int, p: float, ks: Sequence[int], replicates: int, *,
                      seed: int = 0, chunk: int = 8, keep_blocks: int = 0,
                      progress: bool = False) -> dict[str, np.ndarray]:
-    """Diagonal correlations of the three Appendix G.2 matrices for ``seeds`` networks.
+    """Diagonal correlations of the three Appendix G.2 matrices for ``replicates`` networks.
 
     Networks are drawn by :func:`fgln.products.sampling.sample_network` in chunks of ``chunk``,
     chunk c with seed ``seed * 100003 + c`` (reproducible). For every block size k in ``ks``
-    returns ``rho_overlap_k{k}``, ``rho_gram_k{k}``, ``rho_aat_k{k}`` [seeds, L] (l = 1..L) and
+    returns ``rho_overlap_k{k}``, ``rho_gram_k{k}``, ``rho_aat_k{k}`` [replicates, L] (l = 1..L) and
     ``rho_overlap_sq_k{k}`` (the overlap's diagonal correlation with weights ``x^2``
     instead of ``|x|``, an alternative reading of Figure 6);
     ``keep_blocks > 0`` also stores ``overlap_k{k}`` [keep_blocks, L, k, k] of the first
-    networks (for heatmaps). ``log_sv_A`` [seeds, L, max(ks)]: top log singular values of
+    networks (for heatmaps). ``log_sv_A`` [replicates, L, max(ks)]: top log singular values of
     every ``A_l`` (``-inf`` beyond the rank).
     """
     ks = [int(k) for k in ks]
     res: dict[str, list] = {}
-    n_chunks = math.ceil(seeds / chunk)
+    n_chunks = math.ceil(replicates / chunk)
     chunks = progress_bar(range(n_chunks), total=n_chunks, desc=f"n={n} L={L} p={p}",
                           enable=None if progress else False)
     done = 0
     for ci in chunks:
-        bsz = min(chunk, seeds - done)
+        bsz = min(chunk, replicates - done)
         w, g = sample_network(n, L, p, batch=bsz, seed=seed * 100003 + ci)
         UJ, _, UA, SA, AAt = _network_bases(w, g)
         res.setdefault("log_sv_A", []).append(torch.log(SA[..., : max(ks)]))
@@ -178,9 +178,9 @@ def overlap_profiles(n: int, L: int, p: float, seeds: int, ks: Sequence[int], *,
     return {key: torch.cat(v).numpy() for key, v in res.items()}
 
 
-def appendix_g_panel(n: int, L: int, p: float, seeds: int, k: int, seed: int = 0
+def appendix_g_panel(n: int, L: int, p: float, k: int, replicates: int, seed: int = 0
                      ) -> dict[str, np.ndarray]:
     """One panel (n, p) of Appendix G.2 (Figures 10-12): :func:`overlap_profiles` for block
-    size ``k`` over ``seeds`` networks, drawn with seed ``seed + 7 n + int(10 p)`` (so panels
+    size ``k`` over ``replicates`` networks, drawn with seed ``seed + 7 n + int(10 p)`` (so panels
     are independent)."""
-    return overlap_profiles(n, L, p, seeds, [k], seed=seed + 7 * n + int(10 * p))
+    return overlap_profiles(n, L, p, [k], replicates, seed=seed + 7 * n + int(10 * p))

@@ -1,11 +1,12 @@
 """Section 5 experiments: depth scaling of gated products at initialization.
 
-Each function runs one measurement over independent chains and returns a dict of numpy
-arrays (ready for :func:`fgln.book.cache.cached`). Statistics are over chains
-(:func:`fgln.base.statistics.conditional_stats`): ``mean`` and ``sem`` (standard error of the
-mean); with unconditioned gates, ``log s_i = -inf`` happens
-(exact zeros), and the statistics are then conditional on ``s_i > 0``, with the fraction
-of chains where it holds reported as ``frac``.
+Each function runs one measurement over independent replicates (products drawn from one
+seeded stream) and returns a dict of numpy arrays (ready for
+:func:`fgln.book.cache.cached`). Statistics are over replicates
+(:func:`fgln.base.statistics.conditional_stats`): ``mean`` and ``se`` (standard error of the
+mean); with unconditioned gates, ``log s_i = -inf`` happens (exact zeros), and the statistics
+are then conditional on ``s_i > 0``, with the fraction of replicates where it holds reported
+as ``frac``.
 """
 from __future__ import annotations
 
@@ -34,16 +35,17 @@ __all__ = [
 
 
 @single_threaded
-def top_values_by_depth(n: int, p: float, L: int, k: int, chains: int, *, seed: int = 0,
+def top_values_by_depth(n: int, L: int, p: float, k: int, replicates: int, *, seed: int = 0,
                         min_rank: int | None = None, sigma: float | None = None,
                         dtype=torch.float64, device="cpu", progress: bool = False) -> dict:
-    """``(1/l) log s_{i,l}`` for l = 1..L and i = 1..k over ``chains`` chains (Figures 2, 9).
+    """``(1/l) log s_{i,l}`` for l = 1..L and i = 1..k over ``replicates`` independent
+    products (Figures 2, 9).
 
-    Returns ``logs`` [chains, L, k] (raw ``log s_{i,l}``, not divided by l), and the
-    conditional statistics of ``logs / l`` along the chain axis: ``mean``, ``sem``, ``frac``
+    Returns ``logs`` [replicates, L, k] (raw ``log s_{i,l}``, not divided by l), and the
+    conditional statistics of ``logs / l`` along the replicate axis: ``mean``, ``se``, ``frac``
     (each [L, k]), plus ``depth`` [L].
     """
-    logs = stream_log_spectra(n, L, p, sigma, batch=chains, min_rank=min_rank, seed=seed,
+    logs = stream_log_spectra(n, L, p, sigma, batch=replicates, min_rank=min_rank, seed=seed,
                               depths=range(1, L + 1), k=k, dtype=dtype, device=device,
                               progress=progress).cpu().numpy()
     depth = np.arange(1, L + 1)
@@ -52,39 +54,39 @@ def top_values_by_depth(n: int, p: float, L: int, k: int, chains: int, *, seed: 
 
 
 @single_threaded
-def spectrum_at_depth(n: int, p: float, L: int, k: int, chains: int, *, seed: int = 0,
+def spectrum_at_depth(n: int, L: int, p: float, k: int, replicates: int, *, seed: int = 0,
                       min_rank: int | None = None, sigma: float | None = None,
                       dtype=torch.float64, device="cpu") -> dict:
-    """``(1/L) log s_{i,L}``, i = 1..k, over chains (Figure 3): conditional stats [k]."""
-    logs = stream_log_spectra(n, L, p, sigma, batch=chains, min_rank=min_rank, seed=seed,
+    """``(1/L) log s_{i,L}``, i = 1..k, over replicates (Figure 3): conditional stats [k]."""
+    logs = stream_log_spectra(n, L, p, sigma, batch=replicates, min_rank=min_rank, seed=seed,
                               k=k, dtype=dtype, device=device)[:, 0].cpu().numpy()
     return {"values": logs / L, **conditional_stats(logs / L, axis=0)}
 
 
 @single_threaded
-def wedge_log_norms(n: int, p: float, k: int, samples: int, *, seed: int = 0,
+def wedge_log_norms(n: int, p: float, k: int, replicates: int, *, seed: int = 0,
                     min_rank: int | None = None, sigma: float | None = None) -> dict:
     """Monte Carlo of ``lambda_i = E log||Y e_1 ^ ... ^ Y e_i||`` (Lemma C.4), i = 1..k.
 
     ``||Y e_1 ^ ... ^ Y e_i||^2 = det(X^T X)`` with X the first i columns of Y (Appendix B).
-    Returns ``mean``, ``sem`` [k] of ``lambda_i`` and ``gamma_mean`` = first differences.
+    Returns ``mean``, ``se`` [k] of ``lambda_i`` and ``gamma_mean`` = first differences.
     """
-    w, d = sample_network(n, 1, p, sigma, batch=samples, min_rank=min_rank, seed=seed)
+    w, d = sample_network(n, 1, p, sigma, batch=replicates, min_rank=min_rank, seed=seed)
     Y = d[:, 0, :, None] * w[:, 0]
-    vals = np.empty((samples, k))
+    vals = np.empty((replicates, k))
     for i in range(1, k + 1):
         X = Y[:, :, :i]
         vals[:, i - 1] = 0.5 * torch.linalg.slogdet(X.mT @ X).logabsdet.numpy()
     st = conditional_stats(vals)
     # increments lambda_i - lambda_{i-1} estimate gamma_i, with their own standard error
-    inc = np.diff(np.concatenate([np.zeros((samples, 1)), vals], 1), axis=1)
+    inc = np.diff(np.concatenate([np.zeros((replicates, 1)), vals], 1), axis=1)
     sti = conditional_stats(inc)
-    return {"mean": st["mean"], "sem": st["sem"], "gamma_mean": sti["mean"],
-            "gamma_sem": sti["sem"]}
+    return {"mean": st["mean"], "se": st["se"], "gamma_mean": sti["mean"],
+            "gamma_se": sti["se"]}
 
 
 @single_threaded
-def finite_depth_offsets(n: int, p: float, L: int, k: int, chains: int, *, seed: int = 0,
+def finite_depth_offsets(n: int, L: int, p: float, k: int, replicates: int, *, seed: int = 0,
                          min_rank: int | None = None, sigma: float | None = None,
                          dtype=torch.float64, device="cpu", progress: bool = False) -> dict:
     """Direct measurement of ``d_i`` (Theorem 5.3) with a control variate, i = 1..k.
@@ -94,10 +96,10 @@ def finite_depth_offsets(n: int, p: float, L: int, k: int, chains: int, *, seed:
     for an orthonormal frame f, whose mean is exactly ``lambda_i`` (right rotation
     invariance of Y). So ``sum_{j<=i} log s_j - sum_{j<=i} log|T_jj|`` has mean
     ``E log||^i J_L|| - L lambda_i``, which tends to ``d_i`` (Lemma C.7), with a small variance.
-    Returns ``mean``, ``sem`` [k] of that difference (conditional on ``s_k > 0``).
+    Returns ``mean``, ``se`` [k] of that difference (conditional on ``s_k > 0``).
     """
-    acc = SpectrumAccumulator.start(chains, n, dtype=dtype, device=device)
-    layers = iter_layers(n, L, p, sigma, batch=chains, min_rank=min_rank, seed=seed,
+    acc = SpectrumAccumulator.start(replicates, n, dtype=dtype, device=device)
+    layers = iter_layers(n, L, p, sigma, batch=replicates, min_rank=min_rank, seed=seed,
                          dtype=dtype, device=device)
     accumulate(layers, acc, L, reorth_every=1, progress=progress, desc=f"offsets L={L}")
     logs = acc.log_svdvals(k)
@@ -107,11 +109,11 @@ def finite_depth_offsets(n: int, p: float, L: int, k: int, chains: int, *, seed:
     diff[~ok] = np.nan
     diff = np.where(np.isnan(diff), -np.inf, diff)
     st = conditional_stats(diff)
-    return {"mean": st["mean"], "sem": st["sem"], "frac": st["frac"]}
+    return {"mean": st["mean"], "se": st["se"], "frac": st["frac"]}
 
 
 @single_threaded
-def depth_scaling_fit(n: int, L: int, p: float, seeds: int, k: int, *, seed: int = 0,
+def depth_scaling_fit(n: int, L: int, p: float, k: int, replicates: int, *, seed: int = 0,
                       fit_from: Sequence[int] = (1,), progress: bool = False,
                       ) -> dict[str, np.ndarray]:
     """Depth scaling of the intermediate Jacobians ``B_l`` (Figure 4 left, Definition 4.6).
@@ -120,17 +122,17 @@ def depth_scaling_fit(n: int, L: int, p: float, seeds: int, k: int, *, seed: int
     layers; its exact top-k log singular values for j = 1..L-1 come from
     :func:`fgln.products.spectra.log_spectra_by_depth` (``B_1 = I``). For each network and each
     ``j0`` in ``fit_from``, fits ``log s_k(B_l) ~ j gamma_k + delta_k`` over ``j >= j0``.
-    Returns ``logsv`` [seeds, L-1, k] (row j-1 = B_{j+1}), ``j`` [L-1], and for each j0:
-    ``slope_j{j0}``, ``intercept_j{j0}`` [seeds, k], ``maxres_j{j0}`` [seeds, k] (largest
+    Returns ``logsv`` [replicates, L-1, k] (row j-1 = B_{j+1}), ``j`` [L-1], and for each j0:
+    ``slope_j{j0}``, ``intercept_j{j0}`` [replicates, k], ``maxres_j{j0}`` [replicates, k] (largest
     absolute residual over the fitted j: the epsilon of Definition 4.6). If a gate of rank
     below k occurs, the affected ``log s`` are ``-inf`` and that network's fits are NaN:
     choose ``k`` well below ``n p``.
     """
     if L < 3:
         raise ValueError(f"L must be >= 3 for a fit, got {L}")
-    w, g = sample_network(n, L - 1, p, batch=seeds, seed=seed)
+    w, g = sample_network(n, L - 1, p, batch=replicates, seed=seed)
     layers = network_layers(w, g, "section5")
-    chunks = list(range(0, seeds, 4))  # same numbers as one batch; chunked for progress
+    chunks = list(range(0, replicates, 4))  # same numbers as one batch; chunked for progress
     it = progress_bar(chunks, total=len(chunks), desc=f"B_l spectra n={n} L={L}",
                       enable=None if progress else False)
     logsv = torch.cat([log_spectra_by_depth(layers[c: c + 4], k=k) for c in it]).numpy()
@@ -139,7 +141,7 @@ def depth_scaling_fit(n: int, L: int, p: float, seeds: int, k: int, *, seed: int
     for j0 in fit_from:
         sel = j >= j0
         slopes, icpts, maxres = [], [], []
-        for s in range(seeds):
+        for s in range(replicates):
             a, b = fit_slopes(j[sel], logsv[s, sel])
             slopes.append(a)
             icpts.append(b)

@@ -8,7 +8,8 @@ from .block_measurements import (
     split_clusters,
 )
 from .data import BundledMnistWarning, Mnist, MnistDataset, MnistUnavailableError, load_mnist
-from .model import MnistConfig, MnistFixedGates, linear_baseline, run_params, train_mnist
+from .model import MnistConfig, MnistFixedGates, linear_baseline
+from .run import run_params, train_mnist
 
 __all__ = [
     # data

@@ -1,4 +1,5 @@
-"""The MNIST model of Section 8 and the measurements taken on its hidden square block.
+"""The MNIST model of Section 8, its configuration and the linear baseline; the measurements
+are taken on its hidden square block (the training run is in :mod:`fgln.mnist.run`).
 
 Model (:class:`MnistFixedGates`): one fixed-gates linear network (Definition 4.1, rectangular
 first and last layers, Remark 4.2) of widths ``784 -> 128 -> ... -> 128 -> 10``::
@@ -22,37 +23,21 @@ is ignored, as Definition 4.1 sets ``D_L = I``); :mod:`fgln.mnist.block_measurem
 from __future__ import annotations
 
 import math
-import os
-import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
 
-from ..base.threads import single_threaded, torch_threads
-from ..base.validation import check_int, check_p, resolve_device
+from ..base.threads import single_threaded
+from ..base.validation import check_int, check_p
 from ..products.sampling import make_generator, sample_network
 from ..training.networks import FixedGatesNetwork
-from ..training.train import train
-from .block_measurements import block_statistics
-from .data import Mnist, MnistDataset, load_mnist
+from .data import Mnist, MnistDataset
 
 Tensor = torch.Tensor
 
-__all__ = [
-    "MnistFixedGates",
-    "MnistConfig",
-    "train_mnist",
-    "evaluate",
-    "linear_baseline",
-    "train_loader",
-    "seeded_subset",
-    "fit_classifier",
-    "run_params",
-]
+__all__ = ["MnistFixedGates", "MnistConfig", "linear_baseline", "seeded_subset"]
 
 IN_FEATURES = 28 * 28
 CLASSES = 10
@@ -180,6 +165,13 @@ class MnistConfig:
     k_spectrum: int = 30
     k_align: tuple[int, ...] = field(default=(10, 64))
 
+    def splits(self, data: Mnist, seed: int = 0) -> tuple[MnistDataset, MnistDataset]:
+        """The training and test images a run with ``seed`` uses: the first ``train_size`` /
+        ``test_size`` of ``data`` (all when None), the training augmentation (drawn from
+        ``seed``) kept only when ``augment``."""
+        return (seeded_subset(data.train, seed, self.train_size, self.augment),
+                seeded_subset(data.test, seed, self.test_size, False))
+
     def params(self) -> dict:
         """JSON-serialisable form (for :func:`fgln.book.cache.cached`)."""
         d = asdict(self)
@@ -193,124 +185,3 @@ def seeded_subset(ds: MnistDataset, seed: int, count: int | None, augment: bool)
     n = len(ds) if count is None else check_int("size", count, 1, len(ds))
     return MnistDataset(ds.images[:n], ds.labels[:n], augment=ds.augment if augment else None,
                         normalize=ds.normalize, seed=seed)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 4096) -> tuple[float, float]:
-    """``(accuracy, mean cross-entropy)`` of ``model`` on images ``x`` and labels ``y``."""
-    was_training = model.training
-    model.eval()
-    correct, loss = 0, 0.0
-    for i in range(0, x.shape[0], batch):
-        out = model(x[i: i + batch])
-        correct += int((out.argmax(1) == y[i: i + batch]).sum())
-        loss += float(F.cross_entropy(out.float(), y[i: i + batch], reduction="sum"))
-    model.train(was_training)
-    return correct / x.shape[0], loss / x.shape[0]
-
-
-def train_loader(ds: MnistDataset, batch_size: int, workers: int, seed: int,
-                 device: torch.device) -> DataLoader:
-    """The training ``DataLoader``: shuffled from a generator seeded by ``seed``, ``workers``
-    loader processes, pinned memory on CUDA."""
-    return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
-                      generator=torch.Generator().manual_seed(seed),
-                      pin_memory=device.type == "cuda")
-
-
-def fit_classifier(model: nn.Module, train_ds: MnistDataset, x_test: Tensor, y_test: Tensor,
-                   config: MnistConfig, *, seed: int, workers: int, device: torch.device,
-                   checkpoint: str | os.PathLike | None, progress: bool | None,
-                   desc: str) -> tuple:
-    """The Section 8 training loop, shared by every MNIST model of the book: ``model`` moved to
-    ``device`` and trained by :func:`fgln.training.train.train` (cross-entropy, SGD with
-    momentum, float32, the augmented ``DataLoader`` of :func:`train_loader`, a checkpoint every
-    epoch, one intra-op thread), recording the test accuracy and loss (``x_test`` [m, ...],
-    ``y_test`` [m]) after 0..epochs epochs. Returns ``(TrainResult, seconds, steps per
-    epoch)``."""
-    model.to(device)
-    loader = train_loader(train_ds, config.batch_size, workers, seed, device)
-    x_dev, y_dev = x_test.to(device), y_test.to(device)
-
-    def on_record(ctx) -> dict:
-        acc, loss = evaluate(ctx.model, x_dev, y_dev)
-        return {"test_acc": acc, "test_loss": loss}
-
-    t0 = time.perf_counter()
-    # small matrices: one intra-op thread (a second one only spins against the loader worker)
-    with torch_threads(1):
-        res = train(model, loader, F.cross_entropy, lr=config.lr, epochs=config.epochs,
-                    optimizer="sgd", momentum=config.momentum, record=[0], record_epochs=True,
-                    recorders=[], callback=on_record, checkpoint=checkpoint,
-                    checkpoint_every=len(loader), device=device, dtype=torch.float32,
-                    progress=progress, desc=desc)
-    return res, time.perf_counter() - t0, len(loader)
-
-
-def train_mnist(config: MnistConfig = MnistConfig(), *, seed: int = 0, data: Mnist | None = None,
-                device="auto", workers: int = 1, checkpoint: str | os.PathLike | None = None,
-                progress: bool | None = None) -> dict[str, np.ndarray]:
-    """Train the Section 8 model once and measure its hidden block before and after.
-
-    ``data``: from :func:`fgln.mnist.data.load_mnist` (loaded here when None); the augmentation
-    draws use ``seed``, as do the initialisation and the batch order. Training goes through
-    :func:`fgln.training.train.train` (cross-entropy, SGD with momentum, a ``DataLoader`` with
-    ``workers`` processes for the augmentation, a checkpoint at the end of every epoch
-    when ``checkpoint`` is a path, resumed from when it exists). ``device``: ``"auto"`` (CUDA
-    when available), ``"cpu"`` or ``"cuda"``; the model trains in float32, spectra are
-    taken in float64.
-
-    Returns numpy arrays and scalars (for :func:`fgln.book.cache.cached`): ``test_acc``,
-    ``test_loss`` [epochs + 1] (after 0..epochs epochs), ``train_loss`` [epochs] (mean batch
-    loss of each epoch), ``losses`` [steps], the :func:`block_statistics` of the hidden block
-    at initialisation (suffix ``_init``) and after training (``logsv_B``, ``logsv_J``,
-    ``rho_k{k}``), ``seconds`` (training loop, this process), ``seconds_per_epoch``,
-    ``epochs_run`` (epochs trained in this process; fewer after a resume), ``n_train``,
-    ``n_test``, ``device`` and ``source`` (strings as 0-d unicode arrays).
-    """
-    seed = check_int("seed", seed, 0)
-    workers = check_int("workers", workers, 0)
-    dev = resolve_device(device)
-    if data is None:
-        data = load_mnist(seed=seed)
-    train_ds = seeded_subset(data.train, seed, config.train_size, config.augment)
-    test_ds = seeded_subset(data.test, seed, config.test_size, False)
-    model = MnistFixedGates.random(n=config.n, depth=config.depth, p=config.p, seed=seed,
-                                   dtype=torch.float32)
-    stats0 = block_statistics(*model.hidden_block(), k_spectrum=config.k_spectrum,
-                              k_align=config.k_align)
-    x_test, y_test = test_ds.batch(range(len(test_ds)))
-    res, seconds, per_epoch = fit_classifier(
-        model, train_ds, x_test, y_test, config, seed=seed, workers=workers, device=dev,
-        checkpoint=checkpoint, progress=progress, desc=f"MNIST seed {seed}")
-    stats = block_statistics(*model.hidden_block(), k_spectrum=config.k_spectrum,
-                             k_align=config.k_align)
-    steps_done = res.steps - (res.resumed_from or 0)
-    epochs_run = steps_done / per_epoch
-    losses = np.asarray(res.losses, dtype=float)
-    full = losses.size // per_epoch
-    dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    out: dict[str, np.ndarray | float | int] = {
-        "test_acc": np.asarray(res.history["test_acc"], dtype=float),
-        "test_loss": np.asarray(res.history["test_loss"], dtype=float),
-        "record_step": np.asarray(res.history["step"], dtype=np.int64),
-        "train_loss": losses[: full * per_epoch].reshape(full, per_epoch).mean(1),
-        "losses": losses,
-        "seconds": float(seconds),
-        "seconds_per_epoch": float(seconds / epochs_run) if epochs_run > 0 else float("nan"),
-        "epochs_run": float(epochs_run),
-        "n_train": len(train_ds), "n_test": len(test_ds),
-        "device": np.array(dev_name),
-        "source": np.array(data.source),
-    }
-    out.update({f"{k}_init": v for k, v in stats0.items()})
-    out.update(stats)
-    return out
-
-
-def run_params(config: MnistConfig, seed: int, data: Mnist) -> dict:
-    """What one run's result depends on, JSON-serialisable (a cache key's parameters): the
-    configuration, the seed, the data source and its sizes. The device is not part of it (a
-    GPU result stands for a CPU one)."""
-    return {**config.params(), "seed": int(seed), "source": data.source,
-            "n_train_total": len(data.train), "n_test_total": len(data.test)}

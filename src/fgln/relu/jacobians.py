@@ -148,58 +148,58 @@ def _depths(depths: Sequence[int] | None, L: int) -> list[int]:
     return ds
 
 
-def relu_log_spectra(n: int, L: int, *, samples: int, seed: Seed = 0,
+def relu_log_spectra(n: int, L: int, *, replicates: int, seed: Seed = 0,
                      dtype: torch.dtype = torch.float64, device=None,
                      sigma: float | None = None, k: int | None = None,
                      depths: Sequence[int] | None = None) -> Tensor:
-    """Log-singular values of ``J(x)`` for ``samples`` independent networks and inputs.
+    """Log-singular values of ``J(x)`` for ``replicates`` independent networks and inputs.
 
-    Returns [samples, k] (``k`` default n, largest first, exact zeros ``-inf``) at depth L, or
-    [samples, len(depths), k] for the partial products ``D_l W_l ... D_1 W_1`` at ``depths``
+    Returns [replicates, k] (``k`` default n, largest first, exact zeros ``-inf``) at depth L, or
+    [replicates, len(depths), k] for the partial products ``D_l W_l ... D_1 W_1`` at ``depths``
     (entry L is J itself). Computed by the package's log-scaled QR product
     (:func:`fgln.accumulator.accumulate`), exact at any depth.
     """
-    samples = check_int("samples", samples, 1)
+    replicates = check_int("replicates", replicates, 1)
     n = check_int("n", n, 1)
     L = check_int("L", L, 1)
     k = n if k is None else check_int("k", k, 1, n)
     ds = _depths(depths, L)
     dev = torch.device("cpu") if device is None else torch.device(device)
-    acc = SpectrumAccumulator.start(samples, n, dtype=dtype, device=dev)
-    layers = iter_relu_layers(n, L, batch=samples, sigma=sigma, seed=seed, dtype=dtype,
+    acc = SpectrumAccumulator.start(replicates, n, dtype=dtype, device=dev)
+    layers = iter_relu_layers(n, L, batch=replicates, sigma=sigma, seed=seed, dtype=dtype,
                               device=dev)
     out = torch.stack(accumulate(layers, acc, L, depths=ds, k=k), 1)
     return out[:, 0] if depths is None else out
 
 
-def relu_products(n: int, L: int, *, samples: int, seed: Seed = 0, gated: bool = False,
+def relu_products(n: int, L: int, *, replicates: int, seed: Seed = 0, gated: bool = False,
                   sigma: float | None = None, k: int | None = None, spectrum: bool = True,
                   dtype: torch.dtype = torch.float64) -> dict[str, np.ndarray]:
-    """Spectra and probe norms of ``samples`` ReLU Jacobians J(x) (or, with ``gated=True``,
+    """Spectra and probe norms of ``replicates`` ReLU Jacobians J(x) (or, with ``gated=True``,
     of products ``W_L D_{L-1} ... D_1 W_1`` with independent Bernoulli(1/2) gates).
 
-    Returns numpy arrays: ``logsv`` [samples, k] (``spectrum=True``), ``lognorm``
-    [samples]: ``log ||J u||^2`` for the fixed unit vector ``u = e_1`` (independent of x),
-    ``m1``, ``m2`` [samples]: ``(1/n) sum_i s_i^2`` and ``(1/n) sum_i s_i^4`` (computed from
+    Returns numpy arrays: ``logsv`` [replicates, k] (``spectrum=True``), ``lognorm``
+    [replicates]: ``log ||J u||^2`` for the fixed unit vector ``u = e_1`` (independent of x),
+    ``m1``, ``m2`` [replicates]: ``(1/n) sum_i s_i^2`` and ``(1/n) sum_i s_i^4`` (computed from
     the log-spectrum, with ``spectrum=True``). ``seed`` fixes networks, inputs and gates.
     """
-    samples = check_int("samples", samples, 1)
+    replicates = check_int("replicates", replicates, 1)
     n = check_int("n", n, 1)
     L = check_int("L", L, 1)
     sigma_ = he_sigma(n) if sigma is None else check_positive("sigma", sigma)
-    probe = torch.zeros(samples, n, dtype=dtype)
+    probe = torch.zeros(replicates, n, dtype=dtype)
     probe[:, 0] = 1.0
     norms: list[Tensor] = []
     if gated:
         gen = make_generator(seed)
-        layers = _gated_with_probe(n, L, samples, sigma_, gen, dtype, probe, norms)
+        layers = _gated_with_probe(n, L, replicates, sigma_, gen, dtype, probe, norms)
     else:
-        layers = iter_relu_layers(n, L, batch=samples, sigma=sigma_, seed=seed, dtype=dtype,
+        layers = iter_relu_layers(n, L, batch=replicates, sigma=sigma_, seed=seed, dtype=dtype,
                                   probe=probe, log_norms=norms)
     out: dict[str, np.ndarray] = {}
     if spectrum:
         k = n if k is None else check_int("k", k, 1, n)
-        acc = SpectrumAccumulator.start(samples, n, dtype=dtype)
+        acc = SpectrumAccumulator.start(replicates, n, dtype=dtype)
         accumulate(layers, acc, L)
         full = acc.log_svdvals()
         out["logsv"] = full[:, :k].numpy()

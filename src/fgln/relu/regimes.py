@@ -42,7 +42,7 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def lognorm_law(n: int, L: int, sigma: float | None = None, p: float = 0.5) -> tuple[float, float]:
+def lognorm_law(n: int, L: int, p: float = 0.5, sigma: float | None = None) -> tuple[float, float]:
     """Exact mean and variance of ``log ||J u||^2`` for a fixed unit u, with
     ``J = W_L D_{L-1} ... D_1 W_1`` (independent p-gates, sigma-Ginibre weights).
 
@@ -121,26 +121,26 @@ def _pair(n: int, theta: float, batch: int, gen: torch.Generator, dtype) -> tupl
     return x, math.cos(theta) * x + math.sin(theta) * y
 
 
-def input_pair_measurements(n: int, L: int, theta: float, *, samples: int, seed: int = 0,
+def input_pair_measurements(n: int, L: int, theta: float, *, replicates: int, seed: int = 0,
                             ranks: Sequence[int] = (1, 5), sigma: float | None = None,
                             dtype: torch.dtype = torch.float64) -> dict[str, np.ndarray]:
     """One ReLU network, two inputs at angle ``theta``: how much of J(x) and J(x') is shared.
 
-    Returns ``shared`` [samples, L-1]: fraction of the n gates of layer l equal at x and x';
-    ``overlap_r{r}`` [samples] for r in ``ranks``: ``||U_r(x)^T U_r(x')||_F^2 / r`` with
+    Returns ``shared`` [replicates, L-1]: fraction of the n gates of layer l equal at x and x';
+    ``overlap_r{r}`` [replicates] for r in ``ranks``: ``||U_r(x)^T U_r(x')||_F^2 / r`` with
     ``U_r`` the top-r left singular vectors of the Jacobian (1: same subspace; ``r/n`` on
     average for independent subspaces). Explicit products: moderate L.
     """
     n = check_int("n", n, 1)
     L = check_int("L", L, 2)
-    samples = check_int("samples", samples, 1)
+    replicates = check_int("replicates", replicates, 1)
     theta = float(theta)
     if not 0.0 <= theta <= math.pi:
         raise ValueError(f"theta must lie in [0, pi], got {theta}")
     sigma = he_sigma(n) if sigma is None else check_positive("sigma", sigma)
     gen = make_generator(check_int("seed", seed, 0))
-    x, x2 = _pair(n, theta, samples, gen, dtype)
-    w, _ = sample_network(n, L, 1.0, sigma, batch=samples, seed=gen, dtype=dtype)
+    x, x2 = _pair(n, theta, replicates, gen, dtype)
+    w, _ = sample_network(n, L, 1.0, sigma, batch=replicates, seed=gen, dtype=dtype)
     _, g1 = relu_forward(w, x)
     _, g2 = relu_forward(w, x2)
     out = {"shared": (g1[:, : L - 1] == g2[:, : L - 1]).to(dtype).mean(-1).numpy()}
@@ -153,23 +153,23 @@ def input_pair_measurements(n: int, L: int, theta: float, *, samples: int, seed:
     return out
 
 
-def relu_alignment(n: int, L: int, k: int, *, samples: int, seed: int = 0, gated: bool = False,
+def relu_alignment(n: int, L: int, k: int, *, replicates: int, seed: int = 0, gated: bool = False,
                    sigma: float | None = None) -> dict[str, np.ndarray]:
     """Diagonal correlation of the top-left k x k block of ``U_J^T U_{A_l}`` (Section 7's
-    ``A_l``), l = 1..L, for ``samples`` ReLU networks each at its own Gaussian input (the gates
+    ``A_l``), l = 1..L, for ``replicates`` ReLU networks each at its own Gaussian input (the gates
     are ``D_l(x)``), or with ``gated=True`` for networks with independent Bernoulli(1/2) gates.
-    Returns ``rho`` [samples, L] and ``log_sv_J`` [samples, n]
+    Returns ``rho`` [replicates, L] and ``log_sv_J`` [replicates, n]
     (:func:`fgln.alignment.alignment_overlaps`)."""
     n = check_int("n", n, 1)
     L = check_int("L", L, 2)
-    samples = check_int("samples", samples, 1)
+    replicates = check_int("replicates", replicates, 1)
     sigma = he_sigma(n) if sigma is None else check_positive("sigma", sigma)
     gen = make_generator(check_int("seed", seed, 0))
     if gated:
-        w, g = sample_network(n, L, 0.5, sigma, batch=samples, seed=gen)
+        w, g = sample_network(n, L, 0.5, sigma, batch=replicates, seed=gen)
     else:
-        x = torch.randn(samples, n, generator=gen, dtype=torch.float64)
-        w, _ = sample_network(n, L, 1.0, sigma, batch=samples, seed=gen)
+        x = torch.randn(replicates, n, generator=gen, dtype=torch.float64)
+        w, _ = sample_network(n, L, 1.0, sigma, batch=replicates, seed=gen)
         _, g = relu_forward(w, x)
     res = alignment_overlaps(w, g, k)
     return {"rho": res["rho_overlap"].numpy(), "log_sv_J": res["log_sv_J"].numpy()}

@@ -12,7 +12,8 @@ from typing import Callable
 
 from ..book.cache import cache_key, cached, default_cache_dir
 from ..mnist.data import BundledMnistWarning, Mnist, load_mnist
-from ..mnist.model import MnistConfig, train_mnist
+from ..mnist.model import MnistConfig
+from ..mnist.run import train_mnist
 
 __all__ = ["checkpoint_path", "cached_run", "train_task", "train_point"]
 

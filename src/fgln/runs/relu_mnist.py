@@ -26,11 +26,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..base.threads import torch_threads
-from ..base.validation import check_int, resolve_device
+from ..base.validation import check_int
 from ..book.cache import cache_key, cached, default_cache_dir
 from ..mnist.block_measurements import block_statistics
-from ..mnist.data import Mnist, load_mnist
-from ..mnist.model import CLASSES, IN_FEATURES, MnistConfig, fit_classifier, seeded_subset
+from ..mnist.data import Mnist
+from ..mnist.model import CLASSES, IN_FEATURES, MnistConfig
+from ..mnist.run import fit_classifier, prepare_run
 from ..products.sampling import make_generator, network_layers, sample_network
 
 Tensor = torch.Tensor
@@ -138,15 +139,10 @@ def train_relu_mnist(config: MnistConfig | None = None, *, seed: int = 0,
     ``config`` default: ``MnistConfig()``;
     ``labels`` [10 per_class], ``seconds``."""
     config = MnistConfig() if config is None else config
-    seed = check_int("seed", seed, 0)
-    workers = check_int("workers", workers, 0)
-    dev = resolve_device(device)
-    if data is None:
-        data = load_mnist(seed=seed)
-    train_ds = seeded_subset(data.train, seed, config.train_size, config.augment)
-    test_ds = seeded_subset(data.test, seed, config.test_size, False)
+    run = prepare_run(config, seed, data, device, workers)
+    seed, workers, dev = run.seed, run.workers, run.device
+    train_ds, x_test, y_test = run.train, run.x_test, run.y_test
     model = MnistRelu.random(n=config.n, depth=config.depth, seed=seed, dtype=torch.float32)
-    x_test, y_test = test_ds.batch(range(len(test_ds)))
     idx = probe_inputs(y_test, per_class)
     probes = x_test[idx].reshape(len(idx), -1)
     kw = dict(k_spectrum=config.k_spectrum, k_align=min(config.k_align))

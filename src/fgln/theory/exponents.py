@@ -91,11 +91,11 @@ def finite_depth_constants(n: int, k: int) -> np.ndarray:
     return d
 
 
-def finite_depth_constants_mc(n: int, k: int, samples: int = 2000, seed: int = 0,
+def finite_depth_constants_mc(n: int, k: int, replicates: int = 2000, seed: int = 0,
                               ) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo estimate of ``d_0..d_k`` and its standard error, [k+1] each.
 
-    ``d_i = -E log|det Omega^{i,i}|`` over ``samples`` Haar orthogonal ``Omega``
+    ``d_i = -E log|det Omega^{i,i}|`` over ``replicates`` Haar orthogonal ``Omega``
     (:func:`fgln.products.sampling.haar_orthogonal`).
     """
     import torch
@@ -104,16 +104,16 @@ def finite_depth_constants_mc(n: int, k: int, samples: int = 2000, seed: int = 0
 
     n = check_int("n", n, 1)
     k = check_int("k", k, 0, n)
-    samples = check_int("samples", samples, 2)
-    q = haar_orthogonal(n, check_int("seed", seed, 0), batch=samples)
-    vals = np.zeros((samples, k + 1))
+    replicates = check_int("replicates", replicates, 2)
+    q = haar_orthogonal(n, check_int("seed", seed, 0), batch=replicates)
+    vals = np.zeros((replicates, k + 1))
     for i in range(1, k + 1):
         vals[:, i] = -torch.linalg.slogdet(q[:, :i, :i]).logabsdet.numpy()
     st = conditional_stats(vals)
-    return st["mean"], st["sem"]
+    return st["mean"], st["se"]
 
 
-def predicted_log_singular_values(n: int, p: float, sigma: float | None, L: int, k: int,
+def predicted_log_singular_values(n: int, L: int, p: float, sigma: float | None, k: int,
                                   min_rank: int | None = None, *,
                                   sign: str = "appendix") -> np.ndarray:
     """First-order prediction of ``E[(1/L) log s_{i,L}]``, i = 1..k (Theorem 5.3).
