@@ -19,7 +19,9 @@ network, ``J = A_l W_l B_l`` (Section 7) with the partial products ``A = [A_1..A
   and its version with (ii) exact (:func:`partials_aligned_rates`);
 * Remark 7.2: the first-order version through triangular factors (:func:`remark72_rates`).
 
-All spectral quantities are computed in float64 whatever the network's dtype. The same
+The per-layer terms (flow terms, aligned terms, Remark 7.2's cores) are computed once, in
+:mod:`fgln.theory._layer_rates`, batched over the layers when their shapes agree. All
+spectral quantities are computed in float64 whatever the network's dtype. The same
 quantities for a :class:`~fgln.training.networks.FixedGatesNetwork` are in
 :mod:`fgln.training.network_flow`.
 """
