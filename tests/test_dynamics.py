@@ -1,6 +1,7 @@
 """Singular-value dynamics: Lemmas A.1, E.1, E.2, Propositions 4.5 and 7.1, Remark 7.2 and the
 Appendix G.1 process (fgln.theory.flow_rates, network_assumptions, recorders, g1_process)."""
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 from fgln.products.partial_products import network_partial_products
 from fgln.products.sampling import sample_network
+from fgln.theory import _layer_rates as kernel
 from fgln.theory.flow_rates import (
     balanced_singular_value_rates,
     partials_jacobian_derivative,
@@ -141,6 +143,63 @@ def test_remark72_exact_form_is_an_identity():
     assert float((bad - r["exact"]).abs().max()) > 1e-3 * float(r["exact"].abs().max())
     with pytest.raises(ValueError, match="transpose"):
         remark72_rates(layers, mdot, delta=None, transpose="T")
+
+
+def test_layer_kernel_batched_equals_layer_by_layer_and_the_formula():
+    gen = torch.Generator().manual_seed(4)
+    L, n, k = 3, 5, 3
+    A, B = (torch.randn(L, n, n, generator=gen, dtype=D) for _ in range(2))
+    G = torch.randn(n, n, generator=gen, dtype=D)
+    U, _, V = torch.linalg.svd(torch.randn(n, n, generator=gen, dtype=D))
+    U, V = U[:, :k], V[:, :k]
+    grad_W = kernel.over_layers(partial(kernel.weight_gradients, G), A, B)
+    batched = kernel.over_layers(partial(kernel.flow_terms, U, V), A, grad_W, B)
+    looped = kernel.over_layers(partial(kernel.flow_terms, U, V), list(A), list(grad_W), list(B))
+    formula = torch.stack([-(U.T @ a @ a.T @ G @ b.T @ b @ V).diagonal() for a, b in zip(A, B)])
+    assert batched.shape == (L, k)
+    assert torch.allclose(batched, looped, rtol=1e-13, atol=1e-13)
+    assert torch.allclose(batched, formula, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="one entry per layer"):
+        kernel.over_layers(kernel.weight_gradients, [G], list(A), list(B))
+
+
+def test_triangular_cores_are_the_truncated_sums():
+    """core_k = sum_{i <= k, j <= k} X_ki (s_Qi / s_Qk) Y_ij (s_Pj / s_Pk) Z_jk, 0 where
+    s_Qk or s_Pk is 0."""
+    gen = torch.Generator().manual_seed(5)
+    k = 4
+    X, Y, Z = (torch.randn(2, k, k, generator=gen, dtype=D) for _ in range(3))
+    sq = torch.tensor([[3.0, 2.0, 1.0, 0.5], [2.0, 1.0, 0.0, 0.0]], dtype=D)
+    sp = torch.tensor([[4.0, 1.0, 0.5, 0.0], [1.0, 0.9, 0.8, 0.7]], dtype=D)
+    got = kernel.remark72_triangular_cores(X, sq, Y, sp, Z)
+    ref = torch.zeros(2, k, dtype=D)
+    for b in range(2):
+        for kk in range(k):
+            if sq[b, kk] > 0 and sp[b, kk] > 0:
+                ref[b, kk] = sum(X[b, kk, i] * sq[b, i] / sq[b, kk] * Y[b, i, j] * sp[b, j]
+                                 / sp[b, kk] * Z[b, j, kk]
+                                 for i in range(kk + 1) for j in range(kk + 1))
+    assert torch.allclose(got, ref, rtol=1e-13, atol=1e-13)
+
+
+def test_remark72_with_a_narrow_layer_and_unequal_widths():
+    """Products narrower than k (zero-padded blocks) and rectangular layers: the exact form is
+    still the rate and the truncation keeps only the blocks that exist."""
+    for widths, k in [((5, 7, 6, 8, 4), 4), ((6, 3, 6, 5), 3)]:
+        net = rect_net(6, widths)
+        G = grad_J(net)
+        layers = [m.detach() for m in net.layers()]
+        gates = [None] + list(net.gates) + [None]
+        mdot = [-(w if gates[l] is None else gates[l][:, None] * w)
+                for l, w in enumerate(weight_gradients(net, G), start=1)]
+        r = remark72_rates(layers, mdot, torch.zeros(k, dtype=D), k)
+        assert torch.allclose(r["exact"], flow_singular_value_rates(net, G, k), rtol=1e-9,
+                              atol=1e-12)
+        assert torch.isfinite(r["triangular"]).all() and torch.isfinite(r["remark"]).all()
+    # k beyond a product's rank: the missing rows of the truncation are zero
+    r5 = remark72_rates(layers, mdot, None, 5)
+    assert r5["triangular"].shape == (5,) and torch.isfinite(r5["triangular"]).all()
+    assert torch.allclose(r5["triangular"][:3], r["triangular"], rtol=1e-10, atol=1e-12)
 
 
 def test_balanced_network_meets_every_assumption_exactly():

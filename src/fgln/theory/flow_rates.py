@@ -19,19 +19,24 @@ network, ``J = A_l W_l B_l`` (Section 7) with the partial products ``A = [A_1..A
   and its version with (ii) exact (:func:`partials_aligned_rates`);
 * Remark 7.2: the first-order version through triangular factors (:func:`remark72_rates`).
 
-All spectral quantities are computed in float64 whatever the network's dtype. The same
+The per-layer terms (flow terms, aligned terms, Remark 7.2's cores) are computed once, in
+:mod:`fgln.theory._layer_rates`, batched over the layers when their shapes agree. All
+spectral quantities are computed in float64 whatever the network's dtype. The same
 quantities for a :class:`~fgln.training.networks.FixedGatesNetwork` are in
 :mod:`fgln.training.network_flow`.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..base.validation import as64, check_int, check_k, check_matrix
 from ..products.partial_products import chain_products
 from ..products.svd import top_svd
+from . import _layer_rates as lr
 
 Tensor = torch.Tensor
 
@@ -109,10 +114,23 @@ def _check_partials(A: Sequence[Tensor], B: Sequence[Tensor],
 
 def partials_weight_gradients(A: Sequence[Tensor], B: Sequence[Tensor],
                               grad_J: Tensor) -> list[Tensor]:
-    """Lemma A.1: ``grad_{W_l} L = A_l^T grad_J B_l^T`` for l = 1..L (float64), from the
-    partial products ``A_l`` [n_L, n_l] and ``B_l`` [n_{l-1}, n_0]."""
+    """Lemma A.1: ``grad_{W_l} L = A_l^T grad_J B_l^T`` for l = 1..L (float64).
+
+    Parameters
+    ----------
+    A, B : sequence of Tensor
+        The partial products ``A_l`` [n_L, n_l] and ``B_l`` [n_{l-1}, n_0], l = 1..L
+        (``J = A_l W_l B_l``, Section 7).
+    grad_J : Tensor
+        ``grad_J L`` [n_L, n_0].
+
+    Returns
+    -------
+    list of Tensor
+        ``grad_{W_l} L`` [n_l, n_{l-1}], l = 1..L.
+    """
     A, B, G = _check_partials(A, B, grad_J)
-    return [a.T @ G @ b.T for a, b in zip(A, B)]
+    return [lr.weight_gradients(G, a, b) for a, b in zip(A, B)]
 
 
 def partials_jacobian_derivative(A: Sequence[Tensor], B: Sequence[Tensor],
@@ -124,22 +142,53 @@ def partials_jacobian_derivative(A: Sequence[Tensor], B: Sequence[Tensor],
 
 def partials_rate_terms(A: Sequence[Tensor], B: Sequence[Tensor], J: Tensor, grad_J: Tensor,
                         k: int | None = None) -> Tensor:
-    """Per-layer terms of the exact flow rates: ``-(U^T A_l A_l^T G B_l^T B_l V)_kk``, [L, k];
-    their sum over l is ``ds_k/dt`` (Appendix E.2, first display). ``J = A_l W_l B_l``."""
+    """Per-layer terms of the exact flow rates, ``-(U^T A_l A_l^T G B_l^T B_l V)_kk``; their sum
+    over l is ``ds_k/dt`` (Lemmas E.1, E.2; Appendix E.2, first display).
+
+    Parameters
+    ----------
+    A, B : sequence of Tensor
+        The partial products ``A_l`` [n_L, n_l] and ``B_l`` [n_{l-1}, n_0], l = 1..L.
+    J : Tensor
+        ``J = A_l W_l B_l`` [n_L, n_0].
+    grad_J : Tensor
+        ``G = grad_J L`` [n_L, n_0].
+    k : int or None
+        Top singular values (default: all).
+
+    Returns
+    -------
+    Tensor
+        [L, k], batched over the layers when their shapes agree.
+    """
     A, B, G = _check_partials(A, B, grad_J)
     U, _, V = _top(J, k)
-    rows = []
-    for a, b in zip(A, B):
-        left = U.T @ a  # [k, n_l]
-        right = b @ V   # [n_{l-1}, k]
-        rows.append(-(((left @ a.T) @ G) @ b.T @ right).diagonal())
-    return torch.stack(rows)
+    A, B = lr.stack_layers(A), lr.stack_layers(B)
+    grad_W = lr.over_layers(partial(lr.weight_gradients, G), A, B)
+    return lr.over_layers(partial(lr.flow_terms, U, V), A, grad_W, B)
 
 
 def partials_aligned_rates(A: Sequence[Tensor], B: Sequence[Tensor], J: Tensor, grad_J: Tensor,
                            k: int | None = None) -> Tensor:
-    """Proposition 7.1 with (ii) exact but (i) not assumed:
-    ``-sum_l s_k(A_l)^2 s_k(B_l)^2 g_k`` [k] (Appendix E.2, third display)."""
+    """Proposition 7.1 with (ii) exact but (i) not assumed,
+    ``-sum_l s_k(A_l)^2 s_k(B_l)^2 g_k`` (Appendix E.2, third display).
+
+    Parameters
+    ----------
+    A, B : sequence of Tensor
+        The partial products ``A_l`` [n_L, n_l] and ``B_l`` [n_{l-1}, n_0], l = 1..L.
+    J : Tensor
+        ``J`` [n_L, n_0].
+    grad_J : Tensor
+        ``grad_J L`` [n_L, n_0].
+    k : int or None
+        Top singular values (default: all), at most the smallest width.
+
+    Returns
+    -------
+    Tensor
+        [k].
+    """
     J = check_matrix("J", J)
     k = check_k(k, J)
     A, B = [as64(a) for a in A], [as64(b) for b in B]
@@ -147,9 +196,9 @@ def partials_aligned_rates(A: Sequence[Tensor], B: Sequence[Tensor], J: Tensor, 
     if k > kmax:
         raise ValueError(f"k must be <= the smallest width {kmax}, got {k}")
     g = projections(J, grad_J, k)
-    tot = sum(top_svd(a, k, vectors=False) ** 2 * top_svd(b, k, vectors=False) ** 2
-              for a, b in zip(A, B))
-    return -tot * g
+    s_A = torch.stack([top_svd(a, k, vectors=False) for a in A])
+    s_B = torch.stack([top_svd(b, k, vectors=False) for b in B])
+    return lr.aligned_terms(s_A, s_B, g).sum(0)
 
 
 # --------------------------------------------------------------------------------------
@@ -185,15 +234,31 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
     ``T_l^- = S_Q^{-1} U^T U_Q S_Q`` and ``T_l^+ = S_P V_P^T V S_P^{-1}`` (full matrices; for
     the empty products ``Q_L = P_1 = I`` the singular bases are taken to be J's own).
     Remark 7.2 keeps the lower (upper) triangular part of ``T^-`` (``T^+``) on the top block
-    and replaces ``s_{Q_l,k} s_{P_l,k}`` by ``e^{(1+1/L) delta_k} s_k^{1-1/L}``.
+    and replaces ``s_{Q_l,k} s_{P_l,k}`` by ``e^{(1+1/L) delta_k} s_k^{1-1/L}``. The per-layer
+    terms are those of :mod:`fgln.theory._layer_rates`; the SVDs of ``Q_l``, ``P_l`` are
+    ``torch.linalg.svd``, one call per product.
 
-    Returns a dict of [k] tensors: ``exact`` (Lemma E.2), ``triangular`` (triangular truncation
-    only, measured ``s_Q s_P``), and ``remark`` (the remark's right-hand side; only when
-    ``delta`` is given).
+    Parameters
+    ----------
+    layers : sequence of Tensor
+        ``M_1..M_L`` [n_l, n_{l-1}], chaining.
+    layer_rates : sequence of Tensor
+        ``dM_l/dt``, each of the shape of ``M_l``.
+    delta : Tensor or None
+        Depth-scaling offsets ``delta_k`` [>= k] (Definition 4.6), for ``remark``.
+    k : int or None
+        Top singular values of ``J`` (default: all).
+    transpose : {"proof", "printed"}
+        ``"printed"`` builds ``T_l^+`` from ``V_P V^T`` instead of ``V_P^T V``, as Remark 7.2
+        (ii) and Appendix E.3 print it (square layers only): with it ``exact`` is no longer
+        the rate, which is how the chapter checks which reading the identity needs.
 
-    ``transpose="printed"`` builds ``T_l^+`` from ``V_P V^T`` instead of ``V_P^T V``, as
-    Remark 7.2 (ii) and Appendix E.3 print it (square layers only): with it ``exact`` is no
-    longer the rate, which is how the chapter checks which reading the identity needs.
+    Returns
+    -------
+    dict of str to Tensor
+        [k] tensors: ``exact`` (Lemma E.2), ``triangular`` (triangular truncation only,
+        measured ``s_Q s_P``), and ``remark`` (the remark's right-hand side; only when
+        ``delta`` is given).
     """
     if transpose not in ("proof", "printed"):
         raise ValueError(f"transpose must be 'proof' or 'printed', got {transpose!r}")
@@ -209,54 +274,41 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
         if i and layers[i].shape[1] != layers[i - 1].shape[0]:
             raise ValueError(f"layers do not chain at {i}: {tuple(layers[i].shape)} after "
                              f"{tuple(layers[i - 1].shape)}")
+    if transpose == "printed" and any(m.shape[0] != m.shape[1] for m in layers):
+        raise ValueError("transpose='printed' needs square layers")
     L = len(layers)
-    dev = layers[0].device
     Q, P = chain_products(layers)  # Q[l-1] = M_L ... M_{l+1}, P[l-1] = M_{l-1} ... M_1
     J = Q[0] @ layers[0]
     U, s, V = top_svd(J, full=True)
     k = check_k(k, J)
-    s = s[: min(J.shape)]
-    exact = torch.zeros(k, dtype=torch.float64, device=dev)
-    tri = torch.zeros(k, dtype=torch.float64, device=dev)
-    tri_unscaled = torch.zeros(k, dtype=torch.float64, device=dev)
-    ones_q = torch.ones(U.shape[0], dtype=torch.float64, device=dev)
-    ones_p = torch.ones(V.shape[0], dtype=torch.float64, device=dev)
-    for l in range(L):
-        # the empty products Q_L = I and P_1 = I: every basis is singular, take J's own
-        if l == L - 1:
-            Uq, sq, Vqh = U, ones_q, U.T
-        else:
-            Uq, sq, Vq = top_svd(Q[l])
-            Vqh = Vq.T
-        if l == 0:
-            Up, sp, Vph = V, ones_p, V.T
-        else:
-            Up, sp, Vp = top_svd(P[l])
-            Vph = Vp.T
-        X = U.T @ Uq           # [r, rq]
-        if transpose == "proof":
-            Z = Vph @ V            # [rp, r]: V_P^T V
-        elif Vph.shape[0] == Vph.shape[1] == V.shape[0]:
-            Z = Vph.T @ V.T        # V_P V^T, as printed
-        else:
-            raise ValueError("transpose='printed' needs square layers")
-        Y = Vqh @ rates[l] @ Up  # [rq, rp]
-        # exact: sum_{i,j} X_{ki} s_{Q,i} Y_{ij} s_{P,j} Z_{jk}
-        left = X[:k] * sq[None, :]       # [k, rq]
-        right = sp[:, None] * Z[:, :k]   # [rp, k]
-        exact += (left @ Y @ right).diagonal()
-        # triangular truncation: i <= kk and j <= kk for entry kk
-        for kk in range(k):
-            if kk >= sq.shape[0] or kk >= sp.shape[0] or sq[kk] == 0 or sp[kk] == 0:
-                continue
-            tm = X[kk, : kk + 1] * sq[: kk + 1] / sq[kk]          # row kk of T^-, lower part
-            tp = sp[: kk + 1] * Z[: kk + 1, kk] / sp[kk]          # column kk of T^+, upper part
-            core = tm @ Y[: kk + 1, : kk + 1] @ tp
-            tri[kk] += sq[kk] * sp[kk] * core
-            tri_unscaled[kk] += core
-    out = {"exact": exact, "triangular": tri}
+    # one SVD per product (the bases of a rank-deficient one are those of an unbatched call);
+    # the empty products Q_L = I and P_1 = I: every basis is singular, take J's own
+    svd_q = [top_svd(q) for q in Q[:-1]] + [(U, torch.ones_like(U[0]), U)]
+    svd_p = [(V, torch.ones_like(V[0]), V)] + [top_svd(p) for p in P[1:]]
+    Uq, sq, Vq = (list(x) for x in zip(*svd_q))
+    Up, sp, Vp = (list(x) for x in zip(*svd_p))
+    X, Y, Z = lr.over_layers(partial(lr.remark72_blocks, U[:, :k], V[:, :k]),
+                             Uq, Vq, rates, Up, Vp)
+    if transpose == "printed":
+        Z = lr.over_layers(lambda vp: vp @ V.mT[:, :k], Vp)  # V_P V^T for V_P^T V
+    exact = lr.over_layers(lr.remark72_exact_cores, X, sq, Y, sp, Z).sum(0)
+    # the top k x k blocks (zero beyond a product's rank) for the triangular truncation
+    X, Y, Z = (lr.over_layers(partial(_block, k, k), M) for M in (X, Y, Z))
+    sq, sp = (lr.over_layers(partial(_block, k, None), v) for v in (sq, sp))
+    cores = lr.remark72_triangular_cores(X, sq, Y, sp, Z)
     if delta is not None:
-        delta = as64(torch.as_tensor(delta)).to(dev)[:k]
-        out["remark"] = (torch.exp((1.0 + 1.0 / L) * delta) * s[:k].pow(1.0 - 1.0 / L)
-                         * tri_unscaled)
+        delta = as64(torch.as_tensor(delta)).to(J.device)[:k]
+    tri, rem = lr.remark72_sums(cores, sq, sp, s[:k], delta, L)
+    out = {"exact": exact, "triangular": tri}
+    if rem is not None:
+        out["remark"] = rem
     return out
+
+
+def _block(rows: int, cols: int | None, M: Tensor) -> Tensor:
+    """The top-left ``rows`` x ``cols`` block of ``M`` [..., m, n] (or the first ``rows``
+    entries of ``M`` [..., m], ``cols=None``), padded with zeros where ``M`` is smaller."""
+    if cols is None:
+        return F.pad(M[..., :rows], (0, rows - min(rows, M.shape[-1])))
+    M = M[..., :rows, :cols]
+    return F.pad(M, (0, cols - M.shape[-1], 0, rows - M.shape[-2]))
