@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from packaging.requirements import Requirement
 
@@ -606,6 +607,8 @@ def test_public_functions_use_one_name_per_meaning():
     lambda: fgln.haar_orthogonal(3.0),
     lambda: fgln.relu_log_spectra(4, 3, replicates="2"),
     lambda: fgln.train_mnist("config"),
+    lambda: fgln.FixedGatesNetwork([[[1.0]]], []),
+    lambda: fgln.FixedGatesNetwork([torch.ones(2, 2, dtype=torch.int64)], []),
 ])
 def test_wrong_types_raise_type_error(call):
     with pytest.raises(TypeError):

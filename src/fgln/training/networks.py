@@ -49,11 +49,14 @@ class FixedGatesNetwork(nn.Module):
         if len(weights) < 1:
             raise ValueError("weights must hold at least one matrix W_1")
         for i, w in enumerate(weights):
-            if not isinstance(w, Tensor) or w.ndim != 2:
+            if not isinstance(w, Tensor):
+                raise TypeError(f"weights[{i}] (W_{i + 1}) must be a 2-d tensor [n_l, n_(l-1)], "
+                                f"got {type(w).__name__}")
+            if w.ndim != 2:
                 raise ValueError(f"weights[{i}] (W_{i + 1}) must be a 2-d tensor [n_l, n_(l-1)], "
-                                 f"got {getattr(w, 'shape', type(w).__name__)}")
+                                 f"got shape {tuple(w.shape)}")
             if not w.is_floating_point():
-                raise ValueError(f"weights[{i}] must be a floating-point tensor, got {w.dtype}")
+                raise TypeError(f"weights[{i}] must be a floating-point tensor, got {w.dtype}")
         for i in range(1, len(weights)):
             if weights[i].shape[1] != weights[i - 1].shape[0]:
                 raise ValueError(
