@@ -110,9 +110,23 @@ def test_readme_code_map_matches_the_package():
     assert named - modules == set(), f"README's map names no such module: {named - modules}"
 
 
+def _docstring_lines(tree: ast.AST) -> int:
+    """Lines taken by the docstrings of a module, its classes and functions."""
+    count = 0
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                count += body[0].end_lineno - body[0].lineno + 1
+    return count
+
+
 def test_no_module_over_about_350_lines():
+    """Code lines, docstrings left out (numpydoc sections must not force a split)."""
     for p in PACKAGE.rglob("*.py"):
-        lines = p.read_text(encoding="utf-8").count("\n")
+        text = p.read_text(encoding="utf-8")
+        lines = text.count("\n") - _docstring_lines(ast.parse(text))
         assert lines <= 360, f"{p.relative_to(PACKAGE)} has {lines} lines: split it by job"
 
 
