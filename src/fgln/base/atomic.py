@@ -20,7 +20,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     """Call ``write(fh)`` on a temporary file next to ``path``, then move it into place.
 
     A reader never sees a half-written file, and an interrupted run leaves no temporary
-    file behind. Returns the final path.
+    file behind. The file gets the permissions of a normally created one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The target file; its folder must exist.
+    write : callable
+        Called once with the open temporary file handle.
+    mode : str
+        Mode of the handle (default ``"wb"``; ``"w"`` for text).
+
+    Returns
+    -------
+    path : pathlib.Path
+        The final path.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

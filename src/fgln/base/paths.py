@@ -13,7 +13,18 @@ __all__ = ["find_repo_root", "local_dir"]
 
 def find_repo_root(start: str | os.PathLike | None = None) -> Path | None:
     """Walk up from ``start`` (default: this file) to the directory holding the
-    project's ``pyproject.toml``; return ``None`` if there is none."""
+    project's ``pyproject.toml``; return ``None`` if there is none.
+
+    Parameters
+    ----------
+    start : str or os.PathLike or None
+        Where to start (a file or folder); None starts from this module.
+
+    Returns
+    -------
+    root : pathlib.Path or None
+        The first folder upwards whose ``pyproject.toml`` names the project ``fgln``.
+    """
     here = Path(start if start is not None else __file__).resolve()
     for d in [here, *here.parents]:
         candidate = d / "pyproject.toml"
@@ -29,7 +40,22 @@ def find_repo_root(start: str | os.PathLike | None = None) -> Path | None:
 
 def local_dir(env_var: str, in_repo: str, in_home: str) -> Path:
     """``$env_var`` if set, else ``<repo>/<in_repo>`` in a checkout of the project, else
-    ``~/.cache/<in_home>``."""
+    ``~/.cache/<in_home>``.
+
+    Parameters
+    ----------
+    env_var : str
+        Name of the environment variable that overrides the folder.
+    in_repo : str
+        Path of the folder relative to the checkout's root.
+    in_home : str
+        Path of the folder relative to ``~/.cache``.
+
+    Returns
+    -------
+    folder : pathlib.Path
+        The folder (not created).
+    """
     env = os.environ.get(env_var)
     if env:
         return Path(env).expanduser()

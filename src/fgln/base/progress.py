@@ -18,7 +18,19 @@ __all__ = ["progress", "progress_enabled"]
 
 
 def progress_enabled(enable: bool | None = None) -> bool:
-    """Resolve ``enable``: explicit value wins, else ``FGLN_PROGRESS != "0"``."""
+    """Resolve ``enable``: explicit value wins, else ``FGLN_PROGRESS != "0"``.
+
+    Parameters
+    ----------
+    enable : bool or None
+        Explicit choice; None reads ``FGLN_PROGRESS`` (``0``, ``false``, ``no`` or ``off``
+        silence the bars).
+
+    Returns
+    -------
+    enabled : bool
+        Whether progress bars are shown.
+    """
     if enable is not None:
         return bool(enable)
     return os.environ.get("FGLN_PROGRESS", "1").strip().lower() not in {"0", "false", "no", "off"}
@@ -40,7 +52,24 @@ def progress(
     desc: str | None = None,
     enable: bool | None = None,
 ) -> Iterable[T]:
-    """Iterate over ``iterable`` with a tqdm progress bar (unless silenced)."""
+    """Iterate over ``iterable`` with a tqdm progress bar (unless silenced).
+
+    Parameters
+    ----------
+    iterable : iterable
+        What to iterate over.
+    total : int or None
+        Expected number of items (default: tqdm's guess from ``len``).
+    desc : str or None
+        Label shown before the bar.
+    enable : bool or None
+        Show the bar; None follows ``FGLN_PROGRESS`` (:func:`progress_enabled`).
+
+    Returns
+    -------
+    items : iterable
+        ``iterable`` itself when silenced, else a tqdm bar over it.
+    """
     if not progress_enabled(enable):
         return iterable
     return _tqdm_class()(iterable, total=total, desc=desc)

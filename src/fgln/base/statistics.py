@@ -15,9 +15,22 @@ __all__ = ["conditional_stats", "mean_se", "fit_slopes"]
 def conditional_stats(x, axis: int = 0) -> dict[str, np.ndarray]:
     """Mean, standard error and count of the finite entries of ``x`` along ``axis``.
 
-    Returns ``mean``, ``se`` (standard error of the mean; NaN with fewer than 2 entries),
-    ``sd`` (sample standard deviation, ddof 1), ``count`` and ``frac`` (count / size along
-    ``axis``); each has the shape of ``x`` without ``axis``.
+    Entries that are NaN or infinite are left out, so each statistic is conditional on the
+    quantity being defined.
+
+    Parameters
+    ----------
+    x : array_like
+        Values, replicates along ``axis``.
+    axis : int
+        The replicate axis (default 0).
+
+    Returns
+    -------
+    stats : dict of str to numpy.ndarray
+        ``mean``, ``se`` (standard error of the mean; NaN with fewer than 2 entries),
+        ``sd`` (sample standard deviation, ddof 1), ``count`` and ``frac`` (count / size
+        along ``axis``); each has the shape of ``x`` without ``axis``.
     """
     x = np.asarray(x, dtype=float)
     fin = np.isfinite(x)
@@ -35,7 +48,20 @@ def conditional_stats(x, axis: int = 0) -> dict[str, np.ndarray]:
 
 
 def mean_se(x, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(mean, standard error, standard deviation)`` of the finite entries along ``axis``."""
+    """``(mean, standard error, standard deviation)`` of the finite entries along ``axis``.
+
+    Parameters
+    ----------
+    x : array_like
+        Values, replicates along ``axis``.
+    axis : int
+        The replicate axis (default 0).
+
+    Returns
+    -------
+    mean, se, sd : numpy.ndarray
+        As in :func:`conditional_stats`, each of the shape of ``x`` without ``axis``.
+    """
     st = conditional_stats(x, axis)
     return st["mean"], st["se"], st["sd"]
 
@@ -44,6 +70,25 @@ def fit_slopes(x, Y) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares lines ``Y[:, j] ~ a_j x + b_j``; x [m], Y [m, q] -> (a [q], b [q]).
 
     A one-dimensional ``Y`` [m] gives scalars ``(a, b)``.
+
+    Parameters
+    ----------
+    x : array_like
+        Abscissae [m].
+    Y : array_like
+        Ordinates [m] or [m, q], one line per column.
+
+    Returns
+    -------
+    a : numpy.ndarray or float
+        Slopes [q] (a scalar for ``Y`` [m]).
+    b : numpy.ndarray or float
+        Intercepts [q] (a scalar for ``Y`` [m]).
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not one-dimensional or ``Y`` is not [m] or [m, q] with the length of ``x``.
     """
     x = np.asarray(x, dtype=float)
     Y = np.asarray(Y, dtype=float)

@@ -58,7 +58,13 @@ _COUNTS = {"read": 0, "computed": 0}
 
 def cache_counts() -> dict[str, int]:
     """How many :func:`cached` results this process has ``"read"`` from the cache and how
-    many it has ``"computed"`` (a copy; compare two calls to count a stretch of work)."""
+    many it has ``"computed"`` (a copy; compare two calls to count a stretch of work).
+
+    Returns
+    -------
+    counts : dict of str to int
+        ``{"read": ..., "computed": ...}``.
+    """
     return dict(_COUNTS)
 
 
@@ -74,6 +80,16 @@ def code_version(package_dir: str | os.PathLike | None = None) -> str:
     content, in sorted order.
 
     Part of every cache key, so editing any module recomputes what depends on it.
+
+    Parameters
+    ----------
+    package_dir : str, os.PathLike or None
+        Folder of the sources (default: the ``fgln`` package).
+
+    Returns
+    -------
+    version : str
+        16 hex digits.
     """
     root = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
@@ -182,6 +198,27 @@ def cached(
     mapping identifier-like keys to numpy arrays or int/float scalars. The
     returned dict is the same whether freshly computed or loaded: arrays as
     ``np.ndarray``, scalars as Python ``int``/``float``/``bool``.
+
+    Parameters
+    ----------
+    name : str
+        Name of the result (part of the key and of the file name).
+    params : dict
+        Everything the result depends on, JSON-serialisable.
+    compute : callable
+        ``compute() -> dict`` of identifier-like keys to arrays or scalars.
+    cache_dir : str, os.PathLike or None
+        Cache folder (default ``$FGLN_CACHE_DIR``, else ``.cache/fgln`` in the checkout).
+
+    Returns
+    -------
+    result : dict
+        The cached or freshly computed result.
+
+    Raises
+    ------
+    TypeError
+        If ``params`` is not JSON-serialisable.
     """
     key, npz_path, json_path = _entry(name, params, cache_dir)
     directory = npz_path.parent
@@ -232,7 +269,24 @@ def cached_resumable(
 ) -> dict:
     """:func:`cached` for a long computation that checkpoints itself: ``compute(path)`` gets
     the :func:`checkpoint_path` of the entry (to write and resume from), and the checkpoint is
-    removed once the result is cached."""
+    removed once the result is cached.
+
+    Parameters
+    ----------
+    name : str
+        Name of the result.
+    params : dict
+        Everything the result depends on, JSON-serialisable.
+    compute : callable
+        ``compute(path) -> dict``, ``path`` the checkpoint file to write and resume from.
+    cache_dir : str, os.PathLike or None
+        Cache folder (default ``$FGLN_CACHE_DIR``, else ``.cache/fgln`` in the checkout).
+
+    Returns
+    -------
+    result : dict
+        As :func:`cached`.
+    """
     ck = checkpoint_path(name, params, cache_dir)
 
     def run() -> dict:

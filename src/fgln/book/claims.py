@@ -184,7 +184,17 @@ def build_id() -> str:
 
 @dataclass
 class Ledger:
-    """The claims of one chapter at one scale."""
+    """The claims of one chapter at one scale.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's name.
+    scale : str
+        ``"quick"`` or ``"paper"``.
+    claims : list of Claim
+        The claims stated so far (default empty).
+    """
 
     chapter: str
     scale: str
@@ -287,7 +297,29 @@ def load_ledgers(ledger_dir: str | os.PathLike, chapters: Sequence[str], *, scal
                  book_dir: str | os.PathLike | None = None) -> list[dict]:
     """Read the ledgers of ``chapters`` from ``ledger_dir``; raise :class:`StaleLedger` if one
     is missing or was not computed by this code, this chapter text, this scale and this
-    build (:func:`build_id`)."""
+    build (:func:`build_id`).
+
+    Parameters
+    ----------
+    ledger_dir : str or os.PathLike
+        Folder of the ledgers.
+    chapters : sequence of str
+        The chapters to read.
+    scale : str
+        The scale the ledgers must have.
+    book_dir : str, os.PathLike or None
+        Folder of the chapters' sources (for the text check).
+
+    Returns
+    -------
+    ledgers : list of dict
+        One ledger per chapter, in order.
+
+    Raises
+    ------
+    StaleLedger
+        If a ledger is missing or stale.
+    """
     out, problems = [], []
     now_code, now_build = code_version(), build_id()
     for ch in chapters:

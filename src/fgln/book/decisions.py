@@ -28,7 +28,24 @@ class NonFiniteStatistic(ValueError):
 @dataclass(frozen=True)
 class Decision:
     """Outcome of a test: ``holds`` is True when the tested statement agrees with the numbers,
-    False when it does not, None when a statistic was not finite (then ``status`` raises)."""
+    False when it does not, None when a statistic was not finite (then ``status`` raises).
+
+    Parameters
+    ----------
+    test, rule, holds, detail
+        The attributes below, in this order.
+
+    Attributes
+    ----------
+    test : str
+        Short name of the test, e.g. ``"z-score"``.
+    rule : str
+        The rule, stated.
+    holds : bool or None
+        Outcome; None for a non-finite statistic.
+    detail : str
+        The numbers that decided it.
+    """
 
     test: str       # short name of the test, e.g. "z-score"
     rule: str       # the rule, stated, e.g. "|ours - paper| <= 3 s.e."
@@ -57,7 +74,20 @@ def _nonfinite(test: str, rule: str, **values) -> Decision | None:
 
 def family_z(count: int, alpha: float = 0.01) -> float:
     """Two-sided |z| bound for the largest of ``count`` z-scores at family-wise level ``alpha``
-    (Bonferroni)."""
+    (Bonferroni).
+
+    Parameters
+    ----------
+    count : int
+        Number of z-scores.
+    alpha : float
+        Family-wise level (default 0.01).
+
+    Returns
+    -------
+    z : float
+        The bound.
+    """
     if count < 1 or not 0 < alpha < 1:
         raise ValueError(f"count must be >= 1 and 0 < alpha < 1, got {count}, {alpha}")
     return float(norm.isf(alpha / (2 * count)))
@@ -66,7 +96,26 @@ def family_z(count: int, alpha: float = 0.01) -> float:
 def ztest(value: float, se: float, paper: float, *, zmax: float = 3.0,
           floor: float = 0.0) -> Decision:
     """Holds iff ``|value - paper| <= zmax * se + floor`` (``floor``: an absolute slack stated
-    by the chapter, e.g. a known o(1/L) remainder)."""
+    by the chapter, e.g. a known o(1/L) remainder).
+
+    Parameters
+    ----------
+    value : float
+        Our value.
+    se : float
+        Its standard error.
+    paper : float
+        The paper's value.
+    zmax : float
+        Largest accepted z-score (default 3).
+    floor : float
+        Absolute slack (default 0).
+
+    Returns
+    -------
+    decision : Decision
+        The outcome and the z-score.
+    """
     if zmax <= 0 or floor < 0:
         raise ValueError("zmax must be > 0 and floor >= 0")
     rule = f"|ours - paper| <= {zmax:g} s.e." + (f" + {floor:g}" if floor else "")
@@ -85,7 +134,28 @@ def ztest(value: float, se: float, paper: float, *, zmax: float = 3.0,
 def closer(value: float, *, paper: float, alternative: float, se: float = 0.0, zmin: float = 3.0,
            alternative_name: str = "alternative") -> Decision:
     """Holds iff ``value`` lies on the paper's side of the midpoint between ``paper`` and
-    ``alternative`` by at least ``zmin`` standard errors (plain "nearer" when ``se`` is 0)."""
+    ``alternative`` by at least ``zmin`` standard errors (plain "nearer" when ``se`` is 0).
+
+    Parameters
+    ----------
+    value : float
+        Our value.
+    paper : float
+        The paper's value.
+    alternative : float
+        The value it is told apart from.
+    se : float
+        Standard error of ``value`` (default 0).
+    zmin : float
+        Required margin in standard errors (default 3).
+    alternative_name : str
+        How the alternative is named in the detail.
+
+    Returns
+    -------
+    decision : Decision
+        The outcome and the margin.
+    """
     rule = f"nearer the paper than {alternative_name}" + (f" by >= {zmin:g} s.e." if se else "")
     bad = _nonfinite("closer", rule, value=value, paper=paper, alternative=alternative, se=se)
     if bad:
@@ -105,7 +175,24 @@ def closer(value: float, *, paper: float, alternative: float, se: float = 0.0, z
 
 
 def sign_test(value: float, se: float, *, positive: bool, zmin: float = 3.0) -> Decision:
-    """Holds iff ``value`` has the stated sign by at least ``zmin`` standard errors."""
+    """Holds iff ``value`` has the stated sign by at least ``zmin`` standard errors.
+
+    Parameters
+    ----------
+    value : float
+        Our value.
+    se : float
+        Its standard error.
+    positive : bool
+        The stated sign.
+    zmin : float
+        Required margin in standard errors (default 3).
+
+    Returns
+    -------
+    decision : Decision
+        The outcome and the z-score.
+    """
     word = "> 0" if positive else "< 0"
     rule = f"ours {word} by >= {zmin:g} s.e."
     bad = _nonfinite("sign", rule, value=value, se=se)
@@ -121,7 +208,26 @@ def trend(x: Sequence[float], y: Sequence[float], se: Sequence[float] | None = N
           increasing: bool, zmin: float = 3.0) -> Decision:
     """Holds iff the weighted least-squares slope of ``y`` against ``x`` has the stated sign
     by at least ``zmin`` of its standard error (``se``: per-point standard errors; without
-    them, the residuals give the slope's standard error)."""
+    them, the residuals give the slope's standard error).
+
+    Parameters
+    ----------
+    x : sequence of float
+        Abscissae [m].
+    y : sequence of float
+        Values [m].
+    se : sequence of float or None
+        Standard errors of ``y`` [m].
+    increasing : bool
+        The stated sign of the slope.
+    zmin : float
+        Required margin in standard errors (default 3).
+
+    Returns
+    -------
+    decision : Decision
+        The outcome, slope and z-score.
+    """
     word = "increasing" if increasing else "decreasing"
     rule = f"{word}: slope of the stated sign by >= {zmin:g} s.e."
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -148,7 +254,28 @@ def trend(x: Sequence[float], y: Sequence[float], se: Sequence[float] | None = N
 def within(value: float, target: float, tol: float, *, se: float = 0.0, z: float = 2.0,
            relative: bool = False) -> Decision:
     """Holds iff ``|value - target| + z * se <= tol`` (times ``|target|`` when ``relative``):
-    the whole ``z``-s.e. interval around ``value`` lies within the tolerance."""
+    the whole ``z``-s.e. interval around ``value`` lies within the tolerance.
+
+    Parameters
+    ----------
+    value : float
+        Our value.
+    target : float
+        The value it should be near.
+    tol : float
+        The tolerance.
+    se : float
+        Standard error of ``value`` (default 0).
+    z : float
+        Width of the interval in standard errors (default 2).
+    relative : bool
+        ``tol`` relative to ``|target|``.
+
+    Returns
+    -------
+    decision : Decision
+        The outcome and the distance.
+    """
     kind = "relative " if relative else ""
     rule = f"{kind}|ours - target|" + (f" + {z:g} s.e." if se else "") + f" <= {tol:g}"
     bad = _nonfinite("tolerance", rule, value=value, target=target, se=se)
@@ -166,7 +293,26 @@ def within(value: float, target: float, tol: float, *, se: float = 0.0, z: float
 
 def holds(statistic: float, threshold: float, *, above: bool = False, rule: str,
           detail: str = "") -> Decision:
-    """A test stated in words: holds iff ``statistic <= threshold`` (``>=`` when ``above``)."""
+    """A test stated in words: holds iff ``statistic <= threshold`` (``>=`` when ``above``).
+
+    Parameters
+    ----------
+    statistic : float
+        The measured statistic.
+    threshold : float
+        Its threshold.
+    above : bool
+        Holds when the statistic is at least the threshold.
+    rule : str
+        The rule, in words.
+    detail : str
+        Extra detail shown with the numbers.
+
+    Returns
+    -------
+    decision : Decision
+        The outcome.
+    """
     op = ">=" if above else "<="
     full_rule = f"{rule} (statistic {op} threshold)"
     bad = _nonfinite("check", full_rule, statistic=statistic, threshold=threshold)

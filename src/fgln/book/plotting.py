@@ -88,6 +88,20 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
 
     Default size: 6.4 x 4.0 in for one panel, 3.6 in per column and 3.2 in
     per row for grids.
+
+    Parameters
+    ----------
+    ncols, nrows : int
+        Panels per row and per column.
+    width, height : float or None
+        Size in inches (None: the default above).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    axes : Axes or numpy.ndarray of Axes
+        One Axes for 1x1, else an array.
     """
     use_style()
     if width is None:
@@ -102,6 +116,26 @@ def band(ax, x, mean, err, label=None, color=None, alpha: float = 0.25, **kwargs
     """Plot ``mean`` against ``x`` with a shaded ``mean ± err`` band.
 
     Returns the line (a ``Line2D``); extra kwargs go to ``ax.plot``.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    x, mean, err : array_like
+        Abscissae, values and half-widths of the band [m].
+    label : str or None
+        Legend label.
+    color : str or None
+        Colour of line and band.
+    alpha : float
+        Opacity of the band.
+    **kwargs
+        Passed to ``ax.plot``.
+
+    Returns
+    -------
+    line : matplotlib.lines.Line2D
+        The line.
     """
     x = np.asarray(x)
     mean = np.asarray(mean)
@@ -119,6 +153,27 @@ def save_figure(fig, name: str, fig_dir: str | os.PathLike,
     ``name`` must look like ``fig02.png`` or ``fig02b.png``. ``data`` (arrays behind the
     figure, e.g. ``{"L": depths, "mean": m, "se": se}``) is saved beside it as
     ``fig02.npz``, so that tests can check what is drawn and not only that a PNG exists.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    name : str
+        File name such as ``fig02.png``.
+    fig_dir : str or os.PathLike
+        Folder of the figures.
+    data : dict of str to numpy.ndarray or None
+        Arrays behind the figure.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The PNG's path.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` does not look like ``figNN.png``.
     """
     if not isinstance(name, str) or not FIG_NAME.match(name):
         raise ValueError(

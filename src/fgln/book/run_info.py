@@ -52,7 +52,13 @@ class PageRun:
 
 
 def start_page() -> PageRun:
-    """Start the clock and the cache counts of a chapter (first cell after the parameters)."""
+    """Start the clock and the cache counts of a chapter (first cell after the parameters).
+
+    Returns
+    -------
+    run : PageRun
+        The start time and cache counts.
+    """
     counts = cache_counts()
     return PageRun(started=time.perf_counter(), read=counts["read"],
                    computed=counts["computed"])
@@ -143,7 +149,15 @@ def page_report(run: PageRun, *, now: float | None = None, machine: str | None =
 
 def glue_page_report(run: PageRun, key: str = "page_run") -> None:
     """Glue :func:`page_report` as Markdown under ``key``, for the ``{glue:md}`` role in the
-    chapter's last paragraph (nothing is displayed where the cell runs)."""
+    chapter's last paragraph (nothing is displayed where the cell runs).
+
+    Parameters
+    ----------
+    run : PageRun
+        From :func:`start_page`.
+    key : str
+        The glue key (default ``"page_run"``).
+    """
     from IPython.display import Markdown
     from myst_nb import glue
 

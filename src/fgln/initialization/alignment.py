@@ -43,6 +43,18 @@ def fix_signs(U: Tensor, Vh: Tensor) -> tuple[Tensor, Tensor]:
     ``U`` [..., m, m] (or [..., m, r]), ``Vh`` [..., r', n]: every column of U is flipped so
     that its entry of largest absolute value (the first one on exact ties) is positive, and
     the matching row of ``Vh`` (for the first ``min(r', columns of U)`` rows) with it.
+
+    Parameters
+    ----------
+    U : Tensor
+        Left singular vectors [..., m, m] or [..., m, r].
+    Vh : Tensor
+        Right singular vectors, transposed [..., r', n].
+
+    Returns
+    -------
+    U, Vh : Tensor
+        The same shapes, signs fixed.
     """
     piv = U.abs().argmax(-2, keepdim=True)  # [..., 1, cols]
     sign = torch.sign(torch.gather(U, -2, piv))
@@ -61,6 +73,20 @@ def svd_fixed_signs(X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     ``U[..., :, :r] diag(S) Vh[..., :r, :]`` is unchanged (r = min(m, n)). Vectors of
     repeated singular values (e.g. the null space of a gated, rank-deficient product, or
     every vector of the identity) remain basis-dependent.
+
+    Parameters
+    ----------
+    X : Tensor
+        Matrices [..., m, n].
+
+    Returns
+    -------
+    U : Tensor
+        [..., m, m].
+    S : Tensor
+        Singular values [..., min(m, n)], decreasing.
+    Vh : Tensor
+        [..., n, n] (reduced [..., min(m, n), n] when m = n).
     """
     with torch_threads(1):
         U, S, Vh = torch.linalg.svd(X, full_matrices=X.shape[-1] != X.shape[-2])
@@ -116,6 +142,25 @@ def alignment_overlaps(weights: Tensor, gates: Tensor, k: int) -> dict[str, Tens
     Singular vectors come from :func:`svd_fixed_signs`. At l = L, ``A_L = I`` has no
     preferred singular basis (U_{A_L} = I is a convention), so ``overlap[:, L-1]`` is just the
     top-left block of ``U_J^T``. The batch dimension is dropped if the input had none.
+
+    Parameters
+    ----------
+    weights : Tensor
+        ``W_1..W_L`` [batch, L, n, n] or [L, n, n].
+    gates : Tensor
+        Gate diagonals [batch, L, n] or [L, n] (the last one is ignored).
+    k : int
+        Size of the top-left blocks (in [1, n]).
+
+    Returns
+    -------
+    result : dict of str to Tensor
+        The entries listed above.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match or ``k`` is not an integer in [1, n].
     """
     squeeze = weights.ndim == 3
     if squeeze:
@@ -154,6 +199,32 @@ def overlap_profiles(n: int, L: int, p: float, ks: Sequence[int], replicates: in
     ``keep_blocks > 0`` also stores ``overlap_k{k}`` [keep_blocks, L, k, k] of the first
     networks (for heatmaps). ``log_sv_A`` [replicates, L, max(ks)]: top log singular values of
     every ``A_l`` (``-inf`` beyond the rank).
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    p : float
+        Gate probability in (0, 1].
+    ks : sequence of int
+        Block sizes (each in [1, n]).
+    replicates : int
+        Networks (>= 1).
+    seed : int
+        Start value of the random stream (>= 0).
+    chunk : int
+        Networks drawn per batch (>= 1).
+    keep_blocks : int
+        How many networks' overlap blocks to keep (>= 0).
+    progress : bool
+        Show a progress bar (silenced by ``FGLN_PROGRESS=0``).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        The entries listed above, l = 1..L along the second axis.
     """
     ks = [int(k) for k in ks]
     res: dict[str, list] = {}
@@ -182,5 +253,26 @@ def appendix_g_panel(n: int, L: int, p: float, k: int, replicates: int, seed: in
                      ) -> dict[str, np.ndarray]:
     """One panel (n, p) of Appendix G.2 (Figures 10-12): :func:`overlap_profiles` for block
     size ``k`` over ``replicates`` networks, drawn with seed ``seed + 7 n + int(10 p)`` (so panels
-    are independent)."""
+    are independent).
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    p : float
+        Gate probability in (0, 1].
+    k : int
+        Block size (in [1, n]).
+    replicates : int
+        Independent products (>= 1).
+    seed : int
+        Start value of the random stream (>= 0).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        As :func:`overlap_profiles` with ``ks = [k]``.
+    """
     return overlap_profiles(n, L, p, [k], replicates, seed=seed + 7 * n + int(10 * p))

@@ -44,6 +44,46 @@ def top_values_by_depth(n: int, L: int, p: float, k: int, replicates: int, *, se
     Returns ``logs`` [replicates, L, k] (raw ``log s_{i,l}``, not divided by l), and the
     conditional statistics of ``logs / l`` along the replicate axis: ``mean``, ``se``, ``frac``
     (each [L, k]), plus ``depth`` [L].
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    p : float
+        Gate probability in (0, 1].
+    k : int
+        How many singular values, largest first (in [1, n]).
+    replicates : int
+        Independent products (>= 1).
+    seed : int
+        Start value of the random stream (>= 0).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
+        ``r`` (in [1, n]); None for plain p-gates.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    dtype : torch.dtype
+        Floating type of the tensors (default float64).
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+    progress : bool
+        Show a progress bar (silenced by ``FGLN_PROGRESS=0``).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        ``logs`` [replicates, L, k], ``depth`` [L], and ``mean``, ``se``, ``sd``, ``count``,
+        ``frac`` [L, k] of :func:`fgln.base.statistics.conditional_stats`.
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``L``, ``k``, ``replicates`` or ``min_rank`` is not an integer, or ``p``,
+        ``sigma`` not a number.
+    ValueError
+        If one of them is out of range.
     """
     logs = stream_log_spectra(n, L, p, sigma, batch=replicates, min_rank=min_rank, seed=seed,
                               depths=range(1, L + 1), k=k, dtype=dtype, device=device,
@@ -57,7 +97,46 @@ def top_values_by_depth(n: int, L: int, p: float, k: int, replicates: int, *, se
 def spectrum_at_depth(n: int, L: int, p: float, k: int, replicates: int, *, seed: int = 0,
                       min_rank: int | None = None, sigma: float | None = None,
                       dtype=torch.float64, device="cpu") -> dict:
-    """``(1/L) log s_{i,L}``, i = 1..k, over replicates (Figure 3): conditional stats [k]."""
+    """``(1/L) log s_{i,L}``, i = 1..k, over replicates (Figure 3): conditional stats [k].
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    p : float
+        Gate probability in (0, 1].
+    k : int
+        How many singular values, largest first (in [1, n]).
+    replicates : int
+        Independent products (>= 1).
+    seed : int
+        Start value of the random stream (>= 0).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
+        ``r`` (in [1, n]); None for plain p-gates.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    dtype : torch.dtype
+        Floating type of the tensors (default float64).
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        ``values`` [replicates, k] (``(1/L) log s_{i,L}``) and ``mean``, ``se``, ``sd``,
+        ``count``, ``frac`` [k] over the replicates.
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``L``, ``k``, ``replicates`` or ``min_rank`` is not an integer, or ``p``,
+        ``sigma`` not a number.
+    ValueError
+        If one of them is out of range.
+    """
     logs = stream_log_spectra(n, L, p, sigma, batch=replicates, min_rank=min_rank, seed=seed,
                               k=k, dtype=dtype, device=device)[:, 0].cpu().numpy()
     return {"values": logs / L, **conditional_stats(logs / L, axis=0)}
@@ -70,6 +149,38 @@ def wedge_log_norms(n: int, p: float, k: int, replicates: int, *, seed: int = 0,
 
     ``||Y e_1 ^ ... ^ Y e_i||^2 = det(X^T X)`` with X the first i columns of Y (Appendix B).
     Returns ``mean``, ``se`` [k] of ``lambda_i`` and ``gamma_mean`` = first differences.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    p : float
+        Gate probability in (0, 1].
+    k : int
+        Largest wedge order (in [1, n]).
+    replicates : int
+        Independent layers Y (>= 1).
+    seed : int
+        Start value of the random stream (>= 0).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
+        ``r`` (in [1, n]); None for plain p-gates.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        ``mean``, ``se`` of ``lambda_1..lambda_k`` [k]; ``gamma_mean``, ``gamma_se`` [k] of
+        the increments ``lambda_i - lambda_{i-1}`` (estimates of ``gamma_i``).
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``replicates`` or ``min_rank`` is not an integer, or ``p``, ``sigma`` not a
+        number.
+    ValueError
+        If one of them is out of range.
     """
     w, d = sample_network(n, 1, p, sigma, batch=replicates, min_rank=min_rank, seed=seed)
     Y = d[:, 0, :, None] * w[:, 0]
@@ -97,6 +208,46 @@ def finite_depth_offsets(n: int, L: int, p: float, k: int, replicates: int, *, s
     invariance of Y). So ``sum_{j<=i} log s_j - sum_{j<=i} log|T_jj|`` has mean
     ``E log||^i J_L|| - L lambda_i``, which tends to ``d_i`` (Lemma C.7), with a small variance.
     Returns ``mean``, ``se`` [k] of that difference (conditional on ``s_k > 0``).
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    p : float
+        Gate probability in (0, 1].
+    k : int
+        How many singular values, largest first (in [1, n]).
+    replicates : int
+        Independent products (>= 1).
+    seed : int
+        Start value of the random stream (>= 0).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
+        ``r`` (in [1, n]); None for plain p-gates.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    dtype : torch.dtype
+        Floating type of the tensors (default float64).
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+    progress : bool
+        Show a progress bar (silenced by ``FGLN_PROGRESS=0``).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        ``mean``, ``se``, ``frac`` [k]: estimates of ``d_1..d_k``, their standard errors and
+        the fraction of replicates with ``s_k > 0``.
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``L``, ``k``, ``replicates`` or ``min_rank`` is not an integer, or ``p``,
+        ``sigma`` not a number.
+    ValueError
+        If one of them is out of range.
     """
     acc = SpectrumAccumulator.start(replicates, n, dtype=dtype, device=device)
     layers = iter_layers(n, L, p, sigma, batch=replicates, min_rank=min_rank, seed=seed,
@@ -127,6 +278,36 @@ def depth_scaling_fit(n: int, L: int, p: float, k: int, replicates: int, *, seed
     absolute residual over the fitted j: the epsilon of Definition 4.6). If a gate of rank
     below k occurs, the affected ``log s`` are ``-inf`` and that network's fits are NaN:
     choose ``k`` well below ``n p``.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth of the network (>= 3): ``B_2..B_L`` are measured.
+    p : float
+        Gate probability in (0, 1].
+    k : int
+        How many singular values, largest first (in [1, n]).
+    replicates : int
+        Independent products (>= 1).
+    seed : int
+        Start value of the random stream (>= 0).
+    fit_from : sequence of int
+        The ``j0`` values at which the fits start (default ``(1,)``).
+    progress : bool
+        Show a progress bar (silenced by ``FGLN_PROGRESS=0``).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        ``logsv`` [replicates, L-1, k], ``j`` [L-1], and per ``j0``: ``slope_j{j0}``,
+        ``intercept_j{j0}``, ``maxres_j{j0}`` [replicates, k].
+
+    Raises
+    ------
+    ValueError
+        If ``L < 3`` or another argument is out of range.
     """
     if L < 3:
         raise ValueError(f"L must be >= 3 for a fit, got {L}")

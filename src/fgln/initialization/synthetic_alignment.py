@@ -32,6 +32,18 @@ def unit_ldl(C: Tensor) -> tuple[Tensor, Tensor]:
     C [r, r] symmetric positive definite (Theorem D.1's "Cholesky" factorisation of
     ``C^{r,r}``): from the Cholesky factor ``C = G G^T``, ``T = G diag(G)^{-1}``,
     ``sigma = diag(G)^2`` (= det C^{i,i} / det C^{i-1,i-1}).
+
+    Parameters
+    ----------
+    C : Tensor
+        Symmetric positive definite [r, r].
+
+    Returns
+    -------
+    T : Tensor
+        Unit lower-triangular [r, r].
+    sigma : Tensor
+        [r], positive.
     """
     G = torch.linalg.cholesky(C)
     g = torch.diagonal(G)
@@ -46,6 +58,29 @@ def synthetic_product(n: int, rates: Sequence[float], L: float, *, B: Tensor | N
     exp(-(c_{i+1}-c_i) L)``); ``U`` [n, n] fixed Haar orthogonal and ``B`` [n, n] a fixed
     standard Gaussian matrix (both from ``seed``) unless ``B`` is given. Returns ``U``,
     ``log_s`` [n], ``B``, ``A`` and ``J`` (formed explicitly: use only at moderate L).
+
+    Parameters
+    ----------
+    n : int
+        Size.
+    rates : sequence of float
+        ``c_1 <= ... <= c_n``, length n.
+    L : float
+        Depth (any real; 0 gives ``S_L = I``).
+    B : Tensor or None
+        Fixed right factor [n, n]; None draws a standard Gaussian one.
+    seed : int
+        Start value of the random stream (>= 0).
+
+    Returns
+    -------
+    result : dict of str to Tensor
+        ``U`` [n, n], ``log_s`` [n], ``B`` [n, n], ``A`` [n, n], ``J`` [n, n].
+
+    Raises
+    ------
+    ValueError
+        If ``rates`` does not have length n or is not non-decreasing.
     """
     c = torch.as_tensor(rates, dtype=torch.float64)
     if c.shape != (n,):
@@ -70,6 +105,20 @@ def overlap_scaled(log_s: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
     LAPACK's SVD is accurate entrywise, down to entries of 1e-30 and below (checked in the
     tests against 80-digit arithmetic). Signs: positive diagonal of ``R_L`` (Theorem 6.1).
     Returns ``(R [n, n], log_sJ [n])``; the common factor ``exp(max log_s)`` is scaled out.
+
+    Parameters
+    ----------
+    log_s : Tensor
+        Log-singular values of ``A_L`` [n], decreasing.
+    B : Tensor
+        Right factor [n, n].
+
+    Returns
+    -------
+    R : Tensor
+        ``R_L`` [n, n], positive diagonal.
+    log_sJ : Tensor
+        Log-singular values of ``J_L`` [n].
     """
     top = log_s.max()
     X = torch.exp(log_s - top)[:, None] * B
@@ -94,6 +143,29 @@ def theorem61_sweep(rates: Sequence[float], Ls: Sequence[float], r: int, *, seed
     * ``T_C`` [r, r], ``Sigma_C`` [r], ``C`` [n, n] (``C = B B^T``), ``Ls``, ``rates``;
     * ``pred_offdiag`` [nL, r, r]: first-order prediction of ``R_L^{r,r}`` off the diagonal,
       ``(T_C)_{ij} s_i/s_j`` for i > j and ``(T_C^{-1})_{ji} s_j/s_i`` for i < j.
+
+    Parameters
+    ----------
+    rates : sequence of float
+        ``c_1 <= ... <= c_n``.
+    Ls : sequence of float
+        Depths at which to measure.
+    r : int
+        Size of the leading block (in [1, n-1]).
+    seed : int
+        Start value of the random stream (>= 0).
+    B : Tensor or None
+        Fixed right factor [n, n]; None draws one from ``seed``.
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        The entries listed above.
+
+    Raises
+    ------
+    ValueError
+        If ``r`` lies outside [1, n-1] or ``rates`` is not non-decreasing.
     """
     c = np.asarray(rates, dtype=float)
     n = c.shape[0]
@@ -142,6 +214,18 @@ def cluster_limit(log_s_block: Tensor, C_block: Tensor) -> Tensor:
     from everything else, the cluster block of ``R_L`` tends to the eigenvector matrix of
     ``K C^{block} K`` (the Schur complement of the larger singular directions in C,
     restricted to the cluster), ordered by decreasing eigenvalue, signs: positive diagonal.
+
+    Parameters
+    ----------
+    log_s_block : Tensor
+        Log-singular values of the cluster [m].
+    C_block : Tensor
+        The cluster's block of the Schur complement of C [m, m].
+
+    Returns
+    -------
+    limit : Tensor
+        Eigenvector matrix [m, m], columns by decreasing eigenvalue, positive diagonal.
     """
     K = torch.exp(log_s_block - log_s_block.max())
     M = K[:, None] * C_block * K[None, :]
@@ -160,6 +244,32 @@ def cluster_sweep(rates: Sequence[float], offsets: Sequence[float], Ls: Sequence
     :func:`cluster_limit`, identity elsewhere), ``err_limit`` [nL] = ``||R^{r,r} - limit||_F``,
     ``err_identity`` [nL] = ``||R^{r,r} - I||_F``, ``offblock`` [nL] (largest entry of
     ``R^{r,r}`` outside the diagonal blocks) and ``Ls``.
+
+    Parameters
+    ----------
+    rates : sequence of float
+        ``c_1..c_n`` (sorted by the caller so that the singular values decrease).
+    offsets : sequence of float
+        Log offsets of the singular values [n] (the ratios inside the cluster).
+    Ls : sequence of float
+        Depths at which to measure.
+    cluster : tuple of int
+        ``(a, b)``, with ``0 <= a < b <= r``.
+    r : int
+        Size of the leading block (<= n-1).
+    seed : int
+        Start value of the random stream (>= 0).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        The entries listed above.
+
+    Raises
+    ------
+    ValueError
+        If the cluster or ``r`` is out of range, the cluster's rates differ, or the singular
+        values are not sorted at some depth.
     """
     c = np.asarray(rates, dtype=float)
     off = np.asarray(offsets, dtype=float)

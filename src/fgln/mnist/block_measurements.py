@@ -39,6 +39,27 @@ def block_statistics(weights: Tensor, gates: Tensor, *, k_spectrum: int = 30,
       (:func:`fgln.initialization.alignment.alignment_overlaps`; the entry l = L, ``A_L = I``,
       carries no
       information).
+
+    Parameters
+    ----------
+    weights : Tensor
+        ``W_1..W_L`` [L, n, n].
+    gates : Tensor
+        Gate diagonals [L, n].
+    k_spectrum : int
+        Top singular values kept (in [1, n]).
+    k_align : tuple of int
+        Block sizes of the alignment statistics.
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        The entries listed above.
+
+    Raises
+    ------
+    ValueError
+        If the shapes are wrong or ``k_spectrum`` is out of range.
     """
     if weights.ndim != 3 or gates.ndim != 2:
         raise ValueError(f"weights must be [L, n, n] and gates [L, n], got "
@@ -63,6 +84,24 @@ def split_clusters(logsv: np.ndarray, *, k_max: int | None = None) -> int:
     ``logsv`` [k] (decreasing, finite): returns the r in 1..k-1 maximising
     ``logsv[r-1] - logsv[r]`` (the largest gap between consecutive log singular values),
     among r <= ``k_max`` when given.
+
+    Parameters
+    ----------
+    logsv : numpy.ndarray
+        A decreasing, finite log-spectrum [k], k >= 2.
+    k_max : int or None
+        Largest allowed r (in [1, k-1]).
+
+    Returns
+    -------
+    r : int
+        Size of the top cluster.
+
+    Raises
+    ------
+    ValueError
+        If ``logsv`` is not finite and one-dimensional of length >= 2, or ``k_max`` is out of
+        range.
     """
     x = np.asarray(logsv, dtype=float)
     if x.ndim != 1 or x.size < 2 or not np.all(np.isfinite(x)):
@@ -87,6 +126,25 @@ def cluster_measurements(logsv_B: np.ndarray, r: int, *, l_from: int = 2) -> dic
       at l = L (the clusters' own widths);
     * ``maxres``: largest absolute residual of the per-k affine fits in l (the epsilon of
       Definition 4.6).
+
+    Parameters
+    ----------
+    logsv_B : numpy.ndarray
+        ``log s_k(B_l)`` [L, k].
+    r : int
+        Size of the top cluster (in [1, k-1]).
+    l_from : int
+        First depth of the fits (default 2).
+
+    Returns
+    -------
+    result : dict of str to float
+        ``r``, ``size_bottom`` and the entries listed above.
+
+    Raises
+    ------
+    ValueError
+        If ``r`` is out of range or the fitted range holds non-finite entries.
     """
     x = np.asarray(logsv_B, dtype=float)
     L, k = x.shape
@@ -111,6 +169,23 @@ def alignment_reach(rho: np.ndarray, level: float = 0.5) -> float:
 
     ``rho`` [m]: values at l = 1..m. Returns the first crossing, linearly interpolated between
     the two l around it; 1.0 when ``rho[0] < level`` already, ``m`` when it never falls below.
+
+    Parameters
+    ----------
+    rho : numpy.ndarray
+        Finite values [m] at l = 1..m.
+    level : float
+        The threshold (default 0.5).
+
+    Returns
+    -------
+    reach : float
+        In [1, m].
+
+    Raises
+    ------
+    ValueError
+        If ``rho`` is not a finite one-dimensional array.
     """
     x = np.asarray(rho, dtype=float)
     if x.ndim != 1 or x.size < 1 or not np.all(np.isfinite(x)):

@@ -105,6 +105,24 @@ class MnistDataset(Dataset):
     order that fetches it; scaling to [0, 1]; with ``normalize``,
     ``(x - MNIST_MEAN) / MNIST_STD``. ``__getitems__`` (used by ``DataLoader`` for a whole
     batch) augments the batch in one call and gives the same items as ``__getitem__``.
+
+    Parameters
+    ----------
+    images : Tensor
+        uint8 [N, 28, 28].
+    labels : Tensor
+        [N], in 0..9.
+    augment : BatchedAutoAugment or None
+        The training augmentation; None for none.
+    normalize : bool
+        Standardise pixels with ``MNIST_MEAN``, ``MNIST_STD``.
+    seed : int
+        Start value of the augmentation draws (>= 0).
+
+    Raises
+    ------
+    ValueError
+        If ``images`` or ``labels`` has the wrong dtype or shape, or ``augment`` the wrong type.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *,
@@ -126,7 +144,13 @@ class MnistDataset(Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation draws of ``epoch`` (call before iterating over an epoch)."""
+        """Select the augmentation draws of ``epoch`` (call before iterating over an epoch).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch (>= 0).
+        """
         self.epoch = check_int("epoch", epoch, 0)
 
     def __len__(self) -> int:
@@ -144,7 +168,25 @@ class MnistDataset(Dataset):
 
     def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         """Images [B, 1, 28, 28] float32 and labels [B] int64 of ``indices``, augmented
-        (training set) and normalised as the items are."""
+        (training set) and normalised as the items are.
+
+        Parameters
+        ----------
+        indices : iterable of int
+            Item indices (negative ones count from the end).
+
+        Returns
+        -------
+        x : Tensor
+            Images [B, 1, 28, 28] float32.
+        y : Tensor
+            Labels [B] int64.
+
+        Raises
+        ------
+        IndexError
+            If an index is out of range.
+        """
         idx = self._indices(indices)
         imgs = self.images[idx][:, None]  # uint8 [B, 1, 28, 28]
         if self.augment is not None and idx:
@@ -162,7 +204,18 @@ class MnistDataset(Dataset):
         return self.__getitems__([index])[0]
 
     def subset(self, count: int) -> MnistDataset:
-        """The first ``count`` items, same augmentation and normalisation (for quick runs)."""
+        """The first ``count`` items, same augmentation and normalisation (for quick runs).
+
+        Parameters
+        ----------
+        count : int
+            How many (in [1, len(self)]).
+
+        Returns
+        -------
+        subset : MnistDataset
+            Same seed and epoch.
+        """
         count = check_int("count", count, 1, len(self))
         out = MnistDataset(self.images[:count], self.labels[:count], augment=self.augment,
                            normalize=self.normalize, seed=self.seed)
@@ -173,7 +226,26 @@ class MnistDataset(Dataset):
 @dataclass(frozen=True)
 class Mnist:
     """The two splits, where they came from (``source``: ``"full"`` or ``"bundled"``) and
-    the choice that was asked for (``"auto"``, ``"full"`` or ``"bundled"``)."""
+    the choice that was asked for (``"auto"``, ``"full"`` or ``"bundled"``).
+
+    Parameters
+    ----------
+    train, test, source, root, choice
+        The attributes below, in this order.
+
+    Attributes
+    ----------
+    train : MnistDataset
+        The training split.
+    test : MnistDataset
+        The test split.
+    source : str
+        ``"full"`` or ``"bundled"``.
+    root : pathlib.Path or None
+        Folder holding ``MNIST/raw`` for the full set; None for the bundled digits.
+    choice : str
+        ``"auto"``, ``"full"`` or ``"bundled"``.
+    """
 
     train: MnistDataset
     test: MnistDataset
@@ -321,6 +393,42 @@ def load_mnist(root: str | os.PathLike | None = None, *, augment: bool = True,
     with :data:`MNIST_MEAN`, :data:`MNIST_STD`. Corrupt files raise ``ValueError`` naming them.
     ``choice``: ``"auto"``, ``"full"`` or ``"bundled"`` (default ``$FGLN_MNIST``, else
     ``"auto"``; see the module's docstring).
+
+    Parameters
+    ----------
+    root : str, os.PathLike or None
+        Data folder (default :func:`default_data_dir`).
+    augment : bool
+        AutoAugment the training images.
+    download : bool
+        Try to download the full set when missing.
+    normalize : bool
+        Standardise pixels.
+    seed : int
+        Start value of the augmentation draws (>= 0).
+    timeout : float
+        Seconds to wait for a mirror (> 0).
+    choice : str or None
+        ``"auto"``, ``"full"`` or ``"bundled"``; None reads ``FGLN_MNIST``.
+
+    Returns
+    -------
+    data : Mnist
+        The two splits and their source.
+
+    Raises
+    ------
+    TypeError
+        If ``seed`` is not an integer or ``choice`` not a string.
+    ValueError
+        If an argument is out of range or a file is corrupt or of the wrong size.
+    MnistUnavailableError
+        With ``choice="full"`` when the full set can be neither found nor downloaded.
+
+    Warns
+    -----
+    BundledMnistWarning
+        With ``choice="auto"`` when the bundled digits are used.
     """
     seed = check_int("seed", seed, 0)
     if not (isinstance(timeout, (int, float)) and timeout > 0):

@@ -49,6 +49,16 @@ class MnistFixedGates(nn.Module):
     ``net`` is a :class:`fgln.training.networks.FixedGatesNetwork` of depth ``L + 2`` (weights
     ``W_in, W_1..W_L, W_out``; gates ``D_in, D_1..D_L``). Input images [batch, 1, 28, 28]
     (or [batch, 784]); output logits [batch, 10].
+
+    Parameters
+    ----------
+    net : FixedGatesNetwork
+        Widths ``[784, n, ..., n, 10]`` with a square block.
+
+    Raises
+    ------
+    ValueError
+        If ``net`` does not have such widths.
     """
 
     def __init__(self, net: FixedGatesNetwork):
@@ -71,6 +81,33 @@ class MnistFixedGates(nn.Module):
         equals ``sample_network(n, depth, p, seed=seed)`` in float64), then ``W_in``
         [n, 784] (sigma 1/sqrt(784)), ``D_in`` and ``W_out`` [10, n] (sigma 1/sqrt(n)).
         Drawn in float64 and cast to ``dtype``.
+
+        Parameters
+        ----------
+        n : int
+            Width of the block (>= 1).
+        depth : int
+            L, square layers (>= 1).
+        p : float
+            Gate probability in (0, 1].
+        seed : int
+            Start value of the random stream (>= 0).
+        dtype : torch.dtype
+            Floating type of the model (default float32).
+        device : str or torch.device
+            Where the model lives.
+
+        Returns
+        -------
+        model : MnistFixedGates
+            The initialised classifier.
+
+        Raises
+        ------
+        TypeError
+            If ``n``, ``depth`` or ``seed`` is not an integer, or ``p`` not a number.
+        ValueError
+            If one of them is out of range.
         """
         n = check_int("n", n, 1)
         depth = check_int("depth", depth, 1)
@@ -107,6 +144,18 @@ class MnistFixedGates(nn.Module):
         ``weights[l-1] = W_l``; ``gates[l-1]`` is the diagonal of the gate that follows
         ``W_l`` (``D_l``; ``gates[L-1]`` is the output interface gate, which the Section 7
         products ignore). The layout of :func:`fgln.products.sampling.sample_network` without batch.
+
+        Parameters
+        ----------
+        dtype : torch.dtype
+            Floating type of the copies (default float64).
+
+        Returns
+        -------
+        weights : Tensor
+            ``W_1..W_L`` [L, n, n].
+        gates : Tensor
+            Gate diagonals [L, n].
         """
         ws = [w.detach().to("cpu", dtype) for w in self.net.weights[1:-1]]
         gs = [g.detach().to("cpu", dtype) for g in self.net.gates[1:]]
@@ -124,6 +173,20 @@ def linear_baseline(train: MnistDataset, test: MnistDataset, *, ridge: float = 1
     the network) fitted to one-hot labels on the un-augmented training images.
 
     ``M = Y^T X (X^T X + ridge * tr(X^T X)/784 I)^{-1}`` in float64.
+
+    Parameters
+    ----------
+    train : MnistDataset
+        Images the map is fitted on.
+    test : MnistDataset
+        Images it is scored on.
+    ridge : float
+        Relative ridge (default 1e-3).
+
+    Returns
+    -------
+    accuracy : float
+        Fraction of test images classified correctly.
     """
     xs = [ds.images.reshape(len(ds), -1).to(torch.float64) / 255.0 for ds in (train, test)]
     if train.normalize:
@@ -150,6 +213,37 @@ class MnistConfig:
     Defaults: the paper's network (n = 128, L = 10, p = 0.5) trained by mini-batch SGD with
     heavy-ball momentum 0.9, learning rate 0.01, batches of 128, 10 epochs, AutoAugment on.
     ``train_size`` / ``test_size``: use only the first images (None: all).
+
+    Parameters
+    ----------
+    n, depth, p, epochs, batch_size, lr, momentum, augment, train_size, test_size, k_spectrum, \
+k_align
+        The attributes below, in this order.
+
+    Attributes
+    ----------
+    n : int
+        Width of the square block.
+    depth : int
+        L, square layers.
+    p : float
+        Gate probability.
+    epochs : int
+        Training epochs.
+    batch_size : int
+        Mini-batch size.
+    lr : float
+        Learning rate.
+    momentum : float
+        Heavy-ball momentum.
+    augment : bool
+        AutoAugment the training images.
+    train_size, test_size : int or None
+        Use only the first images of each split (None: all).
+    k_spectrum : int
+        Top singular values measured on the block.
+    k_align : tuple of int
+        Block sizes k of the alignment statistics ``rho_k{k}``.
     """
 
     n: int = 128
@@ -168,12 +262,31 @@ class MnistConfig:
     def splits(self, data: Mnist, seed: int = 0) -> tuple[MnistDataset, MnistDataset]:
         """The training and test images a run with ``seed`` uses: the first ``train_size`` /
         ``test_size`` of ``data`` (all when None), the training augmentation (drawn from
-        ``seed``) kept only when ``augment``."""
+        ``seed``) kept only when ``augment``.
+
+        Parameters
+        ----------
+        data : Mnist
+            The two splits.
+        seed : int
+            Start value of the augmentation draws.
+
+        Returns
+        -------
+        train, test : MnistDataset
+            The splits of the run.
+        """
         return (seeded_subset(data.train, seed, self.train_size, self.augment),
                 seeded_subset(data.test, seed, self.test_size, False))
 
     def params(self) -> dict:
-        """JSON-serialisable form (for :func:`fgln.book.cache.cached`)."""
+        """JSON-serialisable form (for :func:`fgln.book.cache.cached`).
+
+        Returns
+        -------
+        params : dict
+            Field name to value (``k_align`` as a list).
+        """
         d = asdict(self)
         d["k_align"] = list(self.k_align)
         return d
@@ -181,7 +294,24 @@ class MnistConfig:
 
 def seeded_subset(ds: MnistDataset, seed: int, count: int | None, augment: bool) -> MnistDataset:
     """The first ``count`` images of ``ds`` (all when None), augmentation draws seeded by
-    ``seed`` (augmentation kept only when ``augment``)."""
+    ``seed`` (augmentation kept only when ``augment``).
+
+    Parameters
+    ----------
+    ds : MnistDataset
+        The split.
+    seed : int
+        Start value of the augmentation draws.
+    count : int or None
+        How many (in [1, len(ds)]; None: all).
+    augment : bool
+        Keep the split's augmentation.
+
+    Returns
+    -------
+    subset : MnistDataset
+        The first ``count`` images.
+    """
     n = len(ds) if count is None else check_int("size", count, 1, len(ds))
     return MnistDataset(ds.images[:n], ds.labels[:n], augment=ds.augment if augment else None,
                         normalize=ds.normalize, seed=seed)

@@ -147,6 +147,35 @@ def train_mnist(config: MnistConfig = _PAPER, *, seed: int = 0, data: Mnist | No
     ``rho_k{k}``), ``seconds`` (training loop, this process), ``seconds_per_epoch``,
     ``epochs_run`` (epochs trained in this process; fewer after a resume), ``n_train``,
     ``n_test``, ``device`` and ``source`` (strings as 0-d unicode arrays).
+
+    Parameters
+    ----------
+    config : MnistConfig
+        The run's configuration (default: the paper's).
+    seed : int
+        Start value of the initialisation, batch order and augmentation (>= 0).
+    data : Mnist or None
+        The two splits; None loads them.
+    device : str or torch.device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    workers : int
+        Loader processes for the augmentation (>= 0).
+    checkpoint : str, os.PathLike or None
+        Checkpoint file (written every epoch, resumed from when present).
+    progress : bool or None
+        Show a progress bar (None: follow ``FGLN_PROGRESS``).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray, float or int
+        The entries listed above.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an MnistConfig or ``seed``, ``workers`` not an integer.
+    ValueError
+        If ``seed`` or ``workers`` is negative or ``device`` unknown.
     """
     run = prepare_run(config, seed, data, device, workers)
     seed, workers, dev, data = run.seed, run.workers, run.device, run.data
@@ -186,6 +215,21 @@ def train_mnist(config: MnistConfig = _PAPER, *, seed: int = 0, data: Mnist | No
 def run_params(config: MnistConfig, seed: int, data: Mnist) -> dict:
     """What one run's result depends on, JSON-serialisable (a cache key's parameters): the
     configuration, the seed, the data source and its sizes. The device is not part of it (a
-    GPU result stands for a CPU one)."""
+    GPU result stands for a CPU one).
+
+    Parameters
+    ----------
+    config : MnistConfig
+        The run's configuration.
+    seed : int
+        The run's seed.
+    data : Mnist
+        The data it trains on.
+
+    Returns
+    -------
+    params : dict
+        ``config.params()`` with ``seed``, ``source``, ``n_train_total``, ``n_test_total``.
+    """
     return {**config.params(), "seed": int(seed), "source": data.source,
             "n_train_total": len(data.train), "n_test_total": len(data.test)}

@@ -38,6 +38,36 @@ class SpectrumAccumulator:
     the leading ``r = max(rank)`` columns (the *frame*) matter; they are kept explicitly in
     ``Q`` [batch, n, r] or in Householder form ``house = (h [batch, n, r], tau [batch, r])``.
     With ``spectrum=False`` no triangular factor is kept (the exponent estimator).
+
+    Build it with :meth:`start`; the constructor takes the state field by field.
+
+    Parameters
+    ----------
+    Q, a, N, rank, growth, depth, rtol, method, spectrum, house
+        The attributes below, in this order.
+
+    Attributes
+    ----------
+    Q : Tensor or None
+        Explicit frame [batch, n, r] (None while it is kept in Householder form).
+    a : Tensor
+        Log row scales [batch, n].
+    N : Tensor or None
+        Unit-norm upper-triangular rows [batch, n, n] (None with ``spectrum=False``).
+    rank : Tensor
+        Leading non-annihilated rows per product [batch] (long).
+    growth : Tensor
+        Sum over steps of ``log|R_ii|`` [batch, n].
+    depth : int
+        Layers multiplied in so far.
+    rtol : float
+        Relative level at which a QR diagonal entry of a single layer is an exact zero.
+    method : str
+        ``"householder"`` or ``"cholqr"``.
+    spectrum : bool
+        Whether the triangular factor (and so the exact spectrum) is kept.
+    house : tuple of Tensor or None
+        The frame in Householder form ``(h [batch, n, r], tau [batch, r])``.
     """
 
     Q: Tensor | None
@@ -57,7 +87,37 @@ class SpectrumAccumulator:
               spectrum: bool = True) -> "SpectrumAccumulator":
         """Empty products (identity). ``method``: ``"householder"`` (LAPACK QR), ``"cholqr"``
         (CholeskyQR2 with Householder fallback, fast on GPUs where batched QR is slow), or
-        ``"auto"`` (cholqr on CUDA, householder elsewhere)."""
+        ``"auto"`` (cholqr on CUDA, householder elsewhere).
+
+        Parameters
+        ----------
+        batch : int
+            Number of products (>= 1).
+        n : int
+            Width (>= 1).
+        dtype : torch.dtype
+            Floating type (default float64).
+        device : str or torch.device
+            Where the state lives.
+        rtol : float
+            Relative zero level of a single layer's QR diagonal (default 1e-12).
+        method : {"auto", "householder", "cholqr"}
+            QR of a step.
+        spectrum : bool
+            Keep the triangular factor (exact spectra); False keeps only the growth.
+
+        Returns
+        -------
+        acc : SpectrumAccumulator
+            Identity products of depth 0.
+
+        Raises
+        ------
+        TypeError
+            If ``batch`` or ``n`` is not an integer.
+        ValueError
+            If ``method`` is unknown or ``batch``, ``n`` is below 1.
+        """
         if method == "auto":
             method = "cholqr" if torch.device(device).type == "cuda" else "householder"
         if method not in METHODS:
@@ -71,11 +131,23 @@ class SpectrumAccumulator:
                    rtol, method, spectrum)
 
     def live(self) -> int:
-        """Width of the frame: the largest rank over the batch (at least 1)."""
+        """Width of the frame: the largest rank over the batch (at least 1).
+
+        Returns
+        -------
+        r : int
+            ``max(rank)``, at least 1.
+        """
         return max(int(self.rank.max()), 1)
 
     def frame(self) -> Tensor:
-        """The leading ``live()`` columns of ``Q``, [batch, n, r] (orthonormal)."""
+        """The leading ``live()`` columns of ``Q``, [batch, n, r] (orthonormal).
+
+        Returns
+        -------
+        frame : Tensor
+            [batch, n, r], r = :meth:`live`.
+        """
         r = self.live()
         if self.house is None:
             return self.Q[..., :r]
@@ -83,7 +155,18 @@ class SpectrumAccumulator:
         return torch.linalg.householder_product(h[..., :r], tau[..., :r])
 
     def times_frame(self, M: Tensor) -> Tensor:
-        """``M @ frame()`` for ``M`` [batch, n, n]; in Householder form without forming Q."""
+        """``M @ frame()`` for ``M`` [batch, n, n]; in Householder form without forming Q.
+
+        Parameters
+        ----------
+        M : Tensor
+            [batch, n, n].
+
+        Returns
+        -------
+        Z : Tensor
+            [batch, n, r], r = :meth:`live` (all n columns in Householder form).
+        """
         if self.house is None or self.live() < self.house[0].shape[-2]:
             return M @ self.frame()
         return torch.ormqr(self.house[0], self.house[1], M, left=False)
@@ -175,6 +258,22 @@ class SpectrumAccumulator:
         (e.g. the smallest number of non-zero rows among them); ``scale`` [batch]: the norm of
         the layer when ``count == 1`` (a QR diagonal entry below ``rtol * scale`` is then an
         exact zero). Returns this step's ``log|R_ii|`` [batch, n] (``-inf`` past the new rank).
+
+        Parameters
+        ----------
+        Z : Tensor
+            The chunk's product applied to the frame [batch, n, r].
+        count : int
+            Layers in the chunk (default 1).
+        rank_bound : Tensor or None
+            Upper bound on the chunk's rank [batch].
+        scale : Tensor or None
+            Norm of the single layer [batch] (``count == 1`` only).
+
+        Returns
+        -------
+        logd : Tensor
+            This step's ``log|R_ii|`` [batch, n].
         """
         r = Z.shape[-1]
         ar = torch.arange(r, device=Z.device)
@@ -195,23 +294,66 @@ class SpectrumAccumulator:
 
     def push(self, M: Tensor, count: int = 1, rank_bound: Tensor | None = None) -> Tensor:
         """Left-multiply by ``M`` [batch, n, n] (itself a product of ``count`` layers); see
-        :meth:`step`. Returns this step's ``log|R_ii|`` [batch, n]."""
+        :meth:`step`. Returns this step's ``log|R_ii|`` [batch, n].
+
+        Parameters
+        ----------
+        M : Tensor
+            [batch, n, n].
+        count : int
+            Layers that ``M`` is the product of (default 1).
+        rank_bound : Tensor or None
+            Upper bound on the rank of ``M`` [batch].
+
+        Returns
+        -------
+        logd : Tensor
+            This step's ``log|R_ii|`` [batch, n].
+        """
         scale = _layer_scale(M) if count == 1 else None
         return self.step(self.times_frame(M), count, rank_bound, scale)
 
     def copy(self) -> "SpectrumAccumulator":
-        """A shallow copy (steps replace the tensors, never modify them in place)."""
+        """A shallow copy (steps replace the tensors, never modify them in place).
+
+        Returns
+        -------
+        acc : SpectrumAccumulator
+            The copy.
+        """
         return replace(self)
 
     def restore(self, other: "SpectrumAccumulator") -> None:
-        """Return to the state of ``other`` (a :meth:`copy` taken earlier)."""
+        """Return to the state of ``other`` (a :meth:`copy` taken earlier).
+
+        Parameters
+        ----------
+        other : SpectrumAccumulator
+            The state to return to.
+        """
         for f in fields(self):
             setattr(self, f.name, getattr(other, f.name))
 
     # ---------------------------------------------------------------- read-out
 
     def log_svdvals(self, k: int | None = None) -> Tensor:
-        """Exact log-singular values of the current products, [batch, k], ``-inf`` for zeros."""
+        """Exact log-singular values of the current products, [batch, k], ``-inf`` for zeros.
+
+        Parameters
+        ----------
+        k : int or None
+            How many, largest first (in [1, n]; None: all n).
+
+        Returns
+        -------
+        log_s : Tensor
+            [batch, k].
+
+        Raises
+        ------
+        ValueError
+            If the accumulator was started with ``spectrum=False`` or ``k`` is out of range.
+        """
         if not self.spectrum:
             raise ValueError("log_svdvals needs an accumulator started with spectrum=True")
         n = self.a.shape[1]
@@ -239,6 +381,25 @@ class QRInterval:
     stays within about ``tol`` of the one-layer-per-step result (the constants are measured:
     the largest deviation over gated and ungated products of widths 32-128 and depths
     100-200 was 6e-11).
+
+    Parameters
+    ----------
+    fixed : int or None
+        Always multiply this many layers (>= 1; an error names it ``reorth_every``); None
+        chooses the interval adaptively.
+    tol : float
+        Accuracy of the finite log-singular values (> 0; default 1e-10).
+    dtype : torch.dtype
+        Floating type of the products (its machine epsilon sets the target spread).
+    max_layers : int
+        Largest adaptive interval (default 32).
+
+    Raises
+    ------
+    TypeError
+        If ``fixed`` is not an integer or ``tol`` not a number.
+    ValueError
+        If ``fixed`` is below 1 or ``tol`` is not positive and finite.
     """
 
     def __init__(self, fixed: int | None = None, *, tol: float = 1e-10,
@@ -256,11 +417,32 @@ class QRInterval:
         return self.fixed is None and self.target > 0
 
     def must_redo(self, spread: float, count: int) -> bool:
-        """Whether a step over ``count`` layers with this spread is too inexact to keep."""
+        """Whether a step over ``count`` layers with this spread is too inexact to keep.
+
+        Parameters
+        ----------
+        spread : float
+            The step's spread ``S`` (nats).
+        count : int
+            Layers in the step.
+
+        Returns
+        -------
+        redo : bool
+            True when adaptive, ``count > 1`` and ``S`` exceeds the target by more than 2.
+        """
         return self.adaptive and count > 1 and spread > self.redo_above
 
     def observe(self, spread: float, count: int) -> None:
-        """Record a step's spread over ``count`` layers and choose the next interval."""
+        """Record a step's spread over ``count`` layers and choose the next interval.
+
+        Parameters
+        ----------
+        spread : float
+            The step's spread ``S`` (nats).
+        count : int
+            Layers in the step.
+        """
         if not self.adaptive:
             return
         rate = max(spread, 1e-3) / count
@@ -300,6 +482,33 @@ def accumulate(layers: Iterable[Tensor], acc: SpectrumAccumulator, L: int, *,
     also taken at every wanted depth and at L. Each chunk carries a structural rank bound:
     the smallest number of non-zero rows among its layers. ``progress``: a progress bar
     labelled ``desc`` (silenced by ``FGLN_PROGRESS=0``).
+
+    Parameters
+    ----------
+    layers : iterable of Tensor
+        ``M_1..M_L`` [batch, n, n], applied in that order.
+    acc : SpectrumAccumulator
+        The products to extend (updated in place).
+    L : int
+        Number of layers in ``layers``.
+    depths : iterable of int
+        Depths (counted from the first layer pushed here) at which to read the spectrum.
+    k : int or None
+        How many log-singular values to keep, largest first (in [1, n]; None: all n).
+    reorth_every : int or None
+        Layers multiplied together between two QR steps (>= 1); None chooses it
+        adaptively (:class:`QRInterval`).
+    tol : float
+        Accuracy of the adaptive QR interval (> 0; default 1e-10).
+    progress : bool
+        Show a progress bar over the layers (silenced by ``FGLN_PROGRESS=0``).
+    desc : str
+        Label of the progress bar.
+
+    Returns
+    -------
+    spectra : list of Tensor
+        One [batch, k] log-spectrum per depth in ``depths`` reached, in increasing order.
     """
     interval = QRInterval(reorth_every, tol=tol, dtype=acc.a.dtype)
     wanted = set(depths)

@@ -34,6 +34,30 @@ def chain_products(mats: Sequence[Tensor], gates: Sequence[Tensor | None] | None
     (Section 7's ``A_l``, ``B_l`` at index l-1); with ``ends`` (no gates) ``A = [S_0..S_L]``,
     ``B = [P_0..P_L]`` and the chain is ``A[l] B[l]`` (Section 6). The one kernel behind every
     partial product of the package.
+
+    Parameters
+    ----------
+    mats : sequence of Tensor
+        ``M_1..M_L`` [..., n_l, n_{l-1}] (at least one).
+    gates : sequence of Tensor or None, or None
+        Diagonals ``g_1..g_{L-1}`` [..., n_l]; None (or a None entry) for the identity.
+    ends : bool
+        Also return the full products ``S_0`` and ``P_L`` (ungated chains only).
+
+    Returns
+    -------
+    A : list of Tensor
+        Suffix products ``[S_1..S_L]`` (``[S_0..S_L]`` with ``ends``), ``S_l``
+        [..., n_L, n_l].
+    B : list of Tensor
+        Prefix products ``[P_0..P_{L-1}]`` (``[P_0..P_L]`` with ``ends``), ``P_l``
+        [..., n_l, n_0].
+
+    Raises
+    ------
+    ValueError
+        If ``mats`` is empty, ``gates`` does not hold L - 1 entries, or ``ends`` is asked of
+        a gated chain.
     """
     L = len(mats)
     if L < 1:
@@ -66,6 +90,23 @@ def layer_partial_products(layers: Tensor) -> tuple[Tensor, Tensor]:
 
     Both [batch, L+1, n, n]: ``A[:, l] = M_L ... M_{l+1}`` (``A_L = I``) and
     ``B[:, l] = M_l ... M_1`` (``B_0 = I``), so that ``J_L = A[:, l] @ B[:, l]`` for l = 0..L.
+
+    Parameters
+    ----------
+    layers : Tensor
+        ``M_1..M_L`` [batch, L, n, n].
+
+    Returns
+    -------
+    A : Tensor
+        ``A_0..A_L`` [batch, L+1, n, n].
+    B : Tensor
+        ``B_0..B_L`` [batch, L+1, n, n].
+
+    Raises
+    ------
+    ValueError
+        If ``layers`` is not [batch, L, n, n].
     """
     b, L, n = check_layers(layers)
     A, B = chain_products(layers.unbind(1), ends=True)
@@ -78,6 +119,25 @@ def network_partial_products(weights: Tensor, gates: Tensor) -> tuple[Tensor, Te
     ``weights`` [batch, L, n, n], ``gates`` [batch, L, n] (``gates[:, l-1]`` is the diagonal
     of ``D_l``; the last gate is ignored, ``D_L = I``). Both outputs are [batch, L, n, n];
     index ``l-1`` holds ``A_l`` and ``B_l`` (with ``D_0 = D_L = I``, so ``A_L = B_1 = I``).
+
+    Parameters
+    ----------
+    weights : Tensor
+        ``W_1..W_L`` [batch, L, n, n].
+    gates : Tensor
+        Gate diagonals [batch, L, n].
+
+    Returns
+    -------
+    A : Tensor
+        ``A_1..A_L`` [batch, L, n, n], ``J = A_l W_l B_l``.
+    B : Tensor
+        ``B_1..B_L`` [batch, L, n, n].
+
+    Raises
+    ------
+    ValueError
+        If ``weights`` is not [batch, L, n, n] or ``gates`` not [batch, L, n].
     """
     b, L, n = check_layers(weights)
     if gates.shape != (b, L, n):

@@ -35,7 +35,21 @@ CONVENTIONS = ("section5", "fgln")
 
 
 def make_generator(seed: Seed, device="cpu") -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` seeded by ``seed`` (a fresh random seed if None)."""
+    """A ``torch.Generator`` on ``device`` seeded by ``seed`` (a fresh random seed if None).
+
+    Parameters
+    ----------
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator to draw from, or None for a
+        fresh random seed.
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+
+    Returns
+    -------
+    gen : torch.Generator
+        ``seed`` itself when it is a generator, else a new one.
+    """
     if isinstance(seed, torch.Generator):
         return seed
     gen = torch.Generator(device=torch.device(device))
@@ -73,6 +87,45 @@ def iter_network(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
 
     ``sigma`` defaults to ``1/sqrt(n)``; ``p=1`` means no gate; ``min_rank=r`` gives
     (r, p)-gates (Definition 5.2).
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth: number of layers (>= 1).
+    p : float
+        Gate probability in (0, 1]; 1 means no gate.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    batch : int
+        Independent products drawn at once, the leading dimension (>= 1).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
+        ``r`` (in [1, n]); None for plain p-gates.
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator to draw from, or None for a
+        fresh random seed.
+    dtype : torch.dtype
+        Floating type of the tensors (default float64).
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+
+    Yields
+    ------
+    W : Tensor
+        Weights ``W_l`` [batch, n, n], i.i.d. N(0, sigma^2) entries.
+    d : Tensor
+        Gate diagonal of ``D_l`` [batch, n], entries in {0, 1}.
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
+        number.
+    ValueError
+        If one of them is out of its range, or ``min_rank`` is practically unreachable
+        (probability below 1e-9).
     """
     n, L, p, sigma, min_rank = check_network(n, L, p, sigma, min_rank)
     batch = check_int("batch", batch, 1)
@@ -85,7 +138,49 @@ def iter_network(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
 def sample_network(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
                    batch: int = 1, min_rank: int | None = None, seed: Seed = None,
                    dtype: torch.dtype = torch.float64, device="cpu") -> tuple[Tensor, Tensor]:
-    """Weights [batch, L, n, n] and gate diagonals [batch, L, n] (gate l+1 at index l)."""
+    """Weights [batch, L, n, n] and gate diagonals [batch, L, n] (gate l+1 at index l).
+
+    The same draws as :func:`iter_network`, stacked.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth: number of layers (>= 1).
+    p : float
+        Gate probability in (0, 1]; 1 means no gate.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    batch : int
+        Independent products drawn at once, the leading dimension (>= 1).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
+        ``r`` (in [1, n]); None for plain p-gates.
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator to draw from, or None for a
+        fresh random seed.
+    dtype : torch.dtype
+        Floating type of the tensors (default float64).
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+
+    Returns
+    -------
+    weights : Tensor
+        ``W_1..W_L`` [batch, L, n, n].
+    gates : Tensor
+        Diagonals of ``D_1..D_L`` [batch, L, n], entries in {0, 1}.
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
+        number.
+    ValueError
+        If one of them is out of its range, or ``min_rank`` is practically unreachable
+        (probability below 1e-9).
+    """
     ws, ds = zip(*iter_network(n, L, p, sigma, batch=batch, min_rank=min_rank, seed=seed,
                                dtype=dtype, device=device))
     return torch.stack(ws, 1), torch.stack(ds, 1)
@@ -97,6 +192,26 @@ def network_layers(weights: Tensor, gates: Tensor, convention: str = "section5")
     ``convention="section5"``: ``M_l = D_l W_l`` for every l, product ``D_L W_L ... D_1 W_1``.
     ``convention="fgln"`` (Definition 4.1): the last gate is the identity, so the product
     is ``W_L D_{L-1} ... D_1 W_1``.
+
+    Parameters
+    ----------
+    weights : Tensor
+        ``W_1..W_L`` [batch, L, n, n].
+    gates : Tensor
+        Gate diagonals [batch, L, n] (``gates[:, l-1]`` is the diagonal of ``D_l``).
+    convention : {"section5", "fgln"}
+        ``"section5"``: every layer gated, ``D_L W_L ... D_1 W_1``; ``"fgln"``
+        (Definition 4.1): the last gate is the identity, ``W_L D_{L-1} ... D_1 W_1``.
+
+    Returns
+    -------
+    layers : Tensor
+        ``M_1..M_L`` [batch, L, n, n].
+
+    Raises
+    ------
+    ValueError
+        If ``convention`` is neither ``"section5"`` nor ``"fgln"``.
     """
     _check_convention(convention)
     g = gates
@@ -110,7 +225,50 @@ def sample_layers(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
                   batch: int = 1, min_rank: int | None = None, seed: Seed = None,
                   dtype: torch.dtype = torch.float64, device="cpu",
                   convention: str = "section5") -> Tensor:
-    """Layers [batch, L, n, n]; entry ``[:, l]`` is ``M_{l+1} = D_{l+1} W_{l+1}``."""
+    """Layers [batch, L, n, n]; entry ``[:, l]`` is ``M_{l+1} = D_{l+1} W_{l+1}``.
+
+    :func:`sample_network` followed by :func:`network_layers`.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth: number of layers (>= 1).
+    p : float
+        Gate probability in (0, 1]; 1 means no gate.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    batch : int
+        Independent products drawn at once, the leading dimension (>= 1).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
+        ``r`` (in [1, n]); None for plain p-gates.
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator to draw from, or None for a
+        fresh random seed.
+    dtype : torch.dtype
+        Floating type of the tensors (default float64).
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+    convention : {"section5", "fgln"}
+        ``"section5"``: every layer gated, ``D_L W_L ... D_1 W_1``; ``"fgln"``
+        (Definition 4.1): the last gate is the identity, ``W_L D_{L-1} ... D_1 W_1``.
+
+    Returns
+    -------
+    layers : Tensor
+        ``M_1..M_L`` [batch, L, n, n].
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
+        number.
+    ValueError
+        If one of them is out of its range, or ``min_rank`` is practically unreachable
+        (probability below 1e-9).
+    """
     w, d = sample_network(n, L, p, sigma, batch=batch, min_rank=min_rank, seed=seed,
                           dtype=dtype, device=device)
     return network_layers(w, d, convention)
@@ -120,7 +278,50 @@ def iter_layers(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
                 batch: int = 1, min_rank: int | None = None, seed: Seed = None,
                 dtype: torch.dtype = torch.float64, device="cpu",
                 convention: str = "section5") -> Iterator[Tensor]:
-    """Stream the layers of :func:`sample_layers` one at a time ([batch, n, n] each)."""
+    """Stream the layers of :func:`sample_layers` one at a time ([batch, n, n] each).
+
+    Same seed, same matrices as :func:`sample_layers`; memory O(batch n^2) at any depth.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth: number of layers (>= 1).
+    p : float
+        Gate probability in (0, 1]; 1 means no gate.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    batch : int
+        Independent products drawn at once, the leading dimension (>= 1).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
+        ``r`` (in [1, n]); None for plain p-gates.
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator to draw from, or None for a
+        fresh random seed.
+    dtype : torch.dtype
+        Floating type of the tensors (default float64).
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+    convention : {"section5", "fgln"}
+        ``"section5"``: every layer gated, ``D_L W_L ... D_1 W_1``; ``"fgln"``
+        (Definition 4.1): the last gate is the identity, ``W_L D_{L-1} ... D_1 W_1``.
+
+    Yields
+    ------
+    M : Tensor
+        ``M_l`` [batch, n, n], l = 1..L.
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
+        number.
+    ValueError
+        If one of them is out of its range, or ``min_rank`` is practically unreachable
+        (probability below 1e-9).
+    """
     _check_convention(convention)
     for l, (w, d) in enumerate(iter_network(n, L, p, sigma, batch=batch, min_rank=min_rank,
                                             seed=seed, dtype=dtype, device=device)):
@@ -134,6 +335,16 @@ def haar_from_ginibre(G: Tensor) -> Tensor:
     """Orthogonal factor of ``G`` [..., n, n] with the signs of R's diagonal moved into it.
 
     For a Ginibre ``G`` the result is exactly Haar distributed (Mezzadri's recipe).
+
+    Parameters
+    ----------
+    G : Tensor
+        Square matrices [..., n, n].
+
+    Returns
+    -------
+    Q : Tensor
+        Orthogonal matrices [..., n, n].
     """
     Q, R = torch.linalg.qr(G)
     d = torch.sign(torch.diagonal(R, dim1=-2, dim2=-1))
@@ -142,7 +353,32 @@ def haar_from_ginibre(G: Tensor) -> Tensor:
 
 def haar_orthogonal(n: int, seed: Seed = None, *, batch: int | None = None,
                     dtype: torch.dtype = torch.float64) -> Tensor:
-    """Haar orthogonal matrices: [n, n], or [batch, n, n] if ``batch`` is given."""
+    """Haar orthogonal matrices: [n, n], or [batch, n, n] if ``batch`` is given.
+
+    Parameters
+    ----------
+    n : int
+        Size (>= 1).
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator to draw from, or None for a
+        fresh random seed.
+    batch : int or None
+        Number of matrices (>= 1); None for a single unbatched matrix.
+    dtype : torch.dtype
+        Floating type of the tensors (default float64).
+
+    Returns
+    -------
+    Q : Tensor
+        [n, n] or [batch, n, n], Haar distributed (:func:`haar_from_ginibre`).
+
+    Raises
+    ------
+    TypeError
+        If ``n`` or ``batch`` is not an integer.
+    ValueError
+        If ``n`` or ``batch`` is below 1.
+    """
     n = check_int("n", n, 1)
     gen = make_generator(seed)
     shape = (n, n) if batch is None else (check_int("batch", batch, 1), n, n)

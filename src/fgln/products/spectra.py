@@ -67,6 +67,30 @@ def log_singular_values(layers: Tensor, *, k: int | None = None, reorth_every: i
     ``reorth_every``: layers multiplied together between two QR steps; ``None`` (default)
     chooses it from the growth measured along the way, keeping every finite value within
     about 1e-10 of the one-layer-per-step result (:class:`fgln.products.accumulator.QRInterval`).
+
+    Parameters
+    ----------
+    layers : Tensor
+        ``M_1..M_L`` [batch, L, n, n].
+    k : int or None
+        How many log-singular values to keep, largest first (in [1, n]; None: all n).
+    reorth_every : int or None
+        Layers multiplied together between two QR steps (>= 1); None chooses it adaptively
+        (:class:`fgln.products.accumulator.QRInterval`).
+    method : {"auto", "householder", "cholqr"}
+        QR of a step: LAPACK Householder, CholeskyQR2 (fast on GPUs), or ``"auto"``
+        (cholqr on CUDA, householder elsewhere).
+
+    Returns
+    -------
+    log_s : Tensor
+        ``log s_1 >= ... >= log s_k`` of the product [batch, k]; ``-inf`` for exact zeros.
+
+    Raises
+    ------
+    ValueError
+        If ``layers`` is not [batch, L, n, n], ``k`` lies outside [1, n] or ``method`` is
+        unknown.
     """
     b, L, n = check_layers(layers)
     return _spectra(_unbind(layers), L, b, n, [L], k, reorth_every, layers.dtype,
@@ -80,6 +104,34 @@ def log_spectra_by_depth(layers: Tensor, *, depths: Sequence[int] | None = None,
 
     Returns [batch, len(depths), k]; ``depths`` defaults to 1..L (a QR step at every
     layer); ``reorth_every`` as in :func:`log_singular_values` between wanted depths.
+
+    Parameters
+    ----------
+    layers : Tensor
+        ``M_1..M_L`` [batch, L, n, n].
+    depths : sequence of int or None
+        Depths in [1, L] at which to read the spectrum (default 1..L; sorted,
+        duplicates dropped).
+    k : int or None
+        How many log-singular values to keep, largest first (in [1, n]; None: all n).
+    reorth_every : int or None
+        Layers multiplied together between two QR steps (>= 1); None chooses it adaptively
+        (:class:`fgln.products.accumulator.QRInterval`).
+    method : {"auto", "householder", "cholqr"}
+        QR of a step: LAPACK Householder, CholeskyQR2 (fast on GPUs), or ``"auto"``
+        (cholqr on CUDA, householder elsewhere).
+
+    Returns
+    -------
+    log_s : Tensor
+        Log-singular values of ``M_l ... M_1`` [batch, len(depths), k], largest first,
+        ``-inf`` for exact zeros.
+
+    Raises
+    ------
+    ValueError
+        If ``layers`` is not [batch, L, n, n], a depth lies outside [1, L], ``k`` outside
+        [1, n], or ``method`` is unknown.
     """
     b, L, n = check_layers(layers)
     return _spectra(_unbind(layers), L, b, n, _as_depths(depths, L), k, reorth_every,
@@ -93,7 +145,63 @@ def stream_log_spectra(n: int, L: int, p: float = 1.0, sigma: float | None = Non
                        convention: str = "section5", progress: bool = False,
                        method: str = "auto") -> Tensor:
     """:func:`fgln.products.sampling.sample_layers` + :func:`log_spectra_by_depth`, drawing layers
-    one at a time. Returns [batch, len(depths), k]; ``depths`` defaults to ``[L]``."""
+    one at a time. Returns [batch, len(depths), k]; ``depths`` defaults to ``[L]``.
+
+    Memory O(batch n^2) whatever the depth; same seed, same numbers as the in-memory path.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth: number of layers (>= 1).
+    p : float
+        Gate probability in (0, 1]; 1 means no gate.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    batch : int
+        Independent products drawn at once, the leading dimension (>= 1).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
+        ``r`` (in [1, n]); None for plain p-gates.
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator to draw from, or None for a
+        fresh random seed.
+    depths : sequence of int or None
+        Depths in [1, L] at which to read the spectrum (default ``[L]``; sorted,
+        duplicates dropped).
+    k : int or None
+        How many log-singular values to keep, largest first (in [1, n]; None: all n).
+    reorth_every : int or None
+        Layers multiplied together between two QR steps (>= 1); None chooses it adaptively
+        (:class:`fgln.products.accumulator.QRInterval`).
+    dtype : torch.dtype
+        Floating type of the tensors (default float64).
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+    convention : {"section5", "fgln"}
+        ``"section5"``: every layer gated, ``D_L W_L ... D_1 W_1``; ``"fgln"``
+        (Definition 4.1): the last gate is the identity, ``W_L D_{L-1} ... D_1 W_1``.
+    progress : bool
+        Show a progress bar over the layers (silenced by ``FGLN_PROGRESS=0``).
+    method : {"auto", "householder", "cholqr"}
+        QR of a step: LAPACK Householder, CholeskyQR2 (fast on GPUs), or ``"auto"``
+        (cholqr on CUDA, householder elsewhere).
+
+    Returns
+    -------
+    log_s : Tensor
+        [batch, len(depths), k], largest first, ``-inf`` for exact zeros.
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
+        number.
+    ValueError
+        If one of them is out of its range, or ``min_rank`` is practically unreachable
+        (probability below 1e-9).
+    """
     n, L, p, sigma, min_rank = check_network(n, L, p, sigma, min_rank)
     ds = _as_depths([L] if depths is None else depths, L)
     layers = iter_layers(n, L, p, sigma, batch=batch, min_rank=min_rank, seed=seed,
@@ -112,6 +220,30 @@ def lyapunov_estimates(layers: Tensor, *, reorth_every: int | None = None, tol: 
     spectrum: no triangular factor is kept. ``reorth_every=None`` (default) chooses the
     number of layers between two QR steps so that the estimates stay within about ``tol`` of
     the one-layer-per-step estimates. Entries past a rank drop are ``-inf``.
+
+    Parameters
+    ----------
+    layers : Tensor
+        ``M_1..M_L`` [batch, L, n, n].
+    reorth_every : int or None
+        Layers multiplied together between two QR steps (>= 1); None chooses it adaptively
+        (:class:`fgln.products.accumulator.QRInterval`).
+    tol : float
+        Accuracy of the adaptive QR interval (> 0; default 1e-10).
+    method : {"auto", "householder", "cholqr"}
+        QR of a step: LAPACK Householder, CholeskyQR2 (fast on GPUs), or ``"auto"``
+        (cholqr on CUDA, householder elsewhere).
+
+    Returns
+    -------
+    gamma : Tensor
+        Estimates of ``gamma_1..gamma_n`` [batch, n].
+
+    Raises
+    ------
+    ValueError
+        If ``layers`` is not [batch, L, n, n], ``tol`` is not positive or ``method`` is
+        unknown.
     """
     b, L, n = check_layers(layers)
     return _growth(_unbind(layers), L, b, n, reorth_every, tol, layers.dtype, layers.device,
@@ -123,7 +255,55 @@ def stream_lyapunov_estimates(n: int, L: int, p: float = 1.0, sigma: float | Non
                               reorth_every: int | None = None, tol: float = 1e-10,
                               dtype=torch.float64, device="cpu",
                               method: str = "auto", progress: bool = False) -> Tensor:
-    """:func:`lyapunov_estimates` drawing the layers one at a time ([batch, n])."""
+    """:func:`lyapunov_estimates` drawing the layers one at a time ([batch, n]).
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth: number of layers (>= 1).
+    p : float
+        Gate probability in (0, 1]; 1 means no gate.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    batch : int
+        Independent products drawn at once, the leading dimension (>= 1).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
+        ``r`` (in [1, n]); None for plain p-gates.
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator to draw from, or None for a
+        fresh random seed.
+    reorth_every : int or None
+        Layers multiplied together between two QR steps (>= 1); None chooses it adaptively
+        (:class:`fgln.products.accumulator.QRInterval`).
+    tol : float
+        Accuracy of the adaptive QR interval (> 0; default 1e-10).
+    dtype : torch.dtype
+        Floating type of the tensors (default float64).
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+    method : {"auto", "householder", "cholqr"}
+        QR of a step: LAPACK Householder, CholeskyQR2 (fast on GPUs), or ``"auto"``
+        (cholqr on CUDA, householder elsewhere).
+    progress : bool
+        Show a progress bar over the layers (silenced by ``FGLN_PROGRESS=0``).
+
+    Returns
+    -------
+    gamma : Tensor
+        Estimates of ``gamma_1..gamma_n`` [batch, n], ``-inf`` past a rank drop.
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
+        number.
+    ValueError
+        If one of them is out of its range, or ``min_rank`` is practically unreachable
+        (probability below 1e-9).
+    """
     n, L, p, sigma, min_rank = check_network(n, L, p, sigma, min_rank)
     layers = iter_layers(n, L, p, sigma, batch=batch, min_rank=min_rank, seed=seed,
                          dtype=dtype, device=device)

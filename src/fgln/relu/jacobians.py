@@ -46,7 +46,18 @@ __all__ = [
 
 
 def he_sigma(n: int) -> float:
-    """``sqrt(2/n)``: the weight scale that keeps ``E||h_l||^2`` constant through ReLU layers."""
+    """``sqrt(2/n)``: the weight scale that keeps ``E||h_l||^2`` constant through ReLU layers.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+
+    Returns
+    -------
+    sigma : float
+        ``sqrt(2/n)``.
+    """
     return math.sqrt(2.0 / check_int("n", n, 1))
 
 
@@ -73,6 +84,27 @@ def relu_forward(weights: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     ``weights`` [batch, L, n, n] (``weights[:, l-1] = W_l``), ``x`` [batch, n]. ``gates[:, l-1]``
     is the diagonal of ``D_l(x)`` for l < L and ones for l = L (``D_L = I``: no ReLU after the
     last layer), the layout of :func:`fgln.sampling.sample_network`.
+
+    Parameters
+    ----------
+    weights : Tensor
+        ``W_1..W_L`` [batch, L, n, n].
+    x : Tensor
+        Inputs [batch, n].
+
+    Returns
+    -------
+    f : Tensor
+        Outputs [batch, n].
+    gates : Tensor
+        Gate diagonals ``D_l(x)`` [batch, L, n] (ones at l = L).
+
+    Raises
+    ------
+    TypeError
+        If ``weights`` or ``x`` is not a tensor.
+    ValueError
+        If their shapes are wrong.
     """
     b, L, n = _check_weights(weights)
     h = _check_inputs(x, b, n).to(weights.dtype)
@@ -85,7 +117,27 @@ def relu_forward(weights: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def relu_jacobian(weights: Tensor, x: Tensor) -> Tensor:
-    """``J(x) = W_L D_{L-1}(x) ... D_1(x) W_1`` [batch, n, n] (explicit product; moderate L)."""
+    """``J(x) = W_L D_{L-1}(x) ... D_1(x) W_1`` [batch, n, n] (explicit product; moderate L).
+
+    Parameters
+    ----------
+    weights : Tensor
+        ``W_1..W_L`` [batch, L, n, n].
+    x : Tensor
+        Inputs [batch, n].
+
+    Returns
+    -------
+    J : Tensor
+        [batch, n, n].
+
+    Raises
+    ------
+    TypeError
+        If ``weights`` or ``x`` is not a tensor.
+    ValueError
+        If their shapes are wrong.
+    """
     _, gates = relu_forward(weights, x)
     layers = network_layers(weights, gates, "fgln")
     J = layers[:, 0]
@@ -108,6 +160,41 @@ def iter_relu_layers(n: int, L: int, *, batch: int = 1, sigma: float | None = No
     [batch, n] (unit vectors) and a list ``log_norms``, the generator also pushes
     ``log ||D_l W_l v||^2 / ||v||^2`` [batch] per layer into ``log_norms`` (their sum is
     ``log ||J(x) u||^2``), without forming any product.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    batch : int
+        Networks drawn at once (>= 1).
+    sigma : float or None
+        Standard deviation of the weights (> 0); None for He's ``sqrt(2/n)``.
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator, or None for a fresh seed.
+    dtype : torch.dtype
+        Floating type (default float64).
+    device : str, torch.device or None
+        Where the tensors live (None: CPU).
+    inputs : Tensor or None
+        Inputs x [batch, n]; None draws them.
+    probe : Tensor or None
+        Unit vectors [batch, n] whose growth is pushed into ``log_norms``.
+    log_norms : list or None
+        Receives one [batch] tensor per layer when ``probe`` is given.
+
+    Yields
+    ------
+    M : Tensor
+        ``D_l(x) W_l`` (l < L), then ``W_L`` [batch, n, n].
+
+    Raises
+    ------
+    TypeError
+        If a count is not an integer or ``sigma`` not a number.
+    ValueError
+        If one of them is out of range.
     """
     n = check_int("n", n, 1)
     L = check_int("L", L, 1)
@@ -158,6 +245,39 @@ def relu_log_spectra(n: int, L: int, *, replicates: int, seed: Seed = 0,
     [replicates, len(depths), k] for the partial products ``D_l W_l ... D_1 W_1`` at ``depths``
     (entry L is J itself). Computed by the package's log-scaled QR product
     (:func:`fgln.accumulator.accumulate`), exact at any depth.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    replicates : int
+        Independent networks (>= 1).
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator, or None for a fresh seed.
+    dtype : torch.dtype
+        Floating type (default float64).
+    device : str, torch.device or None
+        Where the tensors live (None: CPU).
+    sigma : float or None
+        Standard deviation of the weights (> 0); None for He's ``sqrt(2/n)``.
+    k : int or None
+        How many singular values, largest first (in [1, n]; None: all).
+    depths : sequence of int or None
+        Depths in [1, L] (None: L only, without the depth axis).
+
+    Returns
+    -------
+    log_s : Tensor
+        [replicates, k], or [replicates, len(depths), k].
+
+    Raises
+    ------
+    TypeError
+        If a count is not an integer or ``sigma`` not a number.
+    ValueError
+        If one of them is out of range.
     """
     replicates = check_int("replicates", replicates, 1)
     n = check_int("n", n, 1)
@@ -182,6 +302,39 @@ def relu_products(n: int, L: int, *, replicates: int, seed: Seed = 0, gated: boo
     [replicates]: ``log ||J u||^2`` for the fixed unit vector ``u = e_1`` (independent of x),
     ``m1``, ``m2`` [replicates]: ``(1/n) sum_i s_i^2`` and ``(1/n) sum_i s_i^4`` (computed from
     the log-spectrum, with ``spectrum=True``). ``seed`` fixes networks, inputs and gates.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    replicates : int
+        Independent networks (>= 1).
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator, or None for a fresh seed.
+    gated : bool
+        Independent Bernoulli(1/2) gates instead of ReLU gates.
+    sigma : float or None
+        Standard deviation of the weights (> 0); None for He's ``sqrt(2/n)``.
+    k : int or None
+        How many singular values, largest first (in [1, n]; None: all).
+    spectrum : bool
+        Also compute the log-spectrum (``logsv``, ``m1``, ``m2``).
+    dtype : torch.dtype
+        Floating type (default float64).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        The entries listed above.
+
+    Raises
+    ------
+    TypeError
+        If a count is not an integer or ``sigma`` not a number.
+    ValueError
+        If one of them is out of range.
     """
     replicates = check_int("replicates", replicates, 1)
     n = check_int("n", n, 1)

@@ -51,6 +51,29 @@ def lognorm_law(n: int, L: int, p: float = 0.5, sigma: float | None = None) -> t
     ``E log chi^2_K = log 2 + psi(K/2)`` and ``Var log chi^2_K = psi'(K/2)`` the sum gives
     ``(L-1) (mean, var)_gated + (mean, var)_ungated``. For a ReLU network at one input the
     same law holds exactly (module docstring).
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    p : float
+        Gate probability (default 1/2).
+    sigma : float or None
+        Standard deviation of the weights (> 0); None for He's ``sqrt(2/n)``.
+
+    Returns
+    -------
+    mean, var : float
+        Mean and variance of ``log ||J u||^2``.
+
+    Raises
+    ------
+    TypeError
+        If a count is not an integer or ``sigma`` not a number.
+    ValueError
+        If one of them is out of range.
     """
     n = check_int("n", n, 1)
     L = check_int("L", L, 1)
@@ -72,7 +95,27 @@ def lognorm_leading_order(n: int, L: int) -> tuple[float, float]:
     """Leading order in 1/n of :func:`lognorm_law` for He weights (``sigma^2 = 2/n``):
     per gated layer mean ``-5/(2n)``, variance ``5/n``; the ungated last layer ``log 2 - 1/n``
     and ``2/n``. With ``beta = (L-1)/n``: mean ``log 2 - 5 beta/2 - 1/n``, variance
-    ``5 beta + 2/n`` (the log-normal law of Hanin & Nica for this product)."""
+    ``5 beta + 2/n`` (the log-normal law of Hanin & Nica for this product).
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+
+    Returns
+    -------
+    mean, var : float
+        Leading-order mean and variance of ``log ||J u||^2``.
+
+    Raises
+    ------
+    TypeError
+        If a count is not an integer.
+    ValueError
+        If one of them is out of range.
+    """
     n = check_int("n", n, 1)
     L = check_int("L", L, 1)
     beta = (L - 1) / n
@@ -82,7 +125,27 @@ def lognorm_leading_order(n: int, L: int) -> tuple[float, float]:
 def psg_variance(L: int, p: float = 0.5) -> float:
     """Large-width law (Pennington, Schoenholz & Ganguli): ``m_2 / m_1^2 - 1`` of the squared
     singular values of ``W_L D_{L-1} ... D_1 W_1`` is ``sum_l 1/p_l`` = ``(L-1)/p + 1``
-    (``2L - 1`` for ReLU); each gated layer contributes ``1/p``, the ungated last one 1."""
+    (``2L - 1`` for ReLU); each gated layer contributes ``1/p``, the ungated last one 1.
+
+    Parameters
+    ----------
+    L : int
+        Depth (>= 1).
+    p : float
+        Gate probability (> 0; default 1/2).
+
+    Returns
+    -------
+    variance : float
+        ``(L-1)/p + 1``.
+
+    Raises
+    ------
+    TypeError
+        If ``L`` is not an integer or ``p`` not a number.
+    ValueError
+        If ``L < 1`` or ``p <= 0``.
+    """
     L = check_int("L", L, 1)
     return (L - 1) / check_positive("p", p) + 1.0
 
@@ -99,6 +162,23 @@ def arccos_shared_fraction(theta: float, L: int) -> np.ndarray:
     the angle between ``h_{l-1}(x)`` and ``h_{l-1}(x')``; the angle follows the arc-cosine
     kernel map ``cos theta_l = (sin theta_{l-1} + (pi - theta_{l-1}) cos theta_{l-1}) / pi``
     (Cho & Saul), ``theta_0 = theta``. Returns ndarray[L-1].
+
+    Parameters
+    ----------
+    theta : float
+        Angle between the inputs, in [0, pi].
+    L : int
+        Depth (>= 2).
+
+    Returns
+    -------
+    shared : numpy.ndarray
+        Fractions of shared gates [L-1], layers 1..L-1.
+
+    Raises
+    ------
+    ValueError
+        If ``theta`` lies outside [0, pi] or ``L < 2``.
     """
     L = check_int("L", L, 2)
     t = float(theta)
@@ -130,6 +210,37 @@ def input_pair_measurements(n: int, L: int, theta: float, *, replicates: int, se
     ``overlap_r{r}`` [replicates] for r in ``ranks``: ``||U_r(x)^T U_r(x')||_F^2 / r`` with
     ``U_r`` the top-r left singular vectors of the Jacobian (1: same subspace; ``r/n`` on
     average for independent subspaces). Explicit products: moderate L.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 2).
+    theta : float
+        Angle between the inputs, in [0, pi].
+    replicates : int
+        Independent networks (>= 1).
+    seed : int
+        Start value of the random stream (>= 0).
+    ranks : sequence of int
+        Subspace dimensions r (each in [1, n]).
+    sigma : float or None
+        Standard deviation of the weights (> 0); None for He's ``sqrt(2/n)``.
+    dtype : torch.dtype
+        Floating type (default float64).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        The entries listed above.
+
+    Raises
+    ------
+    TypeError
+        If a count is not an integer or ``sigma`` not a number.
+    ValueError
+        If one of them is out of range, or ``theta`` outside [0, pi].
     """
     n = check_int("n", n, 1)
     L = check_int("L", L, 2)
@@ -159,7 +270,37 @@ def relu_alignment(n: int, L: int, k: int, *, replicates: int, seed: int = 0, ga
     ``A_l``), l = 1..L, for ``replicates`` ReLU networks each at its own Gaussian input (the gates
     are ``D_l(x)``), or with ``gated=True`` for networks with independent Bernoulli(1/2) gates.
     Returns ``rho`` [replicates, L] and ``log_sv_J`` [replicates, n]
-    (:func:`fgln.alignment.alignment_overlaps`)."""
+    (:func:`fgln.alignment.alignment_overlaps`).
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 2).
+    k : int
+        Block size (in [1, n]).
+    replicates : int
+        Independent networks (>= 1).
+    seed : int
+        Start value of the random stream (>= 0).
+    gated : bool
+        Independent Bernoulli(1/2) gates instead of ReLU gates.
+    sigma : float or None
+        Standard deviation of the weights (> 0); None for He's ``sqrt(2/n)``.
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        ``rho`` [replicates, L] and ``log_sv_J`` [replicates, n].
+
+    Raises
+    ------
+    TypeError
+        If a count is not an integer or ``sigma`` not a number.
+    ValueError
+        If one of them is out of range.
+    """
     n = check_int("n", n, 1)
     L = check_int("L", L, 2)
     replicates = check_int("replicates", replicates, 1)

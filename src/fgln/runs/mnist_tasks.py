@@ -20,7 +20,24 @@ __all__ = ["checkpoint_path", "cached_run", "train_task", "train_point"]
 
 def checkpoint_path(directory: str | os.PathLike, config: MnistConfig, seed: int,
                     source: str) -> Path:
-    """A checkpoint file inside ``directory`` unique to (config, seed, data source, code)."""
+    """A checkpoint file inside ``directory`` unique to (config, seed, data source, code).
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Folder of the checkpoints.
+    config : MnistConfig
+        The run's configuration.
+    seed : int
+        The run's seed.
+    source : str
+        ``"full"`` or ``"bundled"``.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The checkpoint file (not created).
+    """
     key = cache_key(f"mnist-{source}", dict(config.params(), seed=seed))
     return Path(directory) / f"mnist-{source}-seed{seed}-{key[:12]}.pt"
 
@@ -31,6 +48,28 @@ def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
     """:func:`train_mnist` on ``data`` through :func:`fgln.cache.cached` (trained once per
     configuration, seed, data source and code version), in this process: the task of
     :func:`train_task`. The device is not part of the key (a GPU result is reused on a CPU).
+
+    Parameters
+    ----------
+    config : MnistConfig
+        The run's configuration.
+    seed : int
+        The run's seed (>= 0).
+    data : Mnist
+        The digits it trains on.
+    cache_dir : str, os.PathLike or None
+        Cache folder (default ``$FGLN_CACHE_DIR``, else ``.cache/fgln`` in the checkout).
+    device : str or torch.device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    workers : int
+        Loader processes for the augmentation (>= 0).
+    progress : bool or None
+        Show a progress bar (None: follow ``FGLN_PROGRESS``).
+
+    Returns
+    -------
+    result : dict
+        As :func:`fgln.mnist.run.train_mnist`.
     """
     name, params, fn = train_task(config, seed, data, cache_dir=cache_dir, device=device,
                                   workers=workers, progress=progress)
@@ -42,7 +81,34 @@ def train_task(config: MnistConfig, seed: int, data: Mnist, *,
                progress: bool | None = None) -> tuple[str, dict, Callable[..., dict]]:
     """One training run as a task ``(name, params, fn)`` of :func:`fgln.sweep.run_grid`, keyed
     by configuration, seed, data source and sizes, computed by :func:`train_point` on whichever
-    worker runs it, with a checkpoint every epoch in ``<cache>/checkpoints``."""
+    worker runs it, with a checkpoint every epoch in ``<cache>/checkpoints``.
+
+    Parameters
+    ----------
+    config : MnistConfig
+        The run's configuration.
+    seed : int
+        The run's seed (>= 0).
+    data : Mnist
+        The digits it trains on.
+    cache_dir : str, os.PathLike or None
+        Cache folder (default ``$FGLN_CACHE_DIR``, else ``.cache/fgln`` in the checkout).
+    device : str or torch.device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    workers : int
+        Loader processes for the augmentation (>= 0).
+    progress : bool or None
+        Show a progress bar (None: follow ``FGLN_PROGRESS``).
+
+    Returns
+    -------
+    name : str
+        The cache name.
+    params : dict
+        The task's parameters (its cache key).
+    fn : callable
+        :func:`train_point` with its options bound.
+    """
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     fn = partial(train_point, checkpoint_dir=str((base / "checkpoints").absolute()),
                  device=device, workers=workers, progress=progress)
@@ -59,7 +125,39 @@ def train_point(*, seed: int, source: str, n_train_total: int, n_test_total: int
     ``source`` with ``n_train_total`` / ``n_test_total`` images (``ValueError`` otherwise).
     The checkpoint in ``checkpoint_dir`` is resumed from, then removed. In a daemonic process
     (a dask worker) the augmentation runs in the training process (``workers=0``; the draws
-    do not depend on the loader processes)."""
+    do not depend on the loader processes).
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed (>= 0).
+    source : str
+        ``"full"`` or ``"bundled"``: the data the run must use.
+    n_train_total, n_test_total : int
+        Sizes of the splits it must use.
+    checkpoint_dir : str or os.PathLike
+        Folder of the checkpoint.
+    device : str or torch.device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    workers : int
+        Loader processes for the augmentation (>= 0).
+    progress : bool or None
+        Show a progress bar (None: follow ``FGLN_PROGRESS``).
+    data : Mnist or None
+        The digits (None: loaded without download).
+    **config
+        The fields of :class:`fgln.mnist.model.MnistConfig`.
+
+    Returns
+    -------
+    result : dict
+        As :func:`fgln.mnist.run.train_mnist`.
+
+    Raises
+    ------
+    ValueError
+        If the data at hand are not ``source`` with the given sizes.
+    """
     cfg = MnistConfig(**{**config, "k_align": tuple(config.get("k_align", (10, 64)))})
     if data is None:
         with warnings.catch_warnings():

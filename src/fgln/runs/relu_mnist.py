@@ -41,7 +41,18 @@ __all__ = ["MnistRelu", "relu_block_measurements", "train_relu_mnist", "cached_r
 
 
 class MnistRelu(nn.Module):
-    """Bias-free ReLU classifier ``784 -> n^(L+1) -> 10``; ``weights``: W_in, W_1..W_L, W_out."""
+    """Bias-free ReLU classifier ``784 -> n^(L+1) -> 10``; ``weights``: W_in, W_1..W_L, W_out.
+
+    Parameters
+    ----------
+    weights : list of Tensor
+        ``W_in`` [n, 784], ``W_1..W_L`` [n, n], ``W_out`` [10, n] (copied into parameters).
+
+    Raises
+    ------
+    ValueError
+        If fewer than three weights are given.
+    """
 
     def __init__(self, weights: list[Tensor]):
         super().__init__()
@@ -106,6 +117,24 @@ def relu_block_measurements(model: MnistRelu, x: Tensor, *, k_spectrum: int = 30
     Returns ``logsv_B`` [m, L, k_spectrum], ``logsv_J`` [m, k_spectrum], ``rho`` [m, L]
     (:func:`fgln.block_measurements.block_statistics`), ``overlap`` [m, m]:
     ``||U_r(x_a)^T U_r(x_b)||_F^2 / r`` for the top-r left singular vectors of the block's J.
+
+    Parameters
+    ----------
+    model : MnistRelu
+        The classifier.
+    x : Tensor
+        Images [m, 784].
+    k_spectrum : int
+        Top singular values kept.
+    k_align : int
+        Block size of the alignment statistic.
+    r : int
+        Dimension of the compared subspaces.
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        The entries listed above.
     """
     W = model.hidden_weights()
     G = model.block_gates(x)
@@ -137,7 +166,32 @@ def train_relu_mnist(config: MnistConfig | None = None, *, seed: int = 0,
     ``per_class`` test images of each class, before (suffix ``_init``) and after training
     (:func:`relu_block_measurements`). Also ``test_acc``, ``test_loss`` [epochs + 1],
     ``config`` default: ``MnistConfig()``;
-    ``labels`` [10 per_class], ``seconds``."""
+    ``labels`` [10 per_class], ``seconds``.
+
+    Parameters
+    ----------
+    config : MnistConfig or None
+        The run's configuration (None: ``MnistConfig()``).
+    seed : int
+        Start value of the initialisation, batch order and augmentation (>= 0).
+    data : Mnist or None
+        The digits (None: loaded).
+    device : str or torch.device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    workers : int
+        Loader processes for the augmentation (>= 0).
+    checkpoint : str, os.PathLike or None
+        Checkpoint file (written every epoch, resumed from when present).
+    per_class : int
+        Test images per class at which the block is measured.
+    progress : bool or None
+        Show a progress bar (None: follow ``FGLN_PROGRESS``).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        The entries listed above.
+    """
     config = MnistConfig() if config is None else config
     run = prepare_run(config, seed, data, device, workers)
     seed, workers, dev = run.seed, run.workers, run.device
@@ -163,7 +217,32 @@ def cached_relu_run(config: MnistConfig, seed: int, data: Mnist, *, per_class: i
                     cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
                     progress: bool | None = None) -> dict:
     """:func:`train_relu_mnist` through :func:`fgln.cache.cached`, with a checkpoint every epoch
-    (removed once the result is cached), as :func:`fgln.mnist_tasks.cached_run`."""
+    (removed once the result is cached), as :func:`fgln.mnist_tasks.cached_run`.
+
+    Parameters
+    ----------
+    config : MnistConfig
+        The run's configuration.
+    seed : int
+        The run's seed (>= 0).
+    data : Mnist
+        The digits it trains on.
+    per_class : int
+        Test images per class at which the block is measured.
+    cache_dir : str, os.PathLike or None
+        Cache folder (default ``$FGLN_CACHE_DIR``, else ``.cache/fgln`` in the checkout).
+    device : str or torch.device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    workers : int
+        Loader processes for the augmentation (>= 0).
+    progress : bool or None
+        Show a progress bar (None: follow ``FGLN_PROGRESS``).
+
+    Returns
+    -------
+    result : dict
+        As :func:`train_relu_mnist`.
+    """
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     params = {**config.params(), "seed": int(seed), "source": data.source,
               "per_class": int(per_class), "n_train_total": len(data.train),

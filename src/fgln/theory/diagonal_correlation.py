@@ -53,6 +53,26 @@ def diagonal_correlations(A) -> Tensor:
     Computed with centred indices (no cancellation). Raises ``ValueError`` for empty,
     non-square, non-finite or all-zero matrices; returns NaN with a ``RuntimeWarning``
     when the mass lies on one row or one column (zero variance, e.g. any 1 x 1 matrix).
+
+    Parameters
+    ----------
+    A : Tensor or array_like
+        Square matrices [..., k, k].
+
+    Returns
+    -------
+    rho : Tensor
+        Diagonal correlations [...], in [-1, 1] or NaN where undefined.
+
+    Raises
+    ------
+    ValueError
+        If a matrix is empty, non-square, non-finite or all zero.
+
+    Warns
+    -----
+    RuntimeWarning
+        When some coefficient is undefined (returned as NaN).
     """
     A = _as_tensor(A)
     check_square_stack(A)
@@ -89,6 +109,21 @@ def diagonal_correlation(A) -> float:
     """Diagonal correlation (Appendix F) of one square matrix ``A`` [k, k]; a float.
 
     See :func:`diagonal_correlations` for the definition and error handling.
+
+    Parameters
+    ----------
+    A : Tensor or array_like
+        One square matrix [k, k].
+
+    Returns
+    -------
+    rho : float
+        In [-1, 1], or NaN (with a ``RuntimeWarning``) where undefined.
+
+    Raises
+    ------
+    ValueError
+        If ``A`` is not a single matrix, or is empty, non-square, non-finite or all zero.
     """
     A = _as_tensor(A)
     if A.ndim != 2:
@@ -110,6 +145,23 @@ def diagonal_correlation_closed_form(A, pairing: str = "paper") -> Tensor:
     misprint would give, kept to show that it differs from the definition (it can be NaN).
     Raw moments, so it loses accuracy by cancellation for large k; use
     :func:`diagonal_correlations` in computations. No validation, no degeneracy handling.
+
+    Parameters
+    ----------
+    A : Tensor or array_like
+        Square matrices [..., k, k].
+    pairing : {"paper", "mixed"}
+        Moments under the square root as in the paper, or exchanged.
+
+    Returns
+    -------
+    rho : Tensor
+        [...]; NaN where the expression under the square root is negative or zero.
+
+    Raises
+    ------
+    ValueError
+        If ``pairing`` is unknown.
     """
     if pairing not in ("paper", "mixed"):
         raise ValueError(f"pairing must be 'paper' or 'mixed', got {pairing!r}")
@@ -131,7 +183,18 @@ def diagonal_correlation_closed_form(A, pairing: str = "paper") -> Tensor:
 
 def diagonal_correlation_reference(A) -> float:
     """rho of one matrix [k, k] straight from the definition, via ``numpy.cov`` with weights
-    ``|A|`` (an implementation independent of :func:`diagonal_correlations`, for checks)."""
+    ``|A|`` (an implementation independent of :func:`diagonal_correlations`, for checks).
+
+    Parameters
+    ----------
+    A : array_like
+        One square matrix [k, k].
+
+    Returns
+    -------
+    rho : float
+        The diagonal correlation.
+    """
     A = np.abs(np.asarray(A, dtype=np.float64))
     k = A.shape[0]
     i, j = np.meshgrid(np.arange(1, k + 1), np.arange(1, k + 1), indexing="ij")

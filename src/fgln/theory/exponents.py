@@ -65,6 +65,31 @@ def lyapunov_exponents(n: int, p: float, sigma: float | None, k: int,
     ``min_rank=r`` fixes the conditioning of every gate; ``None`` uses ``r = i`` for index
     i, the exact value for unconditioned p-gates given ``s_i > 0`` (module docstring).
     ``sigma=None`` means ``1/sqrt(n)``. Returns ndarray[k].
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    p : float
+        Gate probability in (0, 1].
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    k : int
+        How many exponents, ``gamma_1..gamma_k`` (in [1, n]; at most ``min_rank``).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (in [1, n]); None conditions index i on ``r = i``.
+
+    Returns
+    -------
+    gamma : numpy.ndarray
+        ``gamma_1..gamma_k`` [k].
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``k`` or ``min_rank`` is not an integer, or ``p``, ``sigma`` not a number.
+    ValueError
+        If one of them is out of range, or ``k > min_rank``.
     """
     n, p, sigma, k, min_rank = check_exponents(n, p, sigma, k, min_rank)
     return np.array([_gamma(n, p, sigma, i, min_rank or i, True) for i in range(1, k + 1)])
@@ -72,7 +97,33 @@ def lyapunov_exponents(n: int, p: float, sigma: float | None, k: int,
 
 def lyapunov_exponents_approx(n: int, p: float, sigma: float | None, k: int,
                               min_rank: int | None = None) -> np.ndarray:
-    """Remark 5.5: Remark 5.4 without the normalising denominator ``P(rank >= r)``."""
+    """Remark 5.5: Remark 5.4 without the normalising denominator ``P(rank >= r)``.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    p : float
+        Gate probability in (0, 1].
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    k : int
+        How many exponents, ``gamma_1..gamma_k`` (in [1, n]; at most ``min_rank``).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (in [1, n]); None conditions index i on ``r = i``.
+
+    Returns
+    -------
+    gamma : numpy.ndarray
+        Approximate ``gamma_1..gamma_k`` [k].
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``k`` or ``min_rank`` is not an integer, or ``p``, ``sigma`` not a number.
+    ValueError
+        If one of them is out of range, or ``k > min_rank``.
+    """
     n, p, sigma, k, min_rank = check_exponents(n, p, sigma, k, min_rank)
     return np.array([_gamma(n, p, sigma, i, min_rank or i, False) for i in range(1, k + 1)])
 
@@ -81,6 +132,25 @@ def finite_depth_constants(n: int, k: int) -> np.ndarray:
     """``d_0 = 0, d_1, ..., d_k`` of Theorem 5.3 in closed form; ndarray[k+1].
 
     ``d_i = -E log|det Omega^{i,i}| = 1/2 sum_{j=1}^i [psi((n-j+1)/2) - psi((i-j+1)/2)]``.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    k : int
+        Largest index (in [0, n]).
+
+    Returns
+    -------
+    d : numpy.ndarray
+        ``d_0..d_k`` [k+1], ``d_0 = 0``.
+
+    Raises
+    ------
+    TypeError
+        If ``n`` or ``k`` is not an integer.
+    ValueError
+        If ``n < 1`` or ``k`` lies outside [0, n].
     """
     n = check_int("n", n, 1)
     k = check_int("k", k, 0, n)
@@ -97,6 +167,31 @@ def finite_depth_constants_mc(n: int, k: int, replicates: int = 2000, seed: int 
 
     ``d_i = -E log|det Omega^{i,i}|`` over ``replicates`` Haar orthogonal ``Omega``
     (:func:`fgln.products.sampling.haar_orthogonal`).
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    k : int
+        Largest index (in [0, n]).
+    replicates : int
+        Haar matrices drawn (>= 2; default 2000).
+    seed : int
+        Start value of the random stream (>= 0).
+
+    Returns
+    -------
+    d : numpy.ndarray
+        Monte Carlo mean of ``d_0..d_k`` [k+1].
+    se : numpy.ndarray
+        Its standard error [k+1] (NaN at index 0).
+
+    Raises
+    ------
+    TypeError
+        If an argument is not an integer.
+    ValueError
+        If one is out of range.
     """
     import torch
 
@@ -121,6 +216,36 @@ def predicted_log_singular_values(n: int, L: int, p: float, sigma: float | None,
     ``sign="appendix"`` (default): ``gamma_i + (d_i - d_{i-1})/L``, as Lemma C.7 implies and
     the numerics confirm. ``sign="printed"``: ``gamma_i + (d_{i-1} - d_i)/L`` as printed in
     Theorem 5.3. Exponents as in :func:`lyapunov_exponents`.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    p : float
+        Gate probability in (0, 1].
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    k : int
+        How many exponents, ``gamma_1..gamma_k`` (in [1, n]; at most ``min_rank``).
+    min_rank : int or None
+        ``r`` of (r, p)-gates (in [1, n]); None conditions index i on ``r = i``.
+    sign : {"appendix", "printed"}
+        Sign of the finite-depth term (default ``"appendix"``).
+
+    Returns
+    -------
+    prediction : numpy.ndarray
+        ``E[(1/L) log s_{i,L}]`` to first order, i = 1..k [k].
+
+    Raises
+    ------
+    TypeError
+        If ``n``, ``L``, ``k`` or ``min_rank`` is not an integer, or ``p``, ``sigma`` not a
+        number.
+    ValueError
+        If one of them is out of range, ``k > min_rank`` or ``sign`` is unknown.
     """
     L = check_int("L", L, 1)
     if sign not in ("appendix", "printed"):

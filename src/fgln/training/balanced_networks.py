@@ -44,6 +44,36 @@ def balanced_masked_network(widths: Sequence[int], gates: Sequence[Tensor], *,
     ``M_{l+1}^T M_{l+1} = Q_l S^2 Q_l^T = M_l M_l^T``; the end-to-end matrix is
     ``Q_L S^L Q_0^T``. ``rank`` defaults to (and may not exceed) the smallest number of open
     entries, ``min(n_0, n_L)`` included. ``gates`` are the diagonals of D_1..D_{L-1}, 0/1.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[n_0, ..., n_L]``, each >= 1.
+    gates : sequence of Tensor
+        Diagonals of ``D_1..D_{L-1}`` [n_l], entries 0 or 1.
+    rank : int or None
+        ``r`` (in [1, smallest open count]); None for the largest possible.
+    scale : float
+        Factor of the shared singular values (> 0).
+    seed : int, torch.Generator or None
+        Start value of the random stream (>= 0), a generator, or None for a fresh seed.
+    dtype : torch.dtype
+        Floating type (default float64).
+    device : str or torch.device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+
+    Returns
+    -------
+    net : FixedGatesNetwork
+        The balanced masked network, end-to-end matrix ``Q_L S^L Q_0^T``.
+
+    Raises
+    ------
+    TypeError
+        If a width or ``rank`` is not an integer, or ``scale`` not a number.
+    ValueError
+        If the gates are not L - 1 0/1 diagonals of the right sizes, a gate is entirely
+        closed, or ``rank``, ``scale`` is out of range.
     """
     widths = check_widths(widths)
     L = len(widths) - 1
@@ -75,7 +105,18 @@ def balanced_masked_network(widths: Sequence[int], gates: Sequence[Tensor], *,
 
 def balance_residuals(net: FixedGatesNetwork) -> Tensor:
     """``||M_{l+1}^T M_{l+1} - M_l M_l^T||_F / ||M_l M_l^T||_F`` for l = 1..L-1 (Proposition
-    4.5, ``M_l = D_l W_l D_{l-1}``); shape [L-1]."""
+    4.5, ``M_l = D_l W_l D_{l-1}``); shape [L-1].
+
+    Parameters
+    ----------
+    net : FixedGatesNetwork
+        The network.
+
+    Returns
+    -------
+    residuals : Tensor
+        Relative balance residuals [L-1] (empty for L = 1).
+    """
     M = [m.detach() for m in net.masked_layers()]
     out = []
     for l in range(len(M) - 1):

@@ -47,6 +47,28 @@ class NetworkDepthScaling:
     ``log s_k(A_l)``, l = 1..L-1 (row l-1, m = L - l layers). ``resid_*``: measured minus
     fitted. ``epsilon`` [k]: the largest |residual| per k, the epsilon of Definition 4.6 /
     Proposition 7.1 (i).
+
+    Parameters
+    ----------
+    gamma, delta, log_prefix, log_suffix, resid_prefix, resid_suffix
+        The attributes below, in this order.
+
+    Attributes
+    ----------
+    gamma : Tensor
+        Fitted slopes ``gamma_k`` [k] (per layer).
+    delta : Tensor
+        Fitted intercepts ``delta_k`` [k].
+    log_prefix : Tensor
+        ``log s_k(M_{1:m})`` [L, k].
+    log_suffix : Tensor
+        ``log s_k(A_l)`` [L-1, k].
+    resid_prefix : Tensor
+        Measured minus fitted, prefixes [L, k].
+    resid_suffix : Tensor
+        Measured minus fitted, suffixes [L-1, k].
+    epsilon : Tensor
+        Largest absolute residual of both families [k].
     """
 
     gamma: Tensor
@@ -63,7 +85,20 @@ class NetworkDepthScaling:
 
 
 def log_top(M: Tensor, k: int) -> Tensor:
-    """The ``k`` largest log-singular values of ``M`` [k] (``-inf`` beyond its rank)."""
+    """The ``k`` largest log-singular values of ``M`` [k] (``-inf`` beyond its rank).
+
+    Parameters
+    ----------
+    M : Tensor
+        A matrix [m, n].
+    k : int
+        How many (<= min(m, n)).
+
+    Returns
+    -------
+    log_s : Tensor
+        [k], decreasing.
+    """
     return torch.log(top_svd(M, k, vectors=False))
 
 
@@ -76,6 +111,27 @@ def network_depth_scaling(net: FixedGatesNetwork, k: int | None = None,
     ``"suffix"`` (``A_l``); both by default, since Proposition 7.1 (i) asks both to share
     ``(gamma_k, delta_k)``. Residuals are reported for both families either way. Requires
     ``k <= min(widths)`` and L >= 2.
+
+    Parameters
+    ----------
+    net : FixedGatesNetwork
+        The network (spectra in float64 whatever its dtype).
+    k : int or None
+        How many singular values (in [1, min(widths)]; None: all of them).
+    families : sequence of str
+        Non-empty subset of ``("prefix", "suffix")`` entering the fit.
+
+    Returns
+    -------
+    fit : NetworkDepthScaling
+        Slopes, intercepts, measured values and residuals.
+
+    Raises
+    ------
+    TypeError
+        If ``net`` is not a FixedGatesNetwork or ``k`` not an integer.
+    ValueError
+        If L < 2, ``k`` is out of range or ``families`` is not a non-empty subset.
     """
     net = check_net(net)
     L = net.depth
@@ -101,7 +157,22 @@ def fit_depth_lines(log_pre: Tensor, log_suf: Tensor,
     ``log_pre`` [L, k] of the prefixes ``M_{1:m}`` (m = 1..L) and ``log_suf`` [L-1, k] of the
     suffixes ``A_l`` (m = L - l layers), the ``families`` named entering the fit. All columns
     in one solve when every entry is finite; otherwise each column on its finite entries
-    (NaN with fewer than two)."""
+    (NaN with fewer than two).
+
+    Parameters
+    ----------
+    log_pre : Tensor
+        ``log s_k(M_{1:m})`` [L, k], float64.
+    log_suf : Tensor
+        ``log s_k(A_l)`` [L-1, k], float64.
+    families : sequence of str
+        Which of ``"prefix"``, ``"suffix"`` enter the fit.
+
+    Returns
+    -------
+    fit : NetworkDepthScaling
+        Slopes, intercepts, measured values and residuals.
+    """
     L = log_pre.shape[0]
     k = log_pre.shape[1]
     m_pre = torch.arange(1, L + 1, dtype=torch.float64)
@@ -139,7 +210,18 @@ def fit_depth_lines(log_pre: Tensor, log_suf: Tensor,
 def column_alignment_error(R: Tensor) -> Tensor:
     """Proposition 7.1 (ii) on a top block: for ``R = U_k^T W_k`` [..., k, k] (two sets of
     singular vectors), ``max_i |R_ij s_j - delta_ij|`` per column j [..., k], with the signs
-    ``s_j`` of the columns of ``W`` chosen to make the diagonal >= 0."""
+    ``s_j`` of the columns of ``W`` chosen to make the diagonal >= 0.
+
+    Parameters
+    ----------
+    R : Tensor
+        Overlaps ``U_k^T W_k`` [..., k, k].
+
+    Returns
+    -------
+    err : Tensor
+        Largest deviation from the identity per column [..., k].
+    """
     sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
     eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
     return (R * sign[..., None, :] - eye).abs().amax(-2)
@@ -147,7 +229,18 @@ def column_alignment_error(R: Tensor) -> Tensor:
 
 def largest_angle_sine(M: Tensor) -> Tensor:
     """Sine of the largest principal angle between two r-dimensional subspaces from
-    ``M = X^T Y`` [..., r, r] (X, Y orthonormal bases): ``sqrt(1 - s_min(M)^2)`` [...]."""
+    ``M = X^T Y`` [..., r, r] (X, Y orthonormal bases): ``sqrt(1 - s_min(M)^2)`` [...].
+
+    Parameters
+    ----------
+    M : Tensor
+        ``X^T Y`` [..., r, r].
+
+    Returns
+    -------
+    sine : Tensor
+        [...], in [0, 1].
+    """
     c = torch.linalg.svdvals(M).clamp(max=1.0)
     return torch.sqrt(1.0 - c.amin(-1) ** 2)
 
@@ -160,6 +253,27 @@ def alignment_errors(net: FixedGatesNetwork, k: int | None = None) -> tuple[Tens
     the signs of the columns of ``U_{A_l}`` (``V_{B_l}``) chosen to make the diagonal positive.
     The infinity norm of (ii) restricted to the block is ``err.amax(-1)``. The empty products
     ``A_L = B_1 = I`` are left out (their singular vectors are arbitrary).
+
+    Parameters
+    ----------
+    net : FixedGatesNetwork
+        The network (spectra in float64 whatever its dtype).
+    k : int or None
+        Block size (in [1, min(widths)]; None: all).
+
+    Returns
+    -------
+    err_A : Tensor
+        [L-1, k], l = 1..L-1.
+    err_B : Tensor
+        [L-1, k], l = 2..L.
+
+    Raises
+    ------
+    TypeError
+        If ``net`` is not a FixedGatesNetwork or ``k`` not an integer.
+    ValueError
+        If ``k`` is out of range.
     """
     net = check_net(net)
     kmax = min(net.widths)
@@ -182,7 +296,29 @@ def subspace_alignment(net: FixedGatesNetwork, r: int) -> tuple[Tensor, Tensor]:
     ``(sin_A, sin_B)``, each [L-1]: left subspaces of ``J`` and ``A_l`` (l = 1..L-1), right
     subspaces of ``J`` and ``B_l`` (l = 2..L). Unlike :func:`alignment_errors` this does not
     care how the vectors are arranged inside the subspace, so it stays small when a cluster of
-    close singular values (Remark 6.2) mixes them."""
+    close singular values (Remark 6.2) mixes them.
+
+    Parameters
+    ----------
+    net : FixedGatesNetwork
+        The network (spectra in float64 whatever its dtype).
+    r : int
+        Subspace dimension (in [1, min(widths)]).
+
+    Returns
+    -------
+    sin_A : Tensor
+        [L-1], l = 1..L-1.
+    sin_B : Tensor
+        [L-1], l = 2..L.
+
+    Raises
+    ------
+    TypeError
+        If ``net`` is not a FixedGatesNetwork or ``r`` not an integer.
+    ValueError
+        If ``r`` is out of range.
+    """
     net = check_net(net)
     r = check_int("r", r, 1, min(net.widths))
     A, B = partials64(net)

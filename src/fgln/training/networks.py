@@ -40,6 +40,20 @@ class FixedGatesNetwork(nn.Module):
     ``nn.ParameterList``). ``gates``: the diagonals of D_1..D_{L-1}, tensors [n_l] (0/1 for a
     masked network, any real values otherwise), held as buffers ``gate1, ..., gate{L-1}``
     and listed by :attr:`gates`; an L = 1 network has no gate.
+
+    Parameters
+    ----------
+    weights : sequence of Tensor or Tensor
+        ``W_1..W_L`` [n_l, n_{l-1}], floating point, chaining (or one stacked tensor
+        [L, n, n]).
+    gates : sequence of Tensor or Tensor
+        Diagonals of ``D_1..D_{L-1}`` [n_l] (or one stacked tensor [L-1, n]).
+
+    Raises
+    ------
+    ValueError
+        If ``weights`` is empty, a weight is not a 2-d floating-point tensor, the weights do
+        not chain, or the gates are not L - 1 diagonals of matching sizes.
     """
 
     def __init__(self, weights: Sequence[Tensor], gates: Sequence[Tensor]):
@@ -94,7 +108,13 @@ class FixedGatesNetwork(nn.Module):
         return [getattr(self, f"gate{i}") for i in range(1, self.depth)]
 
     def is_masked(self) -> bool:
-        """True when every gate entry is 0 or 1 (a Masked Linear Network)."""
+        """True when every gate entry is 0 or 1 (a Masked Linear Network).
+
+        Returns
+        -------
+        masked : bool
+            Whether every gate is a 0/1 diagonal.
+        """
         return all(bool(((g == 0) | (g == 1)).all()) for g in self.gates)
 
     def extra_repr(self) -> str:
@@ -106,14 +126,26 @@ class FixedGatesNetwork(nn.Module):
 
     # ------------------------------------------------------------------ products
     def jacobian(self) -> Tensor:
-        """``J = W_L D_{L-1} ... D_1 W_1``, shape [n_L, n_0]."""
+        """``J = W_L D_{L-1} ... D_1 W_1``, shape [n_L, n_0].
+
+        Returns
+        -------
+        J : Tensor
+            [n_L, n_0], differentiable in the weights.
+        """
         J = self.weights[0]
         for l in range(1, self.depth):
             J = self.weights[l] @ (self._gate(l)[:, None] * J)
         return J
 
     def layers(self) -> list[Tensor]:
-        """``M_l = D_l W_l`` for l = 1..L with ``D_L = I`` (Lemma E.1), so ``J = M_L ... M_1``."""
+        """``M_l = D_l W_l`` for l = 1..L with ``D_L = I`` (Lemma E.1), so ``J = M_L ... M_1``.
+
+        Returns
+        -------
+        layers : list of Tensor
+            ``M_1..M_L`` [n_l, n_{l-1}].
+        """
         out = []
         for l in range(1, self.depth + 1):
             g = self._gate(l)
@@ -122,7 +154,13 @@ class FixedGatesNetwork(nn.Module):
         return out
 
     def masked_layers(self) -> list[Tensor]:
-        """``M_l = D_l W_l D_{l-1}`` for l = 1..L (Proposition 4.5, ``D_0 = D_L = I``)."""
+        """``M_l = D_l W_l D_{l-1}`` for l = 1..L (Proposition 4.5, ``D_0 = D_L = I``).
+
+        Returns
+        -------
+        layers : list of Tensor
+            ``M_1..M_L`` [n_l, n_{l-1}].
+        """
         out = []
         for l, m in enumerate(self.layers(), start=1):
             g = self._gate(l - 1)
@@ -136,6 +174,25 @@ class FixedGatesNetwork(nn.Module):
 
         With ``l`` (1 <= l <= L): the pair ``(A_l, B_l)``. Without: two lists
         ``([A_1, ..., A_L], [B_1, ..., B_L])``, all computed in one pass each.
+
+        Parameters
+        ----------
+        l : int or None
+            Layer index in [1, L]; None for every layer.
+
+        Returns
+        -------
+        A : Tensor or list of Tensor
+            ``A_l`` [n_L, n_l], or the list ``A_1..A_L``.
+        B : Tensor or list of Tensor
+            ``B_l`` [n_{l-1}, n_0], or the list ``B_1..B_L``.
+
+        Raises
+        ------
+        TypeError
+            If ``l`` is not an integer.
+        ValueError
+            If ``l`` lies outside [1, L].
         """
         L = self.depth
         if l is not None:
@@ -177,6 +234,21 @@ class FixedGatesNetwork(nn.Module):
         The product is evaluated layer by layer or through ``J``, whichever costs fewer
         multiplications for this batch size (the two agree to rounding); the choice is made
         once per batch size and weight shapes.
+
+        Parameters
+        ----------
+        x : Tensor
+            Inputs as rows [..., n_0].
+
+        Returns
+        -------
+        y : Tensor
+            ``x @ J.T`` [..., n_L].
+
+        Raises
+        ------
+        ValueError
+            If the last dimension of ``x`` is not n_0.
         """
         sequential, weights, gates = self._forward_plan(x)
         if not sequential:
@@ -199,6 +271,35 @@ class FixedGatesNetwork(nn.Module):
         Section 5 code. Rectangular widths draw layer by layer in the same order with the same
         generator (W_l, then the gate of size n_l). ``sigma`` defaults to ``1/sqrt(n_{l-1})``
         (fan-in; ``1/sqrt(n)`` for square networks). ``min_rank`` gives (r, p)-gates.
+
+        Parameters
+        ----------
+        widths : sequence of int
+            ``[n_0, ..., n_L]``, each >= 1 (at least two entries).
+        p : float
+            Gate probability in (0, 1].
+        sigma : float or None
+            Standard deviation of the weights (> 0); None for ``1/sqrt(n_{l-1})``.
+        min_rank : int or None
+            ``r`` of (r, p)-gates (in [1, min(n_1..n_L)]); None for plain p-gates.
+        seed : int, torch.Generator or None
+            Start value of the random stream (>= 0), a generator, or None for a fresh seed.
+        dtype : torch.dtype
+            Floating type (default float64).
+        device : str or torch.device
+            ``"auto"``, ``"cpu"`` or ``"cuda"``.
+
+        Returns
+        -------
+        net : FixedGatesNetwork
+            Depth L = ``len(widths) - 1``.
+
+        Raises
+        ------
+        TypeError
+            If a width or ``min_rank`` is not an integer, or ``p``, ``sigma`` not a number.
+        ValueError
+            If one of them is out of range.
         """
         widths = check_widths(widths)
         p = check_p(p)
@@ -241,7 +342,18 @@ def _draw_rectangular(widths, p, sigma, min_rank, seed, dtype, device):
 
 
 def find_fixed_gates_network(model: nn.Module) -> FixedGatesNetwork | None:
-    """``model`` itself if it is a :class:`FixedGatesNetwork`, else its first such submodule."""
+    """``model`` itself if it is a :class:`FixedGatesNetwork`, else its first such submodule.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model to search.
+
+    Returns
+    -------
+    net : FixedGatesNetwork or None
+        None when the model holds none.
+    """
     if isinstance(model, FixedGatesNetwork):
         return model
     for m in model.modules():
@@ -259,6 +371,16 @@ class JacobianGradient:
         with JacobianGradient(net) as cap:
             loss_fn(model(x), y).backward()
         G = cap.grad          # None if no backward pass went through net
+
+    Parameters
+    ----------
+    net : FixedGatesNetwork
+        The network whose end-to-end gradient is captured.
+
+    Attributes
+    ----------
+    grad : Tensor or None
+        ``grad_J L`` [n_L, n_0], summed over the backward passes inside the ``with`` block.
     """
 
     def __init__(self, net: FixedGatesNetwork):

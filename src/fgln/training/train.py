@@ -77,7 +77,17 @@ __all__ = [
 ]
 
 class DivergenceError(RuntimeError):
-    """The loss became non-finite or exploded; ``.step`` is the step at which it happened."""
+    """The loss became non-finite or exploded; ``.step`` is the step at which it happened.
+
+    Parameters
+    ----------
+    message : str
+        What happened.
+    step : int
+        The step at which the loss diverged.
+    loss : float
+        The loss at that step.
+    """
 
     def __init__(self, message: str, step: int, loss: float):
         super().__init__(message)
@@ -87,7 +97,32 @@ class DivergenceError(RuntimeError):
 
 @dataclass
 class RecordContext:
-    """What a ``callback`` sees at a recorded step."""
+    """What a ``callback`` sees at a recorded step.
+
+    Parameters
+    ----------
+    model, net, step, epoch, t, loss, grad_J, batch
+        The attributes below, in this order.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The model being trained.
+    net : torch.nn.Module or None
+        The FixedGatesNetwork inside ``model`` (None without one).
+    step : int
+        Updates done so far.
+    epoch : int
+        The current epoch.
+    t : float
+        Gradient-flow time ``step * lr``.
+    loss : float
+        The batch loss at this state.
+    grad_J : Tensor or None
+        Gradient of the batch loss with respect to ``net``'s ``J`` [n_L, n_0].
+    batch : tuple of Tensor
+        The batch ``(x, y)`` of this step.
+    """
 
     model: nn.Module
     net: nn.Module | None        # the FixedGatesNetwork inside model (or None)
@@ -101,6 +136,34 @@ class RecordContext:
 
 @dataclass
 class TrainResult:
+    """What :func:`train` returns.
+
+    Parameters
+    ----------
+    model, history, losses, steps, epoch, resumed_from, seconds, record_seconds
+        The attributes below, in this order.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The trained model (trained in place).
+    history : dict of str to numpy.ndarray
+        The recorded rows stacked over records (``step``, ``t``, ``loss``, recorders' and
+        callback's outputs).
+    losses : numpy.ndarray
+        The loss of every step [steps].
+    steps : int
+        Updates done.
+    epoch : int
+        Epochs done.
+    resumed_from : int or None
+        The step the run resumed from, None for a fresh run.
+    seconds : float
+        Wall time of this call.
+    record_seconds : float
+        Time spent recording in this call.
+    """
+
     model: nn.Module
     history: dict[str, np.ndarray]
     losses: np.ndarray
@@ -112,7 +175,20 @@ class TrainResult:
 
 
 def half_mse(output: Tensor, target: Tensor) -> Tensor:
-    """``(1/2) mean_i ||output_i - target_i||^2`` (sum over features, mean over rows)."""
+    """``(1/2) mean_i ||output_i - target_i||^2`` (sum over features, mean over rows).
+
+    Parameters
+    ----------
+    output : Tensor
+        Predictions [rows, features].
+    target : Tensor
+        Targets, same shape.
+
+    Returns
+    -------
+    loss : Tensor
+        A scalar.
+    """
     return 0.5 * (output - target).pow(2).sum(-1).mean()
 
 
@@ -195,6 +271,67 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
     resuming from a checkpoint (all in :mod:`fgln.training._steps`), then the loop: forward
     and backward, the divergence guard (:class:`_Guard`), recording (:class:`_History`), the
     update and the checkpoints.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained in place, moved to ``device`` (and cast to ``dtype`` if given).
+    data : tuple of Tensor or iterable
+        ``(x, y)`` for full batch, or an iterable of ``(x, y)`` mini-batches per epoch.
+    loss_fn : callable
+        ``loss_fn(output, y) -> scalar tensor``.
+    lr : float
+        Learning rate (> 0).
+    steps : int or None
+        Updates to do (needed for full batch).
+    epochs : int or None
+        Epochs over a loader (alone or with ``steps``).
+    optimizer : str or callable
+        ``"sgd"``, ``"adam"``, ``"adamw"`` or ``params -> torch.optim.Optimizer``.
+    momentum : float
+        SGD momentum.
+    weight_decay : float
+        Weight decay of SGD / AdamW.
+    record : int, sequence of int or None
+        Record every ``k`` steps (and the last), at the given steps, or never.
+    record_epochs : bool
+        Also record at the end of every epoch.
+    recorders : sequence of callable or None
+        ``r(net, grad_J) -> dict`` applied at recorded steps (default: one
+        :class:`fgln.training.recorders.SpectralRecorder` when ``model`` holds a network).
+    callback : callable or None
+        ``callback(ctx: RecordContext) -> dict | None`` at recorded steps.
+    checkpoint : str, os.PathLike or None
+        Checkpoint file (written atomically).
+    checkpoint_every : int or None
+        Steps between checkpoints (>= 1; the last step is always saved).
+    resume : bool
+        Continue from an existing checkpoint.
+    device : str or torch.device
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    dtype : torch.dtype or None
+        Cast the model to it.
+    max_loss_factor : float
+        Divergence threshold relative to the first loss (> 1).
+    progress : bool or None
+        Show a progress bar (None: follow ``FGLN_PROGRESS``).
+    desc : str
+        Label of the progress bar.
+
+    Returns
+    -------
+    result : TrainResult
+        The model, its history and losses, and timings.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a module, ``loss_fn`` not callable, or a count not an integer.
+    ValueError
+        If an argument is out of range, recorders are given without a network inside
+        ``model``, or the checkpoint is from another configuration.
+    DivergenceError
+        If the loss becomes non-finite or exceeds ``max_loss_factor`` times the first.
     """
     t_begin = time.perf_counter()
     if not isinstance(model, nn.Module):
