@@ -74,9 +74,23 @@ def projections(J: Tensor, grad_J: Tensor, k: int | None = None) -> Tensor:
 
 
 def singular_value_rates(J: Tensor, J_dot: Tensor, k: int | None = None) -> Tensor:
-    """Lemma E.2: ``ds_k/dt = u_k^T (dJ/dt) v_k`` for the top ``k`` (default: all) [k].
+    """Lemma E.2: ``ds_k/dt = u_k^T (dJ/dt) v_k`` for the top ``k`` (default: all).
 
     Exact for simple singular values (a repeated one has no derivative in general).
+
+    Parameters
+    ----------
+    J : Tensor
+        The product ``J`` [n_L, n_0] (any float dtype; taken in float64).
+    J_dot : Tensor
+        ``dJ/dt`` [n_L, n_0], the shape of ``J``.
+    k : int or None
+        How many of the largest singular values (``None``: all ``min(n_L, n_0)``).
+
+    Returns
+    -------
+    Tensor
+        ``ds_k/dt`` [k], float64.
     """
     U, _, V = _top(J, k)
     Jd = check_matrix("J_dot", J_dot)
@@ -87,7 +101,24 @@ def singular_value_rates(J: Tensor, J_dot: Tensor, k: int | None = None) -> Tens
 
 def balanced_singular_value_rates(J: Tensor, grad_J: Tensor, L: int,
                                   k: int | None = None) -> Tensor:
-    """Proposition 4.5: ``ds_k/dt = -L s_k^{2-2/L} <grad_J L, u_k v_k^T>`` [k]."""
+    """Proposition 4.5: ``ds_k/dt = -L s_k^{2-2/L} <grad_J L, u_k v_k^T>``.
+
+    Parameters
+    ----------
+    J : Tensor
+        The product ``J`` [n_L, n_0] (any float dtype; taken in float64).
+    grad_J : Tensor
+        ``grad_J L`` [n_L, n_0], the loss gradient with respect to ``J``.
+    L : int
+        Depth (>= 1).
+    k : int or None
+        How many of the largest singular values (``None``: all ``min(n_L, n_0)``).
+
+    Returns
+    -------
+    Tensor
+        The right-hand side [k], float64.
+    """
     L = check_int("L", L, 1)
     _, s, _ = _top(J, k)
     g = projections(J, grad_J, k)
@@ -135,7 +166,20 @@ def partials_weight_gradients(A: Sequence[Tensor], B: Sequence[Tensor],
 
 def partials_jacobian_derivative(A: Sequence[Tensor], B: Sequence[Tensor],
                                  grad_J: Tensor) -> Tensor:
-    """Lemma E.1: ``dJ/dt = -sum_l A_l A_l^T grad_J B_l^T B_l`` under gradient flow [n_L, n_0]."""
+    """Lemma E.1: ``dJ/dt = -sum_l A_l A_l^T grad_J B_l^T B_l`` under gradient flow.
+
+    Parameters
+    ----------
+    A, B : sequence of Tensor
+        The partial products ``A_l`` [n_L, n_l] and ``B_l`` [n_{l-1}, n_0], l = 1..L.
+    grad_J : Tensor
+        ``grad_J L`` [n_L, n_0], the loss gradient with respect to ``J``.
+
+    Returns
+    -------
+    Tensor
+        ``dJ/dt`` [n_L, n_0], float64.
+    """
     A, B, G = _check_partials(A, B, grad_J)
     return -sum(a @ a.T @ G @ b.T @ b for a, b in zip(A, B))
 
@@ -208,8 +252,27 @@ def partials_aligned_rates(A: Sequence[Tensor], B: Sequence[Tensor], J: Tensor, 
 
 def prop71_rates(J: Tensor, grad_J: Tensor, L: int, delta: Tensor,
                  k: int | None = None) -> Tensor:
-    """Proposition 7.1's right-hand side ``-e^{(2+2/L) delta_k} L s_k^{2-2/L} g_k`` [k]
-    (``delta`` [>= k]; ``delta = 0`` gives Proposition 4.5)."""
+    """Proposition 7.1's right-hand side ``-e^{(2+2/L) delta_k} L s_k^{2-2/L} g_k``
+    (``delta = 0`` gives Proposition 4.5).
+
+    Parameters
+    ----------
+    J : Tensor
+        The product ``J`` [n_L, n_0] (any float dtype; taken in float64).
+    grad_J : Tensor
+        ``grad_J L`` [n_L, n_0], the loss gradient with respect to ``J``.
+    L : int
+        Depth (>= 1).
+    delta : Tensor
+        The depth-scaling offsets ``delta_k`` (Definition 4.6), 1-d with at least ``k`` entries.
+    k : int or None
+        How many of the largest singular values (``None``: all ``min(n_L, n_0)``).
+
+    Returns
+    -------
+    Tensor
+        The right-hand side [k], float64.
+    """
     L = check_int("L", L, 1)
     base = balanced_singular_value_rates(J, grad_J, L, k)
     delta = as64(torch.as_tensor(delta)).to(base.device)

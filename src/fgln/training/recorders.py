@@ -49,6 +49,16 @@ class SpectralRecorder:
     vectors; with ``vectors=True``), ``g`` (``<grad_J L, u_k v_k^T>``, top ``k``) and, with
     ``partial_k > 0``, ``log_sA`` / ``log_sB`` [L, partial_k]: top log-singular values of
     ``A_l`` and ``B_l`` for l = 1..L.
+
+    Parameters
+    ----------
+    k : int
+        How many singular triplets of ``J`` enter ``U``, ``V`` and ``g`` (>= 1; capped at the
+        smallest width).
+    partial_k : int
+        How many log-singular values of each ``A_l``, ``B_l`` to record (0: none).
+    vectors : bool
+        Record the top singular vectors ``U`` [n_L, k] and ``V`` [n_0, k].
     """
 
     def __init__(self, k: int = 15, partial_k: int = 15, vectors: bool = False):
@@ -167,7 +177,17 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
 
 class DynamicsRecorder:
     """Records :func:`dynamics_snapshot` (top ``k``) at each recorded step of
-    :func:`fgln.training.train.train`; Chapter 7's measurements."""
+    :func:`fgln.training.train.train`; Chapter 7's measurements.
+
+    Parameters
+    ----------
+    k : int
+        How many singular values of ``J`` to follow (>= 1; capped at the smallest width).
+    remark : bool
+        Also record Remark 7.2's rates (``rate_rem72``, ``rate_rem72_tri``).
+    r : int or None
+        Size of the top block whose subspace angles are recorded (``None``: ``k``).
+    """
 
     def __init__(self, k: int = 15, remark: bool = True, r: int | None = None):
         self.k = check_int("k", k, 1)
