@@ -1,4 +1,4 @@
-"""The ledger catches what it is for: chapter 5 run at quick scale with a known error injected.
+"""The ledger catches what it is for: a chapter run at quick scale with a known error injected.
 
 Each mutation patches the package inside the kernel (a cell inserted after the parameters
 cell), runs the chapter with papermill, and checks that the named claims leave the status
@@ -17,6 +17,7 @@ from conftest import BOOK_DIR
 MUTATIONS = {
     # the printed sign of the finite-depth correction: d_i -> -d_i everywhere
     "printed-sign": (
+        "05_depth_scaling",
         "import fgln.theory.exponents as _ex\n"
         "_d = _ex.finite_depth_constants\n"
         "_ex.finite_depth_constants = lambda n, k: -_d(n, k)\n",
@@ -24,11 +25,27 @@ MUTATIONS = {
     ),
     # the theory evaluated at a gate probability off by 0.1
     "gate-probability": (
+        "05_depth_scaling",
         "import fgln.theory.exponents as _ex\n"
         "_g = _ex.lyapunov_exponents\n"
         "_ex.lyapunov_exponents = (lambda n, p, sigma, k, *a, **kw:\n"
         "                          _g(n, p - 0.1, sigma, k, *a, **kw))\n",
         ["rem5.4-closed-form", "thm5.3-exponents"],
+    ),
+    # a layer dropped from the partial products: A_l without W_L for l >= 2 (J kept exact)
+    "layer-dropped": (
+        "06_alignment",
+        "import torch\n"
+        "import fgln.initialization.alignment as _al\n"
+        "_pp = _al.network_partial_products\n"
+        "def _dropped(weights, gates):\n"
+        "    A, B = _pp(weights, gates)\n"
+        "    eye = torch.eye(weights.shape[-1], dtype=weights.dtype).expand_as(weights[:, -1:])\n"
+        "    A2, _ = _pp(torch.cat([weights[:, :-1], eye], 1), gates)\n"
+        "    A2[:, 0] = A[:, 0]\n"
+        "    return A2, B\n"
+        "_al.network_partial_products = _dropped\n",
+        ["fig6-trend"],
     ),
 }
 
@@ -39,8 +56,8 @@ def test_injected_error_changes_the_named_claims(mutation, tmp_path):
     import nbformat
     import papermill as pm
 
-    patch, named = MUTATIONS[mutation]
-    nb = jupytext.read(BOOK_DIR / "05_depth_scaling.md")
+    chapter, patch, named = MUTATIONS[mutation]
+    nb = jupytext.read(BOOK_DIR / f"{chapter}.md")
     at = next(i for i, c in enumerate(nb.cells)
               if "parameters" in c.metadata.get("tags", [])) + 1
     nb.cells.insert(at, nbformat.v4.new_code_cell(patch))
@@ -54,7 +71,7 @@ def test_injected_error_changes_the_named_claims(mutation, tmp_path):
                             kernel_name="python3", cwd=str(BOOK_DIR), progress_bar=False)
     except pm.PapermillExecutionError as err:
         raised = err
-    led = json.loads((tmp_path / "ledger" / "05_depth_scaling.json").read_text())
+    led = json.loads((tmp_path / "ledger" / f"{chapter}.json").read_text())
     by_id = {c["id"]: c for c in led["claims"]}
     changed = {cid: by_id[cid]["status"] for cid in named}
     for cid, status in changed.items():
