@@ -404,3 +404,26 @@ def test_depth_scaling_fit_slopes_near_lyapunov():
     assert np.all(np.abs(slope.mean(0) - gam) < 5 * se + 0.02)
     # a wrong exponent (p = 0.5) is far away
     assert np.all(np.abs(slope.mean(0) - lyapunov_exponents(n, 0.5, None, 3)) > 0.2)
+
+
+def test_profile_minimum_finds_the_minimum_and_its_range():
+    from fgln.initialization.alignment import profile_minimum
+
+    L = 8
+    base = (np.arange(1, L + 1) - 4.0) ** 2  # minimum at l = 4
+    base[-1] = -10.0                          # the last layer is left out of the search
+    x = np.tile(base, (5, 1))
+    m, se, i_min, (lo, med, hi) = profile_minimum(x, 50, np.random.default_rng(0))
+    assert i_min == 3 and lo == med == hi == 4.0
+    np.testing.assert_array_equal(m, base)
+    assert np.all(se == 0)
+    # the same generator continues one sequence: two calls differ from two fresh ones
+    noisy = x + np.random.default_rng(1).normal(0, 3.0, x.shape)
+    g = np.random.default_rng(2)
+    a, b = profile_minimum(noisy, 200, g)[3], profile_minimum(noisy, 200, g)[3]
+    assert a == profile_minimum(noisy, 200, np.random.default_rng(2))[3]
+    assert lo <= hi and a[0] <= a[1] <= a[2] and b[0] <= b[2]
+    with pytest.raises(ValueError, match="x must be"):
+        profile_minimum(base, 10, g)
+    with pytest.raises(TypeError, match="rng"):
+        profile_minimum(x, 10, 0)

@@ -133,3 +133,32 @@ def test_bad_input_names_argument():
         relu_log_spectra(4, -1, replicates=2)
     with pytest.raises(ValueError, match="x must"):
         relu_forward(torch.zeros(1, 2, 3, 3, dtype=torch.float64), torch.zeros(1, 4))
+
+
+def test_relu_first_order_mixes_gated_and_ungated_layers():
+    """L - 1 layers at p = 1/2 and one at p = 1, plus Theorem 5.3's correction over L."""
+    from fgln.relu.regimes import relu_first_order
+    from fgln.theory.exponents import finite_depth_constants, lyapunov_exponents
+
+    n, k = 12, 4
+    s = he_sigma(n)
+    half, full = lyapunov_exponents(n, 0.5, s, k), lyapunov_exponents(n, 1.0, s, k)
+    d = finite_depth_constants(n, k)
+    pred1, g1 = relu_first_order(n, 1, k)
+    np.testing.assert_allclose(g1, full, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(pred1, full + d[1:] - d[:-1], rtol=0, atol=1e-14)
+    pred, g = relu_first_order(n, 1000, k)
+    assert np.max(np.abs(g - half)) < 2 * np.max(np.abs(full - half)) / 1000
+    assert np.all(np.diff(pred) < 0)
+
+
+def test_class_overlaps_on_a_constructed_matrix():
+    from fgln.runs.relu_mnist import class_overlaps
+
+    labels = np.array([0, 0, 1, 1, 1])
+    same = labels[:, None] == labels[None, :]
+    ov = np.where(same, 0.8, 0.3)
+    np.fill_diagonal(ov, 1.0)  # a probe with itself: left out
+    assert class_overlaps(ov, labels) == pytest.approx((0.8, 0.3), abs=1e-15)
+    with pytest.raises(ValueError, match="overlap must be"):
+        class_overlaps(ov[:4, :4], labels)

@@ -65,6 +65,7 @@ from .relu import (
     lognorm_leading_order,
     psg_variance,
     relu_alignment,
+    relu_first_order,
     relu_forward,
     relu_jacobian,
     relu_log_spectra,
@@ -159,7 +160,8 @@ __all__ = [
     # fgln.mnist.data, fgln.mnist.model: the MNIST experiment of Section 8
     "load_mnist", "MnistConfig", "MnistFixedGates", "train_mnist", "linear_baseline",
     # fgln.relu: ReLU networks, their Jacobians and regimes (chapter 9)
-    "he_sigma", "relu_forward", "relu_jacobian", "iter_relu_layers", "relu_log_spectra",
+    "he_sigma", "relu_first_order", "relu_forward", "relu_jacobian", "iter_relu_layers",
+    "relu_log_spectra",
     "relu_products", "lognorm_law", "lognorm_leading_order", "psg_variance",
     "arccos_shared_fraction", "input_pair_measurements", "relu_alignment",
     # fgln.mnist.block_measurements: measurements on its hidden block (Figures 4 and 5)

@@ -1,7 +1,7 @@
 """Measurements at initialization: depth scaling of the spectra (Section 5), alignment of
 partial products (Section 6), synthetic products (Theorem 6.1). Imports base, products, theory."""
 
-from .alignment import alignment_overlaps, overlap_profiles
+from .alignment import alignment_overlaps, overlap_profiles, profile_minimum
 from .depth_scaling import (
     depth_scaling_fit,
     finite_depth_offsets,
@@ -22,7 +22,7 @@ __all__ = [
     "top_values_by_depth", "spectrum_at_depth", "wedge_log_norms", "finite_depth_offsets",
     "depth_scaling_fit",
     # alignment
-    "alignment_overlaps", "overlap_profiles",
+    "alignment_overlaps", "overlap_profiles", "profile_minimum",
     # synthetic_alignment
     "synthetic_product", "overlap_scaled", "theorem61_sweep", "cluster_limit", "cluster_sweep",
 ]

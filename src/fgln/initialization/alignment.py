@@ -21,7 +21,9 @@ import numpy as np
 import torch
 
 from ..base.progress import progress as progress_bar
+from ..base.statistics import mean_se
 from ..base.threads import single_threaded, torch_threads
+from ..base.validation import check_int
 from ..products.partial_products import network_partial_products
 from ..products.sampling import sample_network
 from ..theory.diagonal_correlation import diagonal_correlations
@@ -29,7 +31,7 @@ from ..theory.diagonal_correlation import diagonal_correlations
 Tensor = torch.Tensor
 
 __all__ = ["fix_signs", "svd_fixed_signs", "alignment_overlaps", "overlap_profiles",
-           "appendix_g_panel"]
+           "appendix_g_panel", "profile_minimum"]
 
 
 # --------------------------------------------------------------------------------------
@@ -276,3 +278,46 @@ def appendix_g_panel(n: int, L: int, p: float, k: int, replicates: int, seed: in
         As :func:`overlap_profiles` with ``ks = [k]``.
     """
     return overlap_profiles(n, L, p, [k], replicates, seed=seed + 7 * n + int(10 * p))
+
+
+def profile_minimum(x: np.ndarray, boot: int, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, int, tuple[float, float, float]]:
+    """Where a mean profile over the layers has its minimum, with a bootstrap range
+    (Appendix G.2's U shape).
+
+    The minimum is taken over l = 1..L-1 (the last layer, where ``A_L = I``, is left out).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        One profile per network [replicates, L] (NaN entries are left out of the means).
+    boot : int
+        Bootstrap resamples of the networks (>= 1).
+    rng : numpy.random.Generator
+        The resampling stream (consumed: pass the same generator to continue a sequence).
+
+    Returns
+    -------
+    mean, se : numpy.ndarray
+        Mean profile and its standard error over the networks [L].
+    i_min : int
+        Index (0-based, l - 1) of the smallest mean over l = 1..L-1.
+    range : tuple of float
+        16th, 50th and 84th percentiles of the minimum's location l (1-based) over the
+        bootstrap resamples.
+    """
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError(f"x must be [replicates, L] with L >= 2, got shape {x.shape}")
+    boot = check_int("boot", boot, 1)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+    L = x.shape[1]
+    m, se, _ = mean_se(x)
+    i_min = int(np.argmin(m[: L - 1]))
+    locs = []
+    for _ in range(boot):
+        idx = rng.integers(0, x.shape[0], x.shape[0])
+        locs.append(int(np.argmin(np.nanmean(x[idx, : L - 1], 0))) + 1)
+    lo, med, hi = np.percentile(locs, [16, 50, 84])
+    return m, se, i_min, (float(lo), float(med), float(hi))

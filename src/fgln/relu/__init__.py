@@ -16,6 +16,7 @@ from .regimes import (
     lognorm_leading_order,
     psg_variance,
     relu_alignment,
+    relu_first_order,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "he_sigma", "relu_forward", "relu_jacobian", "iter_relu_layers", "relu_log_spectra",
     "relu_products",
     # regimes
-    "lognorm_law", "lognorm_leading_order", "psg_variance", "arccos_shared_fraction",
+    "relu_first_order", "lognorm_law", "lognorm_leading_order", "psg_variance",
+    "arccos_shared_fraction",
     "input_pair_measurements", "relu_alignment",
 ]

@@ -23,11 +23,13 @@ from scipy.stats import binom
 from ..base.validation import check_int, check_positive
 from ..initialization.alignment import alignment_overlaps
 from ..products.sampling import make_generator, sample_network
+from ..theory.exponents import finite_depth_constants, lyapunov_exponents
 from .jacobians import he_sigma, relu_forward, relu_jacobian
 
 Tensor = torch.Tensor
 
 __all__ = [
+    "relu_first_order",
     "lognorm_law",
     "lognorm_leading_order",
     "psg_variance",
@@ -40,6 +42,34 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 # closed forms for the three regimes
 # --------------------------------------------------------------------------------------
+
+
+def relu_first_order(n: int, L: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Theorem 5.3's first-order prediction for the Jacobian of a bias-free ReLU network at one
+    input, ``J = W_L D_{L-1} W_{L-1} ... D_1 W_1`` (gates of probability 1/2, He scale).
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1): L - 1 gated layers and an ungated last one.
+    k : int
+        How many of the largest singular values (1 <= k <= n).
+
+    Returns
+    -------
+    prediction : numpy.ndarray
+        ``E[(1/L) log s_i] ~ gamma_i + (d_i - d_{i-1}) / L``, i = 1..k [k], with the
+        layer-averaged exponent ``gamma_i = ((L-1) gamma_i(1/2) + gamma_i(1)) / L``.
+    gamma : numpy.ndarray
+        The layer-averaged exponents alone [k].
+    """
+    s = he_sigma(n)
+    g = ((L - 1) * lyapunov_exponents(n, 0.5, s, k) + lyapunov_exponents(n, 1.0, s, k)) / L
+    d = finite_depth_constants(n, k)
+    return g + (d[1:] - d[:-1]) / L, g
+
 
 
 def lognorm_law(n: int, L: int, p: float = 0.5, sigma: float | None = None) -> tuple[float, float]:

@@ -36,8 +36,8 @@ from ..products.sampling import make_generator, network_layers, sample_network
 
 Tensor = torch.Tensor
 
-__all__ = ["MnistRelu", "relu_block_measurements", "train_relu_mnist", "cached_relu_run",
-           "probe_inputs"]
+__all__ = ["MnistRelu", "relu_block_measurements", "class_overlaps", "train_relu_mnist",
+           "cached_relu_run", "probe_inputs"]
 
 
 class MnistRelu(nn.Module):
@@ -107,6 +107,33 @@ def probe_inputs(labels: Tensor, per_class: int) -> Tensor:
     per_class = check_int("per_class", per_class, 1)
     idx = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(CLASSES)]
     return torch.cat(idx)
+
+
+def class_overlaps(overlap: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Mean subspace overlap between probe inputs of the same class and of different classes.
+
+    Parameters
+    ----------
+    overlap : numpy.ndarray
+        Pairwise overlaps of the probes' top singular subspaces [N, N] (the ``overlap`` of
+        :func:`relu_block_measurements`).
+    labels : numpy.ndarray
+        The probes' classes [N].
+
+    Returns
+    -------
+    same : float
+        Mean over pairs of distinct probes of one class (the diagonal left out).
+    different : float
+        Mean over pairs from different classes.
+    """
+    overlap, labels = np.asarray(overlap), np.asarray(labels)
+    if overlap.ndim != 2 or overlap.shape != (len(labels), len(labels)):
+        raise ValueError(f"overlap must be [N, N] for N = {len(labels)} labels, "
+                         f"got shape {overlap.shape}")
+    same = labels[:, None] == labels[None, :]
+    off = ~np.eye(len(labels), dtype=bool)
+    return float(overlap[same & off].mean()), float(overlap[~same].mean())
 
 
 @torch.no_grad()
