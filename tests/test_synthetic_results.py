@@ -138,7 +138,7 @@ def test_figure1_run_is_configured_once_per_scale():
     assert (paper.n, paper.L, paper.p, paper.rank, paper.samples) == (64, 10, 0.5, 10, 1000)
     assert (paper.lr, paper.t_max, paper.record_dt, paper.k, paper.replicates) == \
         (0.02, 60.0, 0.5, 15, 8)
-    assert (quick.t_max, quick.k, quick.replicates, quick.record_dt) == (10.0, 6, 2, 0.5)
+    assert (quick.t_max, quick.k, quick.replicates, quick.record_dt) == (10.0, 6, 2, 0.4)
     with pytest.raises(dataclasses.FrozenInstanceError):
         paper.k = 3
     tasks = quick.tasks(5)
@@ -146,7 +146,7 @@ def test_figure1_run_is_configured_once_per_scale():
     assert all(name == "synthetic_run" and p["diagnostics"] for name, p, _ in tasks)
     # the parameters are the keyword arguments of synthetic_run, and the same in every chapter
     assert tasks[0][1] == quick.params(5) == dict(
-        n=16, L=4, p=0.5, rank=2, samples=100, lr=0.02, t_max=10.0, record_dt=0.5, k=6, seed=5,
+        n=16, L=4, p=0.5, rank=2, samples=100, lr=0.02, t_max=10.0, record_dt=0.4, k=6, seed=5,
         diagnostics=True)
     half = quick.tasks(0, replicates=1, lr=0.01, diagnostics=False)
     assert len(half) == 1 and half[0][1]["lr"] == 0.01 and not half[0][1]["diagnostics"]
