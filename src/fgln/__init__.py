@@ -15,7 +15,7 @@ the cached training runs that the chapters spread over executors.
 
 __version__ = "0.1.0"
 
-from .base import conditional_stats, fit_slopes, mean_se
+from .base import conditional_stats, fit_slopes, mean_se, stack_replicates
 from .initialization import (
     alignment_overlaps,
     cluster_limit,
@@ -81,22 +81,28 @@ from .theory import (
     finite_depth_constants_mc,
     fit_g1_constant,
     g1_process,
+    g1_processes,
     growth_phase_ratio,
+    growth_phase_ratios,
     lyapunov_exponents,
     lyapunov_exponents_approx,
     predicted_log_singular_values,
     prop71_rates,
+    relative_rms,
     remark72_rates,
     rise_times,
     singular_value_rates,
     theory_constant,
 )
 from .training import (
+    BalancedRuns,
     DivergenceError,
     DynamicsRecorder,
+    Figure1Run,
     FixedGatesNetwork,
     JacobianGradient,
     SpectralRecorder,
+    SyntheticRuns,
     alignment_errors,
     balance_residuals,
     balanced_masked_network,
@@ -137,8 +143,8 @@ __all__ = [
     # fgln.initialization.synthetic_alignment: Theorem 6.1 and Remarks 6.2, 6.3
     "synthetic_product", "overlap_scaled", "theorem61_sweep", "cluster_limit",
     "cluster_sweep",
-    # fgln.base.statistics: means and standard errors over seeds, line fits
-    "conditional_stats", "mean_se", "fit_slopes",
+    # fgln.base.statistics: results stacked over replicates, means and standard errors, line fits
+    "stack_replicates", "conditional_stats", "mean_se", "fit_slopes",
     # fgln.training.networks: fixed-gates networks as modules (Section 4)
     "FixedGatesNetwork", "JacobianGradient",
     # fgln.training.balanced_networks: balanced masked networks (Proposition 4.5)
@@ -146,7 +152,9 @@ __all__ = [
     # fgln.training.train: gradient descent with recording, checkpoints and resume
     "train", "DivergenceError", "half_mse",
     # fgln.training.synthetic_runs: the synthetic regressions of Chapters 1, 4 and 7
-    "synthetic_task", "compress_regression", "synthetic_run", "balanced_run",
+    "synthetic_task", "compress_regression", "synthetic_run", "balanced_run", "Figure1Run",
+    # fgln.training.synthetic_results: the synthetic runs stacked over replicates, by name
+    "SyntheticRuns", "BalancedRuns",
     # fgln.theory.flow_rates, fgln.training.network_flow: how singular values move (Lemmas A.1,
     # E.1, E.2, Propositions 4.5, 7.1, Remark 7.2)
     "singular_value_rates", "balanced_singular_value_rates", "weight_gradients",
@@ -156,7 +164,8 @@ __all__ = [
     # fgln.training.recorders: what training records (Chapter 7's snapshot)
     "dynamics_snapshot", "SpectralRecorder", "DynamicsRecorder",
     # fgln.theory.g1_process: Appendix G.1's scalar process, summaries of a run
-    "g1_process", "fit_g1_constant", "theory_constant", "growth_phase_ratio", "rise_times",
+    "g1_process", "g1_processes", "fit_g1_constant", "theory_constant", "relative_rms",
+    "growth_phase_ratio", "growth_phase_ratios", "rise_times",
     # fgln.mnist.data, fgln.mnist.model: the MNIST experiment of Section 8
     "load_mnist", "MnistConfig", "MnistFixedGates", "train_mnist", "linear_baseline",
     # fgln.relu: ReLU networks, their Jacobians and regimes (chapter 9)

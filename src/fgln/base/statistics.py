@@ -1,5 +1,5 @@
-"""Statistics over independent replicates (seeds, networks, draws): means, standard
-errors, line fits.
+"""Statistics over independent replicates (seeds, networks, draws): results stacked over
+replicates, means, standard errors, line fits.
 
 Entries that are not finite (NaN: an undefined quantity; ``-inf``: ``log 0`` of an exact
 zero singular value) are left out, so every statistic is conditional on the quantity being
@@ -7,9 +7,60 @@ defined, and the count of the entries used is reported alongside.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
-__all__ = ["conditional_stats", "mean_se", "fit_slopes"]
+__all__ = ["stack_replicates", "conditional_stats", "mean_se", "fit_slopes"]
+
+
+def stack_replicates(results: Sequence[Mapping], keys: Sequence[str] | None = None
+                     ) -> dict[str, np.ndarray]:
+    """The results of independent replicates, each field stacked along a new first axis.
+
+    Parameters
+    ----------
+    results : sequence of mappings
+        One result per replicate (e.g. the dicts of numpy arrays a grid point returns), at
+        least one, each holding every key in ``keys`` with the same shape in every result.
+    keys : sequence of str, optional
+        The fields to stack; default: every key of ``results[0]``, in its order.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``key -> np.stack([r[key] for r in results])``, shape ``[replicates, *shape]`` (a
+        scalar field gives ``[replicates]``).
+
+    Raises
+    ------
+    TypeError
+        ``results`` is not a sequence of mappings, or ``keys`` not a sequence of strings.
+    ValueError
+        ``results`` is empty, a result lacks a key, or a field changes shape between results.
+    """
+    if isinstance(results, (str, bytes, Mapping)) or not isinstance(results, Sequence):
+        raise TypeError(f"results must be a sequence of mappings, got {type(results).__name__}")
+    if not results:
+        raise ValueError("results must hold at least one replicate, got none")
+    for i, r in enumerate(results):
+        if not isinstance(r, Mapping):
+            raise TypeError(f"results[{i}] must be a mapping, got {type(r).__name__}")
+    if keys is None:
+        keys = list(results[0])
+    elif isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
+        raise TypeError(f"keys must be a sequence of strings, got {keys!r}")
+    out = {}
+    for key in keys:
+        missing = [i for i, r in enumerate(results) if key not in r]
+        if missing:
+            raise ValueError(f"results[{missing[0]}] has no field {key!r}")
+        arrays = [np.asarray(r[key]) for r in results]
+        if any(a.shape != arrays[0].shape for a in arrays):
+            raise ValueError(f"field {key!r} of results changes shape between replicates: "
+                             f"{sorted({a.shape for a in arrays})}")
+        out[key] = np.stack(arrays)
+    return out
 
 
 def conditional_stats(x, axis: int = 0) -> dict[str, np.ndarray]:

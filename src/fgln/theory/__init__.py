@@ -24,7 +24,16 @@ from .flow_rates import (
     remark72_rates,
     singular_value_rates,
 )
-from .g1_process import fit_g1_constant, g1_process, growth_phase_ratio, rise_times, theory_constant
+from .g1_process import (
+    fit_g1_constant,
+    g1_process,
+    g1_processes,
+    growth_phase_ratio,
+    growth_phase_ratios,
+    relative_rms,
+    rise_times,
+    theory_constant,
+)
 
 __all__ = [
     # exponents
@@ -38,5 +47,6 @@ __all__ = [
     "partials_jacobian_derivative", "partials_rate_terms", "partials_aligned_rates", "prop71_rates",
     "remark72_rates",
     # g1_process
-    "g1_process", "fit_g1_constant", "theory_constant", "growth_phase_ratio", "rise_times",
+    "g1_process", "g1_processes", "fit_g1_constant", "theory_constant", "relative_rms",
+    "growth_phase_ratio", "growth_phase_ratios", "rise_times",
 ]

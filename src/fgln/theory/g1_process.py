@@ -1,7 +1,8 @@
 """Appendix G.1: the scalar process ``s(t+1) = s(t) + C s(t)^{2-2/L} g(t)``, its constant
 ``C`` (fitted by least squares, :func:`fit_g1_constant`, or taken from Proposition 7.1,
-:func:`theory_constant`), and summaries of a recorded run (:func:`growth_phase_ratio`,
-:func:`rise_times`).
+:func:`theory_constant`), the process over replicates and its distance to the measured curve
+(:func:`g1_processes`, :func:`relative_rms`), and summaries of a recorded run
+(:func:`growth_phase_ratio`, over replicates :func:`growth_phase_ratios`, :func:`rise_times`).
 """
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from ..base.validation import check_int, check_positive, check_series
 
 __all__ = [
     "g1_process",
+    "g1_processes",
     "fit_g1_constant",
     "theory_constant",
+    "relative_rms",
     "growth_phase_ratio",
+    "growth_phase_ratios",
     "rise_times",
 ]
-
-
 
 
 
@@ -61,6 +63,52 @@ def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False) -> np.n
         nxt = s[i] + C[i] * (t[i + 1] - t[i]) * max(s[i], 0.0) ** p * g[i]
         s[i + 1] = nxt if np.isfinite(nxt) else np.inf
     return s
+
+
+def g1_processes(s0, g, steps, C, L: int, every_step: bool = False) -> np.ndarray:
+    """:func:`g1_process` for each replicate, from its own start, driven by its own ``g``.
+
+    Parameters
+    ----------
+    s0 : array_like
+        Start values [replicates], each > 0.
+    g : array_like
+        The driving ``g(t)`` at the records [replicates, R].
+    steps : array_like
+        The recorded gradient steps [R], strictly increasing (shared by the replicates).
+    C : float or array_like
+        The constant: one number for all, one per replicate [replicates], or one per
+        replicate and record [replicates, R].
+    L : int
+        Depth, ``>= 1`` (the exponent ``2 - 2/L``).
+    every_step : bool
+        Run the recursion over every gradient step between the records (as in the paper).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``s`` at the records [replicates, R], ``inf`` from where a replicate's process
+        overflows (without a floating-point warning: a diverging open-loop process is a
+        result, not an error).
+    """
+    g = np.asarray(g, dtype=float)
+    s0 = np.asarray(s0, dtype=float)
+    if g.ndim != 2:
+        raise ValueError(f"g must be [replicates, R], got shape {g.shape}")
+    if s0.shape != g.shape[:1]:
+        raise ValueError(f"s0 must be [replicates] = {g.shape[:1]}, got shape {s0.shape}")
+    C = np.asarray(C, dtype=float)
+    reps = g.shape[0]
+    if C.ndim == 0:
+        per_replicate = [C] * reps
+    elif C.shape in ((reps,), g.shape):
+        per_replicate = list(C)
+    else:
+        raise ValueError(f"C must be a number, [replicates] or [replicates, R] = {g.shape}, "
+                         f"got shape {C.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.stack([g1_process(s0[i], g[i], steps, per_replicate[i], L, every_step)
+                         for i in range(reps)])
 
 
 def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
@@ -108,6 +156,41 @@ def theory_constant(lr: float, L: int, delta) -> np.ndarray:
     return -lr * L * np.exp((2.0 + 2.0 / L) * delta)
 
 
+def relative_rms(predicted, measured, bound: float = 10.0) -> np.ndarray:
+    """RMS distance of each replicate's predicted curve to its measured one, over the range of
+    the measured curve; ``inf`` where the prediction diverges.
+
+    Parameters
+    ----------
+    predicted : array_like
+        Predicted curves [replicates, R] (e.g. :func:`g1_processes`); may hold ``inf``.
+    measured : array_like
+        Measured curves [replicates, R], finite.
+    bound : float
+        A prediction counts as diverging where it is not finite or leaves
+        ``[-bound, bound] * max_t measured`` of its replicate.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``sqrt(mean_t (predicted - measured)^2) / (max_t measured - min_t measured)``
+        [replicates], ``inf`` for a diverging prediction.
+    """
+    pred = np.asarray(predicted, dtype=float)
+    meas = np.asarray(measured, dtype=float)
+    if meas.ndim != 2 or pred.shape != meas.shape:
+        raise ValueError(f"predicted and measured must be [replicates, R] of one shape, got "
+                         f"{pred.shape} and {meas.shape}")
+    if not np.all(np.isfinite(meas)):
+        raise ValueError("measured has non-finite entries")
+    bound = check_positive("bound", bound)
+    span = meas.max(1) - meas.min(1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.sqrt(np.mean((pred - meas) ** 2, 1)) / span
+        bad = ~np.isfinite(pred) | (np.abs(pred) > bound * meas.max(1, keepdims=True))
+    return np.where(bad.any(1), np.inf, out)
+
+
 # --------------------------------------------------------------------------------------
 # summaries of a recorded run
 # --------------------------------------------------------------------------------------
@@ -136,6 +219,33 @@ def growth_phase_ratio(t, predicted, measured, frac: float = 0.2) -> np.ndarray:
     den = np.where(mask, w * meas, 0.0).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(top > 0, num / den, np.nan)
+
+
+def growth_phase_ratios(t, predicted, measured, frac: float = 0.2) -> np.ndarray:
+    """:func:`growth_phase_ratio` of each replicate.
+
+    Parameters
+    ----------
+    t : array_like
+        Record times [R], shared by the replicates.
+    predicted, measured : array_like
+        Rates ``ds_k/dt`` [replicates, R, k], predicted and measured.
+    frac : float
+        The growth phase of a mode: where its measured rate is at least ``frac`` of its peak.
+
+    Returns
+    -------
+    numpy.ndarray
+        Predicted over measured increase over each mode's growth phase [replicates, k] (NaN
+        for a mode that never grows).
+    """
+    pred = np.asarray(predicted, dtype=float)
+    meas = np.asarray(measured, dtype=float)
+    if pred.ndim != 3 or pred.shape != meas.shape:
+        raise ValueError(f"predicted and measured must be [replicates, R, k] of one shape, got "
+                         f"{pred.shape} and {meas.shape}")
+    return np.stack([growth_phase_ratio(t, pred[i], meas[i], frac)
+                     for i in range(pred.shape[0])])
 
 
 def rise_times(t, s, level: float = 0.5) -> np.ndarray:

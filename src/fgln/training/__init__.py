@@ -1,5 +1,5 @@
-"""Trainable fixed-gates networks, the training loop and what it records, flow rates and
-Proposition 7.1's assumptions on a network, the synthetic regressions. Imports the wings below."""
+"""Trainable fixed-gates networks, the training loop and what it records, flow rates, Proposition
+7.1's assumptions, the synthetic regressions and views over their runs. Imports the wings below."""
 
 from .balanced_networks import balance_residuals, balanced_masked_network
 from .network_assumptions import (
@@ -17,7 +17,14 @@ from .network_flow import (
 )
 from .networks import FixedGatesNetwork, JacobianGradient
 from .recorders import DynamicsRecorder, SpectralRecorder, dynamics_snapshot
-from .synthetic_runs import balanced_run, compress_regression, synthetic_run, synthetic_task
+from .synthetic_results import BalancedRuns, SyntheticRuns
+from .synthetic_runs import (
+    Figure1Run,
+    balanced_run,
+    compress_regression,
+    synthetic_run,
+    synthetic_task,
+)
 from .train import DivergenceError, RecordContext, TrainResult, half_mse, train
 
 __all__ = [
@@ -35,5 +42,7 @@ __all__ = [
     # train
     "train", "TrainResult", "RecordContext", "DivergenceError", "half_mse",
     # synthetic_runs
-    "synthetic_task", "compress_regression", "synthetic_run", "balanced_run",
+    "synthetic_task", "compress_regression", "synthetic_run", "balanced_run", "Figure1Run",
+    # synthetic_results
+    "SyntheticRuns", "BalancedRuns",
 ]
