@@ -32,7 +32,28 @@ def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False) -> np.n
     With ``every_step`` the recursion runs over every gradient step between the records, ``g``
     and ``C`` interpolated linearly, as in the paper; otherwise each interval between records
     is one Euler step ``s_{i+1} = s_i + C_i (t_{i+1} - t_i) s_i^{2-2/L} g_i`` (the same when the
-    records are one step apart). Returns ``s`` at the records (``inf`` after an overflow).
+    records are one step apart).
+
+    Parameters
+    ----------
+    s0 : float
+        Start value ``s(0) > 0``.
+    g : array_like
+        The driving ``g(t)`` at the records [R].
+    steps : array_like
+        The recorded gradient steps [R], strictly increasing.
+    C : float or array_like
+        The constant, one number or one value per record [R].
+    L : int
+        Depth, ``>= 1`` (the exponent ``2 - 2/L``).
+    every_step : bool
+        Run the recursion over every gradient step (``g``, ``C`` interpolated) instead of one
+        Euler step per record interval.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``s`` at the records [R] (``inf`` after an overflow).
     """
     L = check_int("L", L, 1)
     t = check_series("steps", steps)
@@ -115,7 +136,31 @@ def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
     """``C`` minimising ``sum_i (g1_process(s[0], g, steps, C, L, every_step)_i - s_i)^2``
     (Appendix G.1's least-squares fit of the scaling factor). The search starts from the
     increment fit ``Delta s_i ~ C Delta t_i s_i^{2-2/L} g_i`` and refines it by a bounded scalar
-    search."""
+    search.
+
+    Parameters
+    ----------
+    s : array_like
+        The measured ``s(t)`` at the records [R] (its first entry starts the process).
+    g : array_like
+        The driving ``g(t)`` at the records [R].
+    steps : array_like
+        The recorded gradient steps [R], strictly increasing.
+    L : int
+        Depth, ``>= 1``.
+    every_step : bool
+        As in :func:`g1_process`.
+
+    Returns
+    -------
+    float
+        The fitted ``C``.
+
+    Raises
+    ------
+    ValueError
+        When ``g`` vanishes along the whole run (``C`` is then not identifiable).
+    """
     from scipy.optimize import minimize_scalar
 
     L = check_int("L", L, 1)
@@ -148,8 +193,22 @@ def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
 
 
 def theory_constant(lr: float, L: int, delta) -> np.ndarray:
-    """The ``C`` Proposition 7.1 gives per gradient step: ``-lr L e^{(2+2/L) delta_1(t)}``
-    (one value per entry of ``delta``, the measured ``delta_1`` along training)."""
+    """The ``C`` Proposition 7.1 gives per gradient step: ``-lr L e^{(2+2/L) delta_1(t)}``.
+
+    Parameters
+    ----------
+    lr : float
+        The gradient step (> 0).
+    L : int
+        Depth, ``>= 1``.
+    delta : array_like
+        The measured ``delta_1`` along training (any shape).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``C``, one value per entry of ``delta`` (its shape).
+    """
     L = check_int("L", L, 1)
     lr = check_positive("lr", lr)
     delta = np.asarray(delta, dtype=float)
@@ -201,8 +260,22 @@ def growth_phase_ratio(t, predicted, measured, frac: float = 0.2) -> np.ndarray:
 
     ``t`` [R], ``predicted`` and ``measured`` [R, k] (rates ``ds_k/dt``). The growth phase of
     mode k is the set of records where ``measured >= frac * max_t measured`` (NaN if the mode
-    never grows). Returns ``sum_i w_i pred_ik / sum_i w_i meas_ik`` over that set, ``w`` the
-    local spacing of ``t`` [k].
+    never grows).
+
+    Parameters
+    ----------
+    t : array_like
+        Record times [R].
+    predicted, measured : array_like
+        Predicted and measured rates ``ds_k/dt`` [R, k].
+    frac : float
+        Threshold of the growth phase as a fraction of the largest measured rate, in (0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``sum_i w_i pred_ik / sum_i w_i meas_ik`` over each mode's growth phase, ``w`` the local
+        spacing of ``t`` [k] (NaN for a mode that never grows).
     """
     t = check_series("t", t)
     pred = np.asarray(predicted, dtype=float)
@@ -249,8 +322,23 @@ def growth_phase_ratios(t, predicted, measured, frac: float = 0.2) -> np.ndarray
 
 
 def rise_times(t, s, level: float = 0.5) -> np.ndarray:
-    """First time each ``s_k`` [R, k] has covered ``level`` of its way from its initial to its
-    final value (NaN if it never moves by more than 10%); [k]."""
+    """First time each ``s_k`` has covered ``level`` of its way from its initial to its final
+    value.
+
+    Parameters
+    ----------
+    t : array_like
+        Record times [R].
+    s : array_like
+        The singular values at the records [R, k].
+    level : float
+        Fraction of the way from ``s_k(0)`` to ``s_k(T)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The first record time reaching that level [k] (NaN where ``s_k`` moves by 10% or less).
+    """
     t = check_series("t", t)
     s = np.asarray(s, dtype=float)
     if s.ndim != 2 or s.shape[0] != t.shape[0]:

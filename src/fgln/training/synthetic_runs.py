@@ -34,6 +34,30 @@ def synthetic_task(n: int = 64, rank: int = 10, samples: int = 1000, *, seed: in
     Inputs ``x ~ N(0, I_n)``; targets ``y = T x`` with the fixed rank-``rank`` map
     ``T = G_1 G_2``, ``G_1`` [n, rank] and ``G_2`` [rank, n] with i.i.d. N(0, 1/n) entries
     (singular values of order 1). Drawn from one generator seeded by ``seed``: G_1, G_2, X.
+
+    Parameters
+    ----------
+    n : int
+        Input and output dimension (>= 1).
+    rank : int
+        Rank of the target map, in [1, n].
+    samples : int
+        Data points (>= 1).
+    seed : int
+        Start value of the generator.
+    dtype : torch.dtype
+        Floating dtype of the tensors.
+    device : str or torch.device
+        Where the tensors live (``"auto"``: CUDA when available).
+
+    Returns
+    -------
+    X : Tensor
+        Inputs [samples, n].
+    Y : Tensor
+        Targets ``X T^T`` [samples, n].
+    T : Tensor
+        The target map [n, n].
     """
     n = check_int("n", n, 1)
     rank = check_int("rank", rank, 1, n)
@@ -55,6 +79,24 @@ def compress_regression(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float, fl
     ``weight = n / N`` and ``const = ||(I - Q Q^T) y||_F^2 / (2N)`` (0 when ``y`` is a linear
     function of ``x``, as in :func:`synthetic_task`). Gradient descent on the compressed
     problem follows the same trajectory, up to rounding, at a fraction of the cost.
+
+    Parameters
+    ----------
+    x : Tensor
+        Inputs [N, n], N >= n.
+    y : Tensor
+        Targets [N, m].
+
+    Returns
+    -------
+    x_c : Tensor
+        ``R`` [n, n].
+    y_c : Tensor
+        ``Q^T y`` [n, m].
+    weight : float
+        ``n / N``.
+    const : float
+        The part of the loss no ``J`` can change.
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must be [N, n] and [N, m] with the same N, got "
@@ -99,6 +141,39 @@ def synthetic_run(seed: int = 0, *, n: int = 64, L: int = 10, p: float = 0.5, ra
     dimension ``rank``), ``losses`` (every
     step), ``T_sv`` (singular values of the target map), ``lr``, ``seconds`` and
     ``record_seconds``.
+
+    Parameters
+    ----------
+    seed : int
+        Start value of the run's streams: the network from ``seed``, the task from
+        ``seed + 10**6``.
+    n : int
+        Width (the network is ``[n] * (L + 1)``).
+    L : int
+        Depth.
+    p : float
+        Gate probability.
+    rank : int
+        Rank of the target map (:func:`synthetic_task`).
+    samples : int
+        Data points of the regression.
+    lr : float
+        Gradient step; time is ``t = step * lr``.
+    t_max : float
+        Training time.
+    record_dt : float
+        Time between records.
+    k : int
+        How many top singular values enter ``g`` (and the diagnostics).
+    diagnostics : bool
+        Record Chapter 7's full snapshot (:class:`fgln.training.recorders.DynamicsRecorder`).
+    progress : bool or None
+        Progress bar (``None``: unless ``FGLN_PROGRESS=0``).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        The history and run facts listed above (a grid point's result, cacheable as it is).
     """
 
     steps, every = _grid(t_max, record_dt, lr)
@@ -131,6 +206,41 @@ def balanced_run(seed: int = 0, *, n: int = 16, L: int = 6, p: float = 0.5, rank
     and ``balance`` (the largest relative balance residual). Returns ``t`` [G],
     ``measured`` [G, k] = ``(s(step + 1) - s(step)) / lr``, ``pred``, ``flow`` [G, k],
     ``balance`` [G] and ``s`` [G, k].
+
+    Parameters
+    ----------
+    seed : int
+        Start value of the run's streams: the network from ``seed``, the task from
+        ``seed + 10**6``.
+    n : int
+        Width (the network is ``[n] * (L + 1)``).
+    L : int
+        Depth.
+    p : float
+        Gate probability.
+    rank : int
+        Rank of the target map (:func:`synthetic_task`).
+    samples : int
+        Data points of the regression.
+    lr : float
+        Gradient step; time is ``t = step * lr``.
+    t_max : float
+        Training time.
+    grid_dt : float
+        Time between the measurements.
+    scale : float
+        Scale of the balanced network's weights.
+    balanced : bool
+        Start from a balanced masked network (else a random FGLN).
+    k : int
+        How many top singular values to follow.
+    progress : bool or None
+        Progress bar (``None``: unless ``FGLN_PROGRESS=0``).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``t``, ``measured``, ``pred``, ``flow``, ``balance`` and ``s`` as listed above.
     """
 
     steps, every = _grid(t_max, grid_dt, lr)
