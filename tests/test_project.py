@@ -643,19 +643,120 @@ def test_bad_values_raise_value_error(call):
 
 # Modules whose public names do not yet carry numpydoc sections; emptied once they do.
 NUMPYDOC_PENDING: set[str] = set()
+# Overrides of torch's methods that take no argument of ours: torch documents them.
+TORCH_OVERRIDES = {"extra_repr"}
 
 
 def _has_section(doc: str, title: str) -> bool:
     return re.search(rf"^[ \t]*{title}\n[ \t]*-{{{len(title)}}}[ \t]*$", doc, re.M) is not None
 
 
+def _module_names() -> list[str]:
+    """Dotted names of every module of the package."""
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def _imported_from_private_modules() -> set[tuple[str, str]]:
+    """(module, name) for every name that a module of the package imports from a
+    ``_``-prefixed module of the package; (module, "*") for such a module imported whole."""
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = list(package[: len(package) - node.level + 1])
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                if target.rsplit(".", 1)[-1].startswith("_") and target.startswith("fgln."):
+                    found.add((target, alias.name))
+                elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.add((f"{target}.{alias.name}", "*"))  # the module itself
+    return found
+
+
+def _documented_names():
+    """Every name in a module's own ``__all__`` and every public function or class of a
+    ``_``-prefixed module that another module imports, with its qualified name."""
+    import importlib
+    import inspect
+
+    private_imports = _imported_from_private_modules()
+    seen = {}
+    for modname in _module_names():
+        mod = importlib.import_module(modname)
+        names = list(getattr(mod, "__all__", []))
+        if modname.rsplit(".", 1)[-1].startswith("_") and modname.count(".") > 0:
+            wanted = {name for target, name in private_imports if target == modname}
+            if "*" in wanted:
+                wanted |= {name for name, obj in vars(mod).items()
+                           if getattr(obj, "__module__", None) == modname}
+            names += sorted(x for x in wanted if not x.startswith("_") and x != "*")
+        for name in names:
+            obj = getattr(mod, name)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                if obj.__module__.startswith("fgln"):
+                    seen[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return seen
+
+
+def _public_members(cls):
+    """(name, function, takes_arguments) for the public methods and properties defined by
+    ``cls`` itself; ``function`` is the property's getter for a property."""
+    import inspect
+
+    members = []
+    for name, raw in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(raw, property):
+            if raw.fget is not None:
+                members.append((name, raw.fget, False))
+            continue
+        bound = isinstance(raw, classmethod) or inspect.isfunction(raw)
+        func = raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw
+        if not inspect.isfunction(func):
+            continue
+        params = list(inspect.signature(func).parameters)[1 if bound else 0:]
+        if name in TORCH_OVERRIDES and not params:
+            continue
+        members.append((name, func, bool(params)))
+    return members
+
+
+def _numpydoc_gaps(qual: str, func, takes_arguments: bool) -> list[str]:
+    import inspect
+
+    doc = func.__doc__ or ""
+    gaps = []
+    if takes_arguments and not _has_section(doc, "Parameters"):
+        gaps.append(f"{qual}: Parameters")
+    returns = inspect.signature(func).return_annotation
+    if returns not in (None, "None") and not (
+        _has_section(doc, "Returns") or _has_section(doc, "Yields")
+    ):
+        gaps.append(f"{qual}: Returns")
+    return gaps
+
+
 def test_public_names_have_numpydoc_sections():
     """Every public function or class taking arguments documents them in a `Parameters`
-    section; every public function returning something has a `Returns` or `Yields` section."""
+    section; every public function returning something has a `Returns` or `Yields` section.
+    Public: the wings' ``__all__``, every module's own ``__all__``, the names other modules
+    import from ``_``-prefixed modules, and the methods and properties of those classes."""
     import inspect
 
     missing = []
-    for qual, obj in _public_callables().items():
+    names = {**_public_callables(), **_documented_names()}
+    for qual, obj in names.items():
         if obj.__module__ in NUMPYDOC_PENDING:
             continue
         doc = obj.__doc__ or ""
@@ -665,12 +766,8 @@ def test_public_names_have_numpydoc_sections():
             if own and [x for x in _params(obj) if x != "self"]:
                 if not _has_section(doc, "Parameters"):
                     missing.append(f"{qual}: Parameters")
+            for name, func, takes_arguments in _public_members(obj):
+                missing += _numpydoc_gaps(f"{qual}.{name}", func, takes_arguments)
             continue
-        if _params(obj) and not _has_section(doc, "Parameters"):
-            missing.append(f"{qual}: Parameters")
-        returns = inspect.signature(obj).return_annotation
-        if returns not in (None, "None") and not (
-            _has_section(doc, "Returns") or _has_section(doc, "Yields")
-        ):
-            missing.append(f"{qual}: Returns")
+        missing += _numpydoc_gaps(qual, obj, bool(_params(obj)))
     assert not missing, f"public names without numpydoc sections: {missing}"

@@ -70,7 +70,13 @@ def cache_counts() -> dict[str, int]:
 
 def default_cache_dir() -> Path:
     """The cache directory used when ``cache_dir`` is ``None``: ``$FGLN_CACHE_DIR``, else
-    ``<repo>/.cache/fgln`` in a checkout, else ``~/.cache/fgln``."""
+    ``<repo>/.cache/fgln`` in a checkout, else ``~/.cache/fgln``.
+
+    Returns
+    -------
+    directory : pathlib.Path
+        The default cache folder (not created).
+    """
     return local_dir("FGLN_CACHE_DIR", ".cache/fgln", "fgln")
 
 
@@ -114,7 +120,26 @@ def _canonical_json(name: str, params: Mapping[str, Any]) -> str:
 
 
 def cache_key(name: str, params: Mapping[str, Any]) -> str:
-    """SHA-256 hex digest identifying (name, params, code_version())."""
+    """SHA-256 hex digest identifying (name, params, code_version()).
+
+    Parameters
+    ----------
+    name : str
+        Name of the computation (non-empty).
+    params : mapping
+        Its parameters, JSON-serialisable (finite floats).
+
+    Returns
+    -------
+    key : str
+        64 hex digits.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a non-empty str, or ``params`` not a mapping of JSON-serialisable
+        values.
+    """
     if not isinstance(name, str) or not name:
         raise TypeError(f"cache name must be a non-empty str, got {name!r}")
     if not isinstance(params, Mapping):
@@ -175,7 +200,22 @@ def _entry(name: str, params: Mapping[str, Any],
 def lookup(name: str, params: Mapping[str, Any],
            cache_dir: str | os.PathLike | None = None) -> dict | None:
     """The cached result of (name, params) as :func:`cached` returns it, or ``None`` when
-    there is none yet (or it cannot be read; :func:`cached` then recomputes it)."""
+    there is none yet (or it cannot be read; :func:`cached` then recomputes it).
+
+    Parameters
+    ----------
+    name : str
+        Name of the computation.
+    params : mapping
+        Its parameters, JSON-serialisable.
+    cache_dir : str, os.PathLike or None
+        Cache folder (default :func:`default_cache_dir`).
+
+    Returns
+    -------
+    result : dict or None
+        The cached result, or None.
+    """
     _, npz_path, _ = _entry(name, params, cache_dir)
     if not npz_path.is_file():
         return None
@@ -256,7 +296,22 @@ def cached(
 def checkpoint_path(name: str, params: Mapping[str, Any],
                     cache_dir: str | os.PathLike | None = None) -> Path:
     """The checkpoint file of an interrupted :func:`cached_resumable` computation:
-    ``<cache>/checkpoints/<name>-<key>.pt``, unique to the name, the parameters and the code."""
+    ``<cache>/checkpoints/<name>-<key>.pt``, unique to the name, the parameters and the code.
+
+    Parameters
+    ----------
+    name : str
+        Name of the computation.
+    params : mapping
+        Its parameters, JSON-serialisable.
+    cache_dir : str, os.PathLike or None
+        Cache folder (default :func:`default_cache_dir`).
+
+    Returns
+    -------
+    path : pathlib.Path
+        The checkpoint file (neither it nor its folder is created).
+    """
     directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return directory / "checkpoints" / f"{_SAFE_NAME.sub('_', name)}-{cache_key(name, params)[:16]}.pt"
 

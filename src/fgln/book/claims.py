@@ -123,6 +123,47 @@ class StaleLedger(RuntimeError):
 
 @dataclass
 class Claim:
+    """One checked claim of a chapter, as :meth:`Ledger.claim` records it.
+
+    Parameters
+    ----------
+    id, item, kind, chapter, paper, ours, test, alternative, alternative_test, status, \
+alternative_status, expect, evidence, value, se
+        The attributes below, in this order.
+
+    Attributes
+    ----------
+    id : str
+        The claim's name, unique in its chapter.
+    item : str
+        Key of :data:`PAPER_ITEMS` or :data:`BOOK_ITEMS`.
+    kind : str
+        Key of :data:`KINDS`.
+    chapter : str
+        The chapter that states it.
+    paper : str
+        What the paper says (a statement or a printed value).
+    ours : str
+        Our value, formatted from the run.
+    test : Decision
+        The test deciding the stated value or reading.
+    alternative : str
+        The competing value or reading the claim rules out.
+    alternative_test : Decision
+        The same test applied to the alternative.
+    status : str
+        ``"reproduced"``, ``"differs"`` or ``"undecided"`` (claim and alternative agree).
+    alternative_status : str
+        Status of the alternative.
+    expect : str
+        The status the prose asserts.
+    evidence : str
+        MyST label in the chapter where the evidence is shown.
+    value : float or None
+        Our value as a number, where there is one.
+    se : float or None
+        Its standard error.
+    """
     id: str
     item: str           # key of PAPER_ITEMS or BOOK_ITEMS
     kind: str           # key of KINDS
@@ -140,6 +181,13 @@ class Claim:
     se: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The claim as plain values (its decisions as dicts), for the JSON ledger.
+
+        Returns
+        -------
+        claim : dict
+            Field name to value.
+        """
         d = asdict(self)
         d["test"] = asdict(self.test)
         d["alternative_test"] = asdict(self.alternative_test)
@@ -152,7 +200,20 @@ def _repo_book_dir() -> Path | None:
 
 
 def source_sha(chapter: str, book_dir: str | os.PathLike | None = None) -> str | None:
-    """Short SHA-256 of ``book/<chapter>.md`` (None when the file cannot be found)."""
+    """Short SHA-256 of ``book/<chapter>.md`` (None when the file cannot be found).
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's name (file stem).
+    book_dir : str, os.PathLike or None
+        Folder of the chapters (default: ``book/`` of the checkout).
+
+    Returns
+    -------
+    sha : str or None
+        16 hex digits, or None.
+    """
     directory = Path(book_dir) if book_dir is not None else _repo_book_dir()
     if directory is None:
         return None
@@ -174,7 +235,13 @@ def _process_start(pid: int) -> str:
 def build_id() -> str:
     """The build a run belongs to: ``$FGLN_BUILD_ID`` where set (``make`` sets one), else the
     process that executes the notebooks (the parent of this kernel: a ``jupyter-book``,
-    ``papermill`` or Jupyter server process), by pid and start time."""
+    ``papermill`` or Jupyter server process), by pid and start time.
+
+    Returns
+    -------
+    build : str
+        ``$FGLN_BUILD_ID``, or ``"process-<pid>-<start>"``.
+    """
     env = os.environ.get("FGLN_BUILD_ID")
     if env:
         return env
@@ -205,7 +272,45 @@ class Ledger:
               value: float | None = None, se: float | None = None) -> None:
         """Record one claim. ``test`` decides the stated value or reading, ``alternative_test``
         is the same test applied to ``alternative`` (what the claim rules out). Raises
-        :class:`NonFiniteStatistic` naming the claim when either test had a non-finite input."""
+        :class:`NonFiniteStatistic` naming the claim when either test had a non-finite input.
+
+        Parameters
+        ----------
+        id : str
+            The claim's name, unique in the chapter.
+        item : str
+            Key of :data:`PAPER_ITEMS` or :data:`BOOK_ITEMS` the claim checks.
+        kind : str
+            Key of :data:`KINDS`.
+        paper : str
+            What the paper says.
+        ours : str
+            Our value, formatted from the run.
+        test : Decision
+            The test deciding the stated value or reading.
+        alternative : str
+            What the claim rules out (non-blank).
+        alternative_test : Decision
+            The same test (same ``test`` name) applied to the alternative.
+        expect : str
+            The status the prose asserts: ``"reproduced"``, ``"differs"`` or ``"undecided"``.
+        evidence : str
+            MyST label where the chapter shows the evidence.
+        value : float or None
+            Our value as a number, where there is one.
+        se : float or None
+            Its standard error.
+
+        Raises
+        ------
+        NonFiniteStatistic
+            If either test had a non-finite statistic.
+        TypeError
+            If a test is not a :class:`fgln.book.decisions.Decision`.
+        ValueError
+            If ``item``, ``kind`` or ``expect`` is unknown, the two tests differ, the alternative
+            is blank or ``id`` was stated before.
+        """
         if item not in PAPER_ITEMS and item not in BOOK_ITEMS:
             raise ValueError(f"claim {id!r}: unknown item {item!r}; see fgln.book.claims.PAPER_ITEMS")
         if kind not in KINDS:
@@ -239,21 +344,54 @@ class Ledger:
         raise KeyError(id)
 
     def mismatches(self) -> list[Claim]:
+        """The claims whose computed status is not the one the prose asserts.
+
+        Returns
+        -------
+        claims : list of Claim
+            In the order they were stated.
+        """
         return [c for c in self.claims if c.status != c.expect]
 
     def as_dict(self) -> dict[str, Any]:
+        """The ledger as written to JSON: chapter, scale, code version, source hash of the
+        chapter, build and claims.
+
+        Returns
+        -------
+        ledger : dict
+            Plain values.
+        """
         return {"chapter": self.chapter, "scale": self.scale, "code_version": code_version(),
                 "source_sha": source_sha(self.chapter), "build_id": build_id(),
                 "claims": [c.as_dict() for c in self.claims]}
 
     def write(self, ledger_dir: str | os.PathLike) -> Path:
+        """Write ``<ledger_dir>/<chapter>.json`` atomically, creating the folder.
+
+        Parameters
+        ----------
+        ledger_dir : str or os.PathLike
+            Folder of the ledgers.
+
+        Returns
+        -------
+        path : pathlib.Path
+            The file written.
+        """
         directory = Path(ledger_dir).expanduser()
         directory.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.as_dict(), indent=2, allow_nan=False) + "\n"
         return atomic_write(directory / f"{self.chapter}.json", lambda fh: fh.write(text), "w")
 
     def summary(self) -> str:
-        """One line per claim: id, computed status, what the alternative got, asserted status."""
+        """One line per claim: id, computed status, what the alternative got, asserted status.
+
+        Returns
+        -------
+        text : str
+            The lines, joined.
+        """
         lines = []
         for c in self.claims:
             flag = "" if c.status == c.expect else "   <-- prose asserts " + c.expect
@@ -262,7 +400,13 @@ class Ledger:
         return "\n".join(lines)
 
     def markdown(self) -> str:
-        """The chapter's claims as a MyST table (claim, kind, test, what it rules out, status)."""
+        """The chapter's claims as a MyST table (claim, kind, test, what it rules out, status).
+
+        Returns
+        -------
+        table : str
+            Markdown, one row per claim.
+        """
         rows = ["| claim | kind | the paper | ours | test | rules out | status |",
                 "|---|---|---|---|---|---|---|"]
         for c in self.claims:
@@ -276,7 +420,18 @@ class Ledger:
         """Write the ledger (when ``ledger_dir`` is given), print its summary, and raise
         :class:`ClaimMismatch` naming every *decided* claim whose status is not the one the
         prose asserts, at every scale. A claim left undecided where the prose asserts a
-        decision raises at paper scale and is reported at other scales."""
+        decision raises at paper scale and is reported at other scales.
+
+        Parameters
+        ----------
+        ledger_dir : str, os.PathLike or None
+            Folder of the ledgers; None: not written.
+
+        Raises
+        ------
+        ClaimMismatch
+            If a decided claim (or, at paper scale, an undecided one) contradicts the prose.
+        """
         if ledger_dir is not None:
             self.write(ledger_dir)
         print(self.summary())
@@ -345,7 +500,23 @@ def item_rows(ledgers: Sequence[dict]) -> list[dict]:
     """One row per claim, items of :data:`PAPER_ITEMS` then :data:`BOOK_ITEMS`, in order; a
     paper item without a claim gives one ``not yet`` row. Each row: item key, item kind
     (figure / result), claim kind, label, paper, ours, status, test, alternative and its
-    status, chapter, evidence, id."""
+    status, chapter, evidence, id.
+
+    Parameters
+    ----------
+    ledgers : sequence of dict
+        Ledgers as :func:`load_ledgers` returns them.
+
+    Returns
+    -------
+    rows : list of dict
+        One dict per row, in the items' order.
+
+    Raises
+    ------
+    ValueError
+        If a claim names an unknown item.
+    """
     by_item: dict[str, list[dict]] = {}
     for led in ledgers:
         for c in led["claims"]:

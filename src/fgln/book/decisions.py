@@ -54,6 +54,18 @@ class Decision:
 
     @property
     def status(self) -> str:
+        """``"reproduced"`` when the statement holds, else ``"differs"``.
+
+        Returns
+        -------
+        status : str
+            ``"reproduced"`` or ``"differs"``.
+
+        Raises
+        ------
+        NonFiniteStatistic
+            If the statistic was not finite (``holds`` is None).
+        """
         if self.holds is None:
             raise NonFiniteStatistic(f"{self.test}: {self.detail}")
         return "reproduced" if self.holds else "differs"

@@ -15,7 +15,20 @@ __all__ = ["chapter_titles", "status_counts", "claims_table", "errata"]
 
 
 def chapter_titles(book_dir: str | Path, chapters: Sequence[str]) -> dict[str, str]:
-    """``{chapter: "chapter 5" or "Appendix F"}`` from each chapter's first ``# `` heading."""
+    """``{chapter: "chapter 5" or "Appendix F"}`` from each chapter's first ``# `` heading.
+
+    Parameters
+    ----------
+    book_dir : str or pathlib.Path
+        Folder of the chapters' sources.
+    chapters : sequence of str
+        Chapter names (file stems).
+
+    Returns
+    -------
+    titles : dict of str to str
+        Title for each chapter that has a ``# `` heading.
+    """
     titles = {}
     for c in chapters:
         for line in (Path(book_dir) / f"{c}.md").read_text(encoding="utf-8").splitlines():
@@ -37,7 +50,20 @@ def _link(row: dict, titles: dict[str, str]) -> str:
 
 
 def status_counts(rows: Sequence[dict], kind: str = "paper") -> dict[str, int]:
-    """How many rows of claim kind ``kind`` have each status."""
+    """How many rows of claim kind ``kind`` have each status.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows of :func:`fgln.book.claims.item_rows`.
+    kind : str
+        Claim kind to count (default ``"paper"``).
+
+    Returns
+    -------
+    counts : dict of str to int
+        Number of rows per status (statuses with no row are absent).
+    """
     out: dict[str, int] = {}
     for r in rows:
         if r["claim_kind"] == kind:
@@ -48,7 +74,29 @@ def status_counts(rows: Sequence[dict], kind: str = "paper") -> dict[str, int]:
 def claims_table(rows: Sequence[dict], titles: dict[str, str], *, claim_kind: str,
                  item_kind: str | None = None) -> str:
     """Rows of one claim kind (and item kind, figure / result): claim | the paper | ours and
-    the deciding test | rules out | status and evidence."""
+    the deciding test | rules out | status and evidence.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows of :func:`fgln.book.claims.item_rows`.
+    titles : dict of str to str
+        Chapter titles (:func:`chapter_titles`) for the evidence links.
+    claim_kind : str
+        Key of :data:`fgln.book.claims.KINDS`.
+    item_kind : str or None
+        ``"figure"`` or ``"result"``; None: both.
+
+    Returns
+    -------
+    table : str
+        A MyST table, header included.
+
+    Raises
+    ------
+    ValueError
+        If ``claim_kind`` is unknown.
+    """
     if claim_kind not in KINDS:
         raise ValueError(f"claim_kind must be one of {sorted(KINDS)}, got {claim_kind!r}")
     head = ("| claim | the paper | ours, and the test that decides | rules out | status |\n"
@@ -79,7 +127,20 @@ def claims_table(rows: Sequence[dict], titles: dict[str, str], *, claim_kind: st
 
 def errata(rows: Sequence[dict], titles: dict[str, str]) -> str:
     """A bulleted list of every statement of the paper whose status is *differs*: what the
-    paper says, what the numbers say, what they support instead, and where the evidence is."""
+    paper says, what the numbers say, what they support instead, and where the evidence is.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows of :func:`fgln.book.claims.item_rows`.
+    titles : dict of str to str
+        Chapter titles (:func:`chapter_titles`) for the evidence links.
+
+    Returns
+    -------
+    text : str
+        Markdown list, or a sentence saying that nothing differs.
+    """
     items = []
     for r in rows:
         if r["claim_kind"] != "paper" or r["status"] != "differs":

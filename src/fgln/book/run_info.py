@@ -35,18 +35,52 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PageRun:
-    """The start of a chapter's run: ``time.perf_counter()`` and the cache counts then."""
+    """The start of a chapter's run: ``time.perf_counter()`` and the cache counts then.
+
+    Parameters
+    ----------
+    started, read, computed
+        The attributes below, in this order.
+
+    Attributes
+    ----------
+    started : float
+        ``time.perf_counter()`` at the start.
+    read : int
+        Cached results read by the process before the start.
+    computed : int
+        Cached results computed by the process before the start.
+    """
 
     started: float
     read: int
     computed: int
 
     def elapsed(self, now: float | None = None) -> float:
-        """Seconds since the start (``now``: a ``time.perf_counter()`` value)."""
+        """Seconds since the start (``now``: a ``time.perf_counter()`` value).
+
+        Parameters
+        ----------
+        now : float or None
+            The end time; None: now.
+
+        Returns
+        -------
+        seconds : float
+            Elapsed wall time.
+        """
         return (time.perf_counter() if now is None else now) - self.started
 
     def cache_since(self) -> tuple[int, int]:
-        """``(read, computed)``: cached results read and computed since the start."""
+        """``(read, computed)``: cached results read and computed since the start.
+
+        Returns
+        -------
+        read : int
+            Cached results read since the start.
+        computed : int
+            Cached results computed since the start.
+        """
         counts = cache_counts()
         return counts["read"] - self.read, counts["computed"] - self.computed
 
@@ -66,7 +100,18 @@ def start_page() -> PageRun:
 
 def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
     """The processor's name (``model name`` of ``/proc/cpuinfo`` on Linux), else what
-    :mod:`platform` knows, else ``"unknown CPU"``."""
+    :mod:`platform` knows, else ``"unknown CPU"``.
+
+    Parameters
+    ----------
+    cpuinfo : str or os.PathLike
+        The file to read (default ``/proc/cpuinfo``).
+
+    Returns
+    -------
+    name : str
+        The processor's name.
+    """
     try:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -79,14 +124,26 @@ def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
 
 
 def cpu_cores() -> int:
-    """Logical CPUs this process may run on (its affinity where the OS tells it)."""
+    """Logical CPUs this process may run on (its affinity where the OS tells it).
+
+    Returns
+    -------
+    cores : int
+        At least 1.
+    """
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
 
 
 def gpu_names() -> list[str]:
-    """Names of the CUDA devices torch sees (empty without CUDA)."""
+    """Names of the CUDA devices torch sees (empty without CUDA).
+
+    Returns
+    -------
+    names : list of str
+        One name per device.
+    """
     if not torch.cuda.is_available():
         return []
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -95,7 +152,22 @@ def gpu_names() -> list[str]:
 def machine_text(cpu: str | None = None, cores: int | None = None,
                  gpus: list[str] | None = None) -> str:
     """E.g. ``"AMD EPYC 7763 64-Core Processor (2 cores)"``, with ``" and 1 GPU (NVIDIA
-    H200)"`` where torch sees a GPU. Arguments default to this machine."""
+    H200)"`` where torch sees a GPU. Arguments default to this machine.
+
+    Parameters
+    ----------
+    cpu : str or None
+        Processor name (default :func:`cpu_model`).
+    cores : int or None
+        Logical CPUs (default :func:`cpu_cores`).
+    gpus : list of str or None
+        GPU names (default :func:`gpu_names`).
+
+    Returns
+    -------
+    text : str
+        The machine in words.
+    """
     cpu = cpu_model() if cpu is None else cpu
     cores = cpu_cores() if cores is None else cores
     gpus = gpu_names() if gpus is None else gpus
@@ -107,7 +179,23 @@ def machine_text(cpu: str | None = None, cores: int | None = None,
 
 
 def format_seconds(seconds: float) -> str:
-    """``"4.2 s"`` below a minute, ``"11 min 27 s"`` above, ``"1 h 02 min"`` above an hour."""
+    """``"4.2 s"`` below a minute, ``"11 min 27 s"`` above, ``"1 h 02 min"`` above an hour.
+
+    Parameters
+    ----------
+    seconds : float
+        A duration (>= 0).
+
+    Returns
+    -------
+    text : str
+        The duration in words.
+
+    Raises
+    ------
+    ValueError
+        If ``seconds`` is negative or NaN.
+    """
     if not seconds >= 0:
         raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
     if seconds < 60:
@@ -119,7 +207,25 @@ def format_seconds(seconds: float) -> str:
 
 
 def cache_text(read: int, computed: int) -> str:
-    """Whether the heavy results were computed in this run or read from the cache."""
+    """Whether the heavy results were computed in this run or read from the cache.
+
+    Parameters
+    ----------
+    read : int
+        Cached results read in the run (>= 0).
+    computed : int
+        Cached results computed in the run (>= 0).
+
+    Returns
+    -------
+    text : str
+        A clause of the run line.
+
+    Raises
+    ------
+    ValueError
+        If a count is negative.
+    """
     if read < 0 or computed < 0:
         raise ValueError(f"read and computed must be >= 0, got {read}, {computed}")
 
@@ -138,7 +244,27 @@ def cache_text(read: int, computed: int) -> str:
 
 
 def page_report(run: PageRun, *, now: float | None = None, machine: str | None = None) -> str:
-    """The run line of a chapter (Markdown): wall time, machine, torch version, cache use."""
+    """The run line of a chapter (Markdown): wall time, machine, torch version, cache use.
+
+    Parameters
+    ----------
+    run : PageRun
+        From :func:`start_page`.
+    now : float or None
+        End time (a ``time.perf_counter()`` value); None: now.
+    machine : str or None
+        The machine in words (default :func:`machine_text`).
+
+    Returns
+    -------
+    line : str
+        Markdown, one sentence in italics.
+
+    Raises
+    ------
+    TypeError
+        If ``run`` is not a PageRun.
+    """
     if not isinstance(run, PageRun):
         raise TypeError(f"run must be a PageRun (from start_page()), got {type(run).__name__}")
     read, computed = run.cache_since()

@@ -50,7 +50,20 @@ CLUSTER_EXTRA = "pip install -e '.[cluster]'"
 
 
 class SweepError(RuntimeError):
-    """Some tasks of a grid failed; ``failures`` lists ``(name, params, exception)``."""
+    """Some tasks of a grid failed; ``failures`` lists ``(name, params, exception)``.
+
+    Parameters
+    ----------
+    failures : list of tuple of (str, dict, BaseException)
+        The failed tasks' names, parameters and exceptions, in task order.
+    total : int
+        Number of tasks of the grid.
+
+    Attributes
+    ----------
+    failures : list of tuple of (str, dict, BaseException)
+        As given.
+    """
 
     def __init__(self, failures: list[tuple[str, dict, BaseException]], total: int):
         self.failures = failures
@@ -62,7 +75,13 @@ class SweepError(RuntimeError):
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS reports it)."""
+    """Cores this process may run on (its CPU affinity where the OS reports it).
+
+    Returns
+    -------
+    cores : int
+        At least 1.
+    """
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -72,7 +91,18 @@ def usable_cores() -> int:
 def worker_torch_threads() -> int | None:
     """Torch threads for a task on this worker: ``$FGLN_TORCH_THREADS`` if set (the local
     executors of :func:`make_executor` set it to their share of the cores), else ``None``
-    (leave torch as it is: on a dask worker, one thread per task thread)."""
+    (leave torch as it is: on a dask worker, one thread per task thread).
+
+    Returns
+    -------
+    threads : int or None
+        Threads per task, or None.
+
+    Raises
+    ------
+    ValueError
+        If ``$FGLN_TORCH_THREADS`` is set to anything but a positive integer.
+    """
     env = os.environ.get(THREADS_ENV, "").strip()
     if not env:
         return None
@@ -127,6 +157,34 @@ def run_grid(tasks: Sequence[Task], *, executor: Executor | str | None = None,
     task with its parameters (the first failure is its ``__cause__``). A worker running other
     ``fgln`` source than this process is a failure too (its results would be cached under
     other keys).
+
+    Parameters
+    ----------
+    tasks : sequence of tuple of (str, mapping, callable)
+        The grid: ``(name, params, fn)`` per point, ``fn`` top-level (or a partial of one),
+        ``params`` JSON-serialisable.
+    executor : concurrent.futures.Executor, str or None
+        Where to compute: an executor, an executor name, or None for this process.
+    cache_dir : str, os.PathLike or None
+        Cache folder (default :func:`fgln.book.cache.default_cache_dir`).
+    progress : bool or None
+        Show a progress bar (None: follow ``FGLN_PROGRESS``).
+    desc : str or None
+        Label of the progress bar (default: the first task's name).
+
+    Returns
+    -------
+    results : list of dict
+        One result per task, in task order.
+
+    Raises
+    ------
+    TypeError
+        If ``tasks`` is not a list of ``(name, params, fn)`` or ``executor`` has the wrong type.
+    ValueError
+        If an executor name is not one :func:`parse_executor` knows.
+    SweepError
+        If some tasks failed (after all the others finished).
     """
     checked = _check_tasks(tasks)
     if isinstance(executor, str):
@@ -203,7 +261,27 @@ def _completions(tasks: list[tuple[str, dict, Callable[..., dict]]], todo: list[
 
 def parse_executor(spec: str) -> tuple[str, int | str | None]:
     """``(kind, argument)`` of an executor name: ``("serial", None)``, ``("processes", N)``,
-    ``("dask-local", N)`` or ``("dask", address)``; ``ValueError`` for anything else."""
+    ``("dask-local", N)`` or ``("dask", address)``; ``ValueError`` for anything else.
+
+    Parameters
+    ----------
+    spec : str
+        ``"serial"``, ``"processes:N"``, ``"dask-local:N"`` or ``"dask:<scheduler address>"``.
+
+    Returns
+    -------
+    kind : str
+        ``"serial"``, ``"processes"``, ``"dask-local"`` or ``"dask"``.
+    argument : int, str or None
+        The number of workers, the scheduler address, or None for ``serial``.
+
+    Raises
+    ------
+    TypeError
+        If ``spec`` is not a str.
+    ValueError
+        If it names no executor.
+    """
     if not isinstance(spec, str):
         raise TypeError(f"executor name must be a str, got {type(spec).__name__}")
     text = spec.strip()
@@ -238,7 +316,25 @@ def _set_worker_threads(threads: int) -> None:
 def make_executor(spec: str) -> Iterator[Executor | None]:
     """The executor named by ``spec`` (see :func:`parse_executor`), shut down on exit;
     ``None`` for ``serial``. Local workers get ``cores // N`` torch threads each; processes
-    are spawned (never forked, so no torch thread pool is inherited)."""
+    are spawned (never forked, so no torch thread pool is inherited).
+
+    Parameters
+    ----------
+    spec : str
+        An executor name (:func:`parse_executor`).
+
+    Yields
+    ------
+    executor : concurrent.futures.Executor or None
+        The running executor, or None for ``serial``.
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` names no executor.
+    ImportError
+        If a dask executor is asked for without ``dask.distributed`` installed.
+    """
     kind, arg = parse_executor(spec)
     if kind == "serial":
         yield None
@@ -263,5 +359,16 @@ def make_executor(spec: str) -> Iterator[Executor | None]:
 
 
 def executor_from_env(default: str = "serial") -> AbstractContextManager[Executor | None]:
-    """:func:`make_executor` of ``$FGLN_EXECUTOR`` (``default`` when unset)."""
+    """:func:`make_executor` of ``$FGLN_EXECUTOR`` (``default`` when unset).
+
+    Parameters
+    ----------
+    default : str
+        Executor name used when ``$FGLN_EXECUTOR`` is unset or blank.
+
+    Returns
+    -------
+    context : contextlib.AbstractContextManager
+        Yields the executor (None for ``serial``) and shuts it down on exit.
+    """
     return make_executor(os.environ.get(EXECUTOR_ENV, "").strip() or default)

@@ -147,6 +147,16 @@ class BatchedAutoAugment:
 
     ``aug(images, aug.draws(seed, epoch, indices))``: images uint8 [B, 1, H, W] -> same shape.
     See the module docstring.
+
+    Parameters
+    ----------
+    policy : torchvision.transforms.AutoAugmentPolicy or None
+        The policy whose sub-policies are applied; None: ``AutoAugmentPolicy.CIFAR10``.
+
+    Raises
+    ------
+    ValueError
+        If torchvision's transform does not use NEAREST interpolation without fill.
     """
 
     def __init__(self, policy=None) -> None:
@@ -172,7 +182,27 @@ class BatchedAutoAugment:
     def draws(self, seed: int, epoch: int, indices) -> tuple[list[int], Tensor, Tensor]:
         """``(policy_ids [B], probs [B, 2] in [0, 1), signs [B, 2] in {0, 1})`` for the images
         ``indices``: a function of ``(seed, epoch, index)`` only (SplitMix64 of the three,
-        four 64-bit words per image)."""
+        four 64-bit words per image).
+
+        Parameters
+        ----------
+        seed : int
+            Seed of the augmentation.
+        epoch : int
+            The epoch (a new draw for every epoch).
+        indices : iterable of int
+            Indices of the images in the data set [B].
+
+        Returns
+        -------
+        policy_ids : list of int
+            Sub-policy of each image [B].
+        probs : Tensor
+            Uniform draws in [0, 1) [B, 2] (float32), compared with the two operations'
+            probabilities.
+        signs : Tensor
+            Signs of the two magnitudes [B, 2] in {0, 1} (int64; 0: negative).
+        """
         idx = np.asarray([int(i) for i in indices], dtype=np.uint64)
         with np.errstate(over="ignore"):
             key = _splitmix64(_splitmix64(np.array([seed], dtype=np.uint64))
@@ -215,7 +245,22 @@ class BatchedAutoAugment:
         return fires, self._op[ids], m
 
     def operations(self, draws, h: int, w: int) -> list[list[tuple[str, float]]]:
-        """The operations that fire for each image, in order, with signed magnitudes."""
+        """The operations that fire for each image, in order, with signed magnitudes.
+
+        Parameters
+        ----------
+        draws : tuple
+            ``(policy_ids, probs, signs)`` from :meth:`draws`.
+        h : int
+            Image height.
+        w : int
+            Image width.
+
+        Returns
+        -------
+        ops : list of list of tuple of (str, float)
+            For each image, the operations that fire, in order, as ``(name, signed magnitude)``.
+        """
         fires, ops, mags = self._decide(draws, h, w)
         return [[(self.op_names[int(ops[b, i])], float(mags[b, i])) for i in (0, 1)
                  if bool(fires[b, i])] for b in range(fires.shape[0])]

@@ -261,13 +261,30 @@ class Mnist:
 
 def default_data_dir() -> Path:
     """``$FGLN_DATA_DIR`` if set, else ``<repo>/.cache/data`` in a checkout, else
-    ``~/.cache/fgln/data``: the ``root`` used when :func:`load_mnist` gets none."""
+    ``~/.cache/fgln/data``: the ``root`` used when :func:`load_mnist` gets none.
+
+    Returns
+    -------
+    root : pathlib.Path
+        The default data folder (not created).
+    """
     return local_dir("FGLN_DATA_DIR", ".cache/data", "fgln/data")
 
 
 def describe_data_dir(root: str | os.PathLike) -> str:
     """Name ``root`` for a reader, without the machine's absolute path: ``"the project's data
-    folder (.cache/data)"``, ``"the folder named by FGLN_DATA_DIR"``, else ``root`` itself."""
+    folder (.cache/data)"``, ``"the folder named by FGLN_DATA_DIR"``, else ``root`` itself.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        A data folder.
+
+    Returns
+    -------
+    text : str
+        Words naming the folder for a reader.
+    """
     root = Path(root).expanduser().resolve()
     env = os.environ.get("FGLN_DATA_DIR")
     if env and Path(env).expanduser().resolve() == root:
@@ -281,7 +298,27 @@ def describe_data_dir(root: str | os.PathLike) -> str:
 
 
 def mnist_choice(choice: str | None = None) -> str:
-    """``choice``, else ``$FGLN_MNIST``, else ``"auto"``; one of :data:`MNIST_CHOICES`."""
+    """``choice``, else ``$FGLN_MNIST``, else ``"auto"``; one of :data:`MNIST_CHOICES`.
+
+    Parameters
+    ----------
+    choice : str or None
+        ``"auto"``, ``"full"`` or ``"bundled"`` (any case, surrounding spaces ignored); None
+        reads ``FGLN_MNIST``.
+
+    Returns
+    -------
+    choice : str
+        The choice, lower case.
+
+    Raises
+    ------
+    TypeError
+        If ``choice`` is not a str.
+    ValueError
+        If it is not one of :data:`MNIST_CHOICES` (the message names ``FGLN_MNIST`` when read
+        from there).
+    """
     name = "choice"
     if choice is None:
         choice, name = os.environ.get("FGLN_MNIST") or "auto", "FGLN_MNIST"
@@ -361,6 +398,27 @@ def check_mnist_choice(root: str | os.PathLike | None = None, *, choice: str | N
 
     With ``"full"``: the full set must be in ``root`` (default :func:`default_data_dir`) or
     downloadable there, else :class:`MnistUnavailableError`. Other choices always can be.
+
+    Parameters
+    ----------
+    root : str, os.PathLike or None
+        Data folder (default :func:`default_data_dir`).
+    choice : str or None
+        ``"auto"``, ``"full"`` or ``"bundled"``; None reads ``FGLN_MNIST``.
+    timeout : float
+        Seconds to wait for a mirror when the full set has to be downloaded.
+
+    Returns
+    -------
+    choice : str
+        The choice, lower case.
+
+    Raises
+    ------
+    MnistUnavailableError
+        If the choice is ``"full"`` and the full set is neither present nor downloadable.
+    TypeError, ValueError
+        If the choice is not a valid one (:func:`mnist_choice`).
     """
     choice = mnist_choice(choice)
     if choice == "full":

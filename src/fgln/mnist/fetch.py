@@ -16,7 +16,22 @@ __all__ = ["connect", "download", "mirrors_reachable"]
 
 def connect(host: str, port: int, timeout: float) -> bool:
     """True iff a TCP connection to ``host:port`` opens within ``timeout`` seconds, name
-    resolution included (run in a daemon thread: a hanging resolver cannot block us)."""
+    resolution included (run in a daemon thread: a hanging resolver cannot block us).
+
+    Parameters
+    ----------
+    host : str
+        Host name or address.
+    port : int
+        TCP port.
+    timeout : float
+        Seconds allowed for name resolution and connection together.
+
+    Returns
+    -------
+    reachable : bool
+        Whether the connection opened in time.
+    """
     ok = []
 
     def attempt():
@@ -33,6 +48,19 @@ def connect(host: str, port: int, timeout: float) -> bool:
 
 
 def mirrors_reachable(timeout: float) -> bool:
+    """Whether one of torchvision's MNIST mirrors accepts a connection within ``timeout``
+    seconds.
+
+    Parameters
+    ----------
+    timeout : float
+        Seconds allowed per mirror.
+
+    Returns
+    -------
+    reachable : bool
+        True as soon as one mirror answers.
+    """
     from torchvision.datasets import MNIST
 
     for url in MNIST.mirrors:
@@ -44,7 +72,20 @@ def mirrors_reachable(timeout: float) -> bool:
 
 
 def download(root: Path, timeout: float) -> str | None:
-    """Download MNIST into ``root/MNIST/raw`` with torchvision; None on success, else why not."""
+    """Download MNIST into ``root/MNIST/raw`` with torchvision; None on success, else why not.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        Data folder; the files land in ``root/MNIST/raw``.
+    timeout : float
+        Seconds allowed to reach a mirror, then for every read of the download.
+
+    Returns
+    -------
+    failure : str or None
+        None when the files were downloaded, else a sentence saying why not.
+    """
     if not mirrors_reachable(timeout):
         return f"no MNIST mirror reachable (connection timeout {timeout:g} s)"
     from urllib.error import URLError

@@ -14,7 +14,25 @@ __all__ = ["read_idx", "decompress", "check_split"]
 
 
 def decompress(raw: bytes, name: str) -> bytes:
-    """gunzip ``raw``; ``ValueError`` naming ``name`` for a corrupt or truncated stream."""
+    """gunzip ``raw``; ``ValueError`` naming ``name`` for a corrupt or truncated stream.
+
+    Parameters
+    ----------
+    raw : bytes
+        A gzip stream.
+    name : str
+        The file's name, quoted in the error message.
+
+    Returns
+    -------
+    data : bytes
+        The decompressed bytes.
+
+    Raises
+    ------
+    ValueError
+        If the stream is corrupt or truncated.
+    """
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
@@ -29,6 +47,25 @@ def read_idx(source: str | os.PathLike | bytes, *, name: str | None = None) -> t
     dimensions d (1..4), d big-endian uint32 sizes, then exactly ``prod(sizes)`` bytes.
     Raises ``ValueError`` naming the file for a corrupt gzip stream, a bad header, or a data
     length that differs from the header's (truncated or padded file).
+
+    Parameters
+    ----------
+    source : str or os.PathLike or bytes
+        Path of the file (gzip or raw), or its bytes.
+    name : str or None
+        The file's name in error messages; None: the path (or ``"<bytes>"``).
+
+    Returns
+    -------
+    data : Tensor
+        The file's array, uint8, of the header's sizes (e.g. [N, 28, 28] images or [N]
+        labels).
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, its gzip stream is corrupt, its header is not an IDX header of
+        unsigned bytes, or its length differs from the header's.
     """
     if isinstance(source, (bytes, bytearray)):
         data, label = bytes(source), name or "<bytes>"
@@ -65,7 +102,22 @@ def read_idx(source: str | os.PathLike | bytes, *, name: str | None = None) -> t
 
 
 def check_split(images: torch.Tensor, labels: torch.Tensor, names: tuple[str, str]) -> None:
-    """``ValueError`` naming the file unless ``images`` [N, 28, 28] and ``labels`` [N] in 0..9."""
+    """``ValueError`` naming the file unless ``images`` [N, 28, 28] and ``labels`` [N] in 0..9.
+
+    Parameters
+    ----------
+    images : Tensor
+        Images of one split, expected [N, 28, 28].
+    labels : Tensor
+        Their labels, expected [N] with values in 0..9.
+    names : tuple of (str, str)
+        The files the images and labels came from, quoted in the error messages.
+
+    Raises
+    ------
+    ValueError
+        If the shapes or the label range are not MNIST's.
+    """
     if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
         raise ValueError(f"{names[0]}: expected images [N, 28, 28], got {list(images.shape)}")
     if labels.ndim != 1:

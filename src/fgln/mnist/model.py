@@ -128,14 +128,39 @@ class MnistFixedGates(nn.Module):
 
     @property
     def depth(self) -> int:
-        """L, the number of square layers."""
+        """L, the number of square layers.
+
+        Returns
+        -------
+        L : int
+            Square layers of the block (the network's depth less the two adapters).
+        """
         return self.net.depth - 2
 
     @property
     def width(self) -> int:
+        """n, the width of the square block.
+
+        Returns
+        -------
+        n : int
+            Width of the hidden layers.
+        """
         return self.net.widths[1]
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits of the images ``x``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Images [batch, 1, 28, 28] or [batch, 784].
+
+        Returns
+        -------
+        logits : Tensor
+            [batch, 10].
+        """
         return self.net(x.reshape(x.shape[0], -1))
 
     def hidden_block(self, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:

@@ -33,7 +33,32 @@ class RunSetup:
     """What every MNIST training run of the book starts from (:func:`prepare_run`): its checked
     ``seed``, ``workers`` and ``device``, the ``data``, the ``train`` and ``test`` splits of its
     configuration and the test images and labels as tensors (``x_test`` [N, 1, 28, 28],
-    ``y_test`` [N])."""
+    ``y_test`` [N]).
+
+    Parameters
+    ----------
+    seed, workers, device, data, train, test, x_test, y_test
+        The attributes below, in this order.
+
+    Attributes
+    ----------
+    seed : int
+        Start value of the run's random streams.
+    workers : int
+        Loader processes for the augmentation.
+    device : torch.device
+        Where the run trains.
+    data : Mnist
+        The two splits as loaded.
+    train : MnistDataset
+        The training images of the configuration (augmented when asked).
+    test : MnistDataset
+        The test images of the configuration.
+    x_test : Tensor
+        Test images [N, 1, 28, 28] float32, normalised as the items are.
+    y_test : Tensor
+        Test labels [N] int64.
+    """
 
     seed: int
     workers: int
@@ -62,6 +87,18 @@ def prepare_run(config: MnistConfig, seed: int, data: Mnist | None, device, work
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     workers : int
         Loader processes for the augmentation (>= 0).
+
+    Returns
+    -------
+    setup : RunSetup
+        The checked arguments, the data and the run's splits.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an MnistConfig or ``seed``, ``workers`` not an integer.
+    ValueError
+        If ``seed`` or ``workers`` is negative or ``device`` unknown.
     """
     if not isinstance(config, MnistConfig):
         raise TypeError(f"config must be an MnistConfig, got {type(config).__name__}")
@@ -77,7 +114,26 @@ def prepare_run(config: MnistConfig, seed: int, data: Mnist | None, device, work
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 4096) -> tuple[float, float]:
-    """``(accuracy, mean cross-entropy)`` of ``model`` on images ``x`` and labels ``y``."""
+    """``(accuracy, mean cross-entropy)`` of ``model`` on images ``x`` and labels ``y``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Classifier returning logits [m, classes]; evaluated in eval mode, its mode restored.
+    x : Tensor
+        Images [m, ...].
+    y : Tensor
+        Labels [m] int64.
+    batch : int
+        Images per forward pass.
+
+    Returns
+    -------
+    accuracy : float
+        Fraction of images classified correctly.
+    loss : float
+        Mean cross-entropy.
+    """
     was_training = model.training
     model.eval()
     correct, loss = 0, 0.0
@@ -92,7 +148,26 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 4096) -> tu
 def train_loader(ds: MnistDataset, batch_size: int, workers: int, seed: int,
                  device: torch.device) -> DataLoader:
     """The training ``DataLoader``: shuffled from a generator seeded by ``seed``, ``workers``
-    loader processes, pinned memory on CUDA."""
+    loader processes, pinned memory on CUDA.
+
+    Parameters
+    ----------
+    ds : MnistDataset
+        The training split.
+    batch_size : int
+        Images per mini-batch.
+    workers : int
+        Loader processes (0: in the main process).
+    seed : int
+        Seed of the shuffling generator.
+    device : torch.device
+        The training device (memory is pinned for CUDA).
+
+    Returns
+    -------
+    loader : torch.utils.data.DataLoader
+        Mini-batches ``(x [B, 1, 28, 28], y [B])``.
+    """
     return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
                       generator=torch.Generator().manual_seed(seed),
                       pin_memory=device.type == "cuda")
@@ -107,7 +182,42 @@ def fit_classifier(model: nn.Module, train_ds: MnistDataset, x_test: Tensor, y_t
     momentum, float32, the augmented ``DataLoader`` of :func:`train_loader`, a checkpoint every
     epoch, one intra-op thread), recording the test accuracy and loss (``x_test`` [m, ...],
     ``y_test`` [m]) after 0..epochs epochs. Returns ``(TrainResult, seconds, steps per
-    epoch)``."""
+    epoch)``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier, trained in place.
+    train_ds : MnistDataset
+        The training split.
+    x_test : Tensor
+        Test images [m, ...].
+    y_test : Tensor
+        Test labels [m].
+    config : MnistConfig
+        Epochs, batch size, learning rate and momentum of the run.
+    seed : int
+        Seed of the shuffling.
+    workers : int
+        Loader processes.
+    device : torch.device
+        Where the model trains.
+    checkpoint : str, os.PathLike or None
+        Checkpoint file (written every epoch, resumed from when present); None: none.
+    progress : bool or None
+        Show a progress bar (None: follow ``FGLN_PROGRESS``).
+    desc : str
+        Label of the progress bar.
+
+    Returns
+    -------
+    result : fgln.training.train.TrainResult
+        Losses and the history (``test_acc``, ``test_loss``, ``step`` per recorded epoch).
+    seconds : float
+        Wall-clock time of the training.
+    per_epoch : int
+        Updates per epoch.
+    """
     model.to(device)
     loader = train_loader(train_ds, config.batch_size, workers, seed, device)
     x_dev, y_dev = x_test.to(device), y_test.to(device)

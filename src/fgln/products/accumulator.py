@@ -414,6 +414,14 @@ class QRInterval:
 
     @property
     def adaptive(self) -> bool:
+        """Whether the interval is chosen from the measured growth (no fixed interval, and a
+        tolerance loose enough to allow more than one layer per step).
+
+        Returns
+        -------
+        adaptive : bool
+            True when the interval adapts.
+        """
         return self.fixed is None and self.target > 0
 
     def must_redo(self, spread: float, count: int) -> bool:

@@ -32,6 +32,20 @@ def window_plan(a: np.ndarray, k: int) -> list[tuple[int, int, int, int, float]]
     ``a`` [r]: finite log row scales. Block ``[s, e)`` of the column-graded triangle is
     decomposed with its columns scaled by ``exp(a - top)``; its sorted log-singular values
     at positions ``[take_from, take_to)`` are accepted.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        Finite log row scales [r], roughly non-increasing.
+    k : int
+        How many of the largest values the windows must cover (<= r).
+
+    Returns
+    -------
+    plan : list of tuple of (int, int, int, int, float)
+        One ``(s, e, take_from, take_to, top)`` per window, from the top of the spectrum down:
+        the block ``[s, e)``, the positions ``[take_from, take_to)`` of its sorted values that
+        are accepted, and the log scale ``top`` its columns are divided by.
     """
     r = a.shape[0]
     env = np.minimum.accumulate(a)  # non-increasing envelope
@@ -93,6 +107,23 @@ def graded_log_svdvals_batched(a: Tensor, R1: Tensor, rank: Tensor, k: int) -> T
     ``a`` [b, n] log scales (``-inf`` past ``rank``), ``R1`` [b, n, n] upper triangular,
     ``rank`` [b]. Values beyond the rank are ``-inf``. Matrices whose top-k scales lie within
     one window take one SVD of their leading rows; the others go through the windows.
+
+    Parameters
+    ----------
+    a : Tensor
+        Log column scales [b, n]; ``-inf`` past each matrix's rank.
+    R1 : Tensor
+        Upper triangular factors [b, n, n] with columns of order one.
+    rank : Tensor
+        Number of finite scales of each matrix [b] (int).
+    k : int
+        How many values to return per matrix.
+
+    Returns
+    -------
+    log_s : Tensor
+        Top-``k`` log-singular values of ``R1 diag(exp(a))`` [b, k], largest first; ``-inf``
+        beyond the rank.
     """
     b, _ = a.shape
     finite = torch.isfinite(a)
@@ -130,6 +161,25 @@ def graded_log_svdvals(a: Tensor, N: Tensor, k: int | None = None) -> Tensor:
     ``a``: [r] finite log row scales (roughly non-increasing), ``N``: [r, n] with r <= n and
     rows of order one. Returns the top ``k`` (default r) values, [k], accurate in the relative
     sense even when ``exp(a)`` spans thousands of orders of magnitude.
+
+    Parameters
+    ----------
+    a : Tensor
+        Finite log row scales [r].
+    N : Tensor
+        Rows of order one [r, n], r <= n.
+    k : int or None
+        How many values to return, in [1, r]; None: all r.
+
+    Returns
+    -------
+    log_s : Tensor
+        Log-singular values of ``diag(exp(a)) N`` [k], largest first.
+
+    Raises
+    ------
+    ValueError
+        If the shapes are not [r] and [r, n] with r <= n, or ``k`` lies outside [1, r].
     """
     if a.ndim != 1 or N.ndim != 2 or N.shape[0] != a.shape[0] or N.shape[0] > N.shape[1]:
         raise ValueError(f"need a [r] and N [r, n] with r <= n, got {tuple(a.shape)}, "

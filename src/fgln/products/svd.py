@@ -22,6 +22,31 @@ def top_svd(M: Tensor | Sequence[Tensor], k: int | None = None, *, vectors: bool
       ``V = M^T U / s`` (zero where ``s`` is 0); relative accuracy of ``s_j`` about
       ``1e-16 (s_1 / s_j)^2``, ample for the top of the spectrum and faster on batches.
     * ``M`` a list: one triplet per matrix, from one batched call when the shapes agree.
+
+    Parameters
+    ----------
+    M : Tensor or sequence of Tensor
+        A matrix or batch of matrices [..., m, n], or a list of them (shapes may differ).
+    k : int or None
+        How many of the largest singular triplets to keep; None: all ``min(m, n)``.
+    vectors : bool
+        Return ``(U, s, V)`` (default) or the values ``s`` only.
+    full : bool
+        Square ``U`` [..., m, m] and ``V`` [..., n, n] (complete bases); ``method="svd"`` only.
+    method : {"svd", "eigh"}
+        ``torch.linalg.svd``, or the eigendecomposition of ``M M^T`` (square matrices).
+
+    Returns
+    -------
+    U, s, V : tuple of Tensor
+        Left vectors [..., m, k], values [..., k] in decreasing order, right vectors
+        [..., n, k]; only ``s`` when ``vectors=False``; a list with one entry per matrix when
+        ``M`` is a list.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is unknown.
     """
     if method not in ("svd", "eigh"):
         raise ValueError(f"method must be 'svd' or 'eigh', got {method!r}")

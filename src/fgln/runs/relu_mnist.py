@@ -64,7 +64,33 @@ class MnistRelu(nn.Module):
     def random(cls, *, n: int = 128, depth: int = 10, seed: int = 0,
                dtype: torch.dtype = torch.float32, device="cpu") -> MnistRelu:
         """The chapter 8 initialisation without gates: the block ``sample_network(n, depth, 1,
-        1/sqrt(n))`` first, then ``W_in`` (sigma 1/sqrt(784)) and ``W_out`` (sigma 1/sqrt(n))."""
+        1/sqrt(n))`` first, then ``W_in`` (sigma 1/sqrt(784)) and ``W_out`` (sigma 1/sqrt(n)).
+
+        Parameters
+        ----------
+        n : int
+            Width of the block (>= 1).
+        depth : int
+            L, square layers (>= 1).
+        seed : int
+            Start value of the random stream (>= 0).
+        dtype : torch.dtype
+            Floating type of the model (default float32).
+        device : str or torch.device
+            Where the model lives.
+
+        Returns
+        -------
+        model : MnistRelu
+            The initialised classifier.
+
+        Raises
+        ------
+        TypeError
+            If ``n``, ``depth`` or ``seed`` is not an integer.
+        ValueError
+            If one of them is out of range.
+        """
         n = check_int("n", n, 1)
         depth = check_int("depth", depth, 1)
         gen = make_generator(check_int("seed", seed, 0))
@@ -76,22 +102,65 @@ class MnistRelu(nn.Module):
 
     @property
     def depth(self) -> int:
+        """L, the number of square layers.
+
+        Returns
+        -------
+        L : int
+            Weights less the two adapters.
+        """
         return len(self.weights) - 2
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits of the images ``x``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Images [batch, 1, 28, 28] or [batch, 784].
+
+        Returns
+        -------
+        logits : Tensor
+            [batch, 10].
+        """
         h = x.reshape(x.shape[0], -1)
         for w in self.weights[:-1]:
             h = F.relu(h @ w.T)
         return h @ self.weights[-1].T
 
     def hidden_weights(self, dtype: torch.dtype = torch.float64) -> Tensor:
-        """The square block ``[W_1, ..., W_L]`` as [L, n, n] (detached, CPU)."""
+        """The square block ``[W_1, ..., W_L]`` as [L, n, n] (detached, CPU).
+
+        Parameters
+        ----------
+        dtype : torch.dtype
+            Floating type of the copy (default float64).
+
+        Returns
+        -------
+        weights : Tensor
+            ``W_1..W_L`` [L, n, n].
+        """
         return torch.stack([w.detach().to("cpu", dtype) for w in self.weights[1:-1]])
 
     @torch.no_grad()
     def block_gates(self, x: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
         """ReLU gates of the block at images ``x`` [m, 784]: [m, L, n], entry ``l-1`` the
-        diagonal of ``D_l(x)`` (``D_L`` is the output interface; Section 7 ignores it)."""
+        diagonal of ``D_l(x)`` (``D_L`` is the output interface; Section 7 ignores it).
+
+        Parameters
+        ----------
+        x : Tensor
+            Images [m, 784] (or [m, 1, 28, 28]).
+        dtype : torch.dtype
+            Floating type of the computation and the result (default float64).
+
+        Returns
+        -------
+        gates : Tensor
+            Gate diagonals in {0, 1} [m, L, n].
+        """
         ws = [w.detach().to("cpu", dtype) for w in self.weights]
         h = F.relu(x.reshape(x.shape[0], -1).to("cpu", dtype) @ ws[0].T)
         gates = []
@@ -103,7 +172,27 @@ class MnistRelu(nn.Module):
 
 
 def probe_inputs(labels: Tensor, per_class: int) -> Tensor:
-    """Indices of the first ``per_class`` test images of every class, class by class."""
+    """Indices of the first ``per_class`` test images of every class, class by class.
+
+    Parameters
+    ----------
+    labels : Tensor
+        Test labels [N] in 0..9.
+    per_class : int
+        Images per class (>= 1).
+
+    Returns
+    -------
+    indices : Tensor
+        Indices into the test set [10 per_class] (fewer where a class has fewer images).
+
+    Raises
+    ------
+    TypeError
+        If ``per_class`` is not an integer.
+    ValueError
+        If ``per_class`` is below 1.
+    """
     per_class = check_int("per_class", per_class, 1)
     idx = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(CLASSES)]
     return torch.cat(idx)

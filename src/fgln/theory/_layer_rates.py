@@ -21,7 +21,18 @@ Layers = Tensor | list[Tensor]
 
 
 def stack_layers(mats: Sequence[Tensor]) -> Layers:
-    """``mats`` stacked to ``[L, ...]`` when their shapes agree, else the list itself."""
+    """``mats`` stacked to ``[L, ...]`` when their shapes agree, else the list itself.
+
+    Parameters
+    ----------
+    mats : sequence of Tensor
+        One tensor per layer.
+
+    Returns
+    -------
+    layers : Tensor or list of Tensor
+        ``[L, ...]`` when the shapes agree, else the list of ``mats``.
+    """
     mats = list(mats)
     if mats and all(m.shape == mats[0].shape for m in mats):
         return torch.stack(mats)
@@ -30,7 +41,18 @@ def stack_layers(mats: Sequence[Tensor]) -> Layers:
 
 def join_layers(*parts: Layers) -> Layers:
     """Layer stacks (``[l, ...]`` tensors or lists) one after the other: a tensor when every
-    part is one, else a list."""
+    part is one, else a list.
+
+    Parameters
+    ----------
+    *parts : Tensor or list of Tensor
+        Layer stacks, each ``[l_i, ...]`` or a list of ``l_i`` tensors.
+
+    Returns
+    -------
+    layers : Tensor or list of Tensor
+        The layers of every part, in order: ``[sum l_i, ...]`` or a list.
+    """
     if all(isinstance(p, Tensor) for p in parts):
         return torch.cat(parts)
     return [m for p in parts for m in (p.unbind(0) if isinstance(p, Tensor) else p)]
@@ -43,6 +65,25 @@ def over_layers(fn: Callable[..., Tensor | tuple[Tensor, ...]], *layers: Layers)
     When every argument is a stacked tensor ``[L, ...]``: one batched call. When any is a
     list (the layers' shapes differ): one call per layer, stacked arguments unbound, the
     results (each part of a tuple of results) passed through :func:`stack_layers`.
+
+    Parameters
+    ----------
+    fn : callable
+        Function of one entry per argument, returning a tensor or a tuple of tensors; batched
+        over a leading layer dimension when given stacked tensors.
+    *layers : Tensor or list of Tensor
+        One argument of ``fn`` per entry: a stack ``[L, ...]`` or a list of ``L`` tensors.
+
+    Returns
+    -------
+    result : Tensor, list of Tensor or tuple
+        What ``fn`` returns, over the layers: stacked where the shapes agree, else lists
+        (a tuple of such when ``fn`` returns a tuple).
+
+    Raises
+    ------
+    ValueError
+        If the arguments do not hold the same number of layers.
     """
     if all(isinstance(a, Tensor) for a in layers):
         return fn(*layers)
@@ -62,6 +103,22 @@ def layer_svd(mats: Layers, k: int) -> tuple[Layers, Tensor, Layers]:
 
     Returns ``(U, s, V)``: ``s`` [L, k]; ``U`` [L, m, k] and ``V`` [L, n, k] stacked where
     the layers' shapes agree, else lists.
+
+    Parameters
+    ----------
+    mats : Tensor or list of Tensor
+        The layers' matrices, ``[L, m, n]`` or a list of ``L`` matrices.
+    k : int
+        How many singular triplets per matrix.
+
+    Returns
+    -------
+    U : Tensor or list of Tensor
+        Left singular vectors, [L, m, k] or a list.
+    s : Tensor
+        Singular values [L, k], largest first.
+    V : Tensor or list of Tensor
+        Right singular vectors, [L, n, k] or a list.
     """
     if isinstance(mats, Tensor):
         return top_svd(mats, k, method="eigh")

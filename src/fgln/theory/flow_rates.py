@@ -65,7 +65,29 @@ def _top(J: Tensor, k: int | None) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def projections(J: Tensor, grad_J: Tensor, k: int | None = None) -> Tensor:
-    """``g_k = <grad_J L, u_k v_k^T> = u_k^T grad_J v_k`` for the top ``k`` (default: all) [k]."""
+    """``g_k = <grad_J L, u_k v_k^T> = u_k^T grad_J v_k`` for the top ``k`` (default: all) [k].
+
+    Parameters
+    ----------
+    J : Tensor
+        The product ``J`` [n_L, n_0] (any float dtype; taken in float64).
+    grad_J : Tensor
+        Gradient of the loss with respect to ``J``, the shape of ``J``.
+    k : int or None
+        How many of the largest singular values (``None``: all ``min(n_L, n_0)``).
+
+    Returns
+    -------
+    g : Tensor
+        ``g_1..g_k`` [k], float64.
+
+    Raises
+    ------
+    TypeError
+        If ``J`` or ``grad_J`` is not a tensor, or ``k`` not an integer.
+    ValueError
+        If they are not finite 2-d tensors of the same shape, or ``k`` is out of range.
+    """
     U, _, V = _top(J, k)
     G = check_matrix("grad_J", grad_J)
     if G.shape != J.shape:

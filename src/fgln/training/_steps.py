@@ -37,7 +37,31 @@ class StepPlan:
 
 def plan_steps(data, steps: int | None, epochs: int | None) -> StepPlan:
     """Check ``data``, ``steps`` and ``epochs`` and plan the steps: full-batch ``(x, y)``
-    needs ``steps``; mini-batches take the fewer of ``steps`` and ``epochs`` epochs."""
+    needs ``steps``; mini-batches take the fewer of ``steps`` and ``epochs`` epochs.
+
+    Parameters
+    ----------
+    data : tuple of Tensor or iterable
+        Full-batch ``(x, y)`` tensors, or an iterable of ``(x, y)`` mini-batches (a
+        ``DataLoader``, say).
+    steps : int or None
+        Number of updates (>= 0); required with full-batch data.
+    epochs : int or None
+        Number of passes over mini-batch data (>= 0); needs data with a length.
+
+    Returns
+    -------
+    plan : StepPlan
+        Whether the data are full-batch, the number of updates and the batches per epoch.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is neither ``(x, y)`` tensors nor an iterable.
+    ValueError
+        If ``steps``/``epochs`` are missing or do not apply to the data, or ``x`` and ``y``
+        have different numbers of rows.
+    """
     if is_full_batch(data):
         if steps is None:
             raise ValueError("steps is required with full-batch data (x, y)")
@@ -67,6 +91,32 @@ def plan_steps(data, steps: int | None, epochs: int | None) -> StepPlan:
 
 
 def make_optimizer(optimizer, params, lr, momentum, weight_decay):
+    """The optimiser of a run, by name or from a callable of the parameters.
+
+    Parameters
+    ----------
+    optimizer : str or callable
+        ``"sgd"``, ``"adam"`` or ``"adamw"``, or a callable taking ``params`` and returning a
+        ``torch.optim.Optimizer``.
+    params : iterable of Tensor
+        The parameters to optimise.
+    lr : float
+        Learning rate.
+    momentum : float
+        Momentum (SGD only).
+    weight_decay : float
+        Weight decay.
+
+    Returns
+    -------
+    opt : torch.optim.Optimizer
+        The optimiser over ``params``.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown or the callable returns something else than an optimiser.
+    """
     if callable(optimizer) and not isinstance(optimizer, str):
         opt = optimizer(params)
         if not isinstance(opt, torch.optim.Optimizer):
@@ -84,7 +134,34 @@ def make_optimizer(optimizer, params, lr, momentum, weight_decay):
 
 def forward_backward(model, net, loss_fn, opt, batch, device, dtype, want_grad_j: bool):
     """One forward and backward pass on ``batch``: ``(loss, grad_J)``, ``grad_J`` captured on
-    ``net`` when asked for (else None)."""
+    ``net`` when asked for (else None).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained model.
+    net : FixedGatesNetwork or None
+        The fixed-gates part of ``model`` whose Jacobian gradient is captured.
+    loss_fn : callable
+        ``loss_fn(model(x), y)``, a scalar tensor.
+    opt : torch.optim.Optimizer
+        The optimiser, whose gradients are zeroed first.
+    batch : tuple of Tensor
+        ``(x, y)``.
+    device : torch.device
+        Where the batch is moved.
+    dtype : torch.dtype or None
+        Floating dtype the batch's floating tensors are cast to; None: kept.
+    want_grad_j : bool
+        Capture the gradient with respect to the end-to-end Jacobian of ``net``.
+
+    Returns
+    -------
+    loss : Tensor
+        The loss of the batch (scalar), gradients accumulated in the parameters.
+    grad_J : Tensor or None
+        Gradient of the loss with respect to the network's Jacobian [n_L, n_0], or None.
+    """
     x, y = to_device(batch[0], device, dtype), to_device(batch[1], device, dtype)
     opt.zero_grad(set_to_none=True)
     if want_grad_j and net is not None:
@@ -98,7 +175,22 @@ def forward_backward(model, net, loss_fn, opt, batch, device, dtype, want_grad_j
 
 
 class Checkpointer:
-    """A run's checkpoint file (``path`` None: none): what it saves, and resuming from it."""
+    """A run's checkpoint file (``path`` None: none): what it saves, and resuming from it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike or None
+        The checkpoint file; None: the run keeps no checkpoint.
+    fp : dict
+        Fingerprint of the run (:func:`fgln.training.checkpoints.fingerprint`); a checkpoint
+        with another one is refused.
+    gens : list of torch.Generator
+        The generators whose states are saved and restored.
+    batches : Batches or None
+        The mini-batch iterator; None for full-batch data.
+    cuda : bool
+        Whether the CUDA random state is saved too.
+    """
 
     def __init__(self, path: str | os.PathLike | None, fp, gens: list,
                  batches: Batches | None, cuda: bool):
@@ -108,7 +200,28 @@ class Checkpointer:
 
     def resume(self, model, opt, total: int) -> tuple[int, dict, list, float | None]:
         """``(start, history rows, losses, first loss)`` from an existing checkpoint (the
-        model, optimiser and random states restored), else a fresh start."""
+        model, optimiser and random states restored), else a fresh start.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            Model whose state is restored.
+        opt : torch.optim.Optimizer
+            Optimiser whose state is restored.
+        total : int
+            Number of updates of the run, checked against the checkpoint's.
+
+        Returns
+        -------
+        start : int
+            The step to continue from (0 for a fresh start).
+        rows : dict
+            History recorded so far.
+        losses : list of float
+            Losses recorded so far.
+        loss0 : float or None
+            The loss before the first step, if recorded.
+        """
         if self.path is None or not self.path.is_file():
             return 0, {}, [], None
         ck = load_checkpoint(self.path, self.fp, total)
@@ -125,6 +238,23 @@ class Checkpointer:
 
     def save(self, step: int, model, opt, rows: dict, losses: list,
              loss0: float | None) -> None:
+        """Write the state after ``step`` updates to the checkpoint file (if the run keeps one).
+
+        Parameters
+        ----------
+        step : int
+            Number of updates done.
+        model : torch.nn.Module
+            Model whose state is saved.
+        opt : torch.optim.Optimizer
+            Optimiser whose state is saved.
+        rows : dict
+            History recorded so far.
+        losses : list of float
+            Losses recorded so far.
+        loss0 : float or None
+            The loss before the first step.
+        """
         if self.path is None:
             return
         payload = {

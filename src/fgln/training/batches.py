@@ -14,18 +14,57 @@ __all__ = ["is_full_batch", "to_device", "Batches"]
 
 
 def is_full_batch(data) -> bool:
+    """Whether ``data`` is one full batch ``(x, y)`` of two tensors.
+
+    Parameters
+    ----------
+    data : object
+        The training data of a run.
+
+    Returns
+    -------
+    full : bool
+        True for a tuple or list of exactly two tensors.
+    """
     return (isinstance(data, (tuple, list)) and len(data) == 2
             and isinstance(data[0], Tensor) and isinstance(data[1], Tensor))
 
 
 def to_device(x: Tensor, device, dtype) -> Tensor:
+    """``x`` on ``device``, cast to ``dtype`` when it is floating point (labels keep theirs).
+
+    Parameters
+    ----------
+    x : Tensor
+        A batch tensor.
+    device : torch.device or str
+        The target device.
+    dtype : torch.dtype or None
+        Floating dtype to cast to; None: kept.
+
+    Returns
+    -------
+    x : Tensor
+        The moved (and cast) tensor, same shape.
+    """
     if dtype is not None and x.is_floating_point():
         return x.to(device=device, dtype=dtype, non_blocking=True)
     return x.to(device=device, non_blocking=True)
 
 
 class Batches:
-    """Mini-batches epoch after epoch, with the RNG bookkeeping needed for exact resume."""
+    """Mini-batches epoch after epoch, with the RNG bookkeeping needed for exact resume.
+
+    Parameters
+    ----------
+    data : iterable
+        Iterable of ``(x, y)`` mini-batches, iterated again at every epoch; a ``set_epoch``
+        method of its ``dataset`` or ``sampler`` is called at each epoch's start.
+    gens : list of torch.Generator
+        The generators whose states are snapshotted at each epoch's start.
+    cuda : bool
+        Whether the CUDA random state is part of the snapshots.
+    """
 
     def __init__(self, data, gens, cuda):
         self.data, self.gens, self.cuda = data, gens, cuda
@@ -38,6 +77,20 @@ class Batches:
             self.length = None
 
     def restore(self, epoch: int, pos: int, epoch_rng: dict | None, now_rng: dict) -> None:
+        """Continue from a checkpointed position: replay the epoch's first ``pos`` batches
+        from the epoch's RNG state, then restore the current state.
+
+        Parameters
+        ----------
+        epoch : int
+            Epoch to continue in.
+        pos : int
+            Batches already consumed in it.
+        epoch_rng : dict or None
+            Random state at the epoch's start (None: nothing to replay).
+        now_rng : dict
+            Random state at the checkpoint.
+        """
         self.epoch, self.pos, self.epoch_rng = epoch, pos, epoch_rng
         if pos == 0 or epoch_rng is None:
             set_rng_state(now_rng, self.gens)
@@ -57,6 +110,18 @@ class Batches:
         self._it = iter(self.data)
 
     def next(self):
+        """The next mini-batch, starting a new epoch when the current one is exhausted.
+
+        Returns
+        -------
+        batch : tuple
+            The next ``(x, y)`` mini-batch.
+
+        Raises
+        ------
+        ValueError
+            If the data yield no batch in an epoch.
+        """
         if self._it is None:
             self._start_epoch()
         try:
@@ -73,7 +138,22 @@ class Batches:
 
     def position(self) -> tuple[int, int, dict | None]:
         """``(epoch, batches consumed in it, RNG state at its start)`` for a checkpoint; the
-        end of an epoch is stored as the start of the next one (nothing to skip on resume)."""
+        end of an epoch is stored as the start of the next one (nothing to skip on resume).
+
+        Returns
+        -------
+        epoch : int
+            Current epoch.
+        pos : int
+            Batches consumed in it.
+        epoch_rng : dict or None
+            Random state at its start (None at an epoch boundary).
+
+        Raises
+        ------
+        ValueError
+            If the data yield more batches in an epoch than their length.
+        """
         if self.length is not None and self.pos >= self.length:
             # A sampler may draw from its generator when it is exhausted (RandomSampler calls
             # randperm once more at the end): exhaust the iterator now, so that the RNG state

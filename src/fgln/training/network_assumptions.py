@@ -80,6 +80,13 @@ class NetworkDepthScaling:
 
     @property
     def epsilon(self) -> Tensor:
+        """The epsilon of Definition 4.6: the largest absolute residual of either fit, per k.
+
+        Returns
+        -------
+        epsilon : Tensor
+            [k].
+        """
         both = torch.cat([self.resid_prefix.abs(), self.resid_suffix.abs()], 0)
         return both.amax(0)
 

@@ -94,17 +94,35 @@ class FixedGatesNetwork(nn.Module):
     # ------------------------------------------------------------------ structure
     @property
     def depth(self) -> int:
-        """L, the number of weight matrices."""
+        """L, the number of weight matrices.
+
+        Returns
+        -------
+        L : int
+            Depth of the network.
+        """
         return len(self.weights)
 
     @property
     def widths(self) -> list[int]:
-        """``[n_0, n_1, ..., n_L]``."""
+        """``[n_0, n_1, ..., n_L]``.
+
+        Returns
+        -------
+        widths : list of int
+            Input width, then each layer's output width [L + 1].
+        """
         return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
 
     @property
     def gates(self) -> list[Tensor]:
-        """Diagonals of D_1..D_{L-1} (buffers)."""
+        """Diagonals of D_1..D_{L-1} (buffers).
+
+        Returns
+        -------
+        gates : list of Tensor
+            ``L - 1`` diagonals, ``gates[l-1]`` [n_l].
+        """
         return [getattr(self, f"gate{i}") for i in range(1, self.depth)]
 
     def is_masked(self) -> bool:

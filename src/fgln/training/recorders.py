@@ -205,7 +205,27 @@ class DynamicsRecorder:
 
 
 def record_steps(every: int | Sequence[int] | None, total: int) -> list[int]:
-    """The sorted recorded steps in ``[0, total]``: every ``k`` (plus ``total``), or a list."""
+    """The sorted recorded steps in ``[0, total]``: every ``k`` (plus ``total``), or a list.
+
+    Parameters
+    ----------
+    every : int, sequence of int or None
+        Record every ``every`` steps (>= 1), at the listed steps (>= 0; those past ``total``
+        dropped), or never (None).
+    total : int
+        Number of updates of the run.
+
+    Returns
+    -------
+    steps : list of int
+        Sorted, without duplicates (empty for None).
+
+    Raises
+    ------
+    ValueError
+        If ``every`` is below 1, a listed step is negative, or ``every`` is neither None, an
+        int nor a sequence of ints.
+    """
     if every is None:
         return []
     if isinstance(every, (int, np.integer)) and not isinstance(every, bool):
@@ -220,6 +240,23 @@ def record_steps(every: int | Sequence[int] | None, total: int) -> list[int]:
 
 
 def stack_history(hist: dict[str, list]) -> dict[str, np.ndarray]:
+    """Stack each recorded quantity over the records.
+
+    Parameters
+    ----------
+    hist : dict of str to list
+        Per key, one value (array-like of fixed shape) per record.
+
+    Returns
+    -------
+    history : dict of str to numpy.ndarray
+        Per key, the values stacked along a new first axis [records, ...].
+
+    Raises
+    ------
+    ValueError
+        If a quantity changes shape between records.
+    """
     out = {}
     for key, vals in hist.items():
         try:

@@ -109,7 +109,13 @@ delta, eps_depth : numpy.ndarray or None
 
     @property
     def replicates(self) -> int:
-        """Number of stacked runs."""
+        """Number of stacked runs.
+
+        Returns
+        -------
+        int
+            The length of the replicate axis.
+        """
         return int(self.s.shape[0])
 
     def top(self, k: int) -> np.ndarray:
