@@ -391,3 +391,45 @@ def test_bad_input():
         g1_process(-1.0, [1, 1], [0, 1], 1.0, 2)
     with pytest.raises(ValueError, match="lr"):
         theory_constant(0.0, 2, [0.0])
+
+
+def test_prefix_suffix_log_spectra_of_scaled_identities():
+    """W_l = a_l I, gates 1: B_{m+1} = a_1 ... a_m I and A_{L-m} = a_{L-m+1} ... a_L I."""
+    from fgln.training.network_assumptions import prefix_suffix_log_spectra
+
+    L, n = 5, 3
+    a = torch.tensor([1.5, 0.5, 2.0, 3.0, 0.25], dtype=torch.float64)
+    net = FixedGatesNetwork([a[l] * torch.eye(n, dtype=torch.float64) for l in range(L)],
+                            [torch.ones(n, dtype=torch.float64)] * (L - 1))
+    lb, la = prefix_suffix_log_spectra(net, 2)
+    log_a = torch.log(a).numpy()
+    for m in range(1, L):
+        np.testing.assert_allclose(lb[m - 1], log_a[:m].sum(), atol=1e-13)
+        np.testing.assert_allclose(la[m - 1], log_a[L - m:].sum(), atol=1e-13)
+    with pytest.raises(ValueError, match="L >= 2"):
+        prefix_suffix_log_spectra(FixedGatesNetwork([torch.eye(n)], []), 2)
+
+
+def test_prefix_excess_layers_recovers_the_offset():
+    from fgln.training.network_assumptions import prefix_excess_layers
+
+    rng = np.random.default_rng(0)
+    nets, L, k = 4, 6, 3
+    m = np.arange(1, L, dtype=float)[None, :, None]
+    gamma = rng.uniform(-0.5, -0.1, (nets, 1, k))
+    delta = rng.normal(size=(nets, 1, k))
+    for c in (0.0, 1.0, 0.37):
+        c_hat, g_hat = prefix_excess_layers((m + c) * gamma + delta, m * gamma + delta)
+        np.testing.assert_allclose(c_hat, c, atol=1e-12)
+        np.testing.assert_allclose(g_hat, gamma[:, 0], atol=1e-12)
+    with pytest.raises(ValueError, match="alike"):
+        prefix_excess_layers(np.zeros((2, 4, 3)), np.zeros((2, 5, 3)))
+
+
+def test_remark72_transpose_errors_tell_printed_from_proof():
+    from fgln.training.network_flow import remark72_transpose_errors
+
+    net = FixedGatesNetwork.random([8] * 5, 0.5, seed=3)
+    G = torch.randn(8, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    printed, proof = remark72_transpose_errors(net, G, 4)
+    assert proof < 1e-10 < 1e-3 < printed

@@ -6,6 +6,8 @@ from .network_assumptions import (
     NetworkDepthScaling,
     alignment_errors,
     network_depth_scaling,
+    prefix_excess_layers,
+    prefix_suffix_log_spectra,
     subspace_alignment,
 )
 from .network_flow import (
@@ -13,6 +15,7 @@ from .network_flow import (
     flow_jacobian_derivative,
     flow_rate_terms,
     flow_singular_value_rates,
+    remark72_transpose_errors,
     weight_gradients,
 )
 from .networks import FixedGatesNetwork, JacobianGradient
@@ -34,9 +37,10 @@ __all__ = [
     "balanced_masked_network", "balance_residuals",
     # network_flow
     "weight_gradients", "flow_jacobian_derivative", "flow_rate_terms", "flow_singular_value_rates",
-    "aligned_rates",
+    "aligned_rates", "remark72_transpose_errors",
     # network_assumptions
     "NetworkDepthScaling", "network_depth_scaling", "alignment_errors", "subspace_alignment",
+    "prefix_suffix_log_spectra", "prefix_excess_layers",
     # recorders
     "SpectralRecorder", "DynamicsRecorder", "dynamics_snapshot",
     # train

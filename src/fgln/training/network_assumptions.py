@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from ..base.validation import as64, check_int
@@ -36,6 +37,8 @@ __all__ = [
     "fit_depth_lines",
     "column_alignment_error",
     "largest_angle_sine",
+    "prefix_suffix_log_spectra",
+    "prefix_excess_layers",
 ]
 
 
@@ -334,3 +337,68 @@ def subspace_alignment(net: FixedGatesNetwork, r: int) -> tuple[Tensor, Tensor]:
     sa = [largest_angle_sine(Ur.T @ top_svd(a, r)[0]) for a in A[:-1]]
     sb = [largest_angle_sine(Vr.T @ top_svd(b, r)[2]) for b in B[1:]]
     return torch.stack(sa), torch.stack(sb)
+
+
+def prefix_suffix_log_spectra(net: FixedGatesNetwork, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top log-singular values of the prefixes ``B_2..B_L`` and of the suffixes
+    ``A_{L-1}..A_1``: products of m = 1..L-1 layers each, paired by their layer count
+    (Remark 7.2 (i) against Proposition 7.1 (i)).
+
+    Parameters
+    ----------
+    net : FixedGatesNetwork
+        The network (L >= 2; measured in float64).
+    k : int
+        How many of the largest singular values (>= 1; exact zeros give ``-inf``).
+
+    Returns
+    -------
+    log_prefix : numpy.ndarray
+        ``log s_i(B_{m+1})`` [L-1, k], row m-1.
+    log_suffix : numpy.ndarray
+        ``log s_i(A_{L-m})`` [L-1, k], row m-1.
+    """
+    net = check_net(net)
+    k = check_int("k", k, 1)
+    if net.depth < 2:
+        raise ValueError(f"the network needs L >= 2 for prefixes and suffixes, got {net.depth}")
+    with torch.no_grad():
+        A, B = net.partial_products()
+    lb = [torch.log(torch.linalg.svdvals(b.double())[:k]).numpy() for b in B[1:]]
+    la = [torch.log(torch.linalg.svdvals(a.double())[:k]).numpy() for a in A[-2::-1]]
+    return np.array(lb), np.array(la)
+
+
+def prefix_excess_layers(log_prefix, log_suffix) -> tuple[np.ndarray, np.ndarray]:
+    """How many layers beyond the ones they hold the prefixes need on the suffixes' line.
+
+    Model ``log s_i(B_{m+1}) = (m + c) gamma_i + delta_i`` with ``gamma_i`` the suffixes'
+    least-squares slope over m: ``c = 1`` is Remark 7.2 (i)'s exponent ``l gamma_i`` for
+    ``B_l`` (l = m + 1), ``c = 0`` the m layers ``B_l`` holds. Prefix and suffix of the same
+    layer count are compared directly, so the curvature of short products cancels.
+
+    Parameters
+    ----------
+    log_prefix, log_suffix : array_like
+        :func:`prefix_suffix_log_spectra` of several networks [nets, L-1, k] (L >= 3).
+
+    Returns
+    -------
+    c : numpy.ndarray
+        The excess layer count per network [nets] (mean over m and i of
+        ``(log s_i(B_{m+1}) - log s_i(A_{L-m})) / gamma_i``; undefined entries, from exact
+        zeros, give NaN).
+    gamma : numpy.ndarray
+        The suffixes' slopes [nets, k].
+    """
+    logB = np.asarray(log_prefix, dtype=float)
+    logA = np.asarray(log_suffix, dtype=float)
+    if logB.shape != logA.shape or logB.ndim != 3 or logB.shape[1] < 2:
+        raise ValueError(f"log_prefix and log_suffix must be [nets, L-1, k] alike with L >= 3, "
+                         f"got {logB.shape} and {logA.shape}")
+    m = np.arange(1, logB.shape[1] + 1, dtype=float)
+    with np.errstate(invalid="ignore"):
+        slope = ((m - m.mean())[None, :, None] * (logA - logA.mean(1, keepdims=True))).sum(1)
+        gamma = slope / ((m - m.mean()) ** 2).sum()
+        c = ((logB - logA) / gamma[:, None]).mean(axis=(1, 2))
+    return c, gamma

@@ -12,6 +12,7 @@ from ..theory.flow_rates import (
     partials_jacobian_derivative,
     partials_rate_terms,
     partials_weight_gradients,
+    remark72_rates,
 )
 from ._net64 import check_grad, check_net, partials64
 from .networks import FixedGatesNetwork
@@ -24,6 +25,7 @@ __all__ = [
     "flow_rate_terms",
     "flow_singular_value_rates",
     "aligned_rates",
+    "remark72_transpose_errors",
 ]
 
 
@@ -131,3 +133,39 @@ def aligned_rates(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) 
     net = check_net(net)
     A, B = partials64(net)
     return partials_aligned_rates(A, B, as64(net.jacobian()), grad_J, k)
+
+
+def remark72_transpose_errors(net: FixedGatesNetwork, grad_J: Tensor,
+                              k: int | None = None) -> tuple[float, float]:
+    """Remark 7.2's exact expansion under gradient flow with ``T_l^+`` built as printed
+    (``V_B V^T``) and as the proof needs (``V_B^T V``), each against the exact rates.
+
+    Parameters
+    ----------
+    net : FixedGatesNetwork
+        A square network (``transpose="printed"`` needs square layers).
+    grad_J : Tensor
+        ``grad_J L`` [n, n] driving the flow (``dM_l/dt = -D_l grad_{W_l} L``, Lemma A.1).
+    k : int or None
+        How many of the largest singular values (``None``: all).
+
+    Returns
+    -------
+    printed : float
+        Largest relative error of the printed expansion, ``max_k |got_k - exact_k| /
+        max_k |exact_k|``.
+    proof : float
+        The same with ``V_B^T V`` (zero up to rounding).
+    """
+    net = check_net(net)
+    G = check_grad(net, grad_J)
+    gates = [None] + list(net.gates) + [None]
+    mdot = [-(w if gates[l] is None else gates[l][:, None] * w)
+            for l, w in enumerate(weight_gradients(net, G), start=1)]
+    layers = [m.detach() for m in net.layers()]
+    exact = flow_singular_value_rates(net, G, k)
+    out = []
+    for transpose in ("printed", "proof"):
+        got = remark72_rates(layers, mdot, None, k, transpose=transpose)["exact"]
+        out.append(float((got - exact).abs().max() / exact.abs().max()))
+    return out[0], out[1]
