@@ -37,7 +37,7 @@ from .data import Mnist, MnistDataset
 
 Tensor = torch.Tensor
 
-__all__ = ["MnistFixedGates", "MnistConfig", "linear_baseline", "seeded_subset"]
+__all__ = ["MnistFixedGates", "MnistConfig", "linear_baseline"]
 
 IN_FEATURES = 28 * 28
 CLASSES = 10
@@ -301,8 +301,8 @@ k_align
         train, test : MnistDataset
             The splits of the run.
         """
-        return (seeded_subset(data.train, seed, self.train_size, self.augment),
-                seeded_subset(data.test, seed, self.test_size, False))
+        return (_seeded_subset(data.train, seed, self.train_size, self.augment),
+                _seeded_subset(data.test, seed, self.test_size, False))
 
     def params(self) -> dict:
         """JSON-serialisable form (for :func:`fgln.book.cache.cached`).
@@ -317,7 +317,7 @@ k_align
         return d
 
 
-def seeded_subset(ds: MnistDataset, seed: int, count: int | None, augment: bool) -> MnistDataset:
+def _seeded_subset(ds: MnistDataset, seed: int, count: int | None, augment: bool) -> MnistDataset:
     """The first ``count`` images of ``ds`` (all when None), augmentation draws seeded by
     ``seed`` (augmentation kept only when ``augment``).
 
