@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..base.validation import as64
+from ..theory._layer_rates import gated_rates
 from ..theory.flow_rates import (
     partials_aligned_rates,
     partials_jacobian_derivative,
@@ -159,9 +160,9 @@ def remark72_transpose_errors(net: FixedGatesNetwork, grad_J: Tensor,
     """
     net = check_net(net)
     G = check_grad(net, grad_J)
-    gates = [None] + list(net.gates) + [None]
-    mdot = [-(w if gates[l] is None else gates[l][:, None] * w)
-            for l, w in enumerate(weight_gradients(net, G), start=1)]
+    gates = [as64(g) for g in net.gates] + [torch.ones(net.widths[-1], dtype=torch.float64,
+                                                       device=G.device)]
+    mdot = [gated_rates(d, w) for d, w in zip(gates, weight_gradients(net, G))]  # -D_l grad_W_l
     layers = [m.detach() for m in net.layers()]
     exact = flow_singular_value_rates(net, G, k)
     out = []
