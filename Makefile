@@ -2,9 +2,10 @@
 #   make book       - create .venv if needed, execute every chapter at paper scale, HTML in
 #                     _build/html; fails if a cell raises, a reference or glue key is missing,
 #                     or a chapter's asserted claim status is not what its numbers give
-#   make test       - create .venv if needed: lint, the test suite (incl. notebook validation
-#                     and a Jupyter server running a chapter), the whole HTML book at quick
-#                     scale with warnings as errors, then the checks of that HTML
+#   make test       - create .venv if needed: lint, the whole HTML book at quick scale with
+#                     warnings as errors, then the test suite (incl. notebook validation
+#                     against that build, a Jupyter server running a chapter, the checks of
+#                     the built HTML)
 #   make book-quick - only that quick build (into _build/quick, fresh result cache)
 #   make lab        - install JupyterLab into .venv (extra `lab`) and start it at the repo
 #                     root: book/*.md open as notebooks (jupytext) with the .venv kernel
@@ -45,20 +46,21 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
 
-test: venv lint
-	$(VPY) -m pytest -q -m "not built_html"
-	$(MAKE) book-quick
-	FGLN_HTML_DIR=$$PWD/_build/quick/_build/html $(VPY) -m pytest -q -m built_html
+# The quick HTML book first; the notebook tests then execute every chapter once more, from
+# an empty cache, and compare with that build's executed notebooks (tests/test_notebooks.py).
+test: venv lint book-quick
+	FGLN_QUICK_BUILD=$$PWD/_build/quick FGLN_HTML_DIR=$$PWD/_build/quick/_build/html \
+	$(VPY) -m pytest -q
 
-# Quick sizes, a fresh result cache (so that everything is recomputed) and separate
-# figure/ledger folders; the HTML lands in _build/quick/_build/html.
+# Quick sizes, a fresh result cache (so that everything is computed; kept in
+# _build/quick/cache for the notebook tests' comparison) and separate figure/ledger
+# folders; the HTML lands in _build/quick/_build/html.
 book-quick: venv
 	$(MNIST_CHECK)
 	rm -rf _build/quick
-	tmp=$$(mktemp -d) && \
-	FGLN_SCALE=quick FGLN_CACHE_DIR=$$tmp/cache FGLN_FIG_DIR=$$PWD/_build/quick/figures \
-	FGLN_LEDGER_DIR=$$PWD/_build/quick/ledger \
-	$(JB) --path-output _build/quick . ; rc=$$?; rm -rf $$tmp; exit $$rc
+	FGLN_SCALE=quick FGLN_CACHE_DIR=$$PWD/_build/quick/cache \
+	FGLN_FIG_DIR=$$PWD/_build/quick/figures FGLN_LEDGER_DIR=$$PWD/_build/quick/ledger \
+	$(JB) --path-output _build/quick .
 
 # Execution is forced (see _config.yml): Sphinx would otherwise skip unchanged chapters
 # even though src/ changed.

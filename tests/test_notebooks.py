@@ -2,19 +2,28 @@
 
 For each chapter in ``CHAPTERS`` (name -> figures it must write):
 
-1. ``book/<name>.md`` (jupytext MyST) is converted to ``.ipynb`` and executed
-   with papermill in the ``book/`` directory, kernel ``python3``, with
-   parameters ``scale="quick"``, ``fig_dir``, ``cache_dir`` and ``ledger_dir`` in a
-   fresh temporary directory (injected after the cell tagged ``parameters``).
-2. Every expected figure must exist, not be blank, and come with the arrays behind it
-   (``figNN.npz``), which must satisfy the properties in ``FIGURE_CHECKS``.
-3. The chapter must have written its claims ledger (``<ledger_dir>/<name>.json``).
-4. nbval (``--nbval-lax``) re-executes the executed notebook with a **new, empty** cache
-   directory, so every cached result is recomputed, and compares the printed outputs of
-   cells whose first line is ``# NBVAL_CHECK_OUTPUT``.
+1. ``book/<name>.md`` (jupytext MyST) is converted to ``.ipynb`` and papermill injects the
+   parameters ``scale="quick"``, ``fig_dir``, ``cache_dir`` and ``ledger_dir`` (a fresh
+   temporary directory each) after the cell tagged ``parameters``.
+2. nbval (``--nbval-lax``) executes that notebook in ``book/`` with kernel ``python3`` and an
+   **empty** cache directory, so every cached result is computed, and compares the printed
+   outputs of cells whose first line is ``# NBVAL_CHECK_OUTPUT`` with those of a second,
+   independent execution of the chapter (its reference):
+
+   * ``make test`` builds the quick HTML book first and names it in ``$FGLN_QUICK_BUILD``
+     (``_build/quick``); the reference is that build's executed notebook, accepted only if
+     the build's ledger of the chapter carries this run's ``$FGLN_BUILD_ID`` and the
+     chapter's current source hash (the build used its own fresh cache, so the two
+     executions share nothing on disk);
+   * otherwise (``pytest`` on its own) papermill executes the chapter first, with a cache of
+     its own, and that execution is the reference.
+3. Every expected figure written by the nbval execution must exist, not be blank, and come
+   with the arrays behind it (``figNN.npz``), which must satisfy the properties in
+   ``FIGURE_CHECKS``; the chapter must have written its claims ledger
+   (``<ledger_dir>/<name>.json``).
 
 The reproduction page, which reads the ledgers of all chapters, is validated by the
-quick-scale HTML build that ``make test`` runs after this suite.
+quick-scale HTML build.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from nbval_glue import glue_record
 
 from conftest import BOOK_DIR
 
@@ -258,9 +268,90 @@ def test_python3_kernel_is_this_environment():
     )
 
 
+def _code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def _quick_build_reference(name: str) -> tuple[dict | None, Path | None]:
+    """The quick HTML build's executed notebook of chapter ``name`` (nbformat dict) and the
+    build's cache folder (shared by all chapters), or ``(None, None)`` when
+    ``$FGLN_QUICK_BUILD`` is not set. A build that is not this run's (another
+    ``$FGLN_BUILD_ID``) or that ran another version of the chapter fails the test."""
+    root = os.environ.get("FGLN_QUICK_BUILD")
+    if not root:
+        return None, None
+    from fgln.book.claims import source_sha
+
+    root = Path(root)
+    ledger = root / "ledger" / f"{name}.json"
+    executed = root / "_build" / "jupyter_execute" / "book" / f"{name}.ipynb"
+    assert ledger.is_file() and executed.is_file(), (
+        f"$FGLN_QUICK_BUILD={root} has no executed notebook or ledger of {name}")
+    led = json.loads(ledger.read_text(encoding="utf-8"))
+    assert led["build_id"] == os.environ.get("FGLN_BUILD_ID"), (
+        f"the quick build in {root} belongs to build {led['build_id']}, not to this run")
+    assert led["source_sha"] == source_sha(name) and led["scale"] == "quick", (
+        f"the quick build in {root} executed another version of {name}")
+    nb = json.loads(executed.read_text(encoding="utf-8"))
+    glue = executed.with_suffix(".glue.json")  # myst-nb keeps the glued values there
+    nb["metadata"]["fgln_glue"] = (
+        _glued(json.loads(glue.read_text(encoding="utf-8")).values()) if glue.is_file() else {})
+    return nb, root / "cache"
+
+
+def _with_reference_outputs(nb: dict, ref: dict) -> dict:
+    """``nb`` (the prepared notebook) with each code cell's outputs taken from the same cell
+    of ``ref``; papermill's injected cells (``nb``'s, and ``ref``'s when papermill executed
+    it) are left out of the pairing and keep no outputs."""
+    def own(book):  # the chapter's code cells, without papermill's injected one
+        return [c for c in _code_cells(book)
+                if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+    mine, theirs = own(nb), own(ref)
+    assert [_src(c) for c in mine] == [_src(c) for c in theirs], (
+        "the reference notebook's code cells differ from the chapter's")
+    for c, r in zip(mine, theirs):
+        c["outputs"] = r.get("outputs", [])
+        c["execution_count"] = r.get("execution_count")
+    return nb
+
+
+def _src(cell: dict) -> str:
+    s = cell["source"]
+    return s if isinstance(s, str) else "".join(s)
+
+
+def _glued(outputs) -> dict[str, dict]:
+    """Name -> data of the glue outputs among ``outputs``."""
+    return dict(filter(None, map(glue_record, outputs)))
+
+
+def _run_nbval(nb: dict, name: str, glue_out: Path) -> subprocess.CompletedProcess:
+    """Execute ``nb`` with nbval (``--nbval-lax``) from within ``book/``, so that relative
+    paths resolve as in the book build, comparing the ``# NBVAL_CHECK_OUTPUT`` cells; the
+    values they glue are written to ``glue_out`` (plugin ``tests/nbval_glue.py``)."""
+    # Temporary hidden copy inside book/; always removed afterwards.
+    target = BOOK_DIR / f".nbval-{name}-{uuid.uuid4().hex[:8]}.ipynb"
+    target.write_text(json.dumps(nb), encoding="utf-8")
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                         os.environ.get("PYTHONPATH")]))
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
+             "-p", "nbval_glue", "--nbval-kernel-name", "python3", "-o", "addopts=", "-q",
+             target.name],
+            cwd=BOOK_DIR, capture_output=True, text=True,
+            env=dict(os.environ, FGLN_PROGRESS="0", PYTHONPATH=path,
+                     FGLN_NBVAL_GLUE=str(glue_out)),
+        )
+    finally:
+        target.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="module", params=sorted(CHAPTERS))
 def executed_chapter(request, tmp_path_factory):
-    """Execute one chapter once (papermill, quick scale); shared by its tests."""
+    """Execute one chapter at quick scale under nbval, against its reference (see the
+    module's docstring); shared by the chapter's tests."""
     import jupytext
     import papermill as pm
 
@@ -271,28 +362,43 @@ def executed_chapter(request, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp(name)
     raw = tmp / f"{name}.ipynb"
-    executed = tmp / f"{name}.executed.ipynb"
+    prepared = tmp / f"{name}.prepared.ipynb"
     jupytext.write(jupytext.read(source), raw, fmt="ipynb")
-
     params = dict(QUICK_PARAMS, fig_dir=str(tmp / "figs"), cache_dir=str(tmp / "cache"),
                   ledger_dir=str(tmp / "ledger"))
-    pm.execute_notebook(
-        str(raw), str(executed), parameters=params, kernel_name="python3",
-        cwd=str(BOOK_DIR), progress_bar=False, log_output=False,
-    )
-    return {"name": name, "executed": executed, "fig_dir": tmp / "figs", "tmp": tmp,
-            "ledger": tmp / "ledger" / f"{name}.json",
+
+    ref, reference_cache = _quick_build_reference(name)
+    if ref is None:  # no quick build to compare with: papermill executes the reference
+        reference_cache = tmp / "cache-reference"
+        executed = tmp / f"{name}.executed.ipynb"
+        pm.execute_notebook(
+            str(raw), str(executed),
+            parameters=dict(params, fig_dir=str(tmp / "figs-reference"),
+                            cache_dir=str(reference_cache),
+                            ledger_dir=str(tmp / "ledger-reference")),
+            kernel_name="python3", cwd=str(BOOK_DIR), progress_bar=False, log_output=False,
+        )
+        ref = json.loads(executed.read_text(encoding="utf-8"))
+        ref["metadata"]["fgln_glue"] = _glued(o for c in _code_cells(ref) for o in c["outputs"])
+    pm.execute_notebook(str(raw), str(prepared), parameters=params, kernel_name="python3",
+                        prepare_only=True, progress_bar=False)
+    nb = _with_reference_outputs(json.loads(prepared.read_text(encoding="utf-8")), ref)
+    assert not Path(params["cache_dir"]).exists()
+    glue_out = tmp / "glued.jsonl"
+    proc = _run_nbval(nb, name, glue_out)
+    return {"name": name, "prepared": nb, "fig_dir": tmp / "figs", "tmp": tmp,
+            "ledger": tmp / "ledger" / f"{name}.json", "nbval": proc,
+            "glued": glue_out, "reference_glue": ref["metadata"]["fgln_glue"],
+            "reference_cache": reference_cache,
             "figures": CHAPTERS[name], "params": params}
 
 
 def test_parameters_injected(executed_chapter):
-    import nbformat
-
-    nb = nbformat.read(executed_chapter["executed"], as_version=4)
-    injected = [c for c in nb.cells
+    nb = executed_chapter["prepared"]
+    injected = [c for c in nb["cells"]
                 if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(injected) == 1, "papermill did not inject the quick parameters"
-    assert 'scale = "quick"' in injected[0].source
+    assert 'scale = "quick"' in _src(injected[0])
 
 
 def test_figures_written(executed_chapter):
@@ -350,47 +456,35 @@ def test_ledger_written(executed_chapter):
 
 
 def test_nbval_outputs_reproduce(executed_chapter):
-    """Re-run the executed notebook with nbval from within the book directory, with a new
-    empty cache directory (so that results are recomputed, not read back), comparing the
-    ``# NBVAL_CHECK_OUTPUT`` cells."""
-    executed = executed_chapter["executed"]
-    nb = json.loads(executed.read_text(encoding="utf-8"))
-    n_checked = sum(
-        1 for c in nb["cells"]
-        if c["cell_type"] == "code"
-        and "".join(c["source"]).lstrip().startswith("# NBVAL_CHECK_OUTPUT")
-    )
-    assert n_checked > 0, "chapter has no cell marked '# NBVAL_CHECK_OUTPUT'"
-
-    fresh = executed_chapter["tmp"] / f"cache-nbval-{uuid.uuid4().hex[:8]}"
-    old_cache = executed_chapter["params"]["cache_dir"]
-    for c in nb["cells"]:
-        if "injected-parameters" in c.get("metadata", {}).get("tags", []):
-            src = "".join(c["source"])
-            assert repr(old_cache) in src or f'"{old_cache}"' in src
-            src = src.replace(f'"{old_cache}"', f'"{fresh}"')
-            src = src.replace(repr(old_cache), repr(str(fresh)))
-            c["source"] = src
-    # Temporary hidden copy inside book/ so that relative paths resolve exactly
-    # as in the papermill run and the book build; always removed afterwards.
-    target = BOOK_DIR / f".nbval-{executed_chapter['name']}-{uuid.uuid4().hex[:8]}.ipynb"
-    target.write_text(json.dumps(nb), encoding="utf-8")
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
-             "--nbval-kernel-name", "python3", "-o", "addopts=", "-q", target.name],
-            cwd=BOOK_DIR, capture_output=True, text=True,
-            env=dict(os.environ, FGLN_PROGRESS="0"),
-        )
-    finally:
-        target.unlink(missing_ok=True)
+    """The nbval execution (empty cache) printed what the reference execution printed in
+    every ``# NBVAL_CHECK_OUTPUT`` cell."""
+    nb = executed_chapter["prepared"]
+    checked = [c for c in _code_cells(nb) if _src(c).lstrip().startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checked, "chapter has no cell marked '# NBVAL_CHECK_OUTPUT'"
+    assert all(c["outputs"] for c in checked), "a checked cell has no reference output"
+    proc = executed_chapter["nbval"]
     assert proc.returncode == 0, (
         f"nbval failed for {executed_chapter['name']} (rc={proc.returncode}):\n"
         f"{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
     )
-    used = Path(old_cache)
-    if used.is_dir() and any(used.glob("*.npz")):
-        names = sorted(p.name for p in used.glob("*.npz"))
-        assert sorted(p.name for p in fresh.glob("*.npz")) == names, (
-            "the nbval pass did not recompute every cached result into its fresh cache"
-        )
+    # the values glued in the checked cells are the reference's, to the last digit
+    glued = executed_chapter["glued"]
+    records = ([json.loads(line) for line in glued.read_text(encoding="utf-8").splitlines()]
+               if glued.is_file() else [])
+    ref_glue = executed_chapter["reference_glue"]
+    for rec in records:
+        assert rec["name"] in ref_glue, f"{rec['name']} is glued here, not in the reference"
+        assert rec["data"] == ref_glue[rec["name"]], (
+            f"glued {rec['name']}: {rec['data']} here, {ref_glue[rec['name']]} in the reference")
+    # The nbval execution started from an empty cache (checked before it ran); its results
+    # are keyed as the reference's: the same results of the same code. The papermill
+    # reference has a cache of its own (the same names); the quick build's is shared by all
+    # chapters (it holds them).
+    ref_cache = executed_chapter["reference_cache"]
+    names = {p.name for p in Path(executed_chapter["params"]["cache_dir"]).glob("*.npz")}
+    ref_names = {p.name for p in ref_cache.glob("*.npz")}
+    if os.environ.get("FGLN_QUICK_BUILD"):
+        assert names <= ref_names, "the nbval execution computed results the build did not"
+    else:
+        assert names == ref_names, (
+            "the nbval execution did not compute the results the reference cached")

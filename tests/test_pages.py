@@ -151,6 +151,13 @@ def test_chapter_pages_offer_their_executed_notebook(built):
         assert code and all(c.execution_count for c in code), (
             f"{target}: not executed (a code cell has no execution count)")
         assert any(c.outputs for c in code), f"{target}: executed but without any output"
+        for c in code:  # no printed text twice (merging streams in place did that)
+            streams = [o for o in c.outputs if o.output_type == "stream"]
+            for i, a in enumerate(streams):
+                for b in streams[i + 1:]:
+                    assert not (a.name == b.name and b.text.strip()
+                                and a.text.rstrip().endswith(b.text.rstrip())), (
+                        f"{target}: a cell shows {b.text.strip()[:60]!r} twice")
         executed = html.parent / "jupyter_execute" / f"{name}.ipynb"
         if executed.is_file():
             assert target.read_bytes() == executed.read_bytes(), (

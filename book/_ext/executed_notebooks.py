@@ -5,11 +5,19 @@ theme's download menu lists an ``.ipynb`` only when the page context names one u
 ``_sources``, which the theme does by itself only for books with launch buttons (this one
 has none: it builds offline). This extension copies the executed notebook next to the page's
 source in ``_sources`` and names it in the context, before the theme builds its buttons.
+
+It also makes MyST-NB merge a cell's stream outputs for display on copies: MyST-NB 1.x merges
+them in place, which rewrites the first stream in the notebook that it saves afterwards while
+the later streams stay, so a cell whose prints were interleaved with glued values showed its
+later lines twice in the executed notebook (not on the page).
 """
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
+
+from myst_nb.core import render as _render
 
 # The theme builds its header buttons at priority 501 (sphinx-book-theme 1.x).
 PRIORITY = 500
@@ -35,6 +43,13 @@ def offer_executed_notebook(app, pagename, templatename, context, doctree) -> No
     context["ipynb_source"] = f"{pagename}.ipynb"
 
 
+def _coalesce_copies(outputs, _merge=_render.coalesce_streams):
+    """MyST-NB's ``coalesce_streams`` on copies of ``outputs`` (the notebook keeps its own)."""
+    return _merge([copy.deepcopy(o) for o in outputs])
+
+
 def setup(app):
+    if getattr(_render.coalesce_streams, "__name__", "") != "_coalesce_copies":
+        _render.coalesce_streams = _coalesce_copies
     app.connect("html-page-context", offer_executed_notebook, priority=PRIORITY)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
