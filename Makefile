@@ -30,7 +30,11 @@ export FGLN_PROGRESS ?= 0
 # Prefer the kernelspec registered inside .venv over any user-level one.
 export JUPYTER_PREFER_ENV_PATH := 1
 # One id per make invocation: the reproduction page accepts only ledgers of this build.
-export FGLN_BUILD_ID ?= $(shell date +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
+# Expanded once (:=), so that the quick build and the tests that compare with it share it.
+ifndef FGLN_BUILD_ID
+FGLN_BUILD_ID := $(shell date +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
+endif
+export FGLN_BUILD_ID
 
 .PHONY: venv test lint book book-quick lab clean distclean
 
