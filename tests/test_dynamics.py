@@ -152,7 +152,7 @@ def test_layer_kernel_batched_equals_layer_by_layer_and_the_formula():
     G = torch.randn(n, n, generator=gen, dtype=D)
     U, _, V = torch.linalg.svd(torch.randn(n, n, generator=gen, dtype=D))
     U, V = U[:, :k], V[:, :k]
-    grad_W = kernel.over_layers(partial(kernel.weight_gradients, G), A, B)
+    grad_W = kernel.over_layers(partial(kernel.lemma_a1_gradients, G), A, B)
     batched = kernel.over_layers(partial(kernel.flow_terms, U, V), A, grad_W, B)
     looped = kernel.over_layers(partial(kernel.flow_terms, U, V), list(A), list(grad_W), list(B))
     formula = torch.stack([-(U.T @ a @ a.T @ G @ b.T @ b @ V).diagonal() for a, b in zip(A, B)])
@@ -160,7 +160,7 @@ def test_layer_kernel_batched_equals_layer_by_layer_and_the_formula():
     assert torch.allclose(batched, looped, rtol=1e-13, atol=1e-13)
     assert torch.allclose(batched, formula, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="one entry per layer"):
-        kernel.over_layers(kernel.weight_gradients, [G], list(A), list(B))
+        kernel.over_layers(kernel.lemma_a1_gradients, [G], list(A), list(B))
 
 
 def test_triangular_cores_are_the_truncated_sums():

@@ -127,7 +127,7 @@ def layer_svd(mats: Layers, k: int) -> tuple[Layers, Tensor, Layers]:
             stack_layers(t[2] for t in trip))
 
 
-def weight_gradients(grad_J: Tensor, A: Tensor, B: Tensor) -> Tensor:
+def lemma_a1_gradients(grad_J: Tensor, A: Tensor, B: Tensor) -> Tensor:
     """Lemma A.1: ``grad_{W_l} L = A_l^T grad_J B_l^T``.
 
     Parameters

@@ -183,7 +183,7 @@ def partials_weight_gradients(A: Sequence[Tensor], B: Sequence[Tensor],
         ``grad_{W_l} L`` [n_l, n_{l-1}], l = 1..L.
     """
     A, B, G = _check_partials(A, B, grad_J)
-    return [lr.weight_gradients(G, a, b) for a, b in zip(A, B)]
+    return [lr.lemma_a1_gradients(G, a, b) for a, b in zip(A, B)]
 
 
 def partials_jacobian_derivative(A: Sequence[Tensor], B: Sequence[Tensor],
@@ -230,7 +230,7 @@ def partials_rate_terms(A: Sequence[Tensor], B: Sequence[Tensor], J: Tensor, gra
     A, B, G = _check_partials(A, B, grad_J)
     U, _, V = _top(J, k)
     A, B = lr.stack_layers(A), lr.stack_layers(B)
-    grad_W = lr.over_layers(partial(lr.weight_gradients, G), A, B)
+    grad_W = lr.over_layers(partial(lr.lemma_a1_gradients, G), A, B)
     return lr.over_layers(partial(lr.flow_terms, U, V), A, grad_W, B)
 
 

@@ -139,7 +139,7 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     ones = torch.ones(1, k, dtype=f64)
     sa = torch.cat([Sa, ones])
     sb = torch.cat([ones, Sb])
-    grad_W = lr.over_layers(partial(lr.weight_gradients, G), A, B)   # Lemma A.1
+    grad_W = lr.over_layers(partial(lr.lemma_a1_gradients, G), A, B)   # Lemma A.1
     terms = lr.over_layers(partial(lr.flow_terms, Uk, Vk), A, grad_W, B)
     terms_al = lr.aligned_terms(sa, sb, g)
     # depth scaling: prefixes M_{1:m} = B_{m+1} (m < L) and J; suffixes A_l (m = L - l)
