@@ -192,6 +192,15 @@ def _check_fig91a(d):
     assert np.isfinite(z).all() and z.max() < 5
     assert np.allclose(d["diff"], d["relu"] - d["gated"])
     assert np.all(np.diff(d["relu"]) <= 1e-12)  # ordered singular values
+    # the scans over width and depth: zero within a few s.e. at every point, and the shift
+    # of the alternative is -(d_1 - d_0)/L at the scan's n and L
+    from fgln.theory.exponents import finite_depth_constants
+
+    for tag in ("scan", "scan_L"):
+        z = np.abs(d[f"{tag}_diff"] / d[f"{tag}_se"])
+        assert np.isfinite(z).all() and z.max() < 5, tag
+    shift = [-finite_depth_constants(int(d["scan_L_n"]), 1)[1] / L for L in d["scan_L"]]
+    assert np.allclose(d["scan_L_shift"], shift) and np.all(np.diff(d["scan_L"]) > 0)
 
 
 def _check_fig91b(d):
