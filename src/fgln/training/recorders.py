@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from ..base.validation import as64, check_int
-from ..products.partial_products import chain_products
 from ..products.svd import top_svd
 from ..theory import _layer_rates as lr
 from ._net64 import check_grad, check_net, partials64
@@ -129,8 +128,10 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     k = check_int("k", k, 1, min(net.widths))
     r = k if r is None else check_int("r", r, 1, k)
     f64 = torch.float64
-    A, B = (lr.stack_layers(x) for x in partials64(net))  # A_1..A_L, B_1..B_L
-    J = as64(net.jacobian())
+    A_list, B_list = partials64(net)
+    A, B = lr.stack_layers(A_list), lr.stack_layers(B_list)  # A_1..A_L, B_1..B_L
+    W = [as64(w) for w in net.weights]
+    J = A_list[0] @ W[0]                           # J = A_1 W_1 B_1 with B_1 = I
     U, s, V = top_svd(J, full=True)
     Uk, Vk = U[:, :k], V[:, :k]
     g = ((Uk.T @ G) * Vk.T).sum(-1)
@@ -159,8 +160,9 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
         "rate_prop71": torch.exp((2.0 + 2.0 / L) * delta) * base,
     }
     if remark:
-        Q = lr.stack_layers(chain_products([as64(m) for m in net.layers()])[0])
-        Uq, Sq, Vq = lr.layer_svd(Q[:-1], k)       # Q[l-1] = M_L ... M_{l+1}
+        # Q_l = M_L ... M_{l+1} = A_{l+1} W_{l+1} for l < L (A_{l+1} ends with D_{l+1})
+        Q = lr.over_layers(torch.matmul, lr.stack_layers(A_list[1:]), lr.stack_layers(W[1:]))
+        Uq, Sq, Vq = lr.layer_svd(Q, k)            # Q[l-1] = M_L ... M_{l+1}, l = 1..L-1
         # the empty products Q_L = P_1 = I: J's own bases
         Uq, Vq = torch.cat([Uq, Uk[None]]), lr.join_layers(Vq, Uk[None])
         Up, Vp = lr.join_layers(Vk[None], Ub), torch.cat([Vk[None], Vb])
