@@ -281,14 +281,14 @@ def _code_cells(nb: dict) -> list[dict]:
     return [c for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def _quick_build_reference(name: str) -> tuple[dict | None, Path | None]:
-    """The quick HTML build's executed notebook of chapter ``name`` (nbformat dict) and the
-    build's cache folder (shared by all chapters), or ``(None, None)`` when
-    ``$FGLN_QUICK_BUILD`` is not set. A build that is not this run's (another
+def _quick_build_reference(name: str) -> tuple[dict, dict[str, dict], Path] | None:
+    """The quick HTML build's executed notebook of chapter ``name`` (nbformat dict), its glued
+    values (name -> data) and the build's cache folder (shared by all chapters), or ``None``
+    when ``$FGLN_QUICK_BUILD`` is not set. A build that is not this run's (another
     ``$FGLN_BUILD_ID``) or that ran another version of the chapter fails the test."""
     root = os.environ.get("FGLN_QUICK_BUILD")
     if not root:
-        return None, None
+        return None
     from fgln.book.claims import source_sha
 
     root = Path(root)
@@ -301,11 +301,9 @@ def _quick_build_reference(name: str) -> tuple[dict | None, Path | None]:
         f"the quick build in {root} belongs to build {led['build_id']}, not to this run")
     assert led["source_sha"] == source_sha(name) and led["scale"] == "quick", (
         f"the quick build in {root} executed another version of {name}")
-    nb = json.loads(executed.read_text(encoding="utf-8"))
     glue = executed.with_suffix(".glue.json")  # myst-nb keeps the glued values there
-    nb["metadata"]["fgln_glue"] = (
-        _glued(json.loads(glue.read_text(encoding="utf-8")).values()) if glue.is_file() else {})
-    return nb, root / "cache"
+    glued = _glued(json.loads(glue.read_text(encoding="utf-8")).values()) if glue.is_file() else {}
+    return json.loads(executed.read_text(encoding="utf-8")), glued, root / "cache"
 
 
 def _with_reference_outputs(nb: dict, ref: dict) -> dict:
@@ -376,8 +374,10 @@ def executed_chapter(request, tmp_path_factory):
     params = dict(QUICK_PARAMS, fig_dir=str(tmp / "figs"), cache_dir=str(tmp / "cache"),
                   ledger_dir=str(tmp / "ledger"))
 
-    ref, reference_cache = _quick_build_reference(name)
-    if ref is None:  # no quick build to compare with: papermill executes the reference
+    found = _quick_build_reference(name)
+    if found is not None:
+        ref, ref_glue, reference_cache = found
+    else:  # no quick build to compare with: papermill executes the reference
         reference_cache = tmp / "cache-reference"
         executed = tmp / f"{name}.executed.ipynb"
         pm.execute_notebook(
@@ -388,7 +388,7 @@ def executed_chapter(request, tmp_path_factory):
             kernel_name="python3", cwd=str(BOOK_DIR), progress_bar=False, log_output=False,
         )
         ref = json.loads(executed.read_text(encoding="utf-8"))
-        ref["metadata"]["fgln_glue"] = _glued(o for c in _code_cells(ref) for o in c["outputs"])
+        ref_glue = _glued(o for c in _code_cells(ref) for o in c["outputs"])
     pm.execute_notebook(str(raw), str(prepared), parameters=params, kernel_name="python3",
                         prepare_only=True, progress_bar=False)
     nb = _with_reference_outputs(json.loads(prepared.read_text(encoding="utf-8")), ref)
@@ -397,7 +397,7 @@ def executed_chapter(request, tmp_path_factory):
     proc = _run_nbval(nb, name, glue_out)
     return {"name": name, "prepared": nb, "fig_dir": tmp / "figs", "tmp": tmp,
             "ledger": tmp / "ledger" / f"{name}.json", "nbval": proc,
-            "glued": glue_out, "reference_glue": ref["metadata"]["fgln_glue"],
+            "glued": glue_out, "reference_glue": ref_glue,
             "reference_cache": reference_cache,
             "figures": CHAPTERS[name], "params": params}
 
