@@ -9,6 +9,10 @@
 #   make book-quick - only that quick build (into _build/quick, fresh result cache)
 #   make lab        - install JupyterLab into .venv (extra `lab`) and start it at the repo
 #                     root: book/*.md open as notebooks (jupytext) with the .venv kernel
+#   make seeds      - the book built twice at paper scale (SEEDS="0 1000": two disjoint base
+#                     seeds, each into _build/seed-<s>), then the claims compared one by one;
+#                     fails if a decided status moved; the comparison goes to
+#                     book/_data/seeds.json for the reproduction page (SEED_SCALE=quick: quick)
 #   make lint       - ruff
 #   make venv       - only create/update .venv
 #   make clean      - remove build outputs (keeps .venv and the result cache .cache/)
@@ -36,7 +40,7 @@ FGLN_BUILD_ID := $(shell date +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
 endif
 export FGLN_BUILD_ID
 
-.PHONY: venv test lint book book-quick lab clean distclean
+.PHONY: venv test lint book book-quick seeds lab clean distclean
 
 venv: $(STAMP)
 
@@ -71,6 +75,23 @@ book-quick: venv
 book: venv
 	$(MNIST_CHECK)
 	FGLN_SCALE=paper $(JB) .
+
+# The verdicts' stability under the seed: two builds with disjoint base seeds (results cached
+# per seed, so a seed already built by `make book` costs only the re-execution), each with its
+# own ledgers, then the claim-by-claim comparison. A build that stops at a moved claim still
+# leaves its ledgers, so the comparison always runs.
+SEEDS ?= 0 1000
+SEED_SCALE ?= paper
+seeds: venv
+	$(MNIST_CHECK)
+	@mkdir -p _build; for s in $(SEEDS); do \
+	  echo "== seed $$s ($(SEED_SCALE) scale)"; \
+	  FGLN_SEED=$$s FGLN_SCALE=$(SEED_SCALE) FGLN_LEDGER_DIR=$$PWD/_build/seed-$$s/ledger \
+	  FGLN_FIG_DIR=$$PWD/_build/seed-$$s/figures $(JB) --path-output _build/seed-$$s . \
+	    > _build/seed-$$s.log 2>&1 || echo "   the build at seed $$s failed: see _build/seed-$$s.log"; \
+	done
+	$(VPY) -m fgln.book.seed_check $(foreach s,$(SEEDS),_build/seed-$(s)/ledger) \
+	  --seeds $(SEEDS) $(if $(filter paper,$(SEED_SCALE)),--out book/_data/seeds.json)
 
 # JupyterLab on top of the dev environment; .md files open as notebooks (jupytext), with
 # the kernel "python3" of .venv. Extra options: make lab LAB_ARGS="--port 8890 --no-browser"

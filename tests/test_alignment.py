@@ -427,3 +427,42 @@ def test_profile_minimum_finds_the_minimum_and_its_range():
         profile_minimum(base, 10, g)
     with pytest.raises(TypeError, match="rng"):
         profile_minimum(x, 10, 0)
+
+
+def test_theorem61_replicates_are_independent_sweeps():
+    """Replicate s is theorem61_sweep at seed + s; R^{r,r} -> I at the slowest gap's rate;
+    with the second row twice the first, R^{r,r} stays away from I."""
+    from fgln.initialization.synthetic_alignment import theorem61_replicates
+
+    Ls = np.arange(40.0, 121.0, 20.0)  # deep enough that the next gap no longer weighs in
+    res = theorem61_replicates(RATES, Ls, R_TOP, 3, seed=5)
+    assert res["err_identity"].shape == (3, 5) and res["log_abs_R"].shape == (3, 5, R_TOP, R_TOP)
+    one = theorem61_sweep(RATES, Ls, r=R_TOP, seed=6)
+    eye = np.eye(R_TOP)
+    assert res["err_identity"][1] == pytest.approx(
+        np.linalg.norm(one["R"][:, :R_TOP, :R_TOP] - eye, axis=(1, 2)), rel=1e-10)
+    slopes = np.polyfit(Ls, np.log(res["err_identity"]).T, 1)[0]
+    # between the slowest gap and the next one (the latter still weighs at finite depth)
+    gaps = sorted(np.diff(RATES[:R_TOP + 1]))
+    assert np.all((slopes < -gaps[0] + 0.005) & (slopes > -gaps[1] - 0.005))
+    # (at moderate depth: deeper, the exact zero singular value drowns in rounding)
+    dep = theorem61_replicates(RATES, [20.0, 40.0], R_TOP, 2, seed=5, dependent_rows=True)
+    assert np.all(dep["err_identity"] > 0.5)
+    with pytest.raises(ValueError, match="replicates"):
+        theorem61_replicates(RATES, Ls, R_TOP, 0)
+
+
+def test_figure6_readings_select_on_one_half_and_test_on_the_other():
+    from fgln.initialization.alignment import figure6_readings
+
+    rng = np.random.default_rng(0)
+    printed = [0.3, 0.5, 0.8]
+    near = np.asarray(printed) + 0.02 * rng.standard_normal((40, 3))
+    far = np.asarray(printed) + 0.3 + 0.02 * rng.standard_normal((40, 3))
+    res = figure6_readings({"far": far, "near": near}, printed, 20)
+    assert res["names"][res["best_draw"]] == "near" == res["names"][res["best_mean"]]
+    assert res["mean_test"][1] == pytest.approx(near[20:].mean(0))
+    assert res["mean_sel"][1] == pytest.approx(near[:20].mean(0))
+    assert np.all(res["band"][1] > 2 * 0.02 * 0.5) and res["n_test"] == 20
+    with pytest.raises(ValueError):
+        figure6_readings({"near": near}, printed, 1)

@@ -4,99 +4,198 @@ staleness."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
+from scipy.stats import t as student_t
 
 from fgln.book import claims as cl
+from fgln.book import decisions as dc
 
 NAN = float("nan")
+ORIGIN = "half the distance between the two predictions"
 
 
-def test_ztest_decides_by_standard_errors():
-    assert cl.ztest(1.0, 0.1, 1.25, zmax=3).holds
-    assert not cl.ztest(1.0, 0.1, 1.35, zmax=3).holds
-    assert cl.ztest(1.0, 0.1, 1.35, zmax=3, floor=0.1).holds
-    d = cl.ztest(1.0, 0.1, 1.35)
-    assert d.status == "differs" and "|z| = 3.50" in d.detail
-    assert cl.ztest(2.0, 0.0, 2.0).holds and not cl.ztest(2.0, 0.0, 2.1).holds
-    with pytest.raises(ValueError):
-        cl.ztest(1.0, -0.1, 1.0)
+# --------------------------------------------------------------------------
+# the tests
+# --------------------------------------------------------------------------
+
+def test_equivalence_three_outcomes_with_t_quantiles():
+    q = student_t.ppf(1 - 0.05 / 2, 7)
+    # interval 1.0 ± q*0.01 = ± 0.0236 inside 1 ± 0.05: holds
+    d = dc.equivalence(1.0, 0.01, 1.0, 0.05, replicates=8, origin=ORIGIN)
+    assert d.holds is True and d.quantile == "t(7) 97.5%"
+    assert d.half_width == pytest.approx((q * 0.01,))
+    assert d.resolution == pytest.approx(0.05 + q * 0.01)
+    # wholly outside: fails; straddling: inconclusive
+    assert dc.equivalence(1.2, 0.01, 1.0, 0.05, replicates=8, origin=ORIGIN).holds is False
+    assert dc.equivalence(1.05, 0.01, 1.0, 0.05, replicates=8, origin=ORIGIN).holds is None
+    # a larger standard error never makes passing easier (it is not a test of non-rejection)
+    assert dc.equivalence(1.0, 1.0, 1.0, 0.05, replicates=8, origin=ORIGIN).holds is None
+    # the t quantile is wider than the normal one at few replicates
+    few = dc.equivalence(1.0, 0.02, 1.0, 0.05, replicates=3, origin=ORIGIN)
+    many = dc.equivalence(1.0, 0.02, 1.0, 0.05, replicates=None, origin=ORIGIN)
+    assert few.holds is None and many.holds is True
+    # the target's own uncertainty widens the interval
+    assert dc.equivalence(1.0, 0.01, 1.0, 0.05, replicates=None, origin=ORIGIN,
+                          target_se=0.05).holds is None
 
 
-def test_closer_needs_standard_errors_from_the_midpoint():
-    d = cl.closer(3.0, paper=-3.06, alternative=3.06, alternative_name="appendix")
-    assert not d.holds and d.status == "differs" and "appendix" in d.rule
-    assert cl.closer(-2.9, paper=-3.06, alternative=3.06).holds
-    # 0.2 from the midpoint 0 with s.e. 0.1: z = 2 < 3 decides neither way
-    assert not cl.closer(0.2, paper=1.0, alternative=-1.0, se=0.1).holds
-    assert not cl.closer(0.2, paper=-1.0, alternative=1.0, se=0.1).holds
-    assert cl.closer(0.4, paper=1.0, alternative=-1.0, se=0.1).holds
-    with pytest.raises(ValueError):
-        cl.closer(0.0, paper=1.0, alternative=1.0)
+def test_equivalence_vectors_are_one_bonferroni_family():
+    v = np.array([1.0, 2.0, 3.0])
+    d = dc.equivalence(v, 0.01, v + 0.02, 0.05, replicates=10, origin=ORIGIN)
+    q3 = student_t.ppf(1 - 0.05 / 6, 9)
+    assert d.half_width == pytest.approx((q3 * 0.01,) * 3) and d.holds is True
+    # one entry outside decides "fails" even if the others are inside
+    assert dc.equivalence(v, 0.01, v + [0.0, 0.0, 0.5], 0.05, replicates=10,
+                          origin=ORIGIN).holds is False
+    assert "worst entry 3" in dc.equivalence(v, 0.01, v + [0.0, 0.0, 0.5], 0.05,
+                                              replicates=10, origin=ORIGIN).detail
 
 
-def test_sign_within_holds():
-    assert cl.sign_test(0.5, 0.1, positive=True).holds
-    assert not cl.sign_test(0.2, 0.1, positive=True).holds        # z = 2 < 3
-    assert cl.sign_test(-0.5, 0.1, positive=False).holds
-    assert cl.within(1.0 + 1e-12, 1.0, 1e-10).holds and not cl.within(1.1, 1.0, 0.05).holds
-    assert cl.within(101.0, 100.0, 0.02, relative=True).holds
-    # the whole 2 s.e. interval must lie inside the tolerance
-    assert cl.within(1.03, 1.0, 0.05, se=0.005).holds
-    assert not cl.within(1.03, 1.0, 0.05, se=0.02).holds
-    assert cl.holds(0.3, 0.5, rule="r").status == "reproduced"
-    assert cl.holds(0.7, 0.5, rule="r").status == "differs"
-    assert cl.holds(0.7, 0.5, above=True, rule="r").holds
+def test_equivalence_refuses_bad_margins_and_replicates():
+    with pytest.raises(ValueError, match="margin"):
+        dc.equivalence(1.0, 0.1, 1.0, 0.0, replicates=5, origin=ORIGIN)
+    with pytest.raises(ValueError, match="margin comes from"):
+        dc.equivalence(1.0, 0.1, 1.0, 0.1, replicates=5, origin=" ")
+    with pytest.raises(ValueError, match="replicates"):
+        dc.equivalence(1.0, 0.1, 1.0, 0.1, replicates=1, origin=ORIGIN)
+    with pytest.raises(ValueError, match="standard errors"):
+        dc.equivalence(1.0, -0.1, 1.0, 0.1, replicates=5, origin=ORIGIN)
 
 
-def test_nonfinite_statistics_cannot_decide():
-    for d in (cl.ztest(NAN, 0.1, 1.0), cl.ztest(1.0, NAN, 1.0),
-              cl.closer(NAN, paper=1, alternative=2),
-              cl.sign_test(math.inf, 1.0, positive=True), cl.within(NAN, 0.0, 1.0),
-              cl.holds(NAN, 1.0, rule="r"), cl.holds(1.0, NAN, rule="r"),
-              cl.trend([1.0, 2.0, 3.0], [1.0, NAN, 2.0], increasing=True)):
-        assert d.holds is None and "non-finite" in d.detail
-        with pytest.raises(cl.NonFiniteStatistic):
-            _ = d.status
+@pytest.mark.parametrize("bad", ["value", "se", "target", "margin", "target_se"])
+def test_nonfinite_inputs_are_refused_by_name(bad):
+    args = dict(value=1.0, se=0.1, target=1.0, margin=0.5, target_se=0.0)
+    args[bad] = NAN
+    d = dc.equivalence(args["value"], args["se"], args["target"], args["margin"],
+                       replicates=5, origin=ORIGIN, target_se=args["target_se"])
+    assert d.holds is None and bad in d.error
+    with pytest.raises(dc.NonFiniteStatistic, match=bad):
+        _ = d.status
     led = cl.Ledger("05_depth_scaling", "quick")
-    with pytest.raises(cl.NonFiniteStatistic, match="'nan-claim'"):
-        led.claim("nan-claim", item="fig2", kind="paper", paper="", ours="",
-                  test=cl.holds(NAN, 1.0, rule="r"), alternative="x",
-                  alternative_test=cl.holds(2.0, 1.0, rule="r"), expect="differs", evidence="x")
+    ok = dc.equivalence(1.0, 0.1, 2.0, 0.5, replicates=5, origin=ORIGIN)
+    with pytest.raises(dc.NonFiniteStatistic, match="'x'"):
+        led.claim("x", item="fig2", kind="paper", paper="", ours="", test=d, alternative="2",
+                  alternative_test=ok, expect="reproduced", evidence="e")
 
 
-def test_trend_detects_slopes_and_noise():
-    x = np.arange(10.0)
-    assert cl.trend(x, 2 * x + 1, np.full(10, 0.1), increasing=True).holds
-    assert not cl.trend(x, 2 * x + 1, np.full(10, 0.1), increasing=False).holds
-    rng = np.random.default_rng(0)
-    flat = rng.normal(size=10)
-    assert not cl.trend(x, flat, np.ones(10), increasing=True).holds
-    assert not cl.trend(x, flat, np.ones(10), increasing=False).holds
-    y = -0.5 * x + rng.normal(scale=0.01, size=10)
-    assert cl.trend(x, y, increasing=False).holds  # residual-based s.e.
+def test_sign_and_exact():
+    assert dc.sign_test(0.5, 0.1, positive=True, replicates=10).holds is True
+    assert dc.sign_test(0.5, 0.1, positive=False, replicates=10).holds is False
+    assert dc.sign_test(0.1, 0.1, positive=True, replicates=10).holds is None
+    assert dc.sign_test(NAN, 0.1, positive=True, replicates=10).error
+    e = dc.exact(1e-15, lo=-1e-12, hi=1e-12, region="zero to rounding")
+    assert e.holds is True and e.quantile == "exact" and e.resolution == 0.0
+    assert dc.exact(1e-3, lo=-1e-12, hi=1e-12, region="zero").holds is False
+    with pytest.raises(ValueError, match="empty region"):
+        dc.exact(0.0, lo=1.0, hi=0.0, region="empty")
+
+
+def test_trend_uses_per_replicate_slopes():
+    rng = np.random.default_rng(1)
+    x = np.arange(6.0)
+    shared = rng.normal(size=6)  # the same chains at every x: a common wiggle
+    Y = 0.3 * x + shared + 0.05 * rng.normal(size=(12, 6))
+    d = dc.trend(x, Y, increasing=True)
+    assert d.holds is True and d.test == "trend" and d.replicates == 12
+    assert dc.trend(x, Y, increasing=False).holds is False
+    slopes = dc.per_replicate_slopes(x, Y)
+    assert np.allclose(slopes, [np.polyfit(x, y, 1)[0] for y in Y])
+    eq = dc.trend(x, Y, target=float(slopes.mean()), margin=0.05, origin=ORIGIN)
+    assert eq.holds is True and eq.margin == 0.05
+    with pytest.raises(ValueError, match="3 points"):
+        dc.trend(x[:2], Y[:, :2], increasing=True)
+    with pytest.raises(ValueError, match="not constant"):
+        dc.trend(np.ones(6), Y, increasing=True)
+    with pytest.raises(ValueError, match="zero spread"):
+        dc.trend(x, np.tile(x, (4, 1)), increasing=True)
+    with pytest.raises(ValueError, match="either"):
+        dc.trend(x, Y)
+    with pytest.raises(dc.NonFiniteStatistic):
+        dc.trend(x, np.where(Y > 1, np.inf, Y), increasing=True)
+
+
+def test_quantile_family():
+    assert dc.quantile(None)[0] == pytest.approx(1.959964, rel=1e-6)
+    assert dc.family_quantile(10, 8) == pytest.approx(student_t.ppf(1 - 0.05 / 20, 7))
     with pytest.raises(ValueError):
-        cl.trend([1.0], [2.0], increasing=True)
+        dc.quantile(5, family=0)
 
 
-def test_family_z_is_bonferroni():
-    assert cl.family_z(1, 0.05) == pytest.approx(1.959964, abs=1e-5)
-    assert cl.family_z(10, 0.01) > cl.family_z(1, 0.01)
-    with pytest.raises(ValueError):
-        cl.family_z(0)
+# --------------------------------------------------------------------------
+# every decision function, fed the alternative's value as the truth with the claim's own
+# interval, returns the other outcome (the resolution check)
+# --------------------------------------------------------------------------
 
+def _pairs():
+    x = np.arange(5.0)
+    Y = 0.2 * x + np.random.default_rng(0).normal(0, 0.01, (8, 5))
+    return {
+        "equivalence": (dc.equivalence(1.0, 0.01, 1.0, 0.1, replicates=8, origin=ORIGIN),
+                        dc.equivalence(1.0, 0.01, 1.2, 0.1, replicates=8, origin=ORIGIN)),
+        "vector": (dc.equivalence([1.0, 2.0], 0.01, [1.0, 2.0], 0.1, replicates=8, origin=ORIGIN),
+                   dc.equivalence([1.0, 2.0], 0.01, [1.2, 1.8], 0.1, replicates=8,
+                                  origin=ORIGIN)),
+        "sign": (dc.sign_test(0.5, 0.1, positive=True, replicates=8),
+                 dc.sign_test(0.5, 0.1, positive=False, replicates=8)),
+        "trend": (dc.trend(x, Y, target=0.2, margin=0.05, origin=ORIGIN),
+                  dc.trend(x, Y, target=0.0, margin=0.05, origin=ORIGIN)),
+        "exact": (dc.exact(0.0, lo=-1e-9, hi=1e-9, region="zero"),
+                  dc.exact(0.0, lo=1e-3, hi=np.inf, region=">= 1e-3")),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_pairs()))
+def test_each_test_gives_the_other_outcome_at_the_alternative(name):
+    claim, alt = _pairs()[name]
+    out = cl.decide(claim, alt)
+    assert out["resolvable"] and out["status"] == "reproduced"
+    if name == "sign":  # opposite half-lines: a value beyond the interval on either side
+        h = claim.half_width[0]
+        rep_c, rep_a = (1.5 * h,), (-1.5 * h,)
+    else:
+        rep_c, rep_a = cl._representative(claim), cl._representative(alt)
+    assert claim.at(rep_c) is True and claim.at(rep_a) is False
+    assert alt.at(rep_a) is True and alt.at(rep_c) is False
+
+
+def test_too_coarse_is_inconclusive_even_when_both_tests_decide():
+    # margin 0.3 around 1.0 and 1.2: "differs" at either point would need more than 0.3 + h
+    c = dc.equivalence(1.0, 0.001, 1.0, 0.3, replicates=8, origin=ORIGIN)
+    a = dc.equivalence(1.0, 0.001, 1.2, 0.3, replicates=8, origin=ORIGIN)
+    out = cl.decide(c, a)
+    assert not out["resolvable"] and out["status"] == "inconclusive"
+    assert out["side"] == "too coarse" and out["distance"] == pytest.approx(0.2)
+
+
+def test_inconclusive_says_which_side():
+    def pair(v, se, m=0.1):
+        return (dc.equivalence(v, se, 1.0, m, replicates=8, origin=ORIGIN),
+                dc.equivalence(v, se, 2.0, m, replicates=8, origin=ORIGIN))
+    assert cl.decide(*pair(1.5, 0.001))["side"] == "both fail"
+    assert cl.decide(*pair(1.1, 0.01))["side"] == "straddles"
+    assert cl.decide(*pair(1.0, 0.001))["status"] == "reproduced"
+    assert cl.decide(*pair(2.0, 0.001))["status"] == "differs"
+    both = (dc.exact(0.5, lo=0.0, hi=1.0, region="a"), dc.exact(0.5, lo=0.4, hi=3.0, region="b"))
+    assert cl.decide(*both)["side"] in ("both pass", "too coarse")
+
+
+# --------------------------------------------------------------------------
+# the ledger
+# --------------------------------------------------------------------------
 
 def _ledger(scale="quick", expect="differs", value=3.0):
     led = cl.Ledger("05_depth_scaling", scale)
-    led.claim("a", item="fig2", kind="paper", paper="p", ours="o", test=cl.ztest(1.0, 0.1, 1.0),
-              alternative="1.5", alternative_test=cl.ztest(1.0, 0.1, 1.5),
+    led.claim("a", item="fig2", kind="paper", paper="p", ours="o",
+              test=dc.equivalence(1.0, 0.1, 1.0, 1.0, replicates=10, origin=ORIGIN),
+              alternative="3", alternative_test=dc.equivalence(1.0, 0.1, 3.0, 1.0, replicates=10,
+                                                               origin=ORIGIN),
               expect="reproduced", evidence="sec-a", value=1.0, se=0.1)
     led.claim("b", item="thm5.3-correction", kind="paper", paper="p", ours="o",
-              test=cl.closer(value, paper=-3.0, alternative=3.0, se=0.1),
+              test=dc.equivalence(value, 0.1, -3.0, 3.0, replicates=10, origin=ORIGIN),
               alternative="+3",
-              alternative_test=cl.closer(value, paper=3.0, alternative=-3.0, se=0.1),
+              alternative_test=dc.equivalence(value, 0.1, 3.0, 3.0, replicates=10, origin=ORIGIN),
               expect=expect, evidence="sec-b")
     return led
 
@@ -105,17 +204,22 @@ def test_status_from_the_claim_and_its_alternative():
     led = _ledger()
     assert led["a"].status == "reproduced" and led["a"].alternative_status == "differs"
     assert led["b"].status == "differs" and led["b"].alternative_status == "reproduced"
-    near_mid = _ledger(value=0.1)["b"]  # within 3 s.e. of the midpoint: neither side
-    assert near_mid.status == "undecided" and near_mid.alternative_status == "differs"
+    near_mid = _ledger(value=0.1)["b"]  # interval across the shared boundary 0
+    assert near_mid.status == "inconclusive" and near_mid.side == "straddles"
     d = led.as_dict()["claims"][1]
     assert d["alternative"] == "+3" and d["alternative_status"] == "reproduced"
-    assert d["kind"] == "paper" and d["alternative_test"]["test"] == "closer"
+    assert d["kind"] == "paper" and d["alternative_test"]["test"] == "equivalence"
+    assert d["resolution"] == pytest.approx(3.0 + 0.1 * student_t.ppf(0.975, 9))
+    assert d["distance"] == pytest.approx(6.0)
+    json.dumps(led.as_dict(), allow_nan=False)  # infinite bounds are encoded
 
 
 def test_ledger_rejects_bad_claims():
     led = _ledger()
-    ok = dict(paper="", ours="", test=cl.holds(0, 1, rule=""), alternative="x",
-              alternative_test=cl.holds(2, 1, rule=""), expect="reproduced", evidence="x")
+    t0 = dc.exact(0.0, hi=1.0, region="<= 1")
+    ok = dict(paper="", ours="", test=t0, alternative="x",
+              alternative_test=dc.exact(0.0, lo=2.0, region=">= 2"), expect="reproduced",
+              evidence="x")
     with pytest.raises(ValueError, match="stated twice"):
         led.claim("a", item="fig2", kind="paper", **ok)
     with pytest.raises(ValueError, match="unknown item"):
@@ -124,30 +228,42 @@ def test_ledger_rejects_bad_claims():
         led.claim("c", item="fig2", kind="guess", **ok)
     with pytest.raises(ValueError, match="expect"):
         led.claim("d", item="fig2", kind="paper", **dict(ok, expect="not yet"))
+    with pytest.raises(ValueError, match="expect"):
+        led.claim("d", item="fig2", kind="paper", **dict(ok, expect="undecided"))
+    with pytest.raises(ValueError, match="expect"):  # no status for this scale
+        led.claim("d", item="fig2", kind="paper", **dict(ok, expect={"paper": "reproduced"}))
     with pytest.raises(TypeError):
         led.claim("e", item="fig2", kind="paper", **dict(ok, test=True))
     with pytest.raises(ValueError, match="same test"):
-        led.claim("f", item="fig2", kind="paper",
-                  **dict(ok, alternative_test=cl.ztest(1.0, 0.1, 1.0)))
+        led.claim("f", item="fig2", kind="paper", **dict(
+            ok, alternative_test=dc.sign_test(0.0, 1.0, positive=True, replicates=5)))
+    with pytest.raises(ValueError, match="same statistic"):  # a - b against b - a
+        led.claim("f", item="fig2", kind="paper", **dict(
+            ok, alternative_test=dc.exact(1.0, lo=2.0, region=">= 2")))
+    with pytest.raises(ValueError, match="region is the claim's own"):
+        led.claim("f", item="fig2", kind="paper", **dict(ok, alternative_test=t0))
     with pytest.raises(ValueError, match="name the alternative"):
         led.claim("g", item="fig2", kind="paper", **dict(ok, alternative=" "))
     assert led.claim("h", item="fig2", kind="identity", **ok) is None  # nothing to display
+    assert led["h"].status == "reproduced"
 
 
-def test_decided_mismatch_fails_at_every_scale(tmp_path):
+def test_every_mismatch_fails_at_every_scale(tmp_path):
     for scale in ("quick", "paper"):
         with pytest.raises(cl.ClaimMismatch, match="'b'.*computed 'differs'.*asserts 'reproduced'"):
             _ledger(scale, expect="reproduced").finish(tmp_path)
         assert (tmp_path / "05_depth_scaling.json").is_file()  # written before raising
         _ledger(scale, expect="differs").finish(tmp_path)
+        # an inconclusive claim binds at every scale too
+        with pytest.raises(cl.ClaimMismatch, match="'b'.*inconclusive.*straddles"):
+            _ledger(scale, expect="differs", value=0.1).finish(tmp_path)
+        _ledger(scale, expect="inconclusive", value=0.1).finish(tmp_path)
 
 
-def test_undecided_binds_at_paper_scale_only(tmp_path, capsys):
-    _ledger("quick", expect="differs", value=0.1).finish(tmp_path)
-    assert "undecided" in capsys.readouterr().out
-    with pytest.raises(cl.ClaimMismatch, match="'b'.*undecided"):
-        _ledger("paper", expect="differs", value=0.1).finish(tmp_path)
-    _ledger("paper", expect="undecided", value=0.1).finish(tmp_path)
+def test_expected_status_per_scale_is_data():
+    exp = {"quick": "inconclusive", "paper": "differs"}
+    _ledger("quick", expect=exp, value=0.1)
+    assert _ledger("paper", expect=exp)["b"].expect == "differs"
 
 
 def test_build_id_without_make_is_the_executing_process(monkeypatch):
@@ -207,6 +323,28 @@ def test_item_rows_cover_every_item_once_or_per_claim():
     assert by["fig1"]["status"] == "not yet"
     assert by["fig2"]["status"] == "reproduced" and by["thm5.3-correction"]["status"] == "differs"
     assert by["thm5.3-correction"]["alternative_status"] == "reproduced"
+    assert by["fig2"]["margin"] == 1.0 and by["fig2"]["quantile"] == "t(9) 97.5%"
     led["claims"][0]["item"] = "nonsense"
     with pytest.raises(ValueError, match="unknown items"):
         cl.item_rows([led])
+
+
+def test_seed_check_compares_claim_by_claim(tmp_path, capsys):
+    from fgln.book import seed_check as sc
+
+    for name, value in (("a", 3.0), ("b", 3.0), ("c", 0.1)):
+        _ledger("paper", expect="inconclusive" if value == 0.1 else "differs",
+                value=value).write(tmp_path / name)
+    out = tmp_path / "seeds.json"
+    assert sc.main([str(tmp_path / "a"), str(tmp_path / "b"), "--seeds", "0", "1000",
+                    "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["claims"] == 2 and data["same"] == 2 and data["seeds"] == [0, 1000]
+    # claim b decided at one seed, inconclusive at the other: a moved decided status
+    assert sc.main([str(tmp_path / "a"), str(tmp_path / "c"), "--seeds", "0", "1"]) == 1
+    assert "b: differs -> inconclusive (straddles)" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError):
+        sc.read_ledgers(tmp_path / "nothing")
+    _ledger("quick").write(tmp_path / "q")
+    with pytest.raises(ValueError, match="scales"):
+        sc.compare_statuses(sc.read_ledgers(tmp_path / "a"), sc.read_ledgers(tmp_path / "q"))

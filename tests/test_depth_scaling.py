@@ -67,3 +67,34 @@ def test_finite_depth_offsets_are_positive_and_below_d():
     assert np.all(r["mean"] > 10 * r["se"])  # clearly positive: the printed sign fails
     assert np.all(r["mean"] < d + 4.5 * r["se"])
     assert np.all(r["mean"] > 0.7 * d)  # and close to d_i already at L = 40 for n = 5
+
+
+def test_depth_slopes_are_per_replicate_least_squares():
+    """Exact lines give their slopes back; a replicate with log 0 in the window has no slope
+    for that index (NaN) and the statistics are over the others; bad input is refused."""
+    depth = np.arange(1.0, 11.0)
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5, 2))
+    logs = depth[None, :, None] * a[:, None, :] + rng.normal(size=(5, 1, 2))
+    logs[0, 7, 1] = -np.inf
+    res = ds.depth_slopes(depth, logs, start=4)
+    assert np.allclose(res["slopes"][1:], a[1:]) and np.isclose(res["slopes"][0, 0], a[0, 0])
+    assert np.isnan(res["slopes"][0, 1]) and res["count"].tolist() == [5, 4]
+    assert np.allclose(res["mean"], [a[:, 0].mean(), a[1:, 1].mean()])
+    assert res["window"].tolist() == list(range(4, 11))
+    with pytest.raises(ValueError, match="3 depths"):
+        ds.depth_slopes(depth, logs, start=9)
+    with pytest.raises(ValueError, match="logs must be"):
+        ds.depth_slopes(depth, logs[:, :5], start=1)
+
+
+def test_gate_ranks_decide_the_exact_zeros():
+    """s_{i,L} > 0 exactly when every gate of the product has rank >= i (the same draws as
+    top_values_by_depth); at p = 1 every gate has full rank."""
+    n, L, k = 6, 5, 6
+    top = ds.top_values_by_depth(n, L, 0.5, k, 64, seed=3)
+    ranks = ds.gate_ranks(n, L, 0.5, 64, seed=3)
+    assert ranks.shape == (64, L) and ranks.min() >= 0 and ranks.max() <= n
+    nonzero = np.isfinite(top["logs"][:, -1, :]).sum(1)
+    assert np.array_equal(nonzero, np.minimum(k, ranks.min(1)))
+    assert (ds.gate_ranks(n, L, 1.0, 4, seed=0) == n).all()

@@ -21,6 +21,7 @@ from fgln.theory.flow_rates import (
 )
 from fgln.theory.g1_process import (
     fit_g1_constant,
+    fit_g1_exponent,
     g1_process,
     growth_phase_ratio,
     rise_times,
@@ -433,3 +434,16 @@ def test_remark72_transpose_errors_tell_printed_from_proof():
     G = torch.randn(8, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     printed, proof = remark72_transpose_errors(net, G, 4)
     assert proof < 1e-10 < 1e-3 < printed
+
+
+@pytest.mark.parametrize("exponent", [1.0, 1.8])
+def test_fit_g1_exponent_recovers_the_exponent_of_the_process(exponent):
+    """A curve made by the process at a known exponent and constant gives them back; a curve
+    made at another exponent gives that one, not the paper's 2 - 2/L."""
+    steps = np.arange(0, 400, 5)
+    g = 0.02 * (1.0 + 0.5 * np.cos(steps / 60.0))
+    s = g1_process(0.5, g, steps, 0.3, 10, exponent=exponent)
+    a, C = fit_g1_exponent(s, g, steps, 10)
+    assert a == pytest.approx(exponent, abs=1e-3) and C == pytest.approx(0.3, rel=1e-2)
+    with pytest.raises(ValueError, match="bounds"):
+        fit_g1_exponent(s, g, steps, 10, bounds=(2.0, 1.0))

@@ -257,3 +257,25 @@ def test_linear_baseline_is_a_least_squares_fit(digits):
     assert mnist.linear_baseline(ds, ds, ridge=1e-9) == 1.0
     acc = mnist.linear_baseline(digits.train.subset(2000), digits.test)
     assert 0.6 < acc < 0.95
+
+
+def test_logistic_baseline_fits_separable_labels_and_chooses_on_training_digits(digits):
+    """Labels that are an exact linear function of the pixels are fitted perfectly by the
+    multinomial logistic regression; the penalty is chosen without the test digits (the same
+    choice whatever the test set); bad arguments are refused."""
+    from fgln.mnist.data import MnistDataset
+
+    imgs = digits.train.images[:400]
+    X = imgs.reshape(400, -1).double() / 255
+    X = (X - 0.1307) / 0.3081
+    M = torch.randn(784, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ds = MnistDataset(imgs, (X @ M).argmax(1))
+    res = mnist.logistic_baseline(ds, ds, penalties=(1e-4, 1e-2), steps=100)
+    assert res["accuracy"] >= 0.97 and res["correct"].shape == (400,)
+    assert res["correct"].mean() == pytest.approx(res["accuracy"])
+    other = mnist.logistic_baseline(ds, digits.test.subset(50), penalties=(1e-4, 1e-2), steps=100)
+    assert other["penalty"] == res["penalty"]
+    with pytest.raises(ValueError, match="penalties"):
+        mnist.logistic_baseline(ds, ds, penalties=(0.0,))
+    with pytest.raises(ValueError, match="holdout"):
+        mnist.logistic_baseline(ds, ds, holdout=1.0)

@@ -452,12 +452,16 @@ def test_ledger_written(executed_chapter):
         assert c["kind"] in KINDS and c["alternative"].strip()
         assert c["evidence"] and c["test"]["rule"] and c["test"]["detail"]
         assert c["alternative_test"]["test"] == c["test"]["test"]
-        # a decided claim never gives its alternative its own status
-        if c["status"] != "undecided":
-            assert c["alternative_status"] != c["status"], c["id"]
-        # at every scale, a decided claim has the status the prose asserts
-        if c["status"] != "undecided":
-            assert c["status"] == c["expect"], c["id"]
+        # the claim and its alternative share the statistic; resolution and margin recorded
+        assert c["alternative_test"]["statistic"] == c["test"]["statistic"], c["id"]
+        assert c["resolution"] is not None, c["id"]
+        if c["test"]["replicates"] is not None:
+            assert c["test"]["quantile"].startswith("t("), c["id"]
+        # a decided claim never gives its alternative its own outcome
+        if c["status"] != "inconclusive":
+            assert c["alternative_test"]["outcome"] != c["test"]["outcome"], c["id"]
+        # at every scale, every claim has the status the prose asserts
+        assert c["status"] == c["expect"], c["id"]
     # every evidence label exists in the chapter
     text = (BOOK_DIR / f"{executed_chapter['name']}.md").read_text(encoding="utf-8")
     for c in led["claims"]:

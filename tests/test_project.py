@@ -204,9 +204,18 @@ def test_notebook_chapter_header_and_parameters(path):
             f"{path.name}: parameters cell must define {name} (injected by the tests)"
         )
     if path.stem not in LEDGER_PAGES:
-        assert re.search(r"\.finish\(ledger_dir\)", path.read_text(encoding="utf-8")), (
+        text = path.read_text(encoding="utf-8")
+        assert re.search(r"\.finish\(ledger_dir\)", text), (
             f"{path.name}: must write its claims ledger (ledger.finish(ledger_dir))"
         )
+        # the seed of every random stream comes from FGLN_SEED (make seeds sets a second one)
+        assert re.search(r"""^seed\s*=\s*int\(os\.environ\.get\(["']FGLN_SEED["']""", src,
+                         re.MULTILINE), f"{path.name}: seed must be read from FGLN_SEED"
+        # asserted statuses per scale are data of the claim (expect={...}), not code
+        for line in text.splitlines():
+            assert not (re.search(r"expect", line)
+                        and re.search(r"\bscale\s*[=!]=|\[scale\]", line)), (
+                f"{path.name}: an expected status chosen by scale in code: {line.strip()}")
 
 
 def test_notebook_chapters_are_validated():

@@ -98,8 +98,9 @@ def conditional_stats(x, axis: int = 0) -> dict[str, np.ndarray]:
     return {"mean": mean, "se": se, "sd": sd, "count": cnt, "frac": cnt / x.shape[axis]}
 
 
-def mean_se(x, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(mean, standard error, standard deviation)`` of the finite entries along ``axis``.
+def mean_se(x, axis: int = 0, *,
+            nonfinite: str = "raise") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, standard error, standard deviation)`` along ``axis``.
 
     Parameters
     ----------
@@ -107,12 +108,29 @@ def mean_se(x, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         Values, replicates along ``axis``.
     axis : int
         The replicate axis (default 0).
+    nonfinite : {"raise", "drop"}
+        What a NaN or infinite entry does: ``"raise"`` (default) refuses it, ``"drop"``
+        averages the finite entries only (:func:`conditional_stats` also reports how many).
 
     Returns
     -------
     mean, se, sd : numpy.ndarray
         As in :func:`conditional_stats`, each of the shape of ``x`` without ``axis``.
+
+    Raises
+    ------
+    ValueError
+        If ``nonfinite`` is ``"raise"`` and an entry is not finite (the message gives how
+        many), or ``nonfinite`` is neither value.
     """
+    if nonfinite not in ("raise", "drop"):
+        raise ValueError(f"nonfinite must be 'raise' or 'drop', got {nonfinite!r}")
+    if nonfinite == "raise":
+        arr = np.asarray(x, dtype=float)
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise ValueError(f"mean_se: {bad} of {arr.size} entries are not finite; pass "
+                             "nonfinite='drop' to average the finite ones")
     st = conditional_stats(x, axis)
     return st["mean"], st["se"], st["sd"]
 

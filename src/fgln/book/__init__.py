@@ -3,7 +3,7 @@ rendered from the ledgers, figure style, the run line of a page. Imports only fg
 
 from .cache import cache_counts, cached, cached_resumable, code_version
 from .claims import Ledger, load_ledgers
-from .decisions import Decision, closer, family_z, holds, sign_test, trend, within, ztest
+from .decisions import Decision, equivalence, exact, family_quantile, sign_test, trend
 from .plotting import band, new_figure, save_figure, use_style
 from .run_info import glue_page_report, start_page
 
@@ -11,7 +11,7 @@ __all__ = [
     # cache
     "cached", "cached_resumable", "cache_counts", "code_version",
     # decisions
-    "Decision", "ztest", "closer", "sign_test", "trend", "within", "holds", "family_z",
+    "Decision", "equivalence", "sign_test", "trend", "exact", "family_quantile",
     # claims
     "Ledger", "load_ledgers",
     # plotting

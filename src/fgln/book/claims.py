@@ -3,29 +3,35 @@
 A chapter states each claim once::
 
     ledger = Ledger("05_depth_scaling", scale)
-    ledger.claim("thm5.3-offsets", item="thm5.3-correction", kind="paper",
-                 paper="offset -> d_i (appendix sign)", ours=f"{m:.2f} ± {se:.2f}",
-                 value=m, se=se, test=ztest(m, se, d1),
-                 alternative="-d_1 (printed sign)", alternative_test=ztest(m, se, -d1),
-                 expect="reproduced", evidence="sec-correction")
-    ledger.finish(ledger_dir)   # writes <chapter>.json; raises on a contradicted claim
+    ledger.claim("fig2-convergence-p1", item="fig2", kind="paper",
+                 paper="(1/L) log s_{1,L} converges to gamma_1", ours=fmt(slope, se),
+                 test=trend(Ls, logs, target=g1, margin=m, origin="half of gamma_1 - gamma_2"),
+                 alternative="gamma_2", alternative_test=trend(Ls, logs, target=g2, margin=m,
+                                                                origin="half of gamma_1 - gamma_2"),
+                 expect={"quick": "inconclusive", "paper": "reproduced"}, evidence="sec-fig2")
+    ledger.finish(ledger_dir)   # writes <chapter>.json; raises on any contradicted claim
 
-The *test* (from :mod:`fgln.book.decisions`) asks whether the stated value or reading agrees
-with our numbers; the same test is asked of the alternative the claim rules out (the
-printed sign, a neighbouring index, the baseline). The claim is ``reproduced`` when the
-statement passes and the alternative fails, ``differs`` when the alternative passes and
-the statement fails, and ``undecided`` when both get the same answer: then the numbers
-have decided nothing. Claims are of three kinds (:data:`KINDS`): statements of the paper,
-identity or derivation checks (exact, not statistical), and the book's own controls and
-findings; only the first counts towards an item's reproduction. Items of the paper that no
-chapter covers yet are listed once, in :data:`PAPER_ITEMS`; an item without a claim is
-``not yet``.
+The *test* (from :mod:`fgln.book.decisions`) puts a statistic's confidence interval against
+the region the statement names; the *same statistic* is put against the region the
+alternative names (the printed sign, the neighbours on both sides, a real baseline). The claim
+is ``reproduced`` when the statement holds and the alternative fails, ``differs`` when the
+alternative holds and the statement fails, and ``inconclusive`` otherwise, with the side
+recorded: both pass, both fail, an interval straddles a boundary, or the test is too coarse
+to tell the claim from its alternative (its resolution is not finer than their distance:
+fed the alternative's value as the truth, with the claim's own interval, the claim's test
+would not fail). Claims are of three kinds (:data:`KINDS`): statements of the paper, identity
+or derivation checks (exact, not statistical), and the book's own controls and findings;
+only the first counts towards an item's reproduction. Items of the paper that no chapter
+covers yet are listed once, in :data:`PAPER_ITEMS`; an item without a claim is ``not yet``.
+The status the prose asserts may depend on the scale (``expect={"quick": ..., "paper":
+...}``); it is enforced at every scale.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,84 +40,29 @@ from typing import Any, Sequence
 from ..base.atomic import atomic_write
 from ..base.paths import find_repo_root
 from .cache import code_version
+from .items import BOOK_ITEMS, KINDS, PAPER_ITEMS
 from .decisions import (
+    ALPHA,
     Decision,
     NonFiniteStatistic,
-    closer,
-    family_z,
-    holds,
+    equivalence,
+    exact,
+    family_quantile,
     sign_test,
     trend,
-    within,
-    ztest,
 )
 
 __all__ = [
     "STATUSES", "KINDS", "PAPER_ITEMS", "BOOK_ITEMS", "Decision", "Claim", "Ledger",
-    "ClaimMismatch", "StaleLedger", "NonFiniteStatistic", "ztest", "closer", "sign_test",
-    "trend", "within", "holds", "family_z", "load_ledgers", "item_rows", "source_sha",
-    "build_id",
+    "ClaimMismatch", "StaleLedger", "NonFiniteStatistic", "ALPHA", "equivalence", "exact",
+    "sign_test", "trend", "family_quantile", "load_ledgers", "item_rows", "source_sha",
+    "build_id", "decide",
 ]
 
-STATUSES = ("reproduced", "differs", "undecided", "not yet")
+STATUSES = ("reproduced", "differs", "inconclusive", "not yet")
 
-# What a claim is: only "paper" claims decide whether a paper item is reproduced.
-KINDS: dict[str, str] = {
-    "paper": "a statement of the paper",
-    "identity": "an identity or derivation check (exact, not statistical)",
-    "book": "a control or finding of the book's own",
-}
-
-# Every figure and numbered result of the paper, in the paper's order:
-# key -> (kind, label on the reproduction page, what the paper states).
-PAPER_ITEMS: dict[str, tuple[str, str, str]] = {
-    "fig1": ("figure", "Figure 1", "top-15 log s_k of J during training (L=10, n=64, p=0.5, rank-10 regression)"),
-    "fig2": ("figure", "Figure 2", "(1/L) log s_{1,L} -> gamma_1, with the correction gamma_1 + (d_0 - d_1)/L; p=1 and p=0.5"),
-    "fig3": ("figure", "Figure 3", "top 64 of (1/L) log s_{k,L} at L=20 against gamma_k and gamma_k + (d_{k-1} - d_k)/L"),
-    "fig4a": ("figure", "Figure 4 (left)", "top-30 log s_k(B_l) affine in l at initialization (L=100, p=0.5)"),
-    "fig4b": ("figure", "Figure 4 (right)", "the same after MNIST training: two clusters"),
-    "fig5a": ("figure", "Figure 5 (init)", "diagonal correlation of U_J^T U_{A_l} against l: high at low l"),
-    "fig5b": ("figure", "Figure 5 (trained)", "the same after MNIST training: higher, and spread to larger l"),
-    "fig6": ("figure", "Figure 6", "U_J^T U_{A_l} at p=1; diagonal correlations 0.26, 0.49, 0.84"),
-    "fig7": ("figure", "Figure 7", "predicted against measured s_1(t) during training"),
-    "fig8": ("figure", "Figure 8", "trained against initial spectrum: only the top values move"),
-    "fig9": ("figure", "Figure 9", "top 30 singular values at init, n=128, p=0.5 and p=1"),
-    "fig10": ("figure", "Figure 10", "diagonal correlation of the top-left 10x10 of U_J^T A_l A_l^T U_J: U-shaped in l"),
-    "fig11": ("figure", "Figure 11", "the same for U_J^T U_{A_l}: decreasing in l"),
-    "fig12": ("figure", "Figure 12", "the same for A_l A_l^T: increasing in l"),
-    "prop4.5": ("result", "Proposition 4.5", "balanced masked networks: ds_k/dt = -L s_k^{2-2/L} <grad_J L, u_k v_k^T>"),
-    "thm5.3-exponents": ("result", "Theorem 5.3 (exponents)", "(1/L) log s_{i,L} -> gamma_i for (r,p,sigma)-layers"),
-    "thm5.3-correction": ("result", "Theorem 5.3 (correction)", "E[(1/L) log s_{i,L}] = gamma_i + (d_{i-1} - d_i)/L + o(1/L)"),
-    "d_i": ("result", "Constants d_i", "d_i = -E log|det Omega^{i,i}|"),
-    "rem5.4": ("result", "Remark 5.4", "closed form of gamma_i"),
-    "rem5.5": ("result", "Remark 5.5", "the unnormalised approximation of gamma_i used in the comparisons"),
-    "cor5.6": ("result", "Corollary 5.6", "s_{i+1,L}/s_{i,L} -> 0"),
-    "thm6.1": ("result", "Theorem 6.1", "R_L^{r,r} -> I under spectral separation"),
-    "rem6.2": ("result", "Remark 6.2", "clusters: block-diagonal limit"),
-    "rem6.3": ("result", "Remark 6.3", "(S_J S_A^{-1})^{r,r} -> Sigma_C; scaled overlaps -> T_C, (T_C^{-1})^T"),
-    "thmD.1c": ("result", "Theorem D.1 (c)", "decay rates of the entries of U_L"),
-    "prop7.1": ("result", "Proposition 7.1", "ds_k/dt ~ -e^{(2+2/L) delta_k} L s_k^{2-2/L} <grad_J L, u_k v_k^T>"),
-    "rem7.2": ("result", "Remark 7.2", "first-order version through triangular factors"),
-    "appF": ("result", "Appendix F formula", "closed form of the diagonal correlation"),
-    "mnist-accuracy": ("result", "Section 8 (MNIST)", "the fixed-gates network trains on MNIST"),
-}
-
-# The book's own findings (beyond the paper), same layout: key -> (kind, label, statement).
-BOOK_ITEMS: dict[str, tuple[str, str, str]] = {
-    "relu-init-exponents": ("book", "ReLU J(x): depth scaling",
-                            "E[(1/L) log s_i] of a ReLU network's J(x) equals that of the independently gated product"),
-    "relu-regimes": ("book", "ReLU J(x): three regimes",
-                     "moments (L << n), log-normal norms (L ~ n), Lyapunov spectrum (L >> n)"),
-    "relu-separation": ("book", "ReLU J(x): separation",
-                        "s_(i+1)/s_i -> 0 at the rate gamma_(i+1) - gamma_i (Corollary 5.6 for ReLU)"),
-    "relu-alignment": ("book", "ReLU J(x): alignment",
-                       "U_J and U_(A_l) align per input as in the fixed-gates network"),
-    "relu-modes": ("book", "ReLU: two inputs",
-                   "shared gates 1 - theta/pi in the first layer, more in deeper ones; overlap of top singular subspaces"),
-    "relu-trained": ("book", "ReLU trained on MNIST",
-                     "clusters, alignment and accuracy of the trained ReLU block against chapter 8"),
-}
-
+#: The sides of an inconclusive claim.
+SIDES = ("both pass", "both fail", "straddles", "too coarse")
 
 class ClaimMismatch(AssertionError):
     """A claim's computed status differs from the one the prose asserts."""
@@ -121,14 +72,87 @@ class StaleLedger(RuntimeError):
     """A ledger is missing, or was computed by other code, text, scale or build."""
 
 
+def fmt_number(x: float | None) -> str:
+    """A number with 3 significant digits (scientific below 1e-3), '-' for None."""
+    if x is None:
+        return "-"
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    return f"{x:.3g}" if abs(x) >= 1e-3 else f"{x:.2e}"
+
+
+def _representative(d: Decision) -> tuple[float, ...] | None:
+    """A point of the region of ``d`` per entry: its centre, or its finite bound for a
+    half-line (None when neither exists)."""
+    out = []
+    for lo, hi in zip(d.lo, d.hi):
+        if math.isfinite(lo) and math.isfinite(hi):
+            out.append(0.5 * (lo + hi))
+        elif math.isfinite(lo) or math.isfinite(hi):
+            out.append(lo if math.isfinite(lo) else hi)
+        else:
+            return None
+    return tuple(out)
+
+
+def decide(test: Decision, alternative_test: Decision) -> dict[str, Any]:
+    """Status of a claim from its test and its alternative's (same statistic).
+
+    The claim is *resolvable* when each test, fed the other region's representative point
+    (centre, or finite bound of a half-line) as the truth with its own intervals, fails;
+    two half-lines that meet at one bound (a sign and its opposite) are resolvable by
+    construction. Then: reproduced (claim holds, alternative fails), differs (the
+    reverse), or inconclusive with its side; an unresolvable claim is inconclusive, side
+    ``"too coarse"``.
+
+    Parameters
+    ----------
+    test, alternative_test : Decision
+        The claim's test and the alternative's (same ``test`` name and statistic).
+
+    Returns
+    -------
+    outcome : dict
+        ``status``, ``side`` ('' unless inconclusive), ``resolution`` (of the claim's test),
+        ``distance`` (largest distance between the two regions' representative points, None
+        for opposite half-lines) and ``resolvable``.
+    """
+    rc, ra = _representative(test), _representative(alternative_test)
+    half_lines = test.margin is None and alternative_test.margin is None and test.test != "exact"
+    if rc is None or ra is None:
+        raise ValueError("a region must have a finite bound")
+    distance = max(abs(a - b) for a, b in zip(rc, ra)) if rc else 0.0
+    if half_lines and distance == 0.0:
+        resolvable, distance_out = True, None
+    else:
+        resolvable = test.at(ra) is False and alternative_test.at(rc) is False
+        distance_out = distance
+    t, a = test.holds, alternative_test.holds
+    if not resolvable:
+        status, side = "inconclusive", "too coarse"
+    elif t is True and a is False:
+        status, side = "reproduced", ""
+    elif t is False and a is True:
+        status, side = "differs", ""
+    elif t is True and a is True:
+        status, side = "inconclusive", "both pass"
+    elif t is False and a is False:
+        status, side = "inconclusive", "both fail"
+    else:
+        status, side = "inconclusive", "straddles"
+    return dict(status=status, side=side, resolution=test.resolution, distance=distance_out,
+                resolvable=resolvable)
+
+
 @dataclass
 class Claim:
     """One checked claim of a chapter, as :meth:`Ledger.claim` records it.
 
     Parameters
     ----------
-    id, item, kind, chapter, paper, ours, test, alternative, alternative_test, status, \
-alternative_status, expect, evidence, value, se
+    id, item, kind, chapter, paper, ours, test, alternative, alternative_test, status, side, \
+alternative_status, expect, evidence, resolution, distance, value, se
         The attributes below, in this order.
 
     Attributes
@@ -150,33 +174,43 @@ alternative_status, expect, evidence, value, se
     alternative : str
         The competing value or reading the claim rules out.
     alternative_test : Decision
-        The same test applied to the alternative.
+        The same statistic against the alternative's region.
     status : str
-        ``"reproduced"``, ``"differs"`` or ``"undecided"`` (claim and alternative agree).
+        ``"reproduced"``, ``"differs"`` or ``"inconclusive"``.
+    side : str
+        For an inconclusive claim, one of :data:`SIDES`; else ''.
     alternative_status : str
-        Status of the alternative.
+        Status of the alternative's test on its own.
     expect : str
-        The status the prose asserts.
+        The status the prose asserts at this scale.
     evidence : str
         MyST label in the chapter where the evidence is shown.
+    resolution : float
+        Smallest deviation the claim's test can detect (margin plus interval half-width).
+    distance : float or None
+        Distance between the claim's and the alternative's predictions (None for opposite
+        signs).
     value : float or None
         Our value as a number, where there is one.
     se : float or None
         Its standard error.
     """
     id: str
-    item: str           # key of PAPER_ITEMS or BOOK_ITEMS
-    kind: str           # key of KINDS
+    item: str
+    kind: str
     chapter: str
-    paper: str          # what the paper says (statement or printed value)
-    ours: str           # our value, formatted from the run
+    paper: str
+    ours: str
     test: Decision
-    alternative: str    # the competing value or reading the claim rules out
-    alternative_test: Decision  # the same test applied to the alternative
+    alternative: str
+    alternative_test: Decision
     status: str
+    side: str
     alternative_status: str
     expect: str
-    evidence: str       # MyST label in the chapter where the evidence is shown
+    evidence: str
+    resolution: float = 0.0
+    distance: float | None = None
     value: float | None = None
     se: float | None = None
 
@@ -189,8 +223,8 @@ alternative_status, expect, evidence, value, se
             Field name to value.
         """
         d = asdict(self)
-        d["test"] = asdict(self.test)
-        d["alternative_test"] = asdict(self.alternative_test)
+        d["test"] = self.test.as_dict()
+        d["alternative_test"] = self.alternative_test.as_dict()
         return d
 
 
@@ -268,11 +302,10 @@ class Ledger:
     claims: list[Claim] = field(default_factory=list)
 
     def claim(self, id: str, *, item: str, kind: str, paper: str, ours: str, test: Decision,
-              alternative: str, alternative_test: Decision, expect: str, evidence: str,
-              value: float | None = None, se: float | None = None) -> None:
-        """Record one claim. ``test`` decides the stated value or reading, ``alternative_test``
-        is the same test applied to ``alternative`` (what the claim rules out). Raises
-        :class:`NonFiniteStatistic` naming the claim when either test had a non-finite input.
+              alternative: str, alternative_test: Decision, expect: str | dict[str, str],
+              evidence: str, value: float | None = None, se: float | None = None) -> None:
+        """Record one claim. ``test`` puts a statistic against the statement's region,
+        ``alternative_test`` the *same* statistic against the region of ``alternative``.
 
         Parameters
         ----------
@@ -291,9 +324,10 @@ class Ledger:
         alternative : str
             What the claim rules out (non-blank).
         alternative_test : Decision
-            The same test (same ``test`` name) applied to the alternative.
-        expect : str
-            The status the prose asserts: ``"reproduced"``, ``"differs"`` or ``"undecided"``.
+            The same test on the same statistic, against the alternative's region.
+        expect : str or dict of str to str
+            The status the prose asserts (``"reproduced"``, ``"differs"`` or
+            ``"inconclusive"``), or one per scale (``{"quick": ..., "paper": ...}``).
         evidence : str
             MyST label where the chapter shows the evidence.
         value : float or None
@@ -301,41 +335,54 @@ class Ledger:
         se : float or None
             Its standard error.
 
+        The recorded claim is ``ledger[id]`` (the call returns nothing, so that a chapter cell
+        ending with it displays nothing).
+
         Raises
         ------
         NonFiniteStatistic
-            If either test had a non-finite statistic.
+            If either test had a non-finite input (the message names the claim).
         TypeError
             If a test is not a :class:`fgln.book.decisions.Decision`.
         ValueError
-            If ``item``, ``kind`` or ``expect`` is unknown, the two tests differ, the alternative
-            is blank or ``id`` was stated before.
+            If ``item``, ``kind`` or ``expect`` is unknown, the two tests differ in name or
+            statistic, their regions are the same, the alternative is blank or ``id`` was
+            stated before.
         """
         if item not in PAPER_ITEMS and item not in BOOK_ITEMS:
             raise ValueError(f"claim {id!r}: unknown item {item!r}; see fgln.book.claims.PAPER_ITEMS")
         if kind not in KINDS:
             raise ValueError(f"claim {id!r}: kind must be one of {sorted(KINDS)}, got {kind!r}")
-        if expect not in STATUSES[:3]:
+        exp = expect.get(self.scale) if isinstance(expect, dict) else expect
+        if exp not in STATUSES[:3]:
             raise ValueError(f"claim {id!r}: expect must be 'reproduced', 'differs' or "
-                             f"'undecided', got {expect!r}")
+                             f"'inconclusive' (or a dict of them per scale, with {self.scale!r}), "
+                             f"got {expect!r}")
         for name, d in (("test", test), ("alternative_test", alternative_test)):
             if not isinstance(d, Decision):
                 raise TypeError(f"claim {id!r}: {name} must be a Decision (fgln.book.decisions)")
-            if d.holds is None:
-                raise NonFiniteStatistic(f"claim {id!r} in {self.chapter}, {name}: {d.detail}")
+            if d.error:
+                raise NonFiniteStatistic(f"claim {id!r} in {self.chapter}, {name}: {d.error}")
         if alternative_test.test != test.test:
             raise ValueError(f"claim {id!r}: the alternative must be decided by the same test "
                              f"({test.test!r}), got {alternative_test.test!r}")
+        if alternative_test.statistic != test.statistic:
+            raise ValueError(f"claim {id!r}: the alternative must be decided on the same "
+                             "statistic (values and standard errors) as the claim")
+        if (alternative_test.lo, alternative_test.hi) == (test.lo, test.hi):
+            raise ValueError(f"claim {id!r}: the alternative's region is the claim's own")
         if not alternative.strip():
             raise ValueError(f"claim {id!r}: name the alternative the claim rules out")
         if any(c.id == id for c in self.claims):
             raise ValueError(f"claim {id!r} stated twice in {self.chapter}")
-        status = test.status if test.holds != alternative_test.holds else "undecided"
-        self.claims.append(Claim(
+        out = decide(test, alternative_test)
+        claim = Claim(
             id=id, item=item, kind=kind, chapter=self.chapter, paper=paper, ours=ours, test=test,
-            alternative=alternative, alternative_test=alternative_test, status=status,
-            alternative_status=alternative_test.status, expect=expect, evidence=evidence,
-            value=None if value is None else float(value), se=None if se is None else float(se)))
+            alternative=alternative, alternative_test=alternative_test, status=out["status"],
+            side=out["side"], alternative_status=alternative_test.status, expect=exp,
+            evidence=evidence, resolution=out["resolution"], distance=out["distance"],
+            value=None if value is None else float(value), se=None if se is None else float(se))
+        self.claims.append(claim)
 
     def __getitem__(self, id: str) -> Claim:
         for c in self.claims:
@@ -385,7 +432,8 @@ class Ledger:
         return atomic_write(directory / f"{self.chapter}.json", lambda fh: fh.write(text), "w")
 
     def summary(self) -> str:
-        """One line per claim: id, computed status, what the alternative got, asserted status.
+        """One line per claim: id, computed status (and side), the alternative's outcome, the
+        asserted status where it differs.
 
         Returns
         -------
@@ -395,32 +443,41 @@ class Ledger:
         lines = []
         for c in self.claims:
             flag = "" if c.status == c.expect else "   <-- prose asserts " + c.expect
-            lines.append(f"{c.id} ({c.kind}): {c.status}; alternative {c.alternative}: "
-                         f"{c.alternative_status}{flag}  [{c.test.detail}]")
+            side = f" ({c.side})" if c.side else ""
+            lines.append(f"{c.id} ({c.kind}): {c.status}{side}; alternative {c.alternative}: "
+                         f"{c.alternative_test.outcome}{flag}  [{c.test.detail}]")
         return "\n".join(lines)
 
     def markdown(self) -> str:
-        """The chapter's claims as a MyST table (claim, kind, test, what it rules out, status).
+        """The chapter's claims as a MyST table: claim and kind, the paper, ours, the test
+        (region, interval, margin and its origin), what it rules out and how the same
+        statistic fares there, resolution against distance, status.
 
         Returns
         -------
         table : str
             Markdown, one row per claim.
         """
-        rows = ["| claim | kind | the paper | ours | test | rules out | status |",
+        rows = ["| claim | the paper | ours | test | rules out | resolution / distance | status |",
                 "|---|---|---|---|---|---|---|"]
         for c in self.claims:
-            cells = [f"`{c.id}`", c.kind, c.paper, c.ours, f"{c.test.rule}: {c.test.detail}",
-                     f"{c.alternative} ({c.alternative_status}: {c.alternative_test.detail})",
-                     f"**{c.status}**" if c.status != "reproduced" else c.status]
+            t = c.test
+            test = f"{t.rule}: {t.detail}"
+            if t.margin_origin:
+                test += f" (margin: {t.margin_origin})"
+            dist = "opposite sign" if c.distance is None else fmt_number(c.distance)
+            status = c.status + (f" ({c.side})" if c.side else "")
+            cells = [f"`{c.id}` ({c.kind})", c.paper, c.ours, test,
+                     f"{c.alternative} ({c.alternative_test.outcome}: {c.alternative_test.detail})",
+                     f"{fmt_number(c.resolution)} / {dist}",
+                     f"**{status}**" if c.status != "reproduced" else status]
             rows.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
         return "\n".join(rows)
 
     def finish(self, ledger_dir: str | os.PathLike | None) -> None:
         """Write the ledger (when ``ledger_dir`` is given), print its summary, and raise
-        :class:`ClaimMismatch` naming every *decided* claim whose status is not the one the
-        prose asserts, at every scale. A claim left undecided where the prose asserts a
-        decision raises at paper scale and is reported at other scales.
+        :class:`ClaimMismatch` naming every claim whose status is not the one the prose
+        asserts at this scale (inconclusive included), at every scale.
 
         Parameters
         ----------
@@ -430,22 +487,18 @@ class Ledger:
         Raises
         ------
         ClaimMismatch
-            If a decided claim (or, at paper scale, an undecided one) contradicts the prose.
+            If a claim's status contradicts the prose.
         """
         if ledger_dir is not None:
             self.write(ledger_dir)
         print(self.summary())
-        bad = [c for c in self.mismatches()
-               if c.status != "undecided" or self.scale == "paper"]
+        bad = self.mismatches()
         if bad:
             raise ClaimMismatch("; ".join(
-                f"claim {c.id!r} in {self.chapter}: computed {c.status!r}, prose asserts "
-                f"{c.expect!r} ({c.test.detail}; alternative: {c.alternative_test.detail})"
+                f"claim {c.id!r} in {self.chapter}: computed {c.status!r}"
+                + (f" ({c.side})" if c.side else "") + f", prose asserts {c.expect!r} at "
+                f"{self.scale!r} scale ({c.test.detail}; alternative: {c.alternative_test.detail})"
                 for c in bad))
-        left = [c.id for c in self.mismatches()]
-        if left:
-            print(f"undecided at {self.scale!r} scale (binding only at the paper scale): "
-                  + ", ".join(left))
 
 
 def load_ledgers(ledger_dir: str | os.PathLike, chapters: Sequence[str], *, scale: str,
@@ -526,14 +579,23 @@ def item_rows(ledgers: Sequence[dict]) -> list[dict]:
         claims = by_item.pop(key, [])
         if not claims and key in PAPER_ITEMS:
             rows.append(dict(item=key, kind=kind, claim_kind="paper", label=label, paper=paper,
-                             ours="", status="not yet", test="", alternative="",
-                             alternative_status="", chapter="", evidence="", id=""))
+                             ours="", status="not yet", side="", test="", test_name="",
+                             margin=None, margin_origin="", replicates=None, quantile="",
+                             resolution=None, distance=None, alternative="",
+                             alternative_status="", alternative_outcome="", chapter="",
+                             evidence="", id=""))
         for c in claims:
+            t = c["test"]
             rows.append(dict(item=key, kind=kind, claim_kind=c["kind"], label=label,
                              paper=c["paper"], ours=c["ours"], status=c["status"],
-                             expect=c["expect"], test=f"{c['test']['rule']}: {c['test']['detail']}",
+                             side=c.get("side", ""), expect=c["expect"],
+                             test=f"{t['rule']}: {t['detail']}", test_name=t["test"],
+                             margin=t.get("margin"), margin_origin=t.get("margin_origin", ""),
+                             replicates=t.get("replicates"), quantile=t.get("quantile", ""),
+                             resolution=c.get("resolution"), distance=c.get("distance"),
                              alternative=c["alternative"],
                              alternative_status=c["alternative_status"],
+                             alternative_outcome=c["alternative_test"].get("outcome", ""),
                              alternative_test=c["alternative_test"]["detail"],
                              chapter=c["chapter"], evidence=c["evidence"], id=c["id"]))
     if by_item:

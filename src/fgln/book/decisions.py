@@ -1,336 +1,558 @@
-"""The tests that decide a claim: each returns a :class:`Decision` (holds / fails / undecidable).
+"""The tests that decide a claim: a confidence interval against a region.
 
-Every test takes the statistic and the number it is compared with, never a precomputed
-bool, so that the same test can be applied to the paper's value and to the alternative a
-claim rules out (:meth:`fgln.book.claims.Ledger.claim` requires both). Statistical tests account
-for the standard error: a value within ``z`` standard errors of the boundary decides
-neither way. A non-finite statistic gives a Decision whose ``holds`` is ``None``; the
-ledger refuses it, naming the claim.
+Every test in this module has the same shape. A *statistic* (one value or a vector of values,
+with standard errors over ``replicates`` independent seeds, networks or chains) gives a
+two-sided confidence interval ``value ± q·se``; the claim names a *region* in which the
+statement puts the statistic (an interval ``target ± margin``, a half-line ``> 0``, ...).
+The test:
+
+* **holds** when every interval lies inside its region,
+* **fails** when some interval lies wholly outside its region,
+* is **inconclusive** (``holds is None``) otherwise: the interval straddles the boundary,
+  so the numbers cannot tell.
+
+"Equal to X" is therefore decided by equivalence within a stated margin (two one-sided
+tests, Schuirmann 1987), never by failing to reject: a larger standard error makes the
+verdict *inconclusive*, not easier to pass. The claim and the alternative it rules out are
+decided by the **same statistic** against different regions (:meth:`fgln.book.claims.Ledger.claim`
+checks the fingerprint), and :meth:`Decision.at` re-decides a test as if the statistic sat at
+another value with the same interval, which is how the ledger checks that a claim could
+have come out the other way (its *resolution*).
+
+One convention for the whole book (:data:`ALPHA`): family-wise level 5 %, two-sided
+intervals, Student-t quantiles with ``replicates - 1`` degrees of freedom (normal quantiles
+only for statistics that are not means over replicates, ``replicates=None``), Bonferroni over
+the entries of a vector statistic. Margins are stated with their origin (the paper's printed
+precision, half the distance to the nearest competing prediction, a physical scale) and are
+never derived from the measured value. Non-finite inputs are refused by name: the Decision
+carries the error and the ledger raises, naming the claim.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
-__all__ = ["Decision", "NonFiniteStatistic", "ztest", "closer", "sign_test", "trend", "within",
-           "holds", "family_z"]
+__all__ = ["ALPHA", "Decision", "NonFiniteStatistic", "quantile", "family_quantile",
+           "equivalence", "sign_test", "region_test", "trend", "exact", "per_replicate_slopes"]
+
+#: Family-wise level of every claim in the book (two-sided).
+ALPHA = 0.05
 
 
 class NonFiniteStatistic(ValueError):
-    """A test was asked to decide on a NaN or infinite statistic."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Outcome of a test: ``holds`` is True when the tested statement agrees with the numbers,
-    False when it does not, None when a statistic was not finite (then ``status`` raises).
-
-    Parameters
-    ----------
-    test, rule, holds, detail
-        The attributes below, in this order.
-
-    Attributes
-    ----------
-    test : str
-        Short name of the test, e.g. ``"z-score"``.
-    rule : str
-        The rule, stated.
-    holds : bool or None
-        Outcome; None for a non-finite statistic.
-    detail : str
-        The numbers that decided it.
-    """
-
-    test: str       # short name of the test, e.g. "z-score"
-    rule: str       # the rule, stated, e.g. "|ours - paper| <= 3 s.e."
-    holds: bool | None
-    detail: str     # the numbers that decided it, e.g. "|z| = 1.3"
-
-    @property
-    def status(self) -> str:
-        """``"reproduced"`` when the statement holds, else ``"differs"``.
-
-        Returns
-        -------
-        status : str
-            ``"reproduced"`` or ``"differs"``.
-
-        Raises
-        ------
-        NonFiniteStatistic
-            If the statistic was not finite (``holds`` is None).
-        """
-        if self.holds is None:
-            raise NonFiniteStatistic(f"{self.test}: {self.detail}")
-        return "reproduced" if self.holds else "differs"
+    """A test was asked to decide on a NaN or infinite statistic or threshold."""
 
 
 def _f(x: float) -> str:
-    return f"{x:.4g}"
+    """A number with enough digits for its size (never '0.00' for a small nonzero value)."""
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    return f"{x:.4g}" if abs(x) >= 1e-3 else f"{x:.2e}"
 
 
-def _nonfinite(test: str, rule: str, **values) -> Decision | None:
-    """A Decision with ``holds=None`` when any of ``values`` is not finite, else None."""
-    bad = {k: v for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, dtype=float)))}
-    if not bad:
-        return None
-    return Decision(test, rule, None, "non-finite statistic: " + ", ".join(
-        f"{k} = {v}" for k, v in bad.items()))
+def quantile(replicates: int | None, *, family: int = 1, alpha: float = ALPHA) -> tuple[float, str]:
+    """Two-sided quantile of a confidence interval at family-wise level ``alpha`` over
+    ``family`` entries (Bonferroni): Student t with ``replicates - 1`` degrees of freedom, or
+    the normal quantile when ``replicates`` is None.
+
+    Parameters
+    ----------
+    replicates : int or None
+        Number of independent replicates behind each standard error (>= 2), or None for a
+        statistic that is not a mean over replicates (an asymptotic standard error).
+    family : int
+        Number of intervals decided together (default 1).
+    alpha : float
+        Family-wise level (default :data:`ALPHA`).
+
+    Returns
+    -------
+    q : float
+        The quantile.
+    label : str
+        How it was obtained, e.g. ``"t(7) 97.5%"``.
+
+    Raises
+    ------
+    ValueError
+        If ``replicates < 2``, ``family < 1`` or ``alpha`` is not in (0, 1).
+    """
+    if family < 1 or not 0 < alpha < 1:
+        raise ValueError(f"family must be >= 1 and 0 < alpha < 1, got {family}, {alpha}")
+    level = 1 - alpha / (2 * family)
+    pct = f"{100 * level:.4g}%"
+    if replicates is None:
+        return float(norm.ppf(level)), f"normal {pct}"
+    if int(replicates) != replicates or replicates < 2:
+        raise ValueError(f"replicates must be an integer >= 2, got {replicates}")
+    df = int(replicates) - 1
+    return float(student_t.ppf(level, df)), f"t({df}) {pct}"
 
 
-def family_z(count: int, alpha: float = 0.01) -> float:
-    """Two-sided |z| bound for the largest of ``count`` z-scores at family-wise level ``alpha``
-    (Bonferroni).
+def family_quantile(count: int, replicates: int | None = None, alpha: float = ALPHA) -> float:
+    """The quantile :func:`quantile` gives to each of ``count`` intervals decided together.
 
     Parameters
     ----------
     count : int
-        Number of z-scores.
+        Number of intervals.
+    replicates : int or None
+        Replicates behind each standard error (None: normal quantile).
     alpha : float
-        Family-wise level (default 0.01).
+        Family-wise level (default :data:`ALPHA`).
 
     Returns
     -------
-    z : float
-        The bound.
+    q : float
+        The quantile.
     """
-    if count < 1 or not 0 < alpha < 1:
-        raise ValueError(f"count must be >= 1 and 0 < alpha < 1, got {count}, {alpha}")
-    return float(norm.isf(alpha / (2 * count)))
+    return quantile(replicates, family=count, alpha=alpha)[0]
 
 
-def ztest(value: float, se: float, paper: float, *, zmax: float = 3.0,
-          floor: float = 0.0) -> Decision:
-    """Holds iff ``|value - paper| <= zmax * se + floor`` (``floor``: an absolute slack stated
-    by the chapter, e.g. a known o(1/L) remainder).
+def _fingerprint(value: np.ndarray, se: np.ndarray) -> str:
+    """A short hash of the statistic (values and standard errors, to 12 significant digits)."""
+    text = ",".join(f"{v:.12g}" for v in np.concatenate([value.ravel(), se.ravel()]))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _finite(name: str, **arrays) -> str:
+    bad = [k for k, v in arrays.items()
+           if v is not None and not np.all(np.isfinite(np.asarray(v, dtype=float)))]
+    return f"{name}: non-finite " + ", ".join(bad) if bad else ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of a test: a statistic's confidence interval against a region.
 
     Parameters
     ----------
-    value : float
-        Our value.
-    se : float
-        Its standard error.
-    paper : float
-        The paper's value.
-    zmax : float
-        Largest accepted z-score (default 3).
-    floor : float
-        Absolute slack (default 0).
+    test, rule, holds, detail, statistic, region, value, half_width, lo, hi, margin, \
+margin_origin, replicates, quantile, error
+        The attributes below, in this order (built by the tests of this module).
 
-    Returns
-    -------
-    decision : Decision
-        The outcome and the z-score.
-    """
-    if zmax <= 0 or floor < 0:
-        raise ValueError("zmax must be > 0 and floor >= 0")
-    rule = f"|ours - paper| <= {zmax:g} s.e." + (f" + {floor:g}" if floor else "")
-    bad = _nonfinite("z-score", rule, value=value, se=se, paper=paper)
-    if bad:
-        return bad
-    value, se, paper = float(value), float(se), float(paper)
-    if se < 0:
-        raise ValueError("se must be >= 0")
-    diff = abs(value - paper)
-    z = diff / se if se > 0 else math.inf if diff > 0 else 0.0
-    return Decision("z-score", rule, diff <= zmax * se + floor,
-                    f"ours {_f(value)} ± {_f(se)}, paper {_f(paper)}, |z| = {z:.2f}")
-
-
-def closer(value: float, *, paper: float, alternative: float, se: float = 0.0, zmin: float = 3.0,
-           alternative_name: str = "alternative") -> Decision:
-    """Holds iff ``value`` lies on the paper's side of the midpoint between ``paper`` and
-    ``alternative`` by at least ``zmin`` standard errors (plain "nearer" when ``se`` is 0).
-
-    Parameters
+    Attributes
     ----------
-    value : float
-        Our value.
-    paper : float
-        The paper's value.
-    alternative : float
-        The value it is told apart from.
-    se : float
-        Standard error of ``value`` (default 0).
-    zmin : float
-        Required margin in standard errors (default 3).
-    alternative_name : str
-        How the alternative is named in the detail.
-
-    Returns
-    -------
-    decision : Decision
-        The outcome and the margin.
-    """
-    rule = f"nearer the paper than {alternative_name}" + (f" by >= {zmin:g} s.e." if se else "")
-    bad = _nonfinite("closer", rule, value=value, paper=paper, alternative=alternative, se=se)
-    if bad:
-        return bad
-    value, paper, alternative, se = float(value), float(paper), float(alternative), float(se)
-    if paper == alternative:
-        raise ValueError("paper and alternative must differ")
-    mid = 0.5 * (paper + alternative)
-    toward = (value - mid) * math.copysign(1.0, paper - alternative)
-    z = toward / se if se > 0 else (math.inf if toward > 0 else -math.inf)
-    dp, da = abs(value - paper), abs(value - alternative)
-    extra = f" ± {_f(se)}" if se else ""
-    return Decision("closer", rule, z >= zmin if se > 0 else toward > 0,
-                    f"ours {_f(value)}{extra}; distance to paper {_f(dp)}, to "
-                    f"{alternative_name} {_f(da)}"
-                    + (f"; z from the midpoint {z:.2f}" if se else ""))
-
-
-def sign_test(value: float, se: float, *, positive: bool, zmin: float = 3.0) -> Decision:
-    """Holds iff ``value`` has the stated sign by at least ``zmin`` standard errors.
-
-    Parameters
-    ----------
-    value : float
-        Our value.
-    se : float
-        Its standard error.
-    positive : bool
-        The stated sign.
-    zmin : float
-        Required margin in standard errors (default 3).
-
-    Returns
-    -------
-    decision : Decision
-        The outcome and the z-score.
-    """
-    word = "> 0" if positive else "< 0"
-    rule = f"ours {word} by >= {zmin:g} s.e."
-    bad = _nonfinite("sign", rule, value=value, se=se)
-    if bad:
-        return bad
-    value, se = float(value), float(se)
-    signed = value if positive else -value
-    z = signed / se if se > 0 else (math.inf if signed > 0 else -math.inf)
-    return Decision("sign", rule, z >= zmin, f"ours {_f(value)} ± {_f(se)}, z = {z:.2f}")
-
-
-def trend(x: Sequence[float], y: Sequence[float], se: Sequence[float] | None = None, *,
-          increasing: bool, zmin: float = 3.0) -> Decision:
-    """Holds iff the weighted least-squares slope of ``y`` against ``x`` has the stated sign
-    by at least ``zmin`` of its standard error (``se``: per-point standard errors; without
-    them, the residuals give the slope's standard error).
-
-    Parameters
-    ----------
-    x : sequence of float
-        Abscissae [m].
-    y : sequence of float
-        Values [m].
-    se : sequence of float or None
-        Standard errors of ``y`` [m].
-    increasing : bool
-        The stated sign of the slope.
-    zmin : float
-        Required margin in standard errors (default 3).
-
-    Returns
-    -------
-    decision : Decision
-        The outcome, slope and z-score.
-    """
-    word = "increasing" if increasing else "decreasing"
-    rule = f"{word}: slope of the stated sign by >= {zmin:g} s.e."
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
-        raise ValueError("x and y must be 1-d of equal length >= 2")
-    bad = _nonfinite("trend", rule, x=x, y=y, se=0.0 if se is None else se)
-    if bad:
-        return bad
-    w = (np.ones_like(y) if se is None
-         else 1.0 / np.maximum(np.asarray(se, dtype=float), 1e-300) ** 2)
-    xm = np.sum(w * x) / np.sum(w)
-    sxx = np.sum(w * (x - xm) ** 2)
-    slope = float(np.sum(w * (x - xm) * (y - np.sum(w * y) / np.sum(w))) / sxx)
-    if se is None:
-        resid = y - (np.sum(y) / y.size + slope * (x - xm))
-        slope_se = float(np.sqrt(np.sum(resid ** 2) / max(y.size - 2, 1) / sxx))
-    else:
-        slope_se = float(np.sqrt(1.0 / sxx))
-    signed = slope if increasing else -slope
-    z = signed / slope_se if slope_se > 0 else (math.inf if signed > 0 else -math.inf)
-    return Decision("trend", rule, z >= zmin, f"slope {_f(slope)} ± {_f(slope_se)}, z = {z:.2f}")
-
-
-def within(value: float, target: float, tol: float, *, se: float = 0.0, z: float = 2.0,
-           relative: bool = False) -> Decision:
-    """Holds iff ``|value - target| + z * se <= tol`` (times ``|target|`` when ``relative``):
-    the whole ``z``-s.e. interval around ``value`` lies within the tolerance.
-
-    Parameters
-    ----------
-    value : float
-        Our value.
-    target : float
-        The value it should be near.
-    tol : float
-        The tolerance.
-    se : float
-        Standard error of ``value`` (default 0).
-    z : float
-        Width of the interval in standard errors (default 2).
-    relative : bool
-        ``tol`` relative to ``|target|``.
-
-    Returns
-    -------
-    decision : Decision
-        The outcome and the distance.
-    """
-    kind = "relative " if relative else ""
-    rule = f"{kind}|ours - target|" + (f" + {z:g} s.e." if se else "") + f" <= {tol:g}"
-    bad = _nonfinite("tolerance", rule, value=value, target=target, se=se)
-    if bad:
-        return bad
-    value, target, se = float(value), float(target), float(se)
-    if tol < 0 or se < 0:
-        raise ValueError("tol and se must be >= 0")
-    bound = tol * abs(target) if relative else tol
-    diff = abs(value - target)
-    return Decision("tolerance", rule, diff + z * se <= bound,
-                    f"ours {_f(value)}" + (f" ± {_f(se)}" if se else "")
-                    + f", target {_f(target)}, |diff| = {diff:.3g}")
-
-
-def holds(statistic: float, threshold: float, *, above: bool = False, rule: str,
-          detail: str = "") -> Decision:
-    """A test stated in words: holds iff ``statistic <= threshold`` (``>=`` when ``above``).
-
-    Parameters
-    ----------
-    statistic : float
-        The measured statistic.
-    threshold : float
-        Its threshold.
-    above : bool
-        Holds when the statistic is at least the threshold.
+    test : str
+        Short name of the test (``"equivalence"``, ``"sign"``, ``"trend"``, ``"exact"``).
     rule : str
-        The rule, in words.
+        The rule, stated (region, margin and its origin, quantile).
+    holds : bool or None
+        True: every interval lies in its region; False: some interval lies wholly outside
+        it; None: inconclusive.
     detail : str
-        Extra detail shown with the numbers.
+        The numbers that decided it.
+    statistic : str
+        Fingerprint of the statistic (values and standard errors): a claim and its
+        alternative must share it.
+    region : str
+        The region, in words (e.g. ``"within 0.0147 of 0.3465"``).
+    value, half_width, lo, hi : tuple of float
+        Per entry: the statistic, the interval's half-width ``q·se``, the region's bounds
+        (``-inf`` / ``inf`` for half-lines).
+    margin : float or None
+        Half-width of the region of an equivalence test (None for half-lines).
+    margin_origin : str
+        Where the margin comes from.
+    replicates : int or None
+        Replicates behind each standard error.
+    quantile : str
+        The quantile used (e.g. ``"t(7) 97.5%"``; ``"exact"`` without standard error).
+    error : str
+        Non-empty when an input was not finite; then :attr:`status` raises.
+    """
+
+    test: str
+    rule: str
+    holds: bool | None
+    detail: str
+    statistic: str = ""
+    region: str = ""
+    value: tuple[float, ...] = ()
+    half_width: tuple[float, ...] = ()
+    lo: tuple[float, ...] = ()
+    hi: tuple[float, ...] = ()
+    margin: float | None = None
+    margin_origin: str = ""
+    replicates: int | None = None
+    quantile: str = ""
+    error: str = field(default="")
+
+    @property
+    def outcome(self) -> str:
+        """The test's outcome in words.
+
+        Returns
+        -------
+        outcome : str
+            ``"holds"``, ``"fails"`` or ``"inconclusive"``.
+
+        Raises
+        ------
+        NonFiniteStatistic
+            If an input was not finite.
+        """
+        if self.error:
+            raise NonFiniteStatistic(self.error)
+        return {True: "holds", False: "fails", None: "inconclusive"}[self.holds]
+
+    @property
+    def status(self) -> str:
+        """The outcome as a claim status.
+
+        Returns
+        -------
+        status : str
+            ``"reproduced"`` when the statement holds, ``"differs"`` when it fails,
+            ``"inconclusive"`` otherwise.
+
+        Raises
+        ------
+        NonFiniteStatistic
+            If an input was not finite.
+        """
+        return {"holds": "reproduced", "fails": "differs"}.get(self.outcome, "inconclusive")
+
+    @property
+    def resolution(self) -> float:
+        """The smallest deviation from the region's centre that the test can detect.
+
+        Returns
+        -------
+        resolution : float
+            The margin plus the interval's half-width (the largest over entries); for a
+            half-line, the half-width.
+        """
+        h = max(self.half_width) if self.half_width else 0.0
+        return (self.margin or 0.0) + h
+
+    def center(self) -> tuple[float, ...] | None:
+        """Centre of the region per entry.
+
+        Returns
+        -------
+        center : tuple of float or None
+            One centre per entry; None when a bound is infinite.
+        """
+        if not self.lo or not all(math.isfinite(a) and math.isfinite(b)
+                                  for a, b in zip(self.lo, self.hi)):
+            return None
+        return tuple(0.5 * (a + b) for a, b in zip(self.lo, self.hi))
+
+    def at(self, value: Sequence[float] | float) -> bool | None:
+        """The outcome this test would give if the statistic sat at ``value`` with the same
+        intervals (used to check that a claim could have come out the other way).
+
+        Parameters
+        ----------
+        value : float or sequence of float
+            Hypothetical statistic, one value per entry (a scalar is broadcast).
+
+        Returns
+        -------
+        holds : bool or None
+            As :attr:`holds`.
+        """
+        v = np.broadcast_to(np.asarray(value, dtype=float), (len(self.lo),))
+        return _decide(v, np.asarray(self.half_width), np.asarray(self.lo), np.asarray(self.hi))
+
+    def as_dict(self) -> dict:
+        """Plain values for the JSON ledger.
+
+        Returns
+        -------
+        decision : dict
+            Field name to value (infinite bounds as the strings ``"inf"`` / ``"-inf"``),
+            with ``outcome`` and ``resolution`` added.
+        """
+        def enc(xs):
+            return [x if math.isfinite(x) else ("inf" if x > 0 else "-inf") for x in xs]
+        return dict(test=self.test, rule=self.rule, holds=self.holds, outcome=self.outcome,
+                    detail=self.detail, statistic=self.statistic, region=self.region,
+                    value=list(self.value), half_width=list(self.half_width),
+                    lo=enc(self.lo), hi=enc(self.hi), margin=self.margin,
+                    margin_origin=self.margin_origin, replicates=self.replicates,
+                    quantile=self.quantile, resolution=self.resolution)
+
+
+def _decide(v: np.ndarray, h: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool | None:
+    inside = (v - h >= lo) & (v + h <= hi)
+    outside = (v + h < lo) | (v - h > hi)
+    if inside.all():
+        return True
+    if outside.any():
+        return False
+    return None
+
+
+def _arrays(value, se, *more):
+    arrs = [np.atleast_1d(np.asarray(x, dtype=float)) for x in (value, se, *more)]
+    shape = np.broadcast_shapes(*(a.shape for a in arrs))
+    return [np.broadcast_to(a, shape).ravel() for a in arrs]
+
+
+def region_test(value, se, lo, hi, *, replicates: int | None, test: str, region: str,
+                margin: float | None = None, margin_origin: str = "",
+                alpha: float = ALPHA) -> Decision:
+    """The general test: interval ``value ± q·se`` against the region ``[lo, hi]`` per entry.
+
+    Parameters
+    ----------
+    value, se : float or array_like
+        The statistic and its standard errors (broadcast together) [m].
+    lo, hi : float or array_like
+        The region per entry (``-inf`` / ``inf`` allowed) [m].
+    replicates : int or None
+        Replicates behind each standard error (None: normal quantile; ignored when every
+        standard error is 0).
+    test : str
+        Name of the test.
+    region : str
+        The region, in words.
+    margin : float or None
+        Half-width of the region, for an equivalence test.
+    margin_origin : str
+        Where the margin comes from.
+    alpha : float
+        Family-wise level (default :data:`ALPHA`), Bonferroni over the m entries.
+
+    Returns
+    -------
+    decision : Decision
+        The outcome; ``error`` set (and ``holds`` None) if an input is not finite.
+
+    Raises
+    ------
+    ValueError
+        If a standard error is negative or a region is empty.
+    """
+    err = _finite(test, value=value, se=se)
+    for name, b in (("lo", lo), ("hi", hi)):
+        if np.any(np.isnan(np.asarray(b, dtype=float))):
+            err = err or f"{test}: non-finite {name}"
+    if margin is not None and not math.isfinite(margin):
+        err = err or f"{test}: non-finite margin"
+    if err:
+        return Decision(test, region, None, err, error=err)
+    v, s, a, b = _arrays(value, se, lo, hi)
+    if np.any(s < 0):
+        raise ValueError(f"{test}: standard errors must be >= 0")
+    if np.any(a > b):
+        raise ValueError(f"{test}: empty region (lo > hi)")
+    exact_only = not np.any(s > 0)
+    if exact_only:
+        q, qlabel = 0.0, "exact"
+    else:
+        q, qlabel = quantile(replicates, family=v.size, alpha=alpha)
+    h = q * s
+    holds = _decide(v, h, a, b)
+    rule = f"{region}; interval ± {qlabel} quantile × s.e." if not exact_only else region
+    if v.size == 1:
+        detail = f"ours {_f(v[0])}" + (f" ± {_f(h[0])} ({qlabel})" if not exact_only else "")
+    else:
+        k = int(np.argmax(np.maximum(a - (v - h), (v + h) - b)))
+        detail = (f"{v.size} entries; worst entry {k + 1}: {_f(v[k])}"
+                  + (f" ± {_f(h[k])} ({qlabel})" if not exact_only else "")
+                  + f" against [{_f(a[k])}, {_f(b[k])}]")
+    detail += {True: ": inside", False: ": outside", None: ": straddles the boundary"}[holds]
+    return Decision(test=test, rule=rule, holds=holds, detail=detail,
+                    statistic=_fingerprint(v, s), region=region,
+                    value=tuple(map(float, v)), half_width=tuple(map(float, h)),
+                    lo=tuple(map(float, a)), hi=tuple(map(float, b)), margin=margin,
+                    margin_origin=margin_origin,
+                    replicates=None if exact_only else replicates, quantile=qlabel)
+
+
+def equivalence(value, se, target, margin: float, *, replicates: int | None,
+                origin: str, target_se=0.0, alpha: float = ALPHA) -> Decision:
+    """"Ours equals ``target``" within ``± margin``, by the confidence interval (TOST).
+
+    Holds when every interval ``value ± q·sqrt(se² + target_se²)`` lies inside
+    ``target ± margin``, fails when one lies wholly outside, inconclusive otherwise.
+
+    Parameters
+    ----------
+    value, se : float or array_like
+        The statistic and its standard errors [m].
+    target : float or array_like
+        The value (per entry) the statement puts it at [m].
+    margin : float
+        Half-width of the equivalence region (> 0; stated, never from the data).
+    replicates : int or None
+        Replicates behind ``se`` (Student t with ``replicates - 1`` degrees of freedom).
+    origin : str
+        Where the margin comes from (shown on the page).
+    target_se : float or array_like
+        Standard error of the target itself, when it is estimated (default 0).
+    alpha : float
+        Family-wise level (default :data:`ALPHA`).
 
     Returns
     -------
     decision : Decision
         The outcome.
+
+    Raises
+    ------
+    ValueError
+        If ``margin <= 0`` or ``origin`` is blank.
     """
-    op = ">=" if above else "<="
-    full_rule = f"{rule} (statistic {op} threshold)"
-    bad = _nonfinite("check", full_rule, statistic=statistic, threshold=threshold)
-    if bad:
-        return bad
-    s, t = float(statistic), float(threshold)
-    ok = s >= t if above else s <= t
-    return Decision("check", full_rule, ok,
-                    (detail + "; " if detail else "") + f"statistic {_f(s)} {op} {_f(t)}: {ok}")
+    if math.isfinite(margin) and margin <= 0:
+        raise ValueError("equivalence: margin must be > 0")
+    if not origin.strip():
+        raise ValueError("equivalence: state where the margin comes from")
+    err = _finite("equivalence", target=target, target_se=target_se, margin=margin)
+    if err:
+        return Decision("equivalence", "", None, err, error=err)
+    v, s, t, ts = _arrays(value, se, target, target_se)
+    if np.any(s < 0) or np.any(ts < 0):
+        raise ValueError("equivalence: standard errors must be >= 0")
+    s_tot = np.sqrt(s ** 2 + ts ** 2)
+    tgt = f"{_f(t[0])}" if np.all(t == t[0]) else "the target per entry"
+    return region_test(v, s_tot, t - margin, t + margin, replicates=replicates,
+                       test="equivalence", region=f"within {_f(margin)} of {tgt}",
+                       margin=float(margin), margin_origin=origin, alpha=alpha)
+
+
+def sign_test(value, se, *, positive: bool, replicates: int | None,
+              alpha: float = ALPHA) -> Decision:
+    """The statistic has the stated sign: every interval above 0 (``positive``) or below 0.
+
+    Parameters
+    ----------
+    value, se : float or array_like
+        The statistic and its standard errors [m].
+    positive : bool
+        The stated sign.
+    replicates : int or None
+        Replicates behind ``se``.
+    alpha : float
+        Family-wise level (default :data:`ALPHA`).
+
+    Returns
+    -------
+    decision : Decision
+        Holds when every interval excludes 0 on the stated side, fails when one lies on the
+        other side, inconclusive otherwise.
+    """
+    lo, hi = (0.0, math.inf) if positive else (-math.inf, 0.0)
+    return region_test(value, se, lo, hi, replicates=replicates, test="sign",
+                       region="> 0" if positive else "< 0", alpha=alpha)
+
+
+def per_replicate_slopes(x, Y) -> np.ndarray:
+    """Least-squares slope of each replicate's curve: x [m], Y [replicates, m] -> [replicates].
+
+    Parameters
+    ----------
+    x : array_like
+        Abscissae [m], at least 3 distinct values.
+    Y : array_like
+        One curve per replicate [replicates, m].
+
+    Returns
+    -------
+    slopes : numpy.ndarray
+        [replicates].
+
+    Raises
+    ------
+    ValueError
+        If fewer than 3 points, x constant, or shapes disagree.
+    NonFiniteStatistic
+        If x or Y has a non-finite entry.
+    """
+    x = np.asarray(x, dtype=float)
+    Y = np.asarray(Y, dtype=float)
+    if x.ndim != 1 or Y.ndim != 2 or Y.shape[1] != x.size:
+        raise ValueError(f"x must be [m] and Y [replicates, m], got {x.shape} and {Y.shape}")
+    if x.size < 3:
+        raise ValueError("a trend needs at least 3 points")
+    if np.ptp(x) == 0:
+        raise ValueError("a trend needs x that is not constant")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(Y))):
+        raise NonFiniteStatistic("per_replicate_slopes: non-finite x or Y")
+    xc = x - x.mean()
+    return (Y - Y.mean(1, keepdims=True)) @ xc / float(xc @ xc)
+
+
+def trend(x, Y, *, target: float | None = None, margin: float | None = None,
+          origin: str = "", increasing: bool | None = None, alpha: float = ALPHA) -> Decision:
+    """A trend of curves that share their replicates across x (the same chains at every
+    depth): one least-squares slope per replicate, then the interval of their mean (Student
+    t over the replicates), against either a stated slope (``target ± margin``) or a sign.
+
+    Parameters
+    ----------
+    x : array_like
+        Abscissae [m], at least 3 distinct values.
+    Y : array_like
+        One curve per replicate [replicates, m], replicates >= 2.
+    target, margin, origin : float, float, str
+        Equivalence with a stated slope (all three, or none).
+    increasing : bool or None
+        Otherwise: the stated sign of the slope.
+    alpha : float
+        Family-wise level (default :data:`ALPHA`).
+
+    Returns
+    -------
+    decision : Decision
+        ``test`` is ``"trend"``.
+
+    Raises
+    ------
+    ValueError
+        If fewer than 3 points or 2 replicates, x constant, the slopes' spread is 0, or
+        neither (or both) of ``target`` and ``increasing`` is given.
+    """
+    slopes = per_replicate_slopes(x, Y)
+    if slopes.size < 2:
+        raise ValueError("a trend needs at least 2 replicates")
+    m, sd = float(slopes.mean()), float(slopes.std(ddof=1))
+    if sd == 0:
+        raise ValueError("trend: the per-replicate slopes have zero spread (no standard error)")
+    se = sd / math.sqrt(slopes.size)
+    if (target is None) == (increasing is None):
+        raise ValueError("trend: give either target (with margin and origin) or increasing")
+    if target is not None:
+        if margin is None:
+            raise ValueError("trend: a target needs a margin")
+        d = equivalence(m, se, target, margin, replicates=slopes.size, origin=origin, alpha=alpha)
+        region = f"slope {d.region}"
+    else:
+        d = sign_test(m, se, positive=bool(increasing), replicates=slopes.size, alpha=alpha)
+        region = "slope " + ("> 0 (increasing)" if increasing else "< 0 (decreasing)")
+    return replace(d, test="trend", region=region,
+                   rule=d.rule.replace(d.region, region, 1),
+                   detail=f"mean per-replicate slope; {d.detail}")
+
+
+def exact(statistic, *, lo=-math.inf, hi=math.inf, region: str) -> Decision:
+    """An exact (not statistical) statement: the statistic lies in ``[lo, hi]`` (identities
+    at rounding level, inequalities that hold sample by sample). Inconclusive never happens.
+
+    Parameters
+    ----------
+    statistic : float or array_like
+        The computed quantity [m].
+    lo, hi : float or array_like
+        The region per entry.
+    region : str
+        The region, in words.
+
+    Returns
+    -------
+    decision : Decision
+        ``test`` is ``"exact"``.
+    """
+    v = np.atleast_1d(np.asarray(statistic, dtype=float))
+    return region_test(v, np.zeros_like(v), lo, hi, replicates=None, test="exact", region=region)

@@ -6,12 +6,15 @@ Used by ``book/reproduction.md`` and ``book/intro.md``; the rows come from
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Sequence
 
-from .claims import KINDS
+from .claims import KINDS, STATUSES
 
-__all__ = ["chapter_titles", "status_counts", "claims_table", "errata"]
+__all__ = ["chapter_titles", "status_label", "status_counts", "summary_table", "claims_table",
+           "errata", "seed_report"]
 
 
 def chapter_titles(book_dir: str | Path, chapters: Sequence[str]) -> dict[str, str]:
@@ -49,6 +52,32 @@ def _link(row: dict, titles: dict[str, str]) -> str:
     return f"{{ref}}`{_cell(titles.get(row['chapter'], row['chapter']))} <{row['evidence']}>`"
 
 
+def _num(x) -> str:
+    if x is None or x == "":
+        return "-"
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    return f"{x:.3g}" if abs(x) >= 1e-3 else f"{x:.2e}"
+
+
+def status_label(row: dict) -> str:
+    """The status as shown: ``reproduced``, ``differs``, ``inconclusive (both fail)``, ...
+
+    Parameters
+    ----------
+    row : dict
+        A row of :func:`fgln.book.claims.item_rows`.
+
+    Returns
+    -------
+    label : str
+        Status, with the side of an inconclusive claim.
+    """
+    side = row.get("side") or ""
+    return row["status"] + (f" ({side})" if side else "")
+
+
 def status_counts(rows: Sequence[dict], kind: str = "paper") -> dict[str, int]:
     """How many rows of claim kind ``kind`` have each status.
 
@@ -71,10 +100,36 @@ def status_counts(rows: Sequence[dict], kind: str = "paper") -> dict[str, int]:
     return out
 
 
+def summary_table(rows: Sequence[dict]) -> str:
+    """Counts of claims per kind and status, as a MyST table.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows of :func:`fgln.book.claims.item_rows`.
+
+    Returns
+    -------
+    table : str
+        One row per claim kind, one column per status.
+    """
+    head = "| | " + " | ".join(STATUSES) + " |\n|---|" + "---|" * len(STATUSES) + "\n"
+    body = []
+    short = {"paper": "statements of the paper", "identity": "identity checks",
+             "book": "the book's own"}
+    for kind in KINDS:
+        c = status_counts(rows, kind)
+        body.append(f"| {short.get(kind, kind)} | "
+                    + " | ".join(str(c.get(s, 0)) for s in STATUSES) + " |")
+    return head + "\n".join(body)
+
+
 def claims_table(rows: Sequence[dict], titles: dict[str, str], *, claim_kind: str,
                  item_kind: str | None = None) -> str:
-    """Rows of one claim kind (and item kind, figure / result): claim | the paper | ours and
-    the deciding test | rules out | status and evidence.
+    """Rows of one claim kind (and item kind, figure / result), one compact line per claim:
+    item and claim id | status | ours | margin | resolution / distance | evidence; then, in a
+    collapsed dropdown, each claim's statement, test, margin origin, replicates and quantile,
+    and the alternative with what the same statistic gave there.
 
     Parameters
     ----------
@@ -89,8 +144,8 @@ def claims_table(rows: Sequence[dict], titles: dict[str, str], *, claim_kind: st
 
     Returns
     -------
-    table : str
-        A MyST table, header included.
+    text : str
+        A MyST table, header included, and the dropdown with the details.
 
     Raises
     ------
@@ -99,35 +154,46 @@ def claims_table(rows: Sequence[dict], titles: dict[str, str], *, claim_kind: st
     """
     if claim_kind not in KINDS:
         raise ValueError(f"claim_kind must be one of {sorted(KINDS)}, got {claim_kind!r}")
-    head = ("| claim | the paper | ours, and the test that decides | rules out | status |\n"
-            "|---|---|---|---|---|\n")
-    body = []
+    head = ("| item / claim | status | ours | margin | resolution / distance | evidence |\n"
+            "|---|---|---|---|---|---|\n")
+    body, details = [], []
     for r in rows:
         if r["claim_kind"] != claim_kind or (item_kind and r["kind"] != item_kind):
             continue
-        status = f"**{r['status']}**" if r["status"] != "reproduced" else r["status"]
+        status = status_label(r)
+        if r["status"] not in ("reproduced", "not yet"):
+            status = f"**{status}**"
         if r["status"] != "not yet" and r.get("expect") and r["expect"] != r["status"]:
-            status += f"<br>(prose: {r['expect']})"
-        link = _link(r, titles)
-        if link:
-            status += "<br>" + link
-        ident = f"{r['label']}<br>`{r['id']}`" if r["id"] else r["label"]
-        ours = _cell(r["ours"])
-        if r["test"]:
-            ours += f'<br><span class="fgln-test">test: {_cell(r["test"])}</span>'
-        alt = ""
-        if r.get("alternative"):
-            alt = (f"{_cell(r['alternative'])}<br><span class=\"fgln-test\">same test: "
-                   f"{r['alternative_status']} ({_cell(r['alternative_test'])})</span>")
-        body.append(f"| {ident} | {_cell(r['paper'])} | {ours} | {alt} | {status} |")
+            status += f" (prose: {r['expect']})"
+        ident = f"{_cell(r['label'])}<br>`{r['id']}`" if r["id"] else _cell(r["label"])
+        if r["status"] == "not yet":
+            body.append(f"| {ident} | {status} | {_cell(r['paper'])} | | | |")
+            continue
+        dist = "opposite sign" if r.get("distance") is None else _num(r["distance"])
+        body.append(f"| {ident} | {status} | {_cell(r['ours'])} | {_num(r.get('margin'))} | "
+                    f"{_num(r.get('resolution'))} / {dist} | {_link(r, titles)} |")
+        reps = (f"{r['replicates']} replicates, {r['quantile']} quantile"
+                if r.get("replicates") else (r.get("quantile") or "exact"))
+        origin = f"; margin: {_cell(r['margin_origin'])}" if r.get("margin_origin") else ""
+        details.append(
+            f"`{r['id']}`\n: The paper: {_cell(r['paper'])}. Test: {_cell(r['test'])} "
+            f"({reps}{origin}). Rules out: {_cell(r['alternative'])}; the same statistic "
+            f"there: {r.get('alternative_outcome') or r['alternative_status']} "
+            f"({_cell(r['alternative_test'])}).\n")
     if not body:
         return "(none)"
-    return head + "\n".join(body)
+    out = head + "\n".join(body)
+    if details:
+        out += ("\n\n:::{dropdown} The tests, margins and alternatives of these claims\n"
+                + "\n".join(details) + ":::\n")
+    return out
 
 
 def errata(rows: Sequence[dict], titles: dict[str, str]) -> str:
     """A bulleted list of every statement of the paper whose status is *differs*: what the
-    paper says, what the numbers say, what they support instead, and where the evidence is.
+    paper says, what the numbers say, and where the evidence is; the alternative is printed
+    as what the numbers support only when its own test holds (it was established), else as
+    what the claim was tested against.
 
     Parameters
     ----------
@@ -145,7 +211,44 @@ def errata(rows: Sequence[dict], titles: dict[str, str]) -> str:
     for r in rows:
         if r["claim_kind"] != "paper" or r["status"] != "differs":
             continue
+        if r.get("alternative_outcome", "holds") == "holds":
+            alt = f"The numbers support instead: {_cell(r['alternative'])}"
+        else:
+            alt = (f"Tested against: {_cell(r['alternative'])}, which the numbers do not "
+                   "establish either")
         items.append(f"* **{_cell(r['label'])}** (`{r['id']}`): the paper: {_cell(r['paper'])}. "
-                     f"Ours: {_cell(r['ours'])}. The numbers support instead: "
-                     f"{_cell(r['alternative'])}. Evidence: {_link(r, titles)}.")
+                     f"Ours: {_cell(r['ours'])}. {alt}. Evidence: {_link(r, titles)}.")
     return "\n".join(items) if items else "No statement of the paper differs from our numbers."
+
+
+def seed_report(path: str | Path) -> str:
+    """The last claim-by-claim comparison of two seeds (:mod:`fgln.book.seed_check`), in words.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The JSON file ``make seeds`` writes.
+
+    Returns
+    -------
+    text : str
+        Markdown: which seeds, scale and date, how many statuses agree, the claims that moved;
+        or a sentence saying that no comparison is recorded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "No comparison of two seeds is recorded yet (run `make seeds`)."
+    d = json.loads(path.read_text(encoding="utf-8"))
+    a, b = d["seeds"]
+    text = (f"Last comparison ({d['date']}, {d['scale']} scale): base seeds {a} and {b}, "
+            f"{d['same']} of {d['claims']} claims with the same status, {d['decided_same']} of "
+            f"them decided (reproduced or differs) at both seeds.")
+    if d["moved"]:
+        text += " Claims whose status moved:\n\n" + "\n".join(
+            f"* `{m['id']}` ({m['chapter']}): {m['a']} at seed {a}, {m['b']} at seed {b}"
+            + (" (a decided status)" if m["decided"] else "") for m in d["moved"])
+    else:
+        text += " No status moved."
+    if d.get("missing"):
+        text += "\n\nStated at one seed only: " + ", ".join(f"`{m}`" for m in d["missing"]) + "."
+    return text

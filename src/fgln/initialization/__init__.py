@@ -14,6 +14,7 @@ from .synthetic_alignment import (
     cluster_sweep,
     overlap_scaled,
     synthetic_product,
+    theorem61_replicates,
     theorem61_sweep,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     # alignment
     "alignment_overlaps", "overlap_profiles", "profile_minimum",
     # synthetic_alignment
-    "synthetic_product", "overlap_scaled", "theorem61_sweep", "cluster_limit", "cluster_sweep",
+    "synthetic_product", "overlap_scaled", "theorem61_sweep", "theorem61_replicates",
+    "cluster_limit", "cluster_sweep",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -321,3 +321,66 @@ def profile_minimum(x: np.ndarray, boot: int, rng: np.random.Generator
         locs.append(int(np.argmin(np.nanmean(x[idx, : L - 1], 0))) + 1)
     lo, med, hi = np.percentile(locs, [16, 50, 84])
     return m, se, i_min, (float(lo), float(med), float(hi))
+
+
+def figure6_readings(rho: Mapping[str, np.ndarray], printed: Sequence[float], n_select: int,
+                     *, alpha: float = 0.05) -> dict:
+    """Every reading of Figure 6's printed diagonal correlations, decided out of sample.
+
+    A *reading* is one choice of block size and weights (``|x|`` as in Appendix F, or
+    ``x^2``). The networks are split in two: the *selection* half (the first ``n_select``)
+    picks the reading most favourable to the printed values and gives the spread of a single
+    draw; the *test* half, used for neither, gives the statistic to decide (its mean per
+    panel and the standard error of that mean).
+
+    Parameters
+    ----------
+    rho : mapping of str to numpy.ndarray
+        Reading name -> diagonal correlations [networks, panels] (the same networks, in the
+        same order, for every reading).
+    printed : sequence of float
+        The printed values [panels].
+    n_select : int
+        Networks in the selection half; the rest form the test half (>= 2 in each).
+    alpha : float
+        Family-wise level of the single-draw prediction band over the panels (default 0.05).
+
+    Returns
+    -------
+    result : dict
+        ``names`` [readings]; per reading and panel [readings, panels]: ``mean_sel``,
+        ``sd_sel`` (selection half), ``mean_test``, ``se_test`` (test half) and ``band``, the
+        half-width ``q sqrt(1 + 1/n_select) sd_sel`` of the prediction band of one new draw
+        (``q``: Student t, ``n_select - 1`` degrees of freedom, two-sided, Bonferroni over
+        the panels); per reading: ``z_sel``, the largest ``|mean_sel - printed| / sd_sel``
+        over panels, and ``dist_sel``, the largest ``|mean_sel - printed|``; ``best_draw``
+        and ``best_mean``, the readings with the smallest ``z_sel`` (most favourable if the
+        printed values are single draws) and the smallest ``dist_sel`` (if they are means);
+        ``n_select``, ``n_test``.
+
+    Raises
+    ------
+    ValueError
+        If a half holds fewer than 2 networks or the readings' shapes differ.
+    """
+    from scipy.stats import t as student_t
+
+    names = list(rho)
+    p = np.asarray(printed, dtype=float)
+    X = np.stack([np.asarray(rho[k], dtype=float) for k in names])  # [readings, nets, panels]
+    if X.ndim != 3 or X.shape[2] != p.size:
+        raise ValueError(f"every reading must be [networks, {p.size}] with the same networks")
+    n_test = X.shape[1] - n_select
+    if n_select < 2 or n_test < 2:
+        raise ValueError(f"need >= 2 networks in each half, got {n_select} and {n_test}")
+    S, T = X[:, :n_select], X[:, n_select:]
+    mean_sel, sd_sel = S.mean(1), S.std(1, ddof=1)
+    q = float(student_t.ppf(1 - alpha / (2 * p.size), n_select - 1))
+    return dict(names=names, mean_sel=mean_sel, sd_sel=sd_sel, mean_test=T.mean(1),
+                se_test=T.std(1, ddof=1) / np.sqrt(n_test),
+                band=q * np.sqrt(1 + 1 / n_select) * sd_sel,
+                z_sel=np.max(np.abs(mean_sel - p) / sd_sel, axis=1),
+                dist_sel=np.max(np.abs(mean_sel - p), axis=1),
+                best_draw=int(np.argmin(np.max(np.abs(mean_sel - p) / sd_sel, axis=1))),
+                best_mean=int(np.argmin(np.max(np.abs(mean_sel - p), axis=1))),
+                n_select=int(n_select), n_test=int(n_test))

@@ -19,8 +19,16 @@ from ..base.progress import progress as progress_bar
 from ..base.statistics import conditional_stats, fit_slopes
 from ..base.threads import single_threaded
 from ..products.accumulator import SpectrumAccumulator, accumulate
-from ..products.sampling import iter_layers, network_layers, sample_network
+from ..products.sampling import (
+    iter_layers,
+    iter_network,
+    make_generator,
+    network_layers,
+    sample_network,
+)
 from ..products.spectra import log_spectra_by_depth, stream_log_spectra
+
+_WEDGE_CHUNK = 2500  # layers per draw in wedge_log_norms (memory ~ chunk * n^2 doubles)
 
 # The grid points below run on one intra-op thread: the reductions inside matrix products
 # then add in one order, so a result is the same whichever executor (and however many
@@ -31,6 +39,8 @@ __all__ = [
     "wedge_log_norms",
     "finite_depth_offsets",
     "depth_scaling_fit",
+    "gate_ranks",
+    "depth_slopes",
 ]
 
 
@@ -126,8 +136,9 @@ def spectrum_at_depth(n: int, L: int, p: float, k: int, replicates: int, *, seed
     Returns
     -------
     result : dict of str to numpy.ndarray
-        ``values`` [replicates, k] (``(1/L) log s_{i,L}``) and ``mean``, ``se``, ``sd``,
-        ``count``, ``frac`` [k] over the replicates.
+        ``values`` [replicates, k] (``(1/L) log s_{i,L}``), ``mean``, ``se``, ``sd``,
+        ``count``, ``frac`` [k] over the replicates, and ``gate_ranks`` [replicates, L] (the
+        rank of every gate of every product, :func:`gate_ranks`; all ``n`` when ``p = 1``).
 
     Raises
     ------
@@ -139,7 +150,105 @@ def spectrum_at_depth(n: int, L: int, p: float, k: int, replicates: int, *, seed
     """
     logs = stream_log_spectra(n, L, p, sigma, batch=replicates, min_rank=min_rank, seed=seed,
                               k=k, dtype=dtype, device=device)[:, 0].cpu().numpy()
-    return {"values": logs / L, **conditional_stats(logs / L, axis=0)}
+    if p < 1:
+        ranks = gate_ranks(n, L, p, replicates, seed=seed, min_rank=min_rank, sigma=sigma,
+                           dtype=dtype, device=device)
+    else:
+        ranks = np.full((replicates, L), n, dtype=np.int64)
+    return {"values": logs / L, **conditional_stats(logs / L, axis=0), "gate_ranks": ranks}
+
+
+def gate_ranks(n: int, L: int, p: float, replicates: int, *, seed: int = 0,
+               min_rank: int | None = None, sigma: float | None = None,
+               dtype=torch.float64, device="cpu") -> np.ndarray:
+    """Rank of each gate ``D_l`` of the products that the same arguments give to
+    :func:`top_values_by_depth`, :func:`spectrum_at_depth` (the same seed draws the same
+    layers, :func:`fgln.products.sampling.iter_network`).
+
+    With Gaussian weights, ``s_{i,L} > 0`` exactly when every gate has rank ``>= i`` (almost
+    surely), so ``min(k, gate_ranks.min(1))`` is the number of nonzero values among the top
+    ``k`` of each product.
+
+    Parameters
+    ----------
+    n : int
+        Width (>= 1).
+    L : int
+        Depth (>= 1).
+    p : float
+        Gate probability in (0, 1].
+    replicates : int
+        Independent products (>= 1).
+    seed : int
+        Start value of the random stream (>= 0).
+    min_rank : int or None
+        ``r`` of (r, p)-gates; None for plain p-gates.
+    sigma : float or None
+        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    dtype : torch.dtype
+        Floating type of the weights drawn (default float64; it fixes the stream).
+    device : str or torch.device
+        Where the tensors live (default ``"cpu"``).
+
+    Returns
+    -------
+    ranks : numpy.ndarray
+        [replicates, L] integers, column l - 1 the rank of ``D_l``.
+    """
+    out = [d.sum(-1).round().long().cpu()
+           for _, d in iter_network(n, L, p, sigma, batch=replicates, min_rank=min_rank,
+                                    seed=seed, dtype=dtype, device=device)]
+    return torch.stack(out, 1).numpy()
+
+
+def depth_slopes(depth, logs, *, start: int) -> dict:
+    """Per-product least-squares slopes of ``log s_{i,l}`` against the depth ``l`` over the
+    depths ``l >= start`` (Figure 9: the slope of a line ``l gamma_i + const``, from which a
+    constant finite-depth offset cancels).
+
+    A product whose ``s_{i,l}`` vanishes at some depth of the window (``-inf``, unconditioned
+    gates) has no slope for that index: NaN there, and the statistics over products are
+    conditional on ``s_{i,l} > 0`` throughout the window (which, for products of i.i.d.
+    layers, makes them products of (i, p)-layers: Remark 5.4 with ``r = i``).
+
+    Parameters
+    ----------
+    depth : array_like
+        Depths [m] (the ``depth`` of :func:`top_values_by_depth`).
+    logs : array_like
+        ``log s_{i,l}`` [replicates, m, k] (its ``logs``).
+    start : int
+        First depth of the fit window (at least 3 depths must remain).
+
+    Returns
+    -------
+    result : dict of str to numpy.ndarray
+        ``slopes`` [replicates, k] (NaN where undefined), ``mean``, ``se``, ``count`` [k]
+        over the products with a slope, and ``window`` (the depths fitted).
+
+    Raises
+    ------
+    ValueError
+        If fewer than 3 depths lie in the window or the shapes disagree.
+    """
+    depth = np.asarray(depth, dtype=float)
+    logs = np.asarray(logs, dtype=float)
+    if logs.ndim != 3 or logs.shape[1] != depth.size:
+        raise ValueError(f"logs must be [replicates, {depth.size}, k], got {logs.shape}")
+    sel = depth >= start
+    if sel.sum() < 3:
+        raise ValueError(f"fewer than 3 depths >= {start}")
+    x = depth[sel]
+    y = logs[:, sel, :]  # [replicates, m, k]
+    ok = np.isfinite(y).all(1)  # [replicates, k]
+    xc = x - x.mean()
+    with np.errstate(invalid="ignore"):
+        yc = np.where(np.isfinite(y), y, 0.0)
+        slopes = np.einsum("rmk,m->rk", yc - yc.mean(1, keepdims=True), xc) / float(xc @ xc)
+    slopes = np.where(ok, slopes, np.nan)
+    st = conditional_stats(slopes, axis=0)
+    return {"slopes": slopes, "mean": st["mean"], "se": st["se"], "count": st["count"],
+            "window": x}
 
 
 @single_threaded
@@ -147,7 +256,8 @@ def wedge_log_norms(n: int, p: float, k: int, replicates: int, *, seed: int = 0,
                     min_rank: int | None = None, sigma: float | None = None) -> dict:
     """Monte Carlo of ``lambda_i = E log||Y e_1 ^ ... ^ Y e_i||`` (Lemma C.4), i = 1..k.
 
-    ``||Y e_1 ^ ... ^ Y e_i||^2 = det(X^T X)`` with X the first i columns of Y (Appendix B).
+    ``||Y e_1 ^ ... ^ Y e_i||^2 = det(X^T X)`` with X the first i columns of Y (Appendix B),
+    computed as ``prod_{j<=i} |R_jj|^2`` from one QR factorisation of the first k columns.
     Returns ``mean``, ``se`` [k] of ``lambda_i`` and ``gamma_mean`` = first differences.
 
     Parameters
@@ -182,12 +292,17 @@ def wedge_log_norms(n: int, p: float, k: int, replicates: int, *, seed: int = 0,
     ValueError
         If one of them is out of range.
     """
-    w, d = sample_network(n, 1, p, sigma, batch=replicates, min_rank=min_rank, seed=seed)
-    Y = d[:, 0, :, None] * w[:, 0]
+    # ||Y e_1 ^ ... ^ Y e_i|| = prod_{j<=i} |R_jj| for the QR factorisation of the first k
+    # columns of Y (one factorisation gives every i). Layers are drawn from one stream in
+    # chunks, to bound the memory.
+    gen = make_generator(seed)
     vals = np.empty((replicates, k))
-    for i in range(1, k + 1):
-        X = Y[:, :, :i]
-        vals[:, i - 1] = 0.5 * torch.linalg.slogdet(X.mT @ X).logabsdet.numpy()
+    for start in range(0, replicates, _WEDGE_CHUNK):
+        b = min(_WEDGE_CHUNK, replicates - start)
+        w, d = sample_network(n, 1, p, sigma, batch=b, min_rank=min_rank, seed=gen)
+        R = torch.linalg.qr(d[:, 0, :, None] * w[:, 0, :, :k], mode="r").R
+        vals[start:start + b] = torch.cumsum(
+            torch.log(R.diagonal(dim1=-2, dim2=-1).abs()), -1).numpy()
     st = conditional_stats(vals)
     # increments lambda_i - lambda_{i-1} estimate gamma_i, with their own standard error
     inc = np.diff(np.concatenate([np.zeros((replicates, 1)), vals], 1), axis=1)
@@ -238,8 +353,9 @@ def finite_depth_offsets(n: int, L: int, p: float, k: int, replicates: int, *, s
     Returns
     -------
     result : dict of str to numpy.ndarray
-        ``mean``, ``se``, ``frac`` [k]: estimates of ``d_1..d_k``, their standard errors and
-        the fraction of replicates with ``s_k > 0``.
+        ``values`` [replicates, k] (per product; ``-inf`` where ``s_k = 0``), and ``mean``,
+        ``se``, ``frac`` [k]: estimates of ``d_1..d_k``, their standard errors and the
+        fraction of replicates with ``s_k > 0``.
 
     Raises
     ------
@@ -260,7 +376,7 @@ def finite_depth_offsets(n: int, L: int, p: float, k: int, replicates: int, *, s
     diff[~ok] = np.nan
     diff = np.where(np.isnan(diff), -np.inf, diff)
     st = conditional_stats(diff)
-    return {"mean": st["mean"], "se": st["se"], "frac": st["frac"]}
+    return {"values": diff, "mean": st["mean"], "se": st["se"], "frac": st["frac"]}
 
 
 @single_threaded

@@ -112,6 +112,17 @@ def prepare_run(config: MnistConfig, seed: int, data: Mnist | None, device, work
     return RunSetup(seed, workers, dev, data, train_ds, test_ds, x_test, y_test)
 
 
+def _correct(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 4096) -> np.ndarray:
+    """Per image, 1 where ``model`` classifies it correctly, else 0 (int8 [m]; eval mode)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = [(model(x[i: i + batch]).argmax(1) == y[i: i + batch]).cpu()
+               for i in range(0, x.shape[0], batch)]
+    model.train(was_training)
+    return torch.cat(out).numpy().astype(np.int8)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 4096) -> tuple[float, float]:
     """``(accuracy, mean cross-entropy)`` of ``model`` on images ``x`` and labels ``y``.
@@ -256,7 +267,9 @@ def train_mnist(config: MnistConfig = _PAPER, *, seed: int = 0, data: Mnist | No
     at initialisation (suffix ``_init``) and after training (``logsv_B``, ``logsv_J``,
     ``rho_k{k}``), ``seconds`` (training loop, this process), ``seconds_per_epoch``,
     ``epochs_run`` (epochs trained in this process; fewer after a resume), ``n_train``,
-    ``n_test``, ``device`` and ``source`` (strings as 0-d unicode arrays).
+    ``n_test``, ``device`` and ``source`` (strings as 0-d unicode arrays), and ``test_correct``
+    [n_test] (int8: 1 where the trained model classifies the test image correctly, for paired
+    comparisons with baselines on the same images).
 
     Parameters
     ----------
@@ -299,6 +312,7 @@ def train_mnist(config: MnistConfig = _PAPER, *, seed: int = 0, data: Mnist | No
         checkpoint=checkpoint, progress=progress, desc=f"MNIST seed {seed}")
     stats = block_statistics(*model.hidden_block(), k_spectrum=config.k_spectrum,
                              k_align=config.k_align)
+    test_correct = _correct(model, x_test, y_test)
     steps_done = res.steps - (res.resumed_from or 0)
     epochs_run = steps_done / per_epoch
     losses = np.asarray(res.losses, dtype=float)
@@ -316,6 +330,7 @@ def train_mnist(config: MnistConfig = _PAPER, *, seed: int = 0, data: Mnist | No
         "n_train": len(train_ds), "n_test": len(test_ds),
         "device": np.array(dev_name),
         "source": np.array(data.source),
+        "test_correct": test_correct,
     }
     out.update({f"{k}_init": v for k, v in stats0.items()})
     out.update(stats)

@@ -16,6 +16,7 @@ __all__ = [
     "g1_process",
     "g1_processes",
     "fit_g1_constant",
+    "fit_g1_exponent",
     "theory_constant",
     "relative_rms",
     "growth_phase_ratio",
@@ -25,8 +26,10 @@ __all__ = [
 
 
 
-def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False) -> np.ndarray:
-    """Appendix G.1: ``s(t+1) = s(t) + C s(t)^{2-2/L} g(t)``, ``t`` counting gradient steps.
+def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False,
+               exponent: float | None = None) -> np.ndarray:
+    """Appendix G.1: ``s(t+1) = s(t) + C s(t)^{2-2/L} g(t)``, ``t`` counting gradient steps
+    (or another exponent in place of ``2 - 2/L``, for the competing laws).
 
     ``g`` (and ``C``, a number or one value per record) are given at the recorded ``steps``.
     With ``every_step`` the recursion runs over every gradient step between the records, ``g``
@@ -49,6 +52,8 @@ def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False) -> np.n
     every_step : bool
         Run the recursion over every gradient step (``g``, ``C`` interpolated) instead of one
         Euler step per record interval.
+    exponent : float or None
+        The exponent of ``s`` (default ``2 - 2/L``).
 
     Returns
     -------
@@ -63,7 +68,7 @@ def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False) -> np.n
     C = np.broadcast_to(np.asarray(C, dtype=float), t.shape)
     if not (float(s0) > 0):
         raise ValueError(f"s0 must be > 0, got {s0}")
-    p = 2.0 - 2.0 / L
+    p = _exponent(L, exponent)
     if every_step:
         if np.any(t != np.round(t)):
             raise ValueError("every_step needs integer steps")
@@ -86,7 +91,18 @@ def g1_process(s0: float, g, steps, C, L: int, every_step: bool = False) -> np.n
     return s
 
 
-def g1_processes(s0, g, steps, C, L: int, every_step: bool = False) -> np.ndarray:
+def _exponent(L: int, exponent: float | None) -> float:
+    """The exponent of the process: ``2 - 2/L``, or the finite ``exponent`` given."""
+    if exponent is None:
+        return 2.0 - 2.0 / L
+    exponent = float(exponent)
+    if not math.isfinite(exponent):
+        raise ValueError(f"exponent must be finite, got {exponent}")
+    return exponent
+
+
+def g1_processes(s0, g, steps, C, L: int, every_step: bool = False,
+                 exponent: float | None = None) -> np.ndarray:
     """:func:`g1_process` for each replicate, from its own start, driven by its own ``g``.
 
     Parameters
@@ -104,6 +120,8 @@ def g1_processes(s0, g, steps, C, L: int, every_step: bool = False) -> np.ndarra
         Depth, ``>= 1`` (the exponent ``2 - 2/L``).
     every_step : bool
         Run the recursion over every gradient step between the records (as in the paper).
+    exponent : float or None
+        The exponent of ``s`` (default ``2 - 2/L``).
 
     Returns
     -------
@@ -128,11 +146,12 @@ def g1_processes(s0, g, steps, C, L: int, every_step: bool = False) -> np.ndarra
         raise ValueError(f"C must be a number, [replicates] or [replicates, R] = {g.shape}, "
                          f"got shape {C.shape}")
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.stack([g1_process(s0[i], g[i], steps, per_replicate[i], L, every_step)
-                         for i in range(reps)])
+        return np.stack([g1_process(s0[i], g[i], steps, per_replicate[i], L, every_step,
+                                    exponent) for i in range(reps)])
 
 
-def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
+def fit_g1_constant(s, g, steps, L: int, every_step: bool = False,
+                    exponent: float | None = None) -> float:
     """``C`` minimising ``sum_i (g1_process(s[0], g, steps, C, L, every_step)_i - s_i)^2``
     (Appendix G.1's least-squares fit of the scaling factor). The search starts from the
     increment fit ``Delta s_i ~ C Delta t_i s_i^{2-2/L} g_i`` and refines it by a bounded scalar
@@ -150,6 +169,8 @@ def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
         Depth, ``>= 1``.
     every_step : bool
         As in :func:`g1_process`.
+    exponent : float or None
+        The exponent of ``s`` (default ``2 - 2/L``).
 
     Returns
     -------
@@ -167,7 +188,8 @@ def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
     t = check_series("steps", steps)
     s = check_series("s", s, t.shape[0])
     g = check_series("g", g, t.shape[0])
-    x = np.diff(t) * s[:-1] ** (2.0 - 2.0 / L) * g[:-1]
+    p = _exponent(L, exponent)
+    x = np.diff(t) * s[:-1] ** p * g[:-1]
     dy = np.diff(s)
     if not np.any(x != 0):
         raise ValueError("g is zero along the whole run: C is not identifiable")
@@ -177,7 +199,7 @@ def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
 
     def loss(logc: float) -> float:
         with np.errstate(over="ignore", invalid="ignore"):
-            pred = g1_process(s[0], g, t, math.copysign(math.exp(logc), c0), L, every_step)
+            pred = g1_process(s[0], g, t, math.copysign(math.exp(logc), c0), L, every_step, p)
         if not np.all(np.isfinite(pred)):
             return float("inf")
         return float(np.sum((pred - s) ** 2))
@@ -190,6 +212,59 @@ def fit_g1_constant(s, g, steps, L: int, every_step: bool = False) -> float:
                               options={"xatol": 1e-10})
     best = res.x if loss(res.x) <= loss(center) else center
     return math.copysign(math.exp(best), c0)
+
+
+def fit_g1_exponent(s, g, steps, L: int, every_step: bool = False,
+                    bounds: tuple[float, float] = (0.0, 3.5)) -> tuple[float, float]:
+    """The exponent ``a`` and constant ``C`` of ``s(t+1) = s(t) + C s(t)^a g(t)`` that fit the
+    measured ``s`` best (least squares over the records, as :func:`fit_g1_constant`): for each
+    ``a`` the best ``C``, then a bounded search over ``a``.
+
+    The exponent of the paper's process is ``2 - 2/L``; the fitted one tells which law's shape
+    the measured curve has, with the constant left free for every law alike.
+
+    Parameters
+    ----------
+    s, g : array_like
+        The measured ``s(t)`` and the driving ``g(t)`` at the records [R].
+    steps : array_like
+        The recorded gradient steps [R], strictly increasing.
+    L : int
+        Depth, ``>= 1`` (only checked; the exponent is free).
+    every_step : bool
+        As in :func:`g1_process`.
+    bounds : tuple of float
+        Search interval of ``a``.
+
+    Returns
+    -------
+    a : float
+        The fitted exponent.
+    C : float
+        The constant fitted with it.
+    """
+    from scipy.optimize import minimize_scalar
+
+    L = check_int("L", L, 1)
+    t = check_series("steps", steps)
+    s = check_series("s", s, t.shape[0])
+    g = check_series("g", g, t.shape[0])
+    lo, hi = (float(b) for b in bounds)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"bounds must be finite with lo < hi, got {bounds}")
+
+    def sse(a: float) -> tuple[float, float]:
+        C = fit_g1_constant(s, g, t, L, every_step, exponent=a)
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = g1_process(s[0], g, t, C, L, every_step, a)
+        err = float(np.sum((pred - s) ** 2)) if np.all(np.isfinite(pred)) else float("inf")
+        return err, C
+
+    with np.errstate(invalid="ignore"):
+        res = minimize_scalar(lambda a: sse(a)[0], bounds=(lo, hi), method="bounded",
+                              options={"xatol": 1e-4})
+    a = float(res.x)
+    return a, sse(a)[1]
 
 
 def theory_constant(lr: float, L: int, delta) -> np.ndarray:
