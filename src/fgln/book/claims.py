@@ -48,6 +48,7 @@ from .decisions import (
     equivalence,
     exact,
     family_quantile,
+    fmt_number,
     sign_test,
     trend,
 )
@@ -70,16 +71,6 @@ class ClaimMismatch(AssertionError):
 
 class StaleLedger(RuntimeError):
     """A ledger is missing, or was computed by other code, text, scale or build."""
-
-
-def fmt_number(x: float | None) -> str:
-    """A number with 3 significant digits (scientific below 1e-3), '-' for None."""
-    if x is None:
-        return "-"
-    x = float(x)
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    return f"{x:.3g}" if abs(x) >= 1e-3 else f"{x:.2e}"
 
 
 def _representative(d: Decision) -> tuple[float, ...] | None:

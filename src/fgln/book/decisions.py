@@ -39,8 +39,11 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
+from ..base.statistics import fit_slopes
+
 __all__ = ["ALPHA", "Decision", "NonFiniteStatistic", "quantile", "family_quantile",
-           "equivalence", "sign_test", "region_test", "trend", "exact", "per_replicate_slopes"]
+           "equivalence", "sign_test", "region_test", "trend", "exact", "per_replicate_slopes",
+           "fmt_number"]
 
 #: Family-wise level of every claim in the book (two-sided).
 ALPHA = 0.05
@@ -50,12 +53,32 @@ class NonFiniteStatistic(ValueError):
     """A test was asked to decide on a NaN or infinite statistic or threshold."""
 
 
-def _f(x: float) -> str:
-    """A number with enough digits for its size (never '0.00' for a small nonzero value)."""
+def fmt_number(x: float | None, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits, scientific with 3 below 1e-3 (never '0.00'
+    for a small nonzero value); ``'-'`` for None.
+
+    Parameters
+    ----------
+    x : float or None
+        The number.
+    digits : int
+        Significant digits (default 3).
+
+    Returns
+    -------
+    text : str
+        The formatted number.
+    """
+    if x is None:
+        return "-"
     x = float(x)
     if x == 0 or not math.isfinite(x):
         return f"{x:g}"
-    return f"{x:.4g}" if abs(x) >= 1e-3 else f"{x:.2e}"
+    return f"{x:.{digits}g}" if abs(x) >= 1e-3 else f"{x:.2e}"
+
+
+def _f(x: float) -> str:
+    return fmt_number(x, 4)
 
 
 def quantile(replicates: int | None, *, family: int = 1, alpha: float = ALPHA) -> tuple[float, str]:
@@ -480,8 +503,7 @@ def per_replicate_slopes(x, Y) -> np.ndarray:
         raise ValueError("a trend needs x that is not constant")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(Y))):
         raise NonFiniteStatistic("per_replicate_slopes: non-finite x or Y")
-    xc = x - x.mean()
-    return (Y - Y.mean(1, keepdims=True)) @ xc / float(xc @ xc)
+    return fit_slopes(x, Y.T)[0]
 
 
 def trend(x, Y, *, target: float | None = None, margin: float | None = None,

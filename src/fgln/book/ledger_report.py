@@ -7,11 +7,11 @@ Used by ``book/reproduction.md`` and ``book/intro.md``; the rows come from
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Sequence
 
 from .claims import KINDS, STATUSES
+from .decisions import fmt_number
 
 __all__ = ["chapter_titles", "status_label", "status_counts", "summary_table", "claims_table",
            "errata", "seed_report"]
@@ -53,12 +53,7 @@ def _link(row: dict, titles: dict[str, str]) -> str:
 
 
 def _num(x) -> str:
-    if x is None or x == "":
-        return "-"
-    x = float(x)
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    return f"{x:.3g}" if abs(x) >= 1e-3 else f"{x:.2e}"
+    return fmt_number(None if x == "" else x)
 
 
 def status_label(row: dict) -> str:
