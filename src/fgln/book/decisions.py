@@ -257,19 +257,6 @@ margin_origin, replicates, quantile, error
         h = max(self.half_width) if self.half_width else 0.0
         return (self.margin or 0.0) + h
 
-    def center(self) -> tuple[float, ...] | None:
-        """Centre of the region per entry.
-
-        Returns
-        -------
-        center : tuple of float or None
-            One centre per entry; None when a bound is infinite.
-        """
-        if not self.lo or not all(math.isfinite(a) and math.isfinite(b)
-                                  for a, b in zip(self.lo, self.hi)):
-            return None
-        return tuple(0.5 * (a + b) for a, b in zip(self.lo, self.hi))
-
     def at(self, value: Sequence[float] | float) -> bool | None:
         """The outcome this test would give if the statistic sat at ``value`` with the same
         intervals (used to check that a claim could have come out the other way).
