@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from fgln.base.laws import LayerLaw
 from fgln.products.sampling import sample_layers
 from fgln.products.spectra import log_spectra_by_depth
 
@@ -144,13 +145,13 @@ def _count_off(x: Tensor, ref: Tensor, tol: float) -> int:
     return int(((x - ref).abs() > tol)[both].sum())
 
 
-def reference_check(n: int, L: int, chains: int, p: float, sigma: float | None, seed: int,
+def reference_check(n: int, L: int, replicates: int, p: float, sigma: float | None, seed: int,
                     method: str, device: torch.device) -> dict:
     """Ours and naive vs mpmath at depths L/4, L/2, 3L/4, L of a small problem whose dynamic
     range exceeds float64's 16 digits (``mp.dps = 60 +`` that range, checked at 30 more)."""
     depths = sorted({max(1, round(L * f)) for f in (0.25, 0.5, 0.75, 1.0)})
-    layers = sample_layers(n, L, p, sigma, batch=chains, seed=seed, dtype=torch.float64,
-                           device=device)
+    layers = sample_layers(LayerLaw(n, p, sigma).product(L), replicates, seed=seed,
+                           dtype=torch.float64, device=device)
     ours = log_spectra_by_depth(layers, depths=depths, method=method).cpu()
     naive = naive_spectra_by_depth(layers, depths).cpu()
     fin = ours[torch.isfinite(ours)]
@@ -164,7 +165,7 @@ def reference_check(n: int, L: int, chains: int, p: float, sigma: float | None, 
     ref_zero = torch.isneginf(ref)
     naive_at_zero = (naive - naive[..., :1])[ref_zero & torch.isfinite(naive)]
     return {
-        "n": n, "L": L, "p": p, "chains": chains, "depths": depths, "dps": dps,
+        "n": n, "L": L, "p": p, "chains": replicates, "depths": depths, "dps": dps,
         "dps_check": dps + 30,
         "dynamic_range_nats": spread, "dynamic_range_digits": range_digits,
         "reference_seconds": t_ref,

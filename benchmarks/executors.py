@@ -30,6 +30,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ import torch
 
 import fgln
 from fgln.base.atomic import atomic_write
+from fgln.base.laws import LayerLaw
 from fgln.book.sweep import make_executor, run_grid, usable_cores
 from fgln.initialization.alignment import appendix_g_panel
 from fgln.mnist.data import BundledMnistWarning, load_mnist
@@ -72,11 +74,16 @@ def warm_up(i: int) -> int:
 def grid(workload: str, size: dict, empty_tasks: int, mnist_data) -> list:
     """The tasks ``(name, params, fn)`` of one workload."""
     if workload == "appendix_g":
-        return [("appendix_g_profiles", {"n": n, "L": size["L"], "p": p,
-                                         "k": min(10, n), "replicates": size["seeds"], "seed": 0},
-                 appendix_g_panel) for n in size["ns"] for p in (0.5, 1.0)]
+        # the network is bound to the task (a product is not a JSON value); its width, gate
+        # probability and depth enter the cache key through the task's name
+        L = size["L"]
+        return [(f"appendix_g_profiles-n{n}-p{p:g}-L{L}",
+                 {"k": min(10, n), "replicates": size["seeds"], "seed": 0},
+                 partial(appendix_g_panel, LayerLaw(n, p).product(L, "fgln")))
+                for n in size["ns"] for p in (0.5, 1.0)]
     if workload == "mnist":
-        return [train_task(size["mnist"], s, mnist_data, workers=0, progress=False)
+        return [train_task(size["mnist"], s, mnist_data, device="auto", workers=0,
+                           progress=False)
                 for s in range(size["mnist_seeds"])]
     if workload == "empty":
         return [("empty", {"i": i}, empty_task) for i in range(empty_tasks)]

@@ -22,6 +22,7 @@ import time
 
 import torch
 from baselines import floor_products
+from fgln.base.laws import LayerLaw
 from fgln.products.sampling import sample_layers
 from fgln.products.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
 
@@ -29,14 +30,14 @@ assert torch.cuda.is_available(), "no CUDA device"
 print(torch.__version__, torch.cuda.get_device_name(0))
 # 1. correctness: CUDA (cholqr) vs CPU (householder), gated and ungated
 for p in (1.0, 0.5):
-    lay = sample_layers(32, 60, p, batch=8, seed=1)
+    lay = sample_layers(LayerLaw(32, p).product(60), 8, seed=1)
     ref = log_spectra_by_depth(lay, method="householder")
     got = log_spectra_by_depth(lay.cuda(), method="auto").cpu()
     fin = torch.isfinite(ref)
     assert torch.equal(fin, torch.isfinite(got)), "zero pattern differs on CUDA"
     print(f"p={p}: max |cuda - cpu| = {(ref[fin] - got[fin]).abs().max().item():.2e}")
 # 2. timings at batch 1024 against the floor (second call timed, after a warm-up call)
-lay = sample_layers(128, 100, 0.5, batch=1024, seed=0, device="cuda")
+lay = sample_layers(LayerLaw(128, 0.5).product(100), 1024, seed=0, device="cuda")
 runs = [("floor", lambda: floor_products(lay))]
 for m in (None, 1):
     runs += [(f"exponents m={m or 'auto'}", lambda m=m: lyapunov_estimates(lay, reorth_every=m)),

@@ -126,14 +126,14 @@ class Rounds:
         self.records.append({"seconds": seconds, "wait": wait})
 
 
-def ours_round(ds, batch, workers, dev, rec: Rounds):
+def ours_round(ds, batch_size, workers, dev, rec: Rounds):
     """One epoch of ``fgln.training.train.train`` per call (same model and optimiser across
     rounds)."""
     model = MnistFixedGates.random(seed=0, dtype=torch.float32)
     state = {"round": 0}
 
     def run():
-        loader = TimedLoader(train_loader(ds, batch, workers, state["round"], dev))
+        loader = TimedLoader(train_loader(ds, batch_size, workers, state["round"], dev))
         state["round"] += 1
         t = time.perf_counter()
         train(model, loader, F.cross_entropy, lr=LR, epochs=1, optimizer="sgd",
@@ -143,7 +143,7 @@ def ours_round(ds, batch, workers, dev, rec: Rounds):
     return run
 
 
-def standard_round(ds, batch, workers, dev, rec: Rounds):
+def standard_round(ds, batch_size, workers, dev, rec: Rounds):
     """One epoch of the standard loop over a ``DataLoader`` of ``ds`` per call."""
     model, opt = _model(dev)
     state = {"round": 0}
@@ -151,7 +151,7 @@ def standard_round(ds, batch, workers, dev, rec: Rounds):
     def run():
         if hasattr(ds, "set_epoch"):  # the draws of fgln.train's one epoch, as in ours
             ds.set_epoch(0)
-        loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
+        loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
                             generator=torch.Generator().manual_seed(state["round"]),
                             pin_memory=dev.type == "cuda")
         state["round"] += 1
@@ -174,7 +174,7 @@ def standard_round(ds, batch, workers, dev, rec: Rounds):
     return run
 
 
-def compute_round(ds, batch, dev, rec: Rounds):
+def compute_round(ds, batch_size, dev, rec: Rounds):
     """One pass of the standard loop over batches already in memory per call."""
     xs, ys = ds.batch(range(len(ds)))
     xs, ys = xs.to(dev), ys.to(dev)
@@ -182,28 +182,28 @@ def compute_round(ds, batch, dev, rec: Rounds):
 
     def run():
         t0 = time.perf_counter()
-        for i in range(0, len(ds), batch):
+        for i in range(0, len(ds), batch_size):
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(xs[i: i + batch]), ys[i: i + batch]).backward()
+            F.cross_entropy(model(xs[i: i + batch_size]), ys[i: i + batch_size]).backward()
             opt.step()
         rec.add(time.perf_counter() - t0, 0.0)
     return run
 
 
-def time_augmentation(ds, count: int, batch: int, rounds: int) -> dict:
+def time_augmentation(ds, count: int, batch_size: int, rounds: int) -> dict:
     """Seconds per image of the augmentation alone, interleaved rounds over the same
-    ``count`` images: the batched transform (per ``batch``), torchvision's ``AutoAugment``
+    ``count`` images: the batched transform (per ``batch_size``), torchvision's ``AutoAugment``
     image by image on the uint8 tensors, and on PIL images."""
     aug = ds.augment
     idx = list(range(count))
     imgs = ds.images[idx][:, None]
     pils = [Image.fromarray(ds.images[i].numpy(), mode="L") for i in idx]
-    draws = [aug.draws(ds.seed, 0, idx[i: i + batch]) for i in range(0, count, batch)]
+    draws = [aug.draws(ds.seed, 0, idx[i: i + batch_size]) for i in range(0, count, batch_size)]
     ref = transforms.AutoAugment(aug.policy)
 
     def batched():
-        for k, i in enumerate(range(0, count, batch)):
-            aug(imgs[i: i + batch], draws[k])
+        for k, i in enumerate(range(0, count, batch_size)):
+            aug(imgs[i: i + batch_size], draws[k])
 
     def tensor():
         for i in idx:

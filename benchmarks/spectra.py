@@ -47,6 +47,7 @@ from baselines import (  # noqa: E402
 
 import fgln  # noqa: E402
 from fgln.base.atomic import atomic_write  # noqa: E402
+from fgln.base.laws import LayerLaw  # noqa: E402
 from fgln.products.accumulator import SpectrumAccumulator  # noqa: E402
 from fgln.products.sampling import sample_layers  # noqa: E402
 from fgln.products.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates  # noqa: E402
@@ -384,8 +385,8 @@ def main(argv=None) -> dict:
           f"{meta['torch_version']}, {meta['torch_threads']} threads, CPU: {meta['cpu_model']} "
           f"({meta['cpu_count']} cores)" + (f", GPU: {meta['gpu']}" if meta["gpu"] else ""),
           flush=True)
-    layers = sample_layers(args.n, args.L, args.p, args.sigma, batch=args.batch, seed=args.seed,
-                           dtype=torch.float64, device=device)
+    layers = sample_layers(LayerLaw(args.n, args.p, args.sigma).product(args.L), args.batch,
+                           seed=args.seed, dtype=torch.float64, device=device)
     _sync(device)
     timings, outputs = run(layers, args, device, log=lambda s: print(s, flush=True))
     result = {"meta": meta, "timings": timings, "comparisons": comparisons(timings),

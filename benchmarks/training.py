@@ -160,7 +160,7 @@ def recording_workloads(quick: bool, device, rounds: int) -> list[dict]:
     recorders = {"Chapter 1: SpectralRecorder(k=15), every 25 steps":
                  (lambda: SpectralRecorder(min(15, n), partial_k=0), 25),
                  "Chapter 7: DynamicsRecorder(k=15), every 20 steps":
-                 (lambda: DynamicsRecorder(min(15, n), r=rank), 20),
+                 (lambda: DynamicsRecorder(min(15, n), subspace=rank), 20),
                  "default SpectralRecorder (with partial products), every 10":
                  (lambda: SpectralRecorder(min(15, n)), 10)}
     results: dict[str, list] = {k: [] for k in recorders}

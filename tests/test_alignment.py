@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from fgln.base.laws import LayerLaw
 from fgln.base.statistics import fit_slopes, mean_se
 from fgln.initialization.alignment import (
     alignment_overlaps,
@@ -92,10 +93,14 @@ def test_definition_closed_form_and_numpy_agree(seed):
 def test_closed_form_with_swapped_roles_is_wrong():
     """Guard: a formula pairing r2^T A 1 with (1^T A r1)^2 would differ (the paper's does not)."""
     A = _rand((8, 8), seed=3).abs() * torch.linspace(1, 4, 8, dtype=DT)[:, None] ** 2
-    swapped = diagonal_correlation_closed_form(A, pairing="mixed")
+    swapped = diagonal_correlation_closed_form(A, reading="mixed")
     ref = diagonal_correlation_reference(A.numpy())
     assert float(diagonal_correlation_closed_form(A)) == pytest.approx(ref, abs=1e-12)
+    assert float(diagonal_correlation_closed_form(A, reading="printed")) == pytest.approx(
+        ref, abs=1e-12)  # the default reading is the printed one
     assert not np.isclose(float(swapped), ref, atol=1e-3)  # NaN or a wrong value
+    with pytest.raises(ValueError, match="reading"):
+        diagonal_correlation_closed_form(A, reading="paper")
 
 
 def test_batched_matches_loop():
@@ -202,7 +207,7 @@ def _direct(weights, gates, l, k):
 def test_alignment_overlaps_matches_direct(p):
     n, L, k = 7, 5, 4
     # gates of rank > k: the top-k singular vectors of every A_l and of J are well defined
-    w, g = sample_network(n, L, p, batch=2, seed=11, min_rank=k + 1)
+    w, g = sample_network(LayerLaw(n, p, r=k + 1).product(L), 2, seed=11)
     out = alignment_overlaps(w, g, k)
     assert out["overlap"].shape == (2, L, k, k) and out["rho_overlap"].shape == (2, L)
     for b in range(2):
@@ -228,22 +233,31 @@ def test_alignment_overlaps_matches_direct(p):
 
 
 def test_alignment_overlaps_bad_k():
-    w, g = sample_network(4, 3, 1.0, seed=0)
+    w, g = sample_network(LayerLaw(4, 1.0).product(3), seed=0)
     with pytest.raises(ValueError, match="k must be"):
         alignment_overlaps(w, g, 5)
 
 
 def test_overlap_profiles_reproducible_and_consistent():
-    a = overlap_profiles(8, 4, 0.5, ks=[3, 8], replicates=5, seed=2, chunk=2, keep_blocks=3)
-    b = overlap_profiles(8, 4, 0.5, ks=[3, 8], replicates=5, seed=2, chunk=2, keep_blocks=3)
+    prod = LayerLaw(8, 0.5).product(4, "fgln")
+    a = overlap_profiles(prod, [3, 8], 5, seed=2, chunk=2, keep_blocks=3)
+    b = overlap_profiles(prod, [3, 8], 5, seed=2, chunk=2, keep_blocks=3)
     assert a["rho_overlap_k3"].shape == (5, 4) and a["overlap_k8"].shape == (3, 4, 8, 8)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+    # one block size as an int: the same numbers as in the list
+    one = overlap_profiles(prod, 3, 5, seed=2, chunk=2)
+    assert set(one) == {"log_sv_A", "rho_overlap_k3", "rho_gram_k3", "rho_aat_k3",
+                        "rho_overlap_sq_k3"}
+    np.testing.assert_array_equal(one.rho_gram_k3, a["rho_gram_k3"])
     # same numbers as alignment_overlaps on the first chunk
-    w, g = sample_network(8, 4, 0.5, batch=2, seed=2 * 100003)
+    w, g = sample_network(prod, 2, seed=2 * 100003)
     ref = alignment_overlaps(w, g, 3)
     np.testing.assert_allclose(a["rho_gram_k3"][:2], ref["rho_gram"].numpy(), atol=1e-12)
     np.testing.assert_allclose(a["rho_aat_k3"][:, -1], 1.0)
+    # the partial products of a network (Definition 4.1: the last gate is I)
+    with pytest.raises(ValueError, match="convention 'fgln'"):
+        overlap_profiles(LayerLaw(8, 0.5).product(4), 3, 2)
 
 
 # ---------------------------------------------------------------------------------------
@@ -256,7 +270,7 @@ R_TOP = 4
 
 @pytest.fixture(scope="module")
 def sweep():
-    return theorem61_sweep(RATES, np.arange(2.0, 41.0, 2.0), r=R_TOP, seed=0)
+    return theorem61_sweep(RATES, np.arange(2.0, 41.0, 2.0), R_TOP, seed=0)
 
 
 def test_unit_ldl():
@@ -387,6 +401,8 @@ def test_synthetic_inputs_validated():
         synthetic_product(3, [0.0, 0.5], 1.0)
     with pytest.raises(ValueError, match="equal"):
         cluster_sweep([0.0, 0.1, 0.5], [0, 0, 0], [1.0], (0, 2), 2)
+    with pytest.raises(ValueError, match="k must be in"):
+        theorem61_sweep(RATES, [1.0], len(RATES))
 
 
 # ---------------------------------------------------------------------------------------
@@ -396,14 +412,15 @@ def test_synthetic_inputs_validated():
 
 def test_depth_scaling_fit_slopes_near_lyapunov():
     n, L, S = 8, 40, 6
-    res = depth_scaling_fit(n, L, 1.0, 3, S, seed=0, fit_from=(1, 10))
+    res = depth_scaling_fit(LayerLaw(n, 1.0).product(L, "fgln"), 3, S, seed=0,
+                            fit_from=(1, 10))
     assert res["logsv"].shape == (S, L - 1, 3)
-    gam = lyapunov_exponents(n, 1.0, None, 3)
+    gam = lyapunov_exponents(LayerLaw(n, 1.0), 3)
     slope = res["slope_j10"]
     _, se, _ = mean_se(slope)
     assert np.all(np.abs(slope.mean(0) - gam) < 5 * se + 0.02)
     # a wrong exponent (p = 0.5) is far away
-    assert np.all(np.abs(slope.mean(0) - lyapunov_exponents(n, 0.5, None, 3)) > 0.2)
+    assert np.all(np.abs(slope.mean(0) - lyapunov_exponents(LayerLaw(n, 0.5), 3)) > 0.2)
 
 
 def test_profile_minimum_finds_the_minimum_and_its_range():
@@ -437,7 +454,7 @@ def test_theorem61_replicates_are_independent_sweeps():
     Ls = np.arange(40.0, 121.0, 20.0)  # deep enough that the next gap no longer weighs in
     res = theorem61_replicates(RATES, Ls, R_TOP, 3, seed=5)
     assert res["err_identity"].shape == (3, 5) and res["log_abs_R"].shape == (3, 5, R_TOP, R_TOP)
-    one = theorem61_sweep(RATES, Ls, r=R_TOP, seed=6)
+    one = theorem61_sweep(RATES, Ls, k=R_TOP, seed=6)
     eye = np.eye(R_TOP)
     assert res["err_identity"][1] == pytest.approx(
         np.linalg.norm(one["R"][:, :R_TOP, :R_TOP] - eye, axis=(1, 2)), rel=1e-10)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
+from fgln.base.laws import LayerLaw
 from fgln.products.sampling import sample_layers, sample_network
 from fgln.products.spectra import log_singular_values, log_spectra_by_depth, lyapunov_estimates
 from fgln.training.networks import FixedGatesNetwork
@@ -38,8 +39,8 @@ def quick_run(bench, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quick_layers():
-    """The layers the quick run measures (n=16, L=12, batch 4, p=0.5, seed 0)."""
-    return sample_layers(16, 12, 0.5, batch=4, seed=0)
+    """The layers the quick run measures (n=16, L=12, 4 replicates, p=0.5, seed 0)."""
+    return sample_layers(LayerLaw(16, 0.5).product(12), 4, seed=0)
 
 
 def test_quick_run_keys_ratios_and_json(quick_run):
@@ -103,8 +104,8 @@ def test_naive_vs_ours_and_exact_zeros(quick_run):
     cmp = checks["naive_vs_ours"]
     assert cmp["max_abs_diff_top_sv"] < 1e-8  # where naive is accurate, the two agree
     # exact zeros: the rank of M_l ... M_1 is the smallest gate rank so far (a.s.)
-    _, d = sample_network(16, 12, 0.5, batch=4, seed=0)
-    rank = torch.cummin(d.sum(-1), dim=1).values  # [batch, L]
+    _, d = sample_network(LayerLaw(16, 0.5).product(12), 4, seed=0)
+    rank = torch.cummin(d.sum(-1), dim=1).values  # [replicates, L]
     assert cmp["ours_exact_zeros"] == int((16 - rank).sum())
     for v in checks["top_k_vs_all"].values():
         assert v["max_abs"] < 1e-7 and v["inf_pattern_equal"]
@@ -131,7 +132,7 @@ def test_reference_check_gated_zero_pattern(bench):
 def test_gated_exact_zeros(bench):
     from baselines import compare_naive_ours  # put on sys.path by the benchmark module
 
-    layers = sample_layers(12, 10, 0.5, batch=3, seed=3)
+    layers = sample_layers(LayerLaw(12, 0.5).product(10), 3, seed=3)
     ours = log_spectra_by_depth(layers)
     naive = bench.naive_spectra_by_depth(layers)
     cmp = compare_naive_ours(naive, ours)

@@ -11,6 +11,7 @@ from scipy.stats import t as student_t
 
 from fgln.book import claims as cl
 from fgln.book import decisions as dc
+from fgln.book.items import PAPER_ITEMS
 
 NAN = float("nan")
 ORIGIN = "half the distance between the two predictions"
@@ -317,7 +318,7 @@ def test_item_rows_cover_every_item_once_or_per_claim():
     led = _ledger().as_dict()
     rows = cl.item_rows([led])
     keys = [r["item"] for r in rows]
-    assert set(keys) == set(cl.PAPER_ITEMS)
+    assert set(keys) == set(PAPER_ITEMS)
     assert keys.count("fig2") == 1 and keys.count("fig1") == 1
     by = {r["item"]: r for r in rows}
     assert by["fig1"]["status"] == "not yet"

@@ -4,6 +4,8 @@ import math
 import numpy as np
 import pytest
 
+from fgln.base.laws import LayerLaw
+from fgln.base.results import Result
 from fgln.base.statistics import conditional_stats
 from fgln.initialization import depth_scaling as ds
 from fgln.products.sampling import sample_layers
@@ -21,8 +23,10 @@ def test_conditional_stats_ignores_minus_inf_and_reports_fraction():
 
 
 def test_top_values_by_depth_matches_in_memory_path():
-    r = ds.top_values_by_depth(6, 12, 1.0, 3, 4, seed=3)
-    lay = sample_layers(6, 12, 1.0, batch=4, seed=3)
+    prod = LayerLaw(6, 1.0).product(12)
+    r = ds.top_values_by_depth(prod, 3, 4, seed=3)
+    assert isinstance(r, Result) and r.logs is r["logs"]
+    lay = sample_layers(prod, 4, seed=3)
     ref = log_spectra_by_depth(lay, k=3).numpy()
     np.testing.assert_allclose(r["logs"], ref, atol=1e-7)
     np.testing.assert_allclose(r["mean"], (ref / np.arange(1, 13)[None, :, None]).mean(0),
@@ -33,7 +37,7 @@ def test_spectrum_at_depth_conditional_means_for_unconditioned_gates():
     from scipy.stats import binom
 
     chains, L = 400, 6
-    r = ds.spectrum_at_depth(10, L, 0.5, 10, chains, seed=1)
+    r = ds.spectrum_at_depth(LayerLaw(10, 0.5).product(L), 10, chains, seed=1)
     assert np.all(np.diff(r["frac"]) <= 0)  # later indices vanish more often
     # s_i > 0 iff all L gates have rank >= i (rank of the product = smallest gate rank)
     q = binom.sf(np.arange(10), 10, 0.5) ** L
@@ -47,7 +51,8 @@ def test_wedge_log_norms_increments_and_standard_errors():
     """The reported increments are the differences of the wedge means, and the reported
     standard errors match the spread of the means over independent seeds."""
     n, p, k, samples, seeds = 6, 0.6, 3, 200, 40
-    runs = [ds.wedge_log_norms(n, p, k, samples, seed=s, min_rank=k) for s in range(seeds)]
+    law = LayerLaw(n, p, r=k)
+    runs = [ds.wedge_log_norms(law, k, samples, seed=s) for s in range(seeds)]
     for r in runs[:3]:
         np.testing.assert_allclose(r["gamma_mean"], np.diff(r["mean"], prepend=0.0),
                                    rtol=0, atol=1e-12)
@@ -62,7 +67,7 @@ def test_wedge_log_norms_increments_and_standard_errors():
 def test_finite_depth_offsets_are_positive_and_below_d():
     """Lemma C.7 with d(p, q) >= 0 increasing to d_i: 0 < offset(L) <~ d_i."""
     n = 5
-    r = ds.finite_depth_offsets(n, 40, 1.0, 3, 400, seed=4)
+    r = ds.finite_depth_offsets(LayerLaw(n, 1.0).product(40), 3, 400, seed=4)
     d = ex.finite_depth_constants(n, 3)[1:]
     assert np.all(r["mean"] > 10 * r["se"])  # clearly positive: the printed sign fails
     assert np.all(r["mean"] < d + 4.5 * r["se"])
@@ -72,29 +77,30 @@ def test_finite_depth_offsets_are_positive_and_below_d():
 def test_depth_slopes_are_per_replicate_least_squares():
     """Exact lines give their slopes back; a replicate with log 0 in the window has no slope
     for that index (NaN) and the statistics are over the others; bad input is refused."""
-    depth = np.arange(1.0, 11.0)
+    depths = np.arange(1.0, 11.0)
     rng = np.random.default_rng(0)
     a = rng.normal(size=(5, 2))
-    logs = depth[None, :, None] * a[:, None, :] + rng.normal(size=(5, 1, 2))
+    logs = depths[None, :, None] * a[:, None, :] + rng.normal(size=(5, 1, 2))
     logs[0, 7, 1] = -np.inf
-    res = ds.depth_slopes(depth, logs, start=4)
+    res = ds.depth_slopes(depths=depths, logs=logs, start=4)
     assert np.allclose(res["slopes"][1:], a[1:]) and np.isclose(res["slopes"][0, 0], a[0, 0])
     assert np.isnan(res["slopes"][0, 1]) and res["count"].tolist() == [5, 4]
     assert np.allclose(res["mean"], [a[:, 0].mean(), a[1:, 1].mean()])
     assert res["window"].tolist() == list(range(4, 11))
     with pytest.raises(ValueError, match="3 depths"):
-        ds.depth_slopes(depth, logs, start=9)
+        ds.depth_slopes(depths, logs, start=9)
     with pytest.raises(ValueError, match="logs must be"):
-        ds.depth_slopes(depth, logs[:, :5], start=1)
+        ds.depth_slopes(depths, logs[:, :5], start=1)
 
 
 def test_gate_ranks_decide_the_exact_zeros():
     """s_{i,L} > 0 exactly when every gate of the product has rank >= i (the same draws as
     top_values_by_depth); at p = 1 every gate has full rank."""
     n, L, k = 6, 5, 6
-    top = ds.top_values_by_depth(n, L, 0.5, k, 64, seed=3)
-    ranks = ds.gate_ranks(n, L, 0.5, 64, seed=3)
+    prod = LayerLaw(n, 0.5).product(L)
+    top = ds.top_values_by_depth(prod, k, 64, seed=3)
+    ranks = ds.gate_ranks(prod, 64, seed=3)
     assert ranks.shape == (64, L) and ranks.min() >= 0 and ranks.max() <= n
     nonzero = np.isfinite(top["logs"][:, -1, :]).sum(1)
     assert np.array_equal(nonzero, np.minimum(k, ranks.min(1)))
-    assert (ds.gate_ranks(n, L, 1.0, 4, seed=0) == n).all()
+    assert (ds.gate_ranks(LayerLaw(n, 1.0).product(L), 4, seed=0) == n).all()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from fgln.base.laws import LayerLaw
 from fgln.products.partial_products import network_partial_products
 from fgln.products.sampling import sample_network
 from fgln.theory import _layer_rates as kernel
@@ -82,7 +83,7 @@ def test_lemma_a1_weight_gradients_equal_autograd():
 
 def test_flow_theory_takes_the_sampled_tensors():
     """The theory's Lemma A.1 and E.1 on (weights, gates) of the sampler equal the network's."""
-    W, D = sample_network(5, 4, 0.6, 1 / math.sqrt(5), batch=1, seed=3)
+    W, D = sample_network(LayerLaw(5, 0.6, 1 / math.sqrt(5)).product(4), 1, seed=3)
     A, B = network_partial_products(W, D)
     net = FixedGatesNetwork.random([5] * 5, 0.6, seed=3)
     assert torch.equal(net.weights[0].detach(), W[0, 0])
@@ -112,10 +113,10 @@ def test_lemma_e1_flow_derivative_and_exact_rates_equal_finite_differences():
     h = 1e-6
     w0 = [w.detach().clone() for w in net.weights]
 
-    def moved(sign):
+    def moved(direction):
         with torch.no_grad():
             for w, a, g in zip(net.weights, w0, grads):
-                w.copy_(a - sign * h * g)
+                w.copy_(a - direction * h * g)
             return net.jacobian().clone()
 
     Jp, Jm = moved(+1), moved(-1)
@@ -140,10 +141,14 @@ def test_remark72_exact_form_is_an_identity():
                           atol=1e-12)
     assert set(r) == {"exact", "triangular", "remark"}
     # Remark 7.2 (ii) as printed, V_B V^T for V_B^T V: the sum is no longer the rate
-    bad = remark72_rates(layers, mdot, delta=None, k=4, transpose="printed")["exact"]
+    bad = remark72_rates(layers, mdot, delta=None, k=4, reading="printed")["exact"]
     assert float((bad - r["exact"]).abs().max()) > 1e-3 * float(r["exact"].abs().max())
-    with pytest.raises(ValueError, match="transpose"):
-        remark72_rates(layers, mdot, delta=None, transpose="T")
+    # the default reading is the corrected one, the rate itself
+    corrected = remark72_rates(layers, mdot, delta=None, k=4, reading="corrected")["exact"]
+    assert torch.equal(corrected, remark72_rates(layers, mdot, None, 4)["exact"])
+    assert torch.allclose(corrected, r["exact"], rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="reading"):
+        remark72_rates(layers, mdot, delta=None, reading="T")
 
 
 def test_layer_kernel_batched_equals_layer_by_layer_and_the_formula():
@@ -293,6 +298,10 @@ def test_dynamics_recorder_fields():
     assert np.allclose(h["terms_flow"].sum(1), h["rate_flow"])
     assert np.allclose(h["rate_prop71"], h["rate_prop45"] * np.exp((2 + 2 / L) * h["delta"]))
     assert {"rate_rem72", "rate_rem72_tri", "rate_aligned", "gamma", "eps_depth"} <= set(h)
+    # the subspace of the angles: at most k, k by default
+    assert DynamicsRecorder(k=3).subspace is None and DynamicsRecorder(3, subspace=2).subspace == 2
+    with pytest.raises(ValueError, match="subspace"):
+        DynamicsRecorder(k=3, subspace=4)
 
 
 @pytest.mark.parametrize("widths", [[7] * 5, [7, 9, 8, 7, 6]])  # batched and general paths
@@ -320,6 +329,10 @@ def test_snapshot_equals_the_public_functions(widths):
     sa, sb = subspace_alignment(net, k)
     close(snap["sin_A"], sa, 1e-7)
     close(snap["sin_B"], sb, 1e-7)
+    sub = dynamics_snapshot(net, G, k, subspace=2)  # angles of the top-2 subspaces only
+    sa2, sb2 = subspace_alignment(net, 2)
+    close(sub["sin_A"], sa2, 1e-7)
+    close(sub["sin_B"], sb2, 1e-7)
     gates = [None] + list(net.gates) + [None]
     mdot = [-(w if gates[l] is None else gates[l][:, None] * w)
             for l, w in enumerate(weight_gradients(net, G), start=1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import warnings
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from fgln.base.laws import LayerLaw
 from fgln.mnist import model as mnist
 from fgln.mnist import run as mnist_run
 from fgln.mnist.block_measurements import (
@@ -42,7 +44,7 @@ def digits(tmp_path_factory):
 
 
 def test_model_structure_and_forward():
-    model = MnistFixedGates.random(n=16, depth=4, p=0.5, seed=3, dtype=torch.float64)
+    model = MnistFixedGates.random(n=16, L=4, p=0.5, seed=3, dtype=torch.float64)
     net = model.net
     assert net.widths == [784] + [16] * 5 + [10]
     assert model.depth == 4 and model.width == 16
@@ -60,20 +62,26 @@ def test_model_structure_and_forward():
 
 
 def test_hidden_block_is_the_sampled_network():
-    """At initialisation the block is exactly sample_network(n, L, p, 1/sqrt(n), seed)."""
-    model = MnistFixedGates.random(n=12, depth=5, p=0.5, seed=11, dtype=torch.float64)
+    """At initialisation the block is exactly
+    sample_network(LayerLaw(n, p, 1/sqrt(n)).product(L), seed=seed)."""
+    model = MnistFixedGates.random(n=12, L=5, p=0.5, seed=11, dtype=torch.float64)
     w, g = model.hidden_block()
-    w_ref, g_ref = sample_network(12, 5, 0.5, 1 / math.sqrt(12), seed=11)
+    w_ref, g_ref = sample_network(LayerLaw(12, 0.5, 1 / math.sqrt(12)).product(5), seed=11)
     assert torch.equal(w, w_ref[0]) and torch.equal(g, g_ref[0])
     # adapters: fan-in scaling, roughly unit variance rows
     w_in = model.net.weights[0].detach()
     assert abs(float(w_in.var()) * 784 - 1) < 0.1
-    other = MnistFixedGates.random(n=12, depth=5, p=0.5, seed=12, dtype=torch.float64)
+    other = MnistFixedGates.random(n=12, L=5, p=0.5, seed=12, dtype=torch.float64)
     assert not torch.equal(other.hidden_block()[0], w)
+    # the block in another type: the float64 block cast (the dtype is keyword-only)
+    w32, _ = model.hidden_block(dtype=torch.float32)
+    assert w32.dtype == torch.float32 and torch.equal(w32, w.float())
+    with pytest.raises(TypeError):
+        model.hidden_block(torch.float32)
 
 
 def test_gates_do_not_train():
-    model = MnistFixedGates.random(n=8, depth=3, seed=0)
+    model = MnistFixedGates.random(n=8, L=3, seed=0, dtype=torch.float32)
     before = [g.clone() for g in model.net.gates]
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 784)), torch.tensor([1, 2, 3, 4]))
@@ -84,9 +92,24 @@ def test_gates_do_not_train():
 
 def test_bad_model_arguments():
     with pytest.raises(ValueError, match="p"):
-        MnistFixedGates.random(p=0.0)
-    with pytest.raises(ValueError, match="depth"):
-        MnistFixedGates.random(depth=0)
+        MnistFixedGates.random(p=0.0, dtype=torch.float32)
+    with pytest.raises(ValueError, match="L must"):
+        MnistFixedGates.random(L=0, dtype=torch.float32)
+    # the floating type is stated by every caller (float32 to train, float64 to compare)
+    with pytest.raises(TypeError, match="dtype"):
+        MnistFixedGates.random(n=8, L=3)
+
+
+def test_config_depth_is_L_and_entry_points_default_to_the_cpu():
+    """MnistConfig names the depth L; training runs on the CPU unless told otherwise."""
+    from fgln.runs import relu_mnist
+
+    cfg = MnistConfig(L=4)
+    assert cfg.L == 4 and cfg.params()["L"] == 4 and "depth" not in cfg.params()
+    assert MnistConfig().L == 10
+    for fn in (train_mnist, mnist_tasks.cached_run, mnist_tasks.train_task,
+               mnist_tasks.train_point, relu_mnist.train_relu_mnist, relu_mnist.cached_relu_run):
+        assert inspect.signature(fn).parameters["device"].default == "cpu", fn.__name__
 
 
 # --------------------------------------------------------------------------------------
@@ -95,7 +118,7 @@ def test_bad_model_arguments():
 
 
 def test_block_statistics_against_direct_products():
-    w, g = sample_network(10, 6, 0.5, seed=4)
+    w, g = sample_network(LayerLaw(10, 0.5).product(6), seed=4)
     w, g = w[0], g[0]
     st = block_statistics(w, g, k_spectrum=4, k_align=(3, 10))
     L = 6
@@ -123,7 +146,9 @@ def test_block_statistics_against_direct_products():
 def test_split_clusters_finds_the_largest_gap():
     x = np.array([0.5, 0.4, 0.2, -1.5, -1.7, -1.8, -2.6])
     assert split_clusters(x) == 3
-    assert split_clusters(x, k_max=2) == 2  # gaps after k = 1, 2 only: 0.1, 0.2
+    assert split_clusters(x, max_cluster=2) == 2  # gaps after k = 1, 2 only: 0.1, 0.2
+    with pytest.raises(ValueError, match="max_cluster"):
+        split_clusters(x, max_cluster=7)
     with pytest.raises(ValueError, match="finite"):
         split_clusters(np.array([0.0, -np.inf]))
     with pytest.raises(ValueError, match="length"):
@@ -164,7 +189,7 @@ def test_quick_training_lowers_the_loss(digits):
     assert res["n_train"] == 512 and res["n_test"] == 500
     # the block moved, the statistics at initialisation are those of the sampled network
     assert not np.allclose(res["logsv_B"], res["logsv_B_init"])
-    w0, g0 = MnistFixedGates.random(seed=0).hidden_block()
+    w0, g0 = MnistFixedGates.random(seed=0, dtype=torch.float32).hidden_block()
     assert np.allclose(res["rho_k10_init"], block_statistics(w0, g0)["rho_k10"])
 
 
@@ -207,12 +232,56 @@ def test_workers_do_not_change_the_result(digits):
     assert np.array_equal(a["losses"], b["losses"])
 
 
-def test_checkpoint_path_depends_on_everything(tmp_path):
-    p = mnist_tasks.checkpoint_path(tmp_path, QUICK, 0, "bundled")
-    assert p.parent == tmp_path and p.suffix == ".pt"
-    assert p != mnist_tasks.checkpoint_path(tmp_path, QUICK, 1, "bundled")
-    assert p != mnist_tasks.checkpoint_path(tmp_path, QUICK, 0, "full")
-    assert p != mnist_tasks.checkpoint_path(tmp_path, MnistConfig(), 0, "bundled")
+def test_splits_and_evaluate_keywords(digits):
+    """splits takes the seed by keyword (0 by default); evaluate's minibatch size changes
+    nothing but the passes."""
+    cfg = MnistConfig(train_size=8, test_size=6)
+    train0, test0 = cfg.splits(digits)
+    train1, _ = cfg.splits(digits, seed=0)
+    assert len(train0) == 8 and len(test0) == 6
+    assert all(torch.equal(train0[i][0], train1[i][0]) for i in range(8))
+    with pytest.raises(TypeError):
+        cfg.splits(digits, 0)
+    model = MnistFixedGates.random(n=8, L=2, seed=0, dtype=torch.float32)
+    x, y = test0.batch(range(6))
+    acc, loss = mnist_run.evaluate(model, x, y, batch_size=4)
+    assert (acc, loss) == pytest.approx(mnist_run.evaluate(model, x, y), rel=1e-6)
+    assert 0 <= acc <= 1 and loss > 0
+
+
+def test_relu_mnist_model_draws_the_ungated_block_first():
+    """MnistRelu.random: the block is sample_network(LayerLaw(n).product(L), seed=seed), its
+    gates at an image are the ReLU gates, and the block measurements have their shapes."""
+    from fgln.runs.relu_mnist import MnistRelu, relu_block_measurements
+
+    model = MnistRelu.random(n=8, L=3, seed=5, dtype=torch.float64)
+    W = model.hidden_weights()
+    w_ref, _ = sample_network(LayerLaw(8, 1.0, 1 / math.sqrt(8)).product(3), seed=5)
+    assert torch.equal(W, w_ref[0])
+    assert model.hidden_weights(dtype=torch.float32).dtype == torch.float32
+    with pytest.raises(TypeError, match="dtype"):
+        MnistRelu.random(n=8, L=3)
+    x = torch.randn(4, 784, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    G = model.block_gates(x)
+    assert G.shape == (4, 3, 8) and bool(((G == 0) | (G == 1)).all())
+    m = relu_block_measurements(model, x, k_spectrum=4, k_align=3, subspace=2)
+    assert m["logsv_J"].shape == (4, 4) and m["overlap"].shape == (4, 4)
+    np.testing.assert_allclose(np.diag(m["overlap"]), 1.0, atol=1e-12)
+
+
+def test_checkpoint_path_depends_on_everything(tmp_path, digits):
+    from fgln.book.cache import checkpoint_path
+
+    def path(config, seed, **changes):
+        params = dict(mnist_run.run_params(config, seed, digits), **changes)
+        return checkpoint_path("mnist_train", params, tmp_path)
+
+    p = path(QUICK, 0)
+    assert p.parent == tmp_path / "checkpoints" and p.suffix == ".pt"
+    assert p == path(QUICK, 0)
+    assert p != path(QUICK, 1)
+    assert p != path(QUICK, 0, source="other")
+    assert p != path(MnistConfig(), 0)
 
 
 def test_run_params_name_everything_the_run_depends_on(digits):

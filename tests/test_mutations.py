@@ -28,8 +28,7 @@ MUTATIONS = {
         "05_depth_scaling",
         "import fgln.theory.exponents as _ex\n"
         "_g = _ex.lyapunov_exponents\n"
-        "_ex.lyapunov_exponents = (lambda n, p, sigma, k, *a, **kw:\n"
-        "                          _g(n, p - 0.1, sigma, k, *a, **kw))\n",
+        "_ex.lyapunov_exponents = lambda law, k: _g(law.replace(p=law.p - 0.1), k)\n",
         ["rem5.4-closed-form", "thm5.3-exponents"],
     ),
     # the exponent target shifted by one index: gamma_(i+1) wherever the theory gives gamma_i
@@ -38,10 +37,10 @@ MUTATIONS = {
         "05_depth_scaling",
         "import fgln.theory.exponents as _ex\n"
         "_g = _ex.lyapunov_exponents\n"
-        "def _shifted(n, p, sigma, k, *a, **kw):\n"
-        "    if a or kw.get('min_rank') is not None:  # (r, p)-layers: k <= r, left alone\n"
-        "        return _g(n, p, sigma, k, *a, **kw)\n"
-        "    return _g(n, p, sigma, k + 1, **kw)[1:]\n"
+        "def _shifted(law, k):\n"
+        "    if law.r is not None:  # (r, p)-layers: k <= r, left alone\n"
+        "        return _g(law, k)\n"
+        "    return _g(law, k + 1)[1:]\n"
         "_ex.lyapunov_exponents = _shifted\n",
         ["fig2-convergence-p1", "fig2-convergence-p05"],
     ),
@@ -51,9 +50,9 @@ MUTATIONS = {
         "import numpy as _np\n"
         "import fgln.initialization.depth_scaling as _ds\n"
         "_s = _ds.depth_slopes\n"
-        "def _shifted(depth, logs, **kw):\n"
+        "def _shifted(depths, logs, **kw):\n"
         "    logs = _np.asarray(logs)\n"
-        "    return _s(depth, _np.concatenate([logs[..., 1:], logs[..., -1:]], -1), **kw)\n"
+        "    return _s(depths, _np.concatenate([logs[..., 1:], logs[..., -1:]], -1), **kw)\n"
         "_ds.depth_slopes = _shifted\n",
         ["fig9-slopes-below-p1", "fig9-slopes-below-p0.5"],
     ),

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from fgln.base.laws import LayerLaw
 from fgln.products.sampling import sample_network
 from fgln.training.balanced_networks import balance_residuals, balanced_masked_network
 from fgln.training.networks import (
@@ -139,7 +140,7 @@ def test_masked_layers_and_is_masked():
 def test_random_square_draws_the_section5_matrices():
     n, L, p = 6, 5, 0.5
     net = FixedGatesNetwork.random([n] * (L + 1), p, seed=3)
-    w, d = sample_network(n, L, p, seed=3)
+    w, d = sample_network(LayerLaw(n, p).product(L), seed=3)
     for l in range(L):
         assert torch.equal(net.weights[l].detach(), w[0, l])
     for l in range(L - 1):
@@ -151,12 +152,25 @@ def test_random_square_draws_the_section5_matrices():
     assert all(torch.equal(a, b.detach()) for a, b in zip(ws, net.weights))
     assert all(torch.equal(a, b) for a, b in zip(gs, net.gates))
     # (r, p)-gates too
-    net_r = FixedGatesNetwork.random([n] * (L + 1), 0.3, min_rank=3, seed=4)
-    _, d_r = sample_network(n, L, 0.3, min_rank=3, seed=4)
+    net_r = FixedGatesNetwork.random([n] * (L + 1), 0.3, r=3, seed=4)
+    _, d_r = sample_network(LayerLaw(n, 0.3, r=3).product(L), seed=4)
     assert all(torch.equal(net_r.gates[l], d_r[0, l]) for l in range(L - 1))
     ws, gs = _draw_rectangular([n] * (L + 1), 0.3, None, 3, 4, torch.float64,
                                torch.device("cpu"))
     assert all(torch.equal(a, b) for a, b in zip(gs, net_r.gates))
+
+
+@pytest.mark.parametrize("widths", [[6] * 5, [5, 7, 4, 6]])
+def test_random_default_seed_is_fixed_and_none_is_fresh(widths):
+    """seed defaults to 0 (square and rectangular paths alike); seed=None is fresh entropy."""
+    a, b = FixedGatesNetwork.random(widths, 0.5), FixedGatesNetwork.random(widths, 0.5, seed=0)
+    assert all(torch.equal(x, y) for x, y in zip(a.weights, b.weights))
+    assert all(torch.equal(x, y) for x, y in zip(a.gates, b.gates))
+    c, d = (FixedGatesNetwork.random(widths, 0.5, seed=None) for _ in range(2))
+    assert not torch.equal(c.weights[0], d.weights[0])
+    gates = [torch.ones(w, dtype=torch.float64) for w in widths[1:-1]]
+    e, f = balanced_masked_network(widths, gates), balanced_masked_network(widths, gates, seed=0)
+    assert all(torch.equal(x, y) for x, y in zip(e.weights, f.weights))
 
 
 def test_random_rectangular_scale_and_gate_rate():
@@ -225,6 +239,10 @@ def test_constructor_bad_input():
         FixedGatesNetwork.random([4, 4], p=0.0)
     with pytest.raises(ValueError, match="device"):
         FixedGatesNetwork.random([4, 4], device="nowhere")
+    with pytest.raises(ValueError, match="r must"):
+        FixedGatesNetwork.random([4, 4, 4], 0.5, r=5)
+    with pytest.raises(ValueError, match="r must"):
+        FixedGatesNetwork.random([4, 5, 4], 0.5, r=5)
 
 
 def test_single_layer_network():

@@ -64,13 +64,14 @@ MIN_PIXEL_STD = 0.01
 # --------------------------------------------------------------------------
 
 def _check_fig02(d):
+    from fgln.base.laws import LayerLaw
     from fgln.theory.exponents import lyapunov_exponents
 
     n = int(d["n"])
     for tag, p in (("p1", 1.0), ("p05", 0.5)):
         mean, se, L = d[f"mean_{tag}"], d[f"se_{tag}"], d["L"]
         assert mean.shape == se.shape == L.shape and np.isfinite(mean[1:]).all()
-        g1 = lyapunov_exponents(n, p, None, 1)[0]
+        g1 = lyapunov_exponents(LayerLaw(n, p), 1)[0]
         assert np.isclose(d[f"gamma1_{tag}"], g1)
         # the top exponent is approached: closer to gamma_1 at the deepest than at depth 2
         assert abs(mean[-1] - g1) < abs(mean[1] - g1)
@@ -135,6 +136,8 @@ def _check_fig04b(d):
 
 
 def _check_fig05b(d):
+    import torch
+
     from fgln.mnist.block_measurements import block_statistics
     from fgln.mnist.model import MnistFixedGates
 
@@ -142,7 +145,7 @@ def _check_fig05b(d):
     k = int(d["k"])
     assert d["rho_trained"].shape == d["rho_init"].shape == (d["seeds"].size, d["l"].size)
     for i, s in enumerate(d["seeds"]):  # the initial curve is that of the seed's network
-        w, g = MnistFixedGates.random(seed=int(s)).hidden_block()
+        w, g = MnistFixedGates.random(seed=int(s), dtype=torch.float32).hidden_block()
         ref = block_statistics(w, g, k_align=(k,))[f"rho_k{k}"][: d["l"].size]
         assert np.allclose(d["rho_init"][i], ref, atol=1e-9)
 
@@ -204,11 +207,13 @@ def _check_fig91a(d):
 
 
 def _check_fig91b(d):
+    from fgln.base.laws import LayerLaw
     from fgln.relu.regimes import lognorm_law, psg_variance
 
     assert np.allclose(d["psg"], [psg_variance(int(L)) for L in d["L"]])
-    assert np.allclose(d["lognorm_exact_var"], [lognorm_law(int(n), int(L))[1]
-                                                for n, L in zip(d["n"], d["L"])])
+    assert np.allclose(d["lognorm_exact_var"],
+                       [lognorm_law(LayerLaw.he(int(n)).product(int(L), "fgln"))[1]
+                        for n, L in zip(d["n"], d["L"])])
     assert np.all(d["ratio"] > 0) and np.isfinite(d["e1"]).all()
 
 

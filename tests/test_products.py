@@ -8,11 +8,19 @@ import numpy as np
 import pytest
 import torch
 
+from fgln.base.laws import LayerLaw
 from fgln.base.statistics import mean_se
 from fgln.products.accumulator import SpectrumAccumulator
 from fgln.products.graded_svd import graded_log_svdvals
 from fgln.products.partial_products import layer_partial_products, network_partial_products
-from fgln.products.sampling import iter_layers, network_layers, sample_layers, sample_network
+from fgln.products.sampling import (
+    haar_orthogonal,
+    iter_layers,
+    make_generator,
+    network_layers,
+    sample_layers,
+    sample_network,
+)
 from fgln.products.spectra import (
     log_singular_values,
     log_spectra_by_depth,
@@ -44,19 +52,54 @@ def mp_log_svdvals(layer_list, dps):
 
 
 def test_shapes_dtype_and_default_sigma():
-    lay = sample_layers(6, 3, batch=2, seed=0)
+    lay = sample_layers(LayerLaw(6).product(3), 2, seed=0)
     assert lay.shape == (2, 3, 6, 6) and lay.dtype == torch.float64
-    lay32 = sample_layers(6, 3, batch=2, seed=0, dtype=torch.float32)
+    lay32 = sample_layers(LayerLaw(6).product(3), 2, seed=0, dtype=torch.float32)
     assert lay32.dtype == torch.float32
     # sigma=None means 1/sqrt(n): the same draws as an explicit sigma, which scales them
-    assert torch.equal(lay, sample_layers(6, 3, sigma=1 / math.sqrt(6), batch=2, seed=0))
-    lay3 = sample_layers(6, 3, sigma=3 / math.sqrt(6), batch=2, seed=0)
+    assert torch.equal(lay, sample_layers(LayerLaw(6, sigma=1 / math.sqrt(6)).product(3), 2,
+                                          seed=0))
+    lay3 = sample_layers(LayerLaw(6, sigma=3 / math.sqrt(6)).product(3), 2, seed=0)
     assert torch.allclose(lay3, 3 * lay, rtol=1e-15, atol=0)
+    # one replicate by default
+    assert sample_layers(LayerLaw(6).product(3), seed=0).shape == (1, 3, 6, 6)
+
+
+def test_default_seed_is_the_fixed_stream_and_none_is_fresh_entropy():
+    """seed defaults to 0 (the same numbers on every call); seed=None asks for entropy."""
+    prod = LayerLaw(5, 0.5).product(3)
+    a, b = sample_layers(prod, 2), sample_layers(prod, 2)
+    assert torch.equal(a, b) and torch.equal(a, sample_layers(prod, 2, seed=0))
+    assert not torch.equal(sample_layers(prod, 2, seed=None), sample_layers(prod, 2, seed=None))
+    w, d = sample_network(prod, 2)
+    assert torch.equal(w, sample_network(prod, 2, seed=0)[0])
+    assert torch.equal(torch.stack(list(iter_layers(prod, 2)), 1), a)
+    # a generator is drawn from, not restarted: two draws from one generator differ
+    gen = make_generator(3)
+    assert not torch.equal(sample_layers(prod, 2, seed=gen), sample_layers(prod, 2, seed=gen))
+    # make_generator: same integer seed, same stream; the device is keyword-only
+    assert torch.equal(torch.rand(3, generator=make_generator(4, device="cpu")),
+                       torch.rand(3, generator=make_generator(4)))
+    with pytest.raises(TypeError):
+        make_generator(4, "cpu")
+
+
+def test_haar_orthogonal_replicates_and_seed():
+    q = haar_orthogonal(5)
+    assert q.shape == (5, 5) and torch.equal(q, haar_orthogonal(5, seed=0))
+    eye = torch.eye(5, dtype=torch.float64)
+    assert torch.allclose(q.T @ q, eye, atol=1e-12)
+    qs = haar_orthogonal(5, 3, seed=2)
+    assert qs.shape == (3, 5, 5) and torch.allclose(qs.mT @ qs, eye.expand(3, 5, 5), atol=1e-12)
+    assert torch.equal(qs, haar_orthogonal(5, 3, seed=2))
+    assert not torch.equal(haar_orthogonal(5, seed=None), haar_orthogonal(5, seed=None))
+    with pytest.raises(ValueError, match="replicates must"):
+        haar_orthogonal(5, 0)
 
 
 def test_ginibre_variance_and_gate_rate_match_within_standard_error():
     n, p = 64, 0.3
-    w, d = sample_network(n, 4, p, batch=8, seed=1)
+    w, d = sample_network(LayerLaw(n, p).product(4), 8, seed=1)
     x = w.flatten().numpy()
     # E[w^2] = sigma^2 = 1/n; standard error of the mean of w^2 is sqrt(2) sigma^2 / sqrt(N)
     se = math.sqrt(2.0) / n / math.sqrt(x.size)
@@ -66,28 +109,41 @@ def test_ginibre_variance_and_gate_rate_match_within_standard_error():
     assert abs(g.mean() - p) < 5 * math.sqrt(p * (1 - p) / g.size)
 
 
-def test_min_rank_conditions_every_gate():
-    _, d = sample_network(10, 50, 0.3, batch=20, min_rank=5, seed=2)
+def test_minimum_rank_conditions_every_gate():
+    _, d = sample_network(LayerLaw(10, 0.3, r=5).product(50), 20, seed=2)
     assert int(d.sum(-1).min()) >= 5
-    _, d0 = sample_network(10, 50, 0.3, batch=20, seed=2)
+    _, d0 = sample_network(LayerLaw(10, 0.3).product(50), 20, seed=2)
     assert int(d0.sum(-1).min()) < 5  # the conditioning is not vacuous at these sizes
 
 
 def test_same_seed_same_layers_and_streaming_identical():
-    a = sample_layers(5, 7, 0.5, batch=3, seed=11, min_rank=2)
-    b = sample_layers(5, 7, 0.5, batch=3, seed=11, min_rank=2)
-    c = torch.stack(list(iter_layers(5, 7, 0.5, batch=3, seed=11, min_rank=2)), 1)
+    prod = LayerLaw(5, 0.5, r=2).product(7)
+    a = sample_layers(prod, 3, seed=11)
+    b = sample_layers(prod, 3, seed=11)
+    c = torch.stack(list(iter_layers(prod, 3, seed=11)), 1)
     assert torch.equal(a, b) and torch.equal(a, c)
-    assert not torch.equal(a, sample_layers(5, 7, 0.5, batch=3, seed=12, min_rank=2))
+    assert not torch.equal(a, sample_layers(prod, 3, seed=12))
 
 
 def test_fgln_convention_leaves_last_layer_ungated():
-    w, d = sample_network(6, 4, 0.5, batch=2, seed=3)
+    law = LayerLaw(6, 0.5)
+    w, d = sample_network(law.product(4), 2, seed=3)
     s5 = network_layers(w, d, "section5")
     fg = network_layers(w, d, "fgln")
     assert torch.equal(fg[:, -1], w[:, -1]) and torch.equal(fg[:, :-1], s5[:, :-1])
     with pytest.raises(ValueError, match="convention"):
         network_layers(w, d, "other")
+    # the product's convention decides the layers; the weights and gates drawn are the same
+    assert torch.equal(sample_network(law.product(4, "fgln"), 2, seed=3)[1], d)
+    assert torch.equal(sample_layers(law.product(4), 2, seed=3), s5)
+    assert torch.equal(sample_layers(law.product(4, "fgln"), 2, seed=3), fg)
+    streamed = torch.stack(list(iter_layers(law.product(4, "fgln"), 2, seed=3)), 1)
+    assert torch.equal(streamed, fg)
+
+
+def _sample(n, L, p=1.0, sigma=None, r=None, replicates=1):
+    """sample_layers of the product of L layers of LayerLaw(n, p, sigma, r)."""
+    return sample_layers(LayerLaw(n, p, sigma, r).product(L), replicates)
 
 
 @pytest.mark.parametrize(
@@ -100,13 +156,14 @@ def test_fgln_convention_leaves_last_layer_ungated():
         (dict(n=4, L=3, p=float("nan")), "p must"),
         (dict(n=4, L=3, sigma=-1.0), "sigma must"),
         (dict(n=4, L=3, sigma=float("nan")), "sigma must"),
-        (dict(n=4, L=3, min_rank=5), "min_rank must"),
-        (dict(n=40, L=3, p=0.01, min_rank=30), "unreachable"),
+        (dict(n=4, L=3, r=5), "r must"),
+        (dict(n=40, L=3, p=0.01, r=30), "unreachable"),
+        (dict(n=4, L=3, replicates=0), "replicates must"),
     ],
 )
 def test_bad_input_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        sample_layers(**kwargs)
+        _sample(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -117,20 +174,47 @@ def test_bad_input_raises(kwargs, match):
         (dict(n=4, L=True), "L must"),
         (dict(n=4, L=3, p="0.5"), "p must"),
         (dict(n=4, L=3, sigma="1"), "sigma must"),
-        (dict(n=4, L=3, min_rank=2.0), "min_rank must"),
+        (dict(n=4, L=3, r=2.0), "r must"),
+        (dict(n=4, L=3, replicates=2.0), "replicates must"),
     ],
 )
 def test_wrong_type_raises_type_error(kwargs, match):
     """The package's convention: a wrong type is a TypeError, a bad value a ValueError."""
     with pytest.raises(TypeError, match=match):
-        sample_layers(**kwargs)
+        _sample(**kwargs)
+
+
+@pytest.mark.parametrize("fn", [sample_layers, sample_network, iter_layers, stream_log_spectra,
+                                stream_lyapunov_estimates])
+def test_samplers_take_a_product(fn):
+    """A law or a bare width is not a product: the sampler says what it needs."""
+    for wrong in (LayerLaw(4), 4):
+        with pytest.raises(TypeError, match="Product"):
+            out = fn(wrong, 2)
+            if fn is iter_layers:
+                next(out)
+
+
+def test_progress_bar_follows_the_environment_unless_forced(monkeypatch, capsys):
+    """progress=None (the default): a bar unless FGLN_PROGRESS=0; True or False decide."""
+    prod = LayerLaw(4).product(3)
+    monkeypatch.setenv("FGLN_PROGRESS", "0")
+    stream_log_spectra(prod)
+    assert "layers" not in capsys.readouterr().err
+    stream_log_spectra(prod, progress=True)
+    assert "layers" in capsys.readouterr().err
+    monkeypatch.setenv("FGLN_PROGRESS", "1")
+    stream_log_spectra(prod)
+    assert "layers" in capsys.readouterr().err
+    stream_log_spectra(prod, progress=False)
+    assert "layers" not in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- partial products
 
 
 def test_partial_products_reassemble_the_product():
-    w, d = sample_network(5, 6, 0.6, batch=2, seed=4)
+    w, d = sample_network(LayerLaw(5, 0.6).product(6), 2, seed=4)
     lay = network_layers(w, d, "section5")
     A, B = layer_partial_products(lay)
     J = product(lay)
@@ -149,14 +233,14 @@ def test_partial_products_reassemble_the_product():
 
 
 def test_matches_direct_svd_at_small_depth():
-    lay = sample_layers(8, 3, batch=4, seed=1)
+    lay = sample_layers(LayerLaw(8).product(3), 4, seed=1)
     ref = torch.log(torch.linalg.svdvals(product(lay)))
     assert torch.allclose(log_singular_values(lay), ref, atol=1e-11)
 
 
 def test_matches_high_precision_reference_where_float64_svd_fails():
     n, L = 6, 60
-    lay = sample_layers(n, L, batch=2, seed=3)
+    lay = sample_layers(LayerLaw(n).product(L), 2, seed=3)
     ours = log_singular_values(lay).numpy()
     naive = torch.log(torch.linalg.svdvals(product(lay))).numpy()
     for b in range(2):
@@ -168,7 +252,7 @@ def test_matches_high_precision_reference_where_float64_svd_fails():
 
 def test_gated_product_against_high_precision_reference():
     n, L = 7, 30
-    lay = sample_layers(n, L, 0.8, batch=2, seed=8, min_rank=7)  # full-rank gates: all finite
+    lay = sample_layers(LayerLaw(n, 0.8, r=7).product(L), 2, seed=8)  # full-rank gates: finite
     ours = log_singular_values(lay).numpy()
     for b in range(2):
         ref = mp_log_svdvals([lay[b, l] for l in range(L)], dps=120)
@@ -176,7 +260,7 @@ def test_gated_product_against_high_precision_reference():
 
 
 def test_every_depth_in_one_pass_equals_per_depth_runs_and_top_k():
-    lay = sample_layers(10, 25, 1.0, batch=3, seed=5)
+    lay = sample_layers(LayerLaw(10, 1.0).product(25), 3, seed=5)
     allv = log_spectra_by_depth(lay)
     assert allv.shape == (3, 25, 10)
     for l in (1, 7, 25):
@@ -186,18 +270,25 @@ def test_every_depth_in_one_pass_equals_per_depth_runs_and_top_k():
 
 
 def test_streaming_path_gives_the_same_numbers():
-    kw = dict(batch=3, seed=9, min_rank=3)
-    lay = sample_layers(8, 40, 0.5, **kw)
+    prod = LayerLaw(8, 0.5, r=3).product(40)
+    lay = sample_layers(prod, 3, seed=9)
     a = log_spectra_by_depth(lay, depths=[10, 40])
-    b = stream_log_spectra(8, 40, 0.5, depths=[10, 40], **kw)
+    b = stream_log_spectra(prod, replicates=3, depths=[10, 40], seed=9)
     fin = torch.isfinite(a)
     assert torch.equal(fin, torch.isfinite(b))
     assert torch.allclose(a[fin], b[fin], atol=1e-12, rtol=0)
+    # depths=None: every depth 1..L, as log_spectra_by_depth; k keeps the top values
+    every = stream_log_spectra(prod, 2, 3, seed=9)
+    assert every.shape == (3, 40, 2)
+    ref = log_spectra_by_depth(lay, k=2)
+    fin = torch.isfinite(ref)
+    assert torch.equal(fin, torch.isfinite(every))
+    assert torch.allclose(every[fin], ref[fin], atol=1e-12, rtol=0)
 
 
 def test_exact_zeros_are_minus_inf_not_rounding_noise():
     n = 8
-    w, d = sample_network(n, 10, 0.5, batch=6, seed=5)
+    w, d = sample_network(LayerLaw(n, 0.5).product(10), 6, seed=5)
     lay = network_layers(w, d)
     out = log_singular_values(lay)
     min_gate_rank = d.sum(-1).min(-1).values.long()
@@ -214,27 +305,29 @@ def test_exact_zeros_are_minus_inf_not_rounding_noise():
 
 
 def test_no_overflow_at_depth_ten_thousand():
-    out = stream_log_spectra(4, 10_000, 1.0, batch=2, seed=0, reorth_every=2)[:, 0]
+    L = 10_000
+    out = stream_log_spectra(LayerLaw(4, 1.0).product(L), replicates=2, depths=[L], seed=0,
+                             reorth_every=2)[:, 0]
     assert torch.isfinite(out).all()
     assert (out[:, :-1] >= out[:, 1:]).all()
     assert out[:, -1].max() < -10_000 * 0.5  # far below float64's smallest number
 
 
 def test_reorthonormalising_in_chunks_keeps_accuracy():
-    lay = sample_layers(16, 40, batch=3, seed=6)
+    lay = sample_layers(LayerLaw(16).product(40), 3, seed=6)
     ref = log_singular_values(lay)
     assert torch.allclose(log_singular_values(lay, reorth_every=2), ref, atol=1e-8)
 
 
 def test_cholesky_qr_path_matches_householder():
-    lay = sample_layers(16, 30, 0.5, batch=4, seed=7)
+    lay = sample_layers(LayerLaw(16, 0.5).product(30), 4, seed=7)
     h = log_spectra_by_depth(lay, method="householder")
     c = log_spectra_by_depth(lay, method="cholqr")
     fin = torch.isfinite(h)
     assert torch.equal(fin, torch.isfinite(c))
     assert torch.allclose(h[fin], c[fin], atol=1e-9, rtol=0)
     with pytest.raises(ValueError, match="method"):
-        SpectrumAccumulator.start(2, 3, method="svd")
+        SpectrumAccumulator.start(3, 2, method="svd")
 
 
 def test_graded_svd_window_path_is_relative_accurate():
@@ -258,7 +351,7 @@ def test_graded_svd_window_path_is_relative_accurate():
 def test_bad_layers_and_depths():
     with pytest.raises(ValueError, match="shape"):
         log_singular_values(torch.zeros(2, 3, 4, 5, dtype=torch.float64))
-    lay = sample_layers(4, 5, seed=0)
+    lay = sample_layers(LayerLaw(4).product(5), seed=0)
     with pytest.raises(ValueError, match="depths"):
         log_spectra_by_depth(lay, depths=[0, 3])
     with pytest.raises(ValueError, match="k must"):
@@ -268,12 +361,13 @@ def test_bad_layers_and_depths():
 def test_qr_lyapunov_estimates_are_unbiased_for_the_exponents():
     from fgln.theory.exponents import lyapunov_exponents
 
-    n, L, batch = 5, 30, 400
-    est = stream_lyapunov_estimates(n, L, 1.0, batch=batch, seed=3, reorth_every=3).numpy()
-    g = lyapunov_exponents(n, 1.0, None, n)
+    n, L, replicates = 5, 30, 400
+    law = LayerLaw(n, 1.0)
+    est = stream_lyapunov_estimates(law.product(L), replicates, seed=3, reorth_every=3).numpy()
+    g = lyapunov_exponents(law, n)
     _, se, _ = mean_se(est)
     assert np.all(np.abs(est.mean(0) - g) < 4.5 * se)  # no 1/L bias, even at L = 30
-    lay = sample_layers(n, 12, 0.5, batch=4, seed=1)
+    lay = sample_layers(LayerLaw(n, 0.5).product(12), 4, seed=1)
     a = lyapunov_estimates(lay, reorth_every=1)
     b = lyapunov_estimates(lay, reorth_every=4)
     fin = torch.isfinite(a)
@@ -285,7 +379,7 @@ def test_qr_lyapunov_estimates_are_unbiased_for_the_exponents():
 
 
 def test_long_chunks_do_not_invent_zeros():
-    lay = sample_layers(24, 40, 1.0, batch=2, seed=8)
+    lay = sample_layers(LayerLaw(24, 1.0).product(40), 2, seed=8)
     out = log_singular_values(lay, reorth_every=8)
     assert torch.isfinite(out).all()
 
@@ -306,7 +400,7 @@ def _count_steps(monkeypatch):
 
 
 def test_adaptive_interval_matches_every_layer_to_1e_10(monkeypatch):
-    lay = sample_layers(64, 150, 0.5, batch=8, seed=2)
+    lay = sample_layers(LayerLaw(64, 0.5).product(150), 8, seed=2)
     ref = log_singular_values(lay, reorth_every=1)
     steps = _count_steps(monkeypatch)
     out = log_singular_values(lay)  # default: adaptive
@@ -323,7 +417,7 @@ def test_adaptive_interval_matches_every_layer_to_1e_10(monkeypatch):
 
 
 def test_adaptive_interval_redoes_a_chunk_with_a_nearly_singular_layer(monkeypatch):
-    lay = sample_layers(16, 60, 1.0, batch=2, seed=4) * 1.5  # slow growth: long chunks
+    lay = sample_layers(LayerLaw(16, 1.0).product(60), 2, seed=4) * 1.5  # slow growth
     lay[:, 30, -1] *= 1e-7  # one direction of one layer nearly annihilated
     ref = log_singular_values(lay, reorth_every=1)
     steps = _count_steps(monkeypatch)

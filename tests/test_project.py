@@ -96,7 +96,8 @@ def test_readme_code_map_matches_the_package():
     allows) and under it every module of that wing; everything it names exists."""
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
-    rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
+    wing_table = section.split("| wing | holds | may import |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|") for line in wing_table.splitlines() if line.startswith("| `")]
     table = {re.findall(r"`(\w+)`", r[1])[0]: set(re.findall(r"`(\w+)`", r[3])) for r in rows}
     assert table == MAY_IMPORT, f"README's wing table against the import order: {table}"
     named, wing = set(), None
@@ -598,37 +599,119 @@ def _params(obj, positional: bool = False) -> list[str]:
     return [x.name for x in params]
 
 
-def test_public_functions_follow_the_argument_order():
-    """n, L, p, then sigma and k, then replicates: in that order wherever they are positional
-    (keyword-only options may come in any order)."""
-    order = ["n", "L", "p", "sigma", "k", "replicates"]
-    bad = []
-    for qual, obj in _public_callables().items():
-        names = [x for x in _params(obj, positional=True) if x in order]
-        if names != sorted(names, key=order.index):
-            bad.append(f"{qual}{tuple(names)}")
-    assert not bad, f"arguments out of the order (n, L, p, sigma, k, replicates): {bad}"
+def _every_public_callable():
+    """Every public function, class and public method of every module of the package."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    seen = {}
+    for info in pkgutil.walk_packages(fgln.__path__, "fgln."):
+        mod = importlib.import_module(info.name)
+        for name, obj in vars(mod).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
+                continue
+            if inspect.isfunction(obj):
+                seen[f"{mod.__name__}.{name}"] = obj
+            elif inspect.isclass(obj):
+                seen[f"{mod.__name__}.{name}"] = obj
+                for mname, meth in vars(obj).items():
+                    if isinstance(meth, (classmethod, staticmethod)):
+                        meth = meth.__func__
+                    if not mname.startswith("_") and inspect.isfunction(meth):
+                        seen[f"{mod.__name__}.{name}.{mname}"] = meth
+    return seen
 
 
-def test_public_functions_use_one_name_per_meaning():
-    """Replicate counts are `replicates`, standard errors `se`; no synonyms."""
-    synonyms = {"chains", "seeds", "n_seeds", "nseeds", "draws", "n_samples", "sem", "stderr"}
-    bad = [f"{qual}({x})" for qual, obj in _public_callables().items()
-           for x in _params(obj) if x in synonyms]
-    assert not bad, f"synonyms of `replicates` / `se` in public signatures: {bad}"
-    from fgln.base.statistics import conditional_stats
+def test_every_public_signature_follows_the_conventions():
+    """One table (fgln.base.conventions.CONVENTIONS) fixes the names, their order and what
+    each default means; every public signature of the package follows it."""
+    from fgln.base.conventions import signature_problems
 
-    assert set(conditional_stats(np.arange(4.0))) == {"mean", "se", "sd", "count", "frac"}
+    problems = [p for qual, obj in _every_public_callable().items()
+                for p in signature_problems(obj, qual)]
+    assert not problems, "\n".join(problems)
+
+
+def _chapter_code(path: Path) -> str:
+    import jupytext
+
+    nb = jupytext.read(path)
+    return "\n".join("\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                               for line in cell.source.split("\n"))
+                     for cell in nb.cells if cell.cell_type == "code")
+
+
+def test_chapters_benchmarks_and_tests_follow_the_conventions():
+    """The same table over the chapters, benchmarks and tests: no function they define and no
+    keyword they pass into fgln uses a refused name (``batch=``, ``min_rank=``, ``depth=``...)."""
+    from fgln.base.conventions import source_problems
+
+    problems = []
+    for path in sorted((REPO_ROOT / "book").glob("*.md")):
+        if _front_matter(path):
+            problems += source_problems(_chapter_code(path), path.name)
+    for folder in ("benchmarks", "tests"):
+        for path in sorted((REPO_ROOT / folder).glob("*.py")):
+            problems += source_problems(path.read_text(), f"{folder}/{path.name}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_convention_check_catches_a_renamed_argument_and_a_changed_default():
+    """Mutations of real signatures: ``replicates`` renamed ``batch``, ``seed=0`` made
+    ``seed=None`` (fresh entropy by default), ``progress`` forced on, ``device`` auto,
+    ``sigma`` defaulting to a number, and two names swapped out of order."""
+    import inspect
+
+    from fgln.base.conventions import signature_problems, source_problems
+
+    fn = fgln.stream_log_spectra
+    assert signature_problems(fn) == []
+    sig = inspect.signature(fn)
+
+    def mutated(rename=None, default=None, order=None):
+        params = list(sig.parameters.values())
+        if rename:
+            params = [p.replace(name=rename[1]) if p.name == rename[0] else p for p in params]
+        if default:
+            params = [p.replace(default=default[1]) if p.name == default[0] else p
+                      for p in params]
+        if order:
+            i, j = (next(q for q, p in enumerate(params) if p.name == x) for x in order)
+            params[i], params[j] = params[j], params[i]
+
+        def f(*args, **kwargs):
+            return None
+        f.__signature__ = sig.replace(parameters=params)
+        f.__qualname__ = "mutated"
+        return f
+
+    def flagged(text, **mutation):
+        return any(text in p for p in signature_problems(mutated(**mutation)))
+
+    assert flagged("'batch'", rename=("replicates", "batch"))
+    assert flagged("seed=None", default=("seed", None))
+    assert flagged("progress=True", default=("progress", True))
+    assert flagged("device='auto'", default=("device", "auto"))
+    assert any("'k' comes after 'replicates'" in p
+               for p in signature_problems(mutated(order=("k", "replicates"))))
+    law_fn = fgln.lyapunov_exponents
+    assert signature_problems(law_fn) == []
+    src = "from fgln import sample_layers\nsample_layers(prod, batch=3)\ndef f(depth): pass\n"
+    found = sorted(source_problems(src, "snippet"))
+    assert len(found) == 2 and "'batch'" in found[0] and "'depth'" in found[1]
+    assert source_problems("import numpy as np\nnp.std([1.0], ddof=1)\n", "numpy") == []
 
 
 @pytest.mark.parametrize("call", [
-    lambda: fgln.sample_layers(4.5, 3),
-    lambda: fgln.sample_layers(4, 3.0),
-    lambda: fgln.sample_layers(4, 3, "0.5"),
-    lambda: fgln.lyapunov_exponents(4.0, 1.0, None, 2),
-    lambda: fgln.top_values_by_depth(4, 3, 1.0, 2, 2.0),
+    lambda: fgln.LayerLaw(4.5),
+    lambda: fgln.LayerLaw(4).product(3.0),
+    lambda: fgln.LayerLaw(4, "0.5"),
+    lambda: fgln.sample_layers((4, 3)),
+    lambda: fgln.lyapunov_exponents(4, 2),
+    lambda: fgln.top_values_by_depth(fgln.LayerLaw(4).product(3), 2, 2.0),
     lambda: fgln.haar_orthogonal(3.0),
-    lambda: fgln.relu_log_spectra(4, 3, replicates="2"),
+    lambda: fgln.relu_log_spectra(fgln.LayerLaw.he(4).product(3, "fgln"), None, "2"),
     lambda: fgln.train_mnist("config"),
     lambda: fgln.FixedGatesNetwork([[[1.0]]], []),
     lambda: fgln.FixedGatesNetwork([torch.ones(2, 2, dtype=torch.int64)], []),
@@ -639,11 +722,15 @@ def test_wrong_types_raise_type_error(call):
 
 
 @pytest.mark.parametrize("call", [
-    lambda: fgln.sample_layers(0, 3),
-    lambda: fgln.sample_layers(4, 3, 1.5),
-    lambda: fgln.lyapunov_exponents(4, 1.0, -1.0, 2),
-    lambda: fgln.top_values_by_depth(4, 3, 1.0, 2, 0),
-    lambda: fgln.relu_log_spectra(4, 3, replicates=0),
+    lambda: fgln.LayerLaw(0),
+    lambda: fgln.LayerLaw(4, 1.5),
+    lambda: fgln.LayerLaw(4, 1.0, -1.0),
+    lambda: fgln.LayerLaw(4, 0.5, r=5),
+    lambda: fgln.LayerLaw(4).product(0),
+    lambda: fgln.LayerLaw(4).product(3, "section6"),
+    lambda: fgln.top_values_by_depth(fgln.LayerLaw(4).product(3), 2, 0),
+    lambda: fgln.relu_log_spectra(fgln.LayerLaw.he(4).product(3, "fgln"), None, 0),
+    lambda: fgln.relu_log_spectra(fgln.LayerLaw.he(4).product(3), None, 1),
 ])
 def test_bad_values_raise_value_error(call):
     with pytest.raises(ValueError):

@@ -5,24 +5,35 @@ import numpy as np
 import pytest
 import torch
 
+from fgln.base.laws import LayerLaw
 from fgln.base.statistics import mean_se
 from fgln.products.sampling import sample_network
 from fgln.relu.jacobians import (
-    he_sigma,
     iter_relu_layers,
     relu_forward,
     relu_jacobian,
     relu_log_spectra,
     relu_products,
 )
-from fgln.relu.regimes import arccos_shared_fraction, input_pair_measurements, lognorm_law
+from fgln.relu.regimes import (
+    arccos_shared_fraction,
+    input_pair_measurements,
+    lognorm_law,
+    relu_alignment,
+    relu_first_order,
+)
 from fgln.theory.exponents import lyapunov_exponents
 
 
-def _net(n=7, L=4, batch=3, seed=0):
-    w, _ = sample_network(n, L, 1.0, he_sigma(n), batch=batch, seed=seed)
+def _relu(n, L):
+    """The product a bias-free ReLU network of width n and depth L computes at one input."""
+    return LayerLaw.he(n).product(L, "fgln")
+
+
+def _net(n=7, L=4, replicates=3, seed=0):
+    w, _ = sample_network(LayerLaw.he(n, 1.0).product(L), replicates, seed=seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    x = torch.randn(batch, n, generator=gen, dtype=torch.float64)
+    x = torch.randn(replicates, n, generator=gen, dtype=torch.float64)
     return w, x
 
 
@@ -53,7 +64,7 @@ def test_jacobian_applied_to_input_is_output():
 def test_gate_fraction_per_layer():
     # each gate is 1[N(0, s^2) > 0] given the past: mean 1/2, s.e. from the binomial
     n, L, b = 64, 5, 200
-    w, x = _net(n=n, L=L, batch=b, seed=3)
+    w, x = _net(n=n, L=L, replicates=b, seed=3)
     _, g = relu_forward(w, x)
     assert torch.all(g[:, -1] == 1)  # D_L = I
     frac = g[:, :-1].mean((0, 2)).numpy()
@@ -63,25 +74,39 @@ def test_gate_fraction_per_layer():
 
 def test_streamed_layers_give_the_same_jacobian():
     n, L, b = 6, 5, 2
-    layers = list(iter_relu_layers(n, L, batch=b, seed=4))
+    prod = _relu(n, L)
+    layers = list(iter_relu_layers(prod, b, seed=4))
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(b, n, generator=gen, dtype=torch.float64)
-    w, _ = sample_network(n, L, 1.0, he_sigma(n), batch=b, seed=gen)
+    w, _ = sample_network(LayerLaw.he(n, 1.0).product(L), b, seed=gen)
     J = layers[0]
     for M in layers[1:]:
         J = M @ J
     assert torch.allclose(J, relu_jacobian(w, x), atol=1e-12)
-    s = relu_log_spectra(n, L, replicates=b, seed=4)
+    s = relu_log_spectra(prod, None, b, depths=[L], seed=4)
+    assert s.shape == (b, 1, n)
+    s = s[:, 0]
     ref = torch.log(torch.linalg.svdvals(J))
     fin = torch.isfinite(s)  # -inf: exact zeros (rows killed by a gate), ~1e-16 in ref
     assert torch.allclose(s[fin], ref[fin], atol=1e-9)
     assert torch.all(ref[~fin] < ref[:, :1].expand_as(ref)[~fin] - 25)
+    # depths=None: every depth 1..L, the partial products D_l W_l ... D_1 W_1 (J at depth L)
+    every = relu_log_spectra(prod, 3, b, seed=4)
+    assert every.shape == (b, L, 3)
+    assert torch.equal(torch.isfinite(every[:, -1]), fin[:, :3])
+    assert torch.allclose(every[:, -1][fin[:, :3]], s[:, :3][fin[:, :3]], atol=1e-9)
+    P = layers[0]
+    for l in range(1, L):
+        ref_l = torch.log(torch.linalg.svdvals(P))[:, :3]
+        ok = torch.isfinite(every[:, l - 1])
+        assert torch.allclose(every[:, l - 1][ok], ref_l[ok], atol=1e-9)
+        P = layers[l] @ P
 
 
 def test_first_layer_shared_gate_fraction():
     n, samples = 64, 200
     for theta in (0.3, math.pi / 2, 2.5):
-        r = input_pair_measurements(n, 3, theta, replicates=samples, seed=1)
+        r = input_pair_measurements(_relu(n, 3), theta, samples, seed=1)
         m, se, _ = mean_se(r["shared"][:, 0])
         assert abs(m - (1 - theta / math.pi)) < 4 * se
     assert arccos_shared_fraction(1.0, 2)[0] == pytest.approx(1 - 1 / math.pi)
@@ -91,15 +116,15 @@ def test_first_layer_shared_gate_fraction():
 def test_independent_gates_against_closed_forms():
     # log ||J u||^2 of the independently gated product: exact mean and variance
     n, L, samples = 16, 6, 3000
-    r = relu_products(n, L, replicates=samples, seed=2, gated=True, spectrum=False)
-    mean, var = lognorm_law(n, L)
+    r = relu_products(_relu(n, L), None, samples, gated=True, spectrum=False, seed=2)
+    mean, var = lognorm_law(_relu(n, L))
     m, se, sd = mean_se(r["lognorm"])
     assert abs(m - mean) < 4 * se
     assert abs(sd**2 / var - 1) < 4 * math.sqrt(2 / samples) * 1.5
     # top Lyapunov exponent of a deep narrow product (Remark 5.4): QR growth per layer
     n, L = 8, 400
-    r = relu_products(n, L, replicates=40, seed=3, gated=True, k=1)
-    g1 = lyapunov_exponents(n, 0.5, he_sigma(n), 1, min_rank=1)[0]
+    r = relu_products(_relu(n, L), 1, 40, gated=True, seed=3)
+    g1 = lyapunov_exponents(LayerLaw.he(n).replace(r=1), 1)[0]
     # a layer with no active unit (probability 2^-8 each) zeroes the product: the exponent is
     # that of (1, p)-gates, i.e. of the products that never die (Remark 5.4 with r = 1)
     alive = np.isfinite(r["lognorm"])
@@ -110,20 +135,21 @@ def test_independent_gates_against_closed_forms():
 
 def test_relu_norm_law_matches_gated_law():
     n, L, samples = 16, 6, 3000
-    r = relu_products(n, L, replicates=samples, seed=5, spectrum=False)
-    mean, var = lognorm_law(n, L)
+    r = relu_products(_relu(n, L), None, samples, spectrum=False, seed=5)
+    mean, var = lognorm_law(_relu(n, L))
     m, se, sd = mean_se(r["lognorm"])
     assert abs(m - mean) < 4 * se
     assert abs(sd**2 / var - 1) < 4 * math.sqrt(2 / samples) * 1.5
 
 
 @pytest.mark.parametrize("call", [
-    lambda: relu_log_spectra(0, 3, replicates=2),
-    lambda: relu_log_spectra(4, 0, replicates=2),
-    lambda: relu_log_spectra(4, 3, replicates=0),
+    lambda: relu_log_spectra(_relu(0, 3), replicates=2),
+    lambda: relu_log_spectra(_relu(4, 0), replicates=2),
+    lambda: relu_log_spectra(_relu(4, 3), replicates=0),
+    lambda: relu_log_spectra(_relu(4, 3), replicates=2, depths=[4]),
     lambda: relu_forward(torch.zeros(1, 2, 3, 3, dtype=torch.float64), torch.zeros(1, 4)),
     lambda: relu_forward(torch.zeros(2, 3, 3), torch.zeros(1, 3)),
-    lambda: input_pair_measurements(4, 3, 4.0, replicates=2),
+    lambda: input_pair_measurements(_relu(4, 3), 4.0, 2),
 ])
 def test_bad_input_raises(call):
     with pytest.raises(ValueError):
@@ -132,28 +158,62 @@ def test_bad_input_raises(call):
 
 def test_bad_input_names_argument():
     with pytest.raises(ValueError, match="n must"):
-        relu_log_spectra(0, 3, replicates=2)
+        relu_log_spectra(_relu(0, 3), replicates=2)
     with pytest.raises(ValueError, match="L must"):
-        relu_log_spectra(4, -1, replicates=2)
+        relu_log_spectra(_relu(4, -1), replicates=2)
+    with pytest.raises(ValueError, match="replicates must"):
+        relu_log_spectra(_relu(4, 3), replicates=0)
     with pytest.raises(ValueError, match="x must"):
         relu_forward(torch.zeros(1, 2, 3, 3, dtype=torch.float64), torch.zeros(1, 4))
 
 
+@pytest.mark.parametrize("fn", [
+    lambda prod: relu_log_spectra(prod, replicates=2),
+    lambda prod: relu_products(prod, replicates=2),
+    lambda prod: next(iter_relu_layers(prod, 2)),
+    lambda prod: lognorm_law(prod),
+    lambda prod: input_pair_measurements(prod, 0.5, 2),
+    lambda prod: relu_alignment(prod, 2, 2),
+    lambda prod: relu_first_order(prod, 2),
+])
+def test_relu_products_leave_the_last_layer_ungated(fn):
+    """A ReLU network's product has the convention "fgln"; a Section 5 product (every layer
+    gated) is refused with the product to build instead, and a law is not a product."""
+    with pytest.raises(ValueError, match=r"convention 'fgln'.*product\(L, 'fgln'\)"):
+        fn(LayerLaw.he(4).product(3))
+    with pytest.raises(TypeError, match="product must be a Product"):
+        fn(LayerLaw.he(4))
+
+
 def test_relu_first_order_mixes_gated_and_ungated_layers():
     """L - 1 layers at p = 1/2 and one at p = 1, plus Theorem 5.3's correction over L."""
-    from fgln.relu.regimes import relu_first_order
-    from fgln.theory.exponents import finite_depth_constants, lyapunov_exponents
+    from fgln.theory.exponents import finite_depth_constants
 
     n, k = 12, 4
-    s = he_sigma(n)
-    half, full = lyapunov_exponents(n, 0.5, s, k), lyapunov_exponents(n, 1.0, s, k)
+    law = LayerLaw.he(n)
+    assert law.scale == math.sqrt(2 / n) and law.p == 0.5  # He's scale, gates open half
+    half, full = lyapunov_exponents(law, k), lyapunov_exponents(law.replace(p=1.0), k)
     d = finite_depth_constants(n, k)
-    pred1, g1 = relu_first_order(n, 1, k)
+    pred1, g1 = relu_first_order(law.product(1, "fgln"), k)
     np.testing.assert_allclose(g1, full, rtol=0, atol=1e-14)
     np.testing.assert_allclose(pred1, full + d[1:] - d[:-1], rtol=0, atol=1e-14)
-    pred, g = relu_first_order(n, 1000, k)
+    pred, g = relu_first_order(law.product(1000, "fgln"), k)
     assert np.max(np.abs(g - half)) < 2 * np.max(np.abs(full - half)) / 1000
     assert np.all(np.diff(pred) < 0)
+
+
+def test_relu_alignment_at_relu_and_independent_gates():
+    """rho [replicates, L] in [-1, 1] and the log singular values of J; the same seed gives the
+    same numbers, ReLU and independent gates differ."""
+    n, L, k, b = 8, 5, 3, 4
+    prod = _relu(n, L)
+    relu = relu_alignment(prod, k, b, seed=1)
+    assert relu["rho"].shape == (b, L) and relu["log_sv_J"].shape == (b, n)
+    assert np.all(np.abs(relu["rho"]) <= 1 + 1e-12)
+    again = relu_alignment(prod, k, b, seed=1)
+    np.testing.assert_array_equal(again["rho"], relu["rho"])
+    gated = relu_alignment(prod, k, b, gated=True, seed=1)
+    assert gated["rho"].shape == (b, L) and not np.array_equal(gated["rho"], relu["rho"])
 
 
 def test_class_overlaps_on_a_constructed_matrix():

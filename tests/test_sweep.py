@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fgln.base.laws import LayerLaw
 from fgln.book.sweep import (
     SweepError,
     executor_from_env,
@@ -35,11 +36,14 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 def _grid() -> list:
-    """A few cheap grid points of the book's own computations."""
+    """A few cheap grid points of the book's own computations: the paper's object bound to
+    the function (its fields in the task's name), the JSON parameters in the cache key."""
+    fig02, panel = LayerLaw(8, 0.5).product(6), LayerLaw(8, 1.0).product(4, "fgln")
     return [
-        *[("fig02", dict(n=8, L=6, p=0.5, k=3, replicates=4, seed=s), top_values_by_depth)
-          for s in (0, 1)],
-        ("appendix_g_profiles", dict(n=8, L=4, p=1.0, k=3, replicates=3, seed=0), appendix_g_panel),
+        *[("fig02-n8-p0.5-L6", dict(k=3, replicates=4, seed=s),
+           partial(top_values_by_depth, fig02)) for s in (0, 1)],
+        ("appendix_g_profiles-n8-p1-L4-fgln", dict(k=3, replicates=3, seed=0),
+         partial(appendix_g_panel, panel)),
         ("synthetic_run", dict(seed=0, n=6, L=3, p=0.5, rank=2, samples=30, lr=0.05, t_max=0.5,
                                record_dt=0.25, k=3, diagnostics=False),
          partial(synthetic_run, progress=False)),
@@ -195,13 +199,14 @@ def test_mnist_task_is_the_cached_run_entry_and_checks_the_data(tmp_path):
     assert name == "mnist_train"
     assert params == {**config.params(), "seed": 3, "source": data.source,
                       "n_train_total": len(data.train), "n_test_total": len(data.test)}
-    assert fn.keywords["checkpoint_dir"] == str((tmp_path / "checkpoints").absolute())
+    assert fn.keywords["cache_dir"] == str(tmp_path.absolute())  # the checkpoints live there
     assert fn.keywords["workers"] == 1 and "data" not in fn.keywords  # loaded where it runs
+    assert fn.keywords["device"] == "cpu"  # the CPU unless the task is made for another device
     other = "full" if data.source == "bundled" else "bundled"
     with pytest.raises(ValueError, match=f"the task needs {other}"):
         fn(**dict(params, source=other))
     with pytest.raises(ValueError, match="same MNIST files"):
-        train_point(**dict(params, n_train_total=1), checkpoint_dir=tmp_path)
+        train_point(**dict(params, n_train_total=1), cache_dir=tmp_path)
     # trained once by cached_run (on `data`), then read back by the grid: one cache entry
     small = MnistConfig(train_size=64, test_size=50, epochs=1, batch_size=32)
     run = cached_run(small, 3, data, cache_dir=tmp_path, workers=0, progress=False)

@@ -16,7 +16,7 @@ from fgln.theory.g1_process import (
     relative_rms,
 )
 from fgln.training.synthetic_results import BalancedRuns, SyntheticRuns
-from fgln.training.synthetic_runs import Figure1Run, synthetic_run
+from fgln.training.synthetic_runs import Figure1Run, balanced_run, synthetic_run
 
 # --------------------------------------------------------------------------
 # stack_replicates
@@ -141,14 +141,18 @@ def test_figure1_run_is_configured_once_per_scale():
     assert (quick.t_max, quick.k, quick.replicates, quick.record_dt) == (10.0, 6, 2, 0.4)
     with pytest.raises(dataclasses.FrozenInstanceError):
         paper.k = 3
-    tasks = quick.tasks(5)
+    tasks = quick.tasks(seed=5)
     assert [p["seed"] for _, p, _ in tasks] == [5, 6]
     assert all(name == "synthetic_run" and p["diagnostics"] for name, p, _ in tasks)
     # the parameters are the keyword arguments of synthetic_run, and the same in every chapter
-    assert tasks[0][1] == quick.params(5) == dict(
+    assert tasks[0][1] == quick.params(seed=5) == dict(
         n=16, L=4, p=0.5, rank=2, samples=100, lr=0.02, t_max=10.0, record_dt=0.4, k=6, seed=5,
         diagnostics=True)
-    half = quick.tasks(0, replicates=1, lr=0.01, diagnostics=False)
+    # seed 0 by default; the first positional argument is the number of runs
+    assert [p["seed"] for _, p, _ in quick.tasks()] == [0, 1]
+    assert quick.params() == quick.params(seed=0)
+    assert [p["seed"] for _, p, _ in quick.tasks(3, seed=2)] == [2, 3, 4]
+    half = quick.tasks(1, lr=0.01, diagnostics=False, seed=0)
     assert len(half) == 1 and half[0][1]["lr"] == 0.01 and not half[0][1]["diagnostics"]
 
 
@@ -161,9 +165,12 @@ def test_figure1_run_is_configured_once_per_scale():
     (lambda: dataclasses.replace(Figure1Run.at("quick"), record_dt=0.33), ValueError,
      "multiples"),
     (lambda: dataclasses.replace(Figure1Run.at("quick"), p=0.0), ValueError, "p"),
-    (lambda: Figure1Run.at("quick").params(-1), ValueError, "seed"),
-    (lambda: Figure1Run.at("quick").params(0, lr=0.03), ValueError, "multiples"),
-    (lambda: Figure1Run.at("quick").tasks(0, replicates=0), ValueError, "replicates"),
+    (lambda: Figure1Run.at("quick").params(seed=-1), ValueError, "seed"),
+    (lambda: Figure1Run.at("quick").params(lr=0.03, seed=0), ValueError, "multiples"),
+    (lambda: Figure1Run.at("quick").tasks(replicates=0, seed=0), ValueError, "replicates"),
+    (lambda: Figure1Run.at("quick").params(0), TypeError, "positional"),
+    (lambda: synthetic_run(0), TypeError, "positional"),
+    (lambda: balanced_run(0), TypeError, "positional"),
 ])
 def test_figure1_run_bad_input(call, error, match):
     with pytest.raises(error, match=match):
@@ -180,7 +187,7 @@ TINY = dict(n=6, L=3, p=0.5, rank=2, samples=30, lr=0.05, t_max=1.0, record_dt=0
 
 @pytest.fixture(scope="module")
 def tiny_runs():
-    return [synthetic_run(seed, **TINY, diagnostics=True, progress=False) for seed in (0, 1)]
+    return [synthetic_run(**TINY, diagnostics=True, seed=seed, progress=False) for seed in (0, 1)]
 
 
 def test_synthetic_runs_view_holds_the_stacked_fields(tiny_runs):

@@ -185,6 +185,36 @@ def test_float32_training_and_auto_device():
     assert res.losses[-1] < res.losses[0]
 
 
+def test_default_device_is_the_cpu_and_dtype_is_kept():
+    """Without device= the model trains on the CPU (CUDA only when asked for, "auto" or
+    "cuda"); without dtype= it keeps its floating type."""
+    X, Y = small_task()
+    net = FixedGatesNetwork.random([6] * 4, 1.0, seed=0)
+    res = train(net, (X, Y), half_mse, lr=0.05, steps=2, progress=False)
+    assert net.weights[0].device.type == "cpu" and net.weights[0].dtype == torch.float64
+    assert res.losses.shape == (2,)
+
+
+def test_to_device_casts_floating_tensors_only():
+    from fgln.training.batches import to_device
+
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    labels = torch.tensor([1, 2])
+    assert to_device(x, torch.float32, "cpu").dtype == torch.float32
+    assert to_device(x, None, "cpu").dtype == torch.float64  # None keeps the type
+    assert to_device(labels, torch.float32, "cpu").dtype == labels.dtype
+
+
+def test_record_context_holds_the_minibatch():
+    """A callback sees the step's (x, y) as ctx.minibatch (the full batch here)."""
+    X, Y = small_task()
+    net = FixedGatesNetwork.random([6] * 4, 1.0, seed=0)
+    seen = []
+    train(net, (X, Y), half_mse, lr=0.05, steps=2, record=1, progress=False,
+          callback=lambda ctx: seen.append(ctx.minibatch) or None)
+    assert len(seen) == 3 and all(torch.equal(x, X) and torch.equal(y, Y) for x, y in seen)
+
+
 def test_bad_input():
     X, Y = small_task()
     net = FixedGatesNetwork.random([6] * 4, 1.0, seed=0)

@@ -15,7 +15,15 @@ the cached training runs that the chapters spread over executors.
 
 __version__ = "0.1.0"
 
-from .base import conditional_stats, fit_slopes, mean_se, stack_replicates
+from .base import (
+    LayerLaw,
+    Product,
+    Result,
+    conditional_stats,
+    fit_slopes,
+    mean_se,
+    stack_replicates,
+)
 from .initialization import (
     alignment_overlaps,
     cluster_limit,
@@ -58,7 +66,6 @@ from .products import (
 )
 from .relu import (
     arccos_shared_fraction,
-    he_sigma,
     input_pair_measurements,
     iter_relu_layers,
     lognorm_law,
@@ -121,6 +128,8 @@ from .training import (
 )
 
 __all__ = [
+    # fgln.base.laws, fgln.base.results: the paper's objects and the result type
+    "LayerLaw", "Product", "Result",
     # fgln.products.sampling: gated Ginibre layers, Haar matrices
     "sample_network", "network_layers", "sample_layers",
     "iter_layers", "haar_orthogonal", "haar_from_ginibre",
@@ -169,7 +178,7 @@ __all__ = [
     # fgln.mnist.data, fgln.mnist.model: the MNIST experiment of Section 8
     "load_mnist", "MnistConfig", "MnistFixedGates", "train_mnist", "linear_baseline",
     # fgln.relu: ReLU networks, their Jacobians and regimes (chapter 9)
-    "he_sigma", "relu_first_order", "relu_forward", "relu_jacobian", "iter_relu_layers",
+    "relu_first_order", "relu_forward", "relu_jacobian", "iter_relu_layers",
     "relu_log_spectra",
     "relu_products", "lognorm_law", "lognorm_leading_order", "psg_variance",
     "arccos_shared_fraction", "input_pair_measurements", "relu_alignment",

@@ -14,7 +14,6 @@ __all__ = [
     "check_p",
     "check_sigma",
     "check_network",
-    "check_exponents",
     "check_layers",
     "check_widths",
     "check_matrix",
@@ -126,15 +125,15 @@ def check_positive(name: str, value) -> float:
     return value
 
 
-def check_sigma(sigma, n: int) -> float:
+def check_sigma(n: int, sigma) -> float:
     """A positive finite weight scale; ``None`` means ``1/sqrt(n)``.
 
     Parameters
     ----------
-    sigma : float or None
-        Standard deviation of the weights' entries; None: ``1/sqrt(n)``.
     n : int
         Width of the layers, for the default.
+    sigma : float or None
+        Standard deviation of the weights' entries; None: ``1/sqrt(n)``.
 
     Returns
     -------
@@ -153,11 +152,11 @@ def check_sigma(sigma, n: int) -> float:
     return check_positive("sigma", sigma)
 
 
-def check_network(n, L, p, sigma, min_rank) -> tuple[int, int, float, float, int | None]:
-    """Validated ``(n, L, p, sigma, min_rank)`` of a gated network (Definitions 5.1, 5.2).
+def check_network(n, L, p, sigma, r) -> tuple[int, int, float, float, int | None]:
+    """Validated ``(n, L, p, sigma, r)`` of a gated network (Definitions 5.1, 5.2).
 
-    ``sigma=None`` becomes ``1/sqrt(n)``; ``min_rank`` (or None) must lie in [1, n] and be
-    reachable: a rank-``min_rank`` p-gate must have probability at least 1e-9, so that the
+    ``sigma=None`` becomes ``1/sqrt(n)``; ``r`` (or None) must lie in [1, n] and be
+    reachable: a rank-``r`` p-gate must have probability at least 1e-9, so that the
     rejection sampler of (r, p)-gates terminates.
 
     Parameters
@@ -170,13 +169,13 @@ def check_network(n, L, p, sigma, min_rank) -> tuple[int, int, float, float, int
         Probability that a gate is open, in (0, 1].
     sigma : float or None
         Standard deviation of the weights' entries; None: ``1/sqrt(n)``.
-    min_rank : int or None
+    r : int or None
         Smallest rank allowed for a gate (the (r, p)-gates of Definition 5.2), in [1, n];
         None: no condition.
 
     Returns
     -------
-    n, L, p, sigma, min_rank : tuple of (int, int, float, float, int or None)
+    n, L, p, sigma, r : tuple of (int, int, float, float, int or None)
         The validated values, ``sigma`` resolved.
 
     Raises
@@ -184,44 +183,52 @@ def check_network(n, L, p, sigma, min_rank) -> tuple[int, int, float, float, int
     TypeError
         If an argument has the wrong type.
     ValueError
-        If an argument lies outside its range, or ``min_rank`` has probability below 1e-9.
+        If an argument lies outside its range, or ``r`` has probability below 1e-9.
     """
     n = check_int("n", n, 1)
     L = check_int("L", L, 1)
     p = check_p(p)
-    sigma = check_sigma(sigma, n)
-    if min_rank is not None:
-        min_rank = check_int("min_rank", min_rank, 1, n)
+    sigma = check_sigma(n, sigma)
+    if r is not None:
+        r = check_int("r", r, 1, n)
         from scipy.stats import binom
 
-        prob = float(binom.sf(min_rank - 1, n, p))
+        prob = float(binom.sf(r - 1, n, p))
         if prob < 1e-9:
             raise ValueError(
-                f"min_rank={min_rank} is practically unreachable for n={n}, p={p} "
-                f"(P(rank >= min_rank) = {prob:.2e} < 1e-9)")
-    return n, L, p, sigma, min_rank
+                f"r={r} is practically unreachable for n={n}, p={p} "
+                f"(P(rank >= r) = {prob:.2e} < 1e-9)")
+    return n, L, p, sigma, r
 
 
-def check_layers(layers) -> tuple[int, int, int]:
-    """``(batch, L, n)`` of a stack of square layers [batch, L, n, n].
+def check_layers(layers, name: str = "layers") -> tuple[int, int, int]:
+    """``(replicates, L, n)`` of a stack of square matrices [replicates, L, n, n] (layers, or
+    the weights of networks).
 
     Parameters
     ----------
     layers : Tensor
-        A stack of square layers [batch, L, n, n].
+        A stack of square matrices [replicates, L, n, n].
+    name : str
+        The argument's name, for the messages.
 
     Returns
     -------
-    batch, L, n : tuple of int
+    replicates, L, n : tuple of int
         The stack's sizes.
 
     Raises
     ------
+    TypeError
+        If ``layers`` is not a tensor.
     ValueError
         If ``layers`` is not 4-d with square trailing dimensions.
     """
+    if not isinstance(layers, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(layers).__name__}")
     if layers.ndim != 4 or layers.shape[-1] != layers.shape[-2]:
-        raise ValueError(f"layers must have shape [batch, L, n, n], got {tuple(layers.shape)}")
+        raise ValueError(f"{name} must have shape [replicates, L, n, n], "
+                         f"got {tuple(layers.shape)}")
     b, L, n, _ = layers.shape
     return b, L, n
 
@@ -250,48 +257,6 @@ def check_k(k, J: torch.Tensor) -> int:
     """
     kmax = min(J.shape)
     return kmax if k is None else check_int("k", k, 1, kmax)
-
-
-def check_exponents(n, p, sigma, k, min_rank) -> tuple[int, float, float, int, int | None]:
-    """Validated ``(n, p, sigma, k, min_rank)`` of the closed forms of Section 5 (``k <= n``,
-    and ``k <= min_rank`` when conditioned).
-
-    Parameters
-    ----------
-    n : int
-        Width (>= 1).
-    p : float
-        Probability that a gate is open, in (0, 1].
-    sigma : float or None
-        Standard deviation of the weights' entries; None: ``1/sqrt(n)``.
-    k : int
-        Index of the exponent, in [1, n].
-    min_rank : int or None
-        Smallest rank of a gate (conditioned gates), in [k, n]; None: unconditioned.
-
-    Returns
-    -------
-    n, p, sigma, k, min_rank : tuple of (int, float, float, int, int or None)
-        The validated values, ``sigma`` resolved.
-
-    Raises
-    ------
-    TypeError
-        If an argument has the wrong type.
-    ValueError
-        If an argument lies outside its range, or ``k > min_rank``.
-    """
-    n = check_int("n", n, 1)
-    p = check_p(p)
-    sigma = check_sigma(sigma, n)
-    k = check_int("k", k, 1, n)
-    if min_rank is not None:
-        min_rank = check_int("min_rank", min_rank, 1, n)
-        if k > min_rank:
-            raise ValueError(
-                f"k must be <= min_rank (exponents beyond the conditioned rank are -inf), "
-                f"got k={k} > min_rank={min_rank}")
-    return n, p, sigma, k, min_rank
 
 
 def check_widths(widths) -> list[int]:

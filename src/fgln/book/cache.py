@@ -48,6 +48,7 @@ __all__ = [
     "code_version",
     "lookup",
     "default_cache_dir",
+    "cache_folder",
 ]
 
 _META_KEY = "__fgln_meta__"
@@ -192,7 +193,7 @@ def _entry(name: str, params: Mapping[str, Any],
            cache_dir: str | os.PathLike | None) -> tuple[str, Path, Path]:
     """(key, .npz path, .json path) of the entry of (name, params) in ``cache_dir``."""
     key = cache_key(name, params)
-    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    directory = cache_folder(cache_dir)
     stem = f"{_SAFE_NAME.sub('_', name)}-{key}"
     return key, directory / f"{stem}.npz", directory / f"{stem}.json"
 
@@ -293,6 +294,22 @@ def cached(
     return _to_result(arrays, scalars)
 
 
+def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache folder: ``cache_dir`` (``~`` expanded), or :func:`default_cache_dir` if None.
+
+    Parameters
+    ----------
+    cache_dir : str, os.PathLike or None
+        A folder, or None for the default.
+
+    Returns
+    -------
+    folder : pathlib.Path
+        The folder (not created).
+    """
+    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+
 def checkpoint_path(name: str, params: Mapping[str, Any],
                     cache_dir: str | os.PathLike | None = None) -> Path:
     """The checkpoint file of an interrupted :func:`cached_resumable` computation:
@@ -312,7 +329,7 @@ def checkpoint_path(name: str, params: Mapping[str, Any],
     path : pathlib.Path
         The checkpoint file (neither it nor its folder is created).
     """
-    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    directory = cache_folder(cache_dir)
     return directory / "checkpoints" / f"{_SAFE_NAME.sub('_', name)}-{cache_key(name, params)[:16]}.pt"
 
 

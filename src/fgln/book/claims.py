@@ -54,10 +54,8 @@ from .decisions import (
 )
 
 __all__ = [
-    "STATUSES", "KINDS", "PAPER_ITEMS", "BOOK_ITEMS", "Decision", "Claim", "Ledger",
-    "ClaimMismatch", "StaleLedger", "NonFiniteStatistic", "ALPHA", "equivalence", "exact",
-    "sign_test", "trend", "family_quantile", "load_ledgers", "item_rows", "source_sha",
-    "build_id", "decide",
+    "STATUSES", "Claim", "Ledger", "ClaimMismatch", "StaleLedger", "load_ledgers", "item_rows",
+    "source_sha", "build_id", "decide",
 ]
 
 STATUSES = ("reproduced", "differs", "inconclusive", "not yet")
@@ -341,7 +339,7 @@ class Ledger:
             stated before.
         """
         if item not in PAPER_ITEMS and item not in BOOK_ITEMS:
-            raise ValueError(f"claim {id!r}: unknown item {item!r}; see fgln.book.claims.PAPER_ITEMS")
+            raise ValueError(f"claim {id!r}: unknown item {item!r}; see fgln.book.items.PAPER_ITEMS")
         if kind not in KINDS:
             raise ValueError(f"claim {id!r}: kind must be one of {sorted(KINDS)}, got {kind!r}")
         exp = expect.get(self.scale) if isinstance(expect, dict) else expect

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from .claims import KINDS, STATUSES
+from .claims import STATUSES
+from .items import KINDS
 from .decisions import fmt_number
 
 __all__ = ["chapter_titles", "status_label", "status_counts", "summary_table", "claims_table",
@@ -133,7 +134,7 @@ def claims_table(rows: Sequence[dict], titles: dict[str, str], *, claim_kind: st
     titles : dict of str to str
         Chapter titles (:func:`chapter_titles`) for the evidence links.
     claim_kind : str
-        Key of :data:`fgln.book.claims.KINDS`.
+        Key of :data:`fgln.book.items.KINDS`.
     item_kind : str or None
         ``"figure"`` or ``"result"``; None: both.
 

@@ -81,8 +81,8 @@ def use_style() -> None:
     matplotlib.rcParams.update(STYLE)
 
 
-def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
-               height: float | None = None):
+def new_figure(ncols: int = 1, nrows: int = 1,
+               figsize: tuple[float, float] | None = None):
     """Create a styled figure; returns ``(fig, axes)`` like ``plt.subplots``
     (a single Axes for 1x1, otherwise an array of Axes).
 
@@ -93,8 +93,8 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
     ----------
     ncols, nrows : int
         Panels per row and per column.
-    width, height : float or None
-        Size in inches (None: the default above).
+    figsize : tuple of float or None
+        ``(width, height)`` in inches, as in matplotlib (None: the default above).
 
     Returns
     -------
@@ -104,11 +104,9 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
         One Axes for 1x1, else an array.
     """
     use_style()
-    if width is None:
-        width = 6.4 if ncols == 1 else 3.6 * ncols
-    if height is None:
-        height = 4.0 if nrows == 1 else 3.2 * nrows
-    return plt.subplots(nrows=nrows, ncols=ncols, figsize=(width, height),
+    if figsize is None:
+        figsize = (6.4 if ncols == 1 else 3.6 * ncols, 4.0 if nrows == 1 else 3.2 * nrows)
+    return plt.subplots(nrows=nrows, ncols=ncols, figsize=figsize,
                         layout="constrained")
 
 

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .cache import cached, code_version, default_cache_dir, lookup
+from .cache import cache_folder, cached, code_version, lookup
 from ..base.progress import progress as progress_bar
 from ..base.threads import torch_threads
 
@@ -150,7 +150,7 @@ def run_grid(tasks: Sequence[Task], *, executor: Executor | str | None = None,
     ``concurrent.futures.Executor``, an executor name for :func:`make_executor` (started only
     when something is left to compute, shut down at the end), or ``None`` (this process, in
     task order). Each computed result is written to ``cache_dir`` (default
-    :func:`fgln.cache.default_cache_dir`, the same path on every worker) by the worker that
+    :func:`fgln.book.cache.default_cache_dir`, the same path on every worker) by the worker that
     computed it. ``progress`` (``None``: ``$FGLN_PROGRESS``) counts tasks as they complete.
 
     A failing task does not stop the others; at the end :class:`SweepError` names each failed
@@ -192,7 +192,7 @@ def run_grid(tasks: Sequence[Task], *, executor: Executor | str | None = None,
     elif executor is not None and not isinstance(executor, Executor):
         raise TypeError("executor must be a concurrent.futures.Executor, an executor name or "
                         f"None, got {type(executor).__name__}")
-    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    folder = cache_folder(cache_dir)
     folder = str(folder.absolute())
     results: list[dict | None] = [lookup(name, params, folder) for name, params, _ in checked]
     todo = [i for i, r in enumerate(results) if r is None]

@@ -20,10 +20,13 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from ..base.conventions import shared_doc
+from ..base.laws import Product
 from ..base.progress import progress as progress_bar
+from ..base.results import Result
 from ..base.statistics import mean_se
 from ..base.threads import single_threaded, torch_threads
-from ..base.validation import check_int
+from ..base.validation import check_int, check_layers
 from ..products.partial_products import network_partial_products
 from ..products.sampling import sample_network
 from ..theory.diagonal_correlation import diagonal_correlations
@@ -167,9 +170,7 @@ def alignment_overlaps(weights: Tensor, gates: Tensor, k: int) -> dict[str, Tens
     squeeze = weights.ndim == 3
     if squeeze:
         weights, gates = weights[None], gates[None]
-    if weights.ndim != 4 or weights.shape[-1] != weights.shape[-2]:
-        raise ValueError(f"weights must be [batch, L, n, n], got {tuple(weights.shape)}")
-    b, L, n, _ = weights.shape
+    b, L, n = check_layers(weights, "weights")
     if gates.shape != (b, L, n):
         raise ValueError(f"gates must be [batch, L, n] = {(b, L, n)}, got {tuple(gates.shape)}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= n:
@@ -188,55 +189,50 @@ def alignment_overlaps(weights: Tensor, gates: Tensor, k: int) -> dict[str, Tens
 
 
 @single_threaded
-def overlap_profiles(n: int, L: int, p: float, ks: Sequence[int], replicates: int, *,
-                     seed: int = 0, chunk: int = 8, keep_blocks: int = 0,
-                     progress: bool = False) -> dict[str, np.ndarray]:
-    """Diagonal correlations of the three Appendix G.2 matrices for ``replicates`` networks.
+@shared_doc
+def overlap_profiles(product: Product, k: int | Sequence[int], replicates: int, *,
+                     chunk: int = 8, keep_blocks: int = 0, seed: int = 0,
+                     progress: bool | None = None) -> Result:
+    """Diagonal correlations of the three Appendix G.2 matrices for ``replicates`` networks
+    (``product`` in Definition 4.1's convention, ``"fgln"``: :meth:`.Product.network`).
 
     Networks are drawn by :func:`fgln.products.sampling.sample_network` in chunks of ``chunk``,
-    chunk c with seed ``seed * 100003 + c`` (reproducible). For every block size k in ``ks``
+    chunk c with seed ``seed * 100003 + c`` (reproducible). For every block size k in ``k``
     returns ``rho_overlap_k{k}``, ``rho_gram_k{k}``, ``rho_aat_k{k}`` [replicates, L] (l = 1..L) and
     ``rho_overlap_sq_k{k}`` (the overlap's diagonal correlation with weights ``x^2``
     instead of ``|x|``, an alternative reading of Figure 6);
     ``keep_blocks > 0`` also stores ``overlap_k{k}`` [keep_blocks, L, k, k] of the first
-    networks (for heatmaps). ``log_sv_A`` [replicates, L, max(ks)]: top log singular values of
+    networks (for heatmaps). ``log_sv_A`` [replicates, L, max(k)]: top log singular values of
     every ``A_l`` (``-inf`` beyond the rank).
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 1).
-    p : float
-        Gate probability in (0, 1].
-    ks : sequence of int
-        Block sizes (each in [1, n]).
-    replicates : int
-        Networks (>= 1).
-    seed : int
-        Start value of the random stream (>= 0).
+    %(product)s
+    k : int or sequence of int
+        Block size(s) (each in [1, n]).
+    %(replicates)s
     chunk : int
         Networks drawn per batch (>= 1).
     keep_blocks : int
         How many networks' overlap blocks to keep (>= 0).
-    progress : bool
-        Show a progress bar (silenced by ``FGLN_PROGRESS=0``).
+    %(seed)s
+    %(progress)s
 
     Returns
     -------
     result : dict of str to numpy.ndarray
         The entries listed above, l = 1..L along the second axis.
     """
-    ks = [int(k) for k in ks]
+    ks = [int(k)] if isinstance(k, (int, np.integer)) else [int(j) for j in k]
+    n, L, p = product.network().n, product.L, product.law.p
     res: dict[str, list] = {}
     n_chunks = math.ceil(replicates / chunk)
     chunks = progress_bar(range(n_chunks), total=n_chunks, desc=f"n={n} L={L} p={p}",
-                          enable=None if progress else False)
+                          enable=progress)
     done = 0
     for ci in chunks:
         bsz = min(chunk, replicates - done)
-        w, g = sample_network(n, L, p, batch=bsz, seed=seed * 100003 + ci)
+        w, g = sample_network(product, bsz, seed=seed * 100003 + ci)
         UJ, _, UA, SA, AAt = _network_bases(w, g)
         res.setdefault("log_sv_A", []).append(torch.log(SA[..., : max(ks)]))
         for k in ks:
@@ -248,36 +244,30 @@ def overlap_profiles(n: int, L: int, p: float, ks: Sequence[int], replicates: in
             if keep_blocks > 0 and done < keep_blocks:
                 res.setdefault(f"overlap_k{k}", []).append(ov[: keep_blocks - done])
         done += bsz
-    return {key: torch.cat(v).numpy() for key, v in res.items()}
+    return Result({key: torch.cat(v).numpy() for key, v in res.items()})
 
 
-def appendix_g_panel(n: int, L: int, p: float, k: int, replicates: int, seed: int = 0
-                     ) -> dict[str, np.ndarray]:
+@shared_doc
+def appendix_g_panel(product: Product, k: int, replicates: int, *, seed: int = 0) -> Result:
     """One panel (n, p) of Appendix G.2 (Figures 10-12): :func:`overlap_profiles` for block
     size ``k`` over ``replicates`` networks, drawn with seed ``seed + 7 n + int(10 p)`` (so panels
     are independent).
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 1).
-    p : float
-        Gate probability in (0, 1].
+    %(product)s
     k : int
         Block size (in [1, n]).
-    replicates : int
-        Independent products (>= 1).
-    seed : int
-        Start value of the random stream (>= 0).
+    %(replicates)s
+    %(seed)s
 
     Returns
     -------
     result : dict of str to numpy.ndarray
-        As :func:`overlap_profiles` with ``ks = [k]``.
+        As :func:`overlap_profiles` with the one block size ``k``.
     """
-    return overlap_profiles(n, L, p, [k], replicates, seed=seed + 7 * n + int(10 * p))
+    n, p = product.n, product.law.p
+    return overlap_profiles(product, [k], replicates, seed=seed + 7 * n + int(10 * p))
 
 
 def profile_minimum(x: np.ndarray, boot: int, rng: np.random.Generator

@@ -10,14 +10,19 @@ as ``frac``.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from ..base.conventions import shared_doc
+from ..base.laws import LayerLaw, Product, check_law
 from ..base.progress import progress as progress_bar
+from ..base.results import Result
 from ..base.statistics import conditional_stats, fit_slopes
 from ..base.threads import single_threaded
+from ..base.validation import check_int
 from ..products.accumulator import SpectrumAccumulator, accumulate
 from ..products.sampling import (
     iter_layers,
@@ -45,9 +50,10 @@ __all__ = [
 
 
 @single_threaded
-def top_values_by_depth(n: int, L: int, p: float, k: int, replicates: int, *, seed: int = 0,
-                        min_rank: int | None = None, sigma: float | None = None,
-                        dtype=torch.float64, device="cpu", progress: bool = False) -> dict:
+@shared_doc
+def top_values_by_depth(product: Product, k: int, replicates: int, *, seed: int = 0,
+                        dtype=torch.float64, device="cpu", progress: bool | None = None,
+                        ) -> Result:
     """``(1/l) log s_{i,l}`` for l = 1..L and i = 1..k over ``replicates`` independent
     products (Figures 2, 9).
 
@@ -57,29 +63,13 @@ def top_values_by_depth(n: int, L: int, p: float, k: int, replicates: int, *, se
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 1).
-    p : float
-        Gate probability in (0, 1].
-    k : int
-        How many singular values, largest first (in [1, n]).
-    replicates : int
-        Independent products (>= 1).
-    seed : int
-        Start value of the random stream (>= 0).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
-        ``r`` (in [1, n]); None for plain p-gates.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
-    dtype : torch.dtype
-        Floating type of the tensors (default float64).
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
-    progress : bool
-        Show a progress bar (silenced by ``FGLN_PROGRESS=0``).
+    %(product)s
+    %(k)s
+    %(replicates)s
+    %(seed)s
+    %(dtype)s
+    %(device)s
+    %(progress)s
 
     Returns
     -------
@@ -90,48 +80,32 @@ def top_values_by_depth(n: int, L: int, p: float, k: int, replicates: int, *, se
     Raises
     ------
     TypeError
-        If ``n``, ``L``, ``k``, ``replicates`` or ``min_rank`` is not an integer, or ``p``,
-        ``sigma`` not a number.
+        If ``product`` is not a Product, or ``k``, ``replicates`` not integers.
     ValueError
         If one of them is out of range.
     """
-    logs = stream_log_spectra(n, L, p, sigma, batch=replicates, min_rank=min_rank, seed=seed,
-                              depths=range(1, L + 1), k=k, dtype=dtype, device=device,
+    L = product.L
+    logs = stream_log_spectra(product, k, replicates, seed=seed, dtype=dtype, device=device,
                               progress=progress).cpu().numpy()
     depth = np.arange(1, L + 1)
     st = conditional_stats(logs / depth[None, :, None], axis=0)
-    return {"logs": logs, "depth": depth, **st}
+    return Result(logs=logs, depth=depth, **st)
 
 
 @single_threaded
-def spectrum_at_depth(n: int, L: int, p: float, k: int, replicates: int, *, seed: int = 0,
-                      min_rank: int | None = None, sigma: float | None = None,
-                      dtype=torch.float64, device="cpu") -> dict:
+@shared_doc
+def spectrum_at_depth(product: Product, k: int, replicates: int, *, seed: int = 0,
+                      dtype=torch.float64, device="cpu") -> Result:
     """``(1/L) log s_{i,L}``, i = 1..k, over replicates (Figure 3): conditional stats [k].
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 1).
-    p : float
-        Gate probability in (0, 1].
-    k : int
-        How many singular values, largest first (in [1, n]).
-    replicates : int
-        Independent products (>= 1).
-    seed : int
-        Start value of the random stream (>= 0).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
-        ``r`` (in [1, n]); None for plain p-gates.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
-    dtype : torch.dtype
-        Floating type of the tensors (default float64).
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
+    %(product)s
+    %(k)s
+    %(replicates)s
+    %(seed)s
+    %(dtype)s
+    %(device)s
 
     Returns
     -------
@@ -143,23 +117,22 @@ def spectrum_at_depth(n: int, L: int, p: float, k: int, replicates: int, *, seed
     Raises
     ------
     TypeError
-        If ``n``, ``L``, ``k``, ``replicates`` or ``min_rank`` is not an integer, or ``p``,
-        ``sigma`` not a number.
+        If ``product`` is not a Product, or ``k``, ``replicates`` not integers.
     ValueError
         If one of them is out of range.
     """
-    logs = stream_log_spectra(n, L, p, sigma, batch=replicates, min_rank=min_rank, seed=seed,
-                              k=k, dtype=dtype, device=device)[:, 0].cpu().numpy()
-    if p < 1:
-        ranks = gate_ranks(n, L, p, replicates, seed=seed, min_rank=min_rank, sigma=sigma,
-                           dtype=dtype, device=device)
+    L = product.L
+    logs = stream_log_spectra(product, k, replicates, depths=[L], seed=seed, dtype=dtype,
+                              device=device)[:, 0].cpu().numpy()
+    if product.law.p < 1:
+        ranks = gate_ranks(product, replicates, seed=seed, dtype=dtype, device=device)
     else:
-        ranks = np.full((replicates, L), n, dtype=np.int64)
-    return {"values": logs / L, **conditional_stats(logs / L, axis=0), "gate_ranks": ranks}
+        ranks = np.full((replicates, L), product.n, dtype=np.int64)
+    return Result(values=logs / L, **conditional_stats(logs / L, axis=0), gate_ranks=ranks)
 
 
-def gate_ranks(n: int, L: int, p: float, replicates: int, *, seed: int = 0,
-               min_rank: int | None = None, sigma: float | None = None,
+@shared_doc
+def gate_ranks(product: Product, replicates: int, *, seed: int = 0,
                dtype=torch.float64, device="cpu") -> np.ndarray:
     """Rank of each gate ``D_l`` of the products that the same arguments give to
     :func:`top_values_by_depth`, :func:`spectrum_at_depth` (the same seed draws the same
@@ -171,24 +144,11 @@ def gate_ranks(n: int, L: int, p: float, replicates: int, *, seed: int = 0,
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 1).
-    p : float
-        Gate probability in (0, 1].
-    replicates : int
-        Independent products (>= 1).
-    seed : int
-        Start value of the random stream (>= 0).
-    min_rank : int or None
-        ``r`` of (r, p)-gates; None for plain p-gates.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
-    dtype : torch.dtype
-        Floating type of the weights drawn (default float64; it fixes the stream).
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
+    %(product)s
+    %(replicates)s
+    %(seed)s
+    %(dtype)s
+    %(device)s
 
     Returns
     -------
@@ -196,12 +156,12 @@ def gate_ranks(n: int, L: int, p: float, replicates: int, *, seed: int = 0,
         [replicates, L] integers, column l - 1 the rank of ``D_l``.
     """
     out = [d.sum(-1).round().long().cpu()
-           for _, d in iter_network(n, L, p, sigma, batch=replicates, min_rank=min_rank,
-                                    seed=seed, dtype=dtype, device=device)]
+           for _, d in iter_network(product, replicates, seed=seed, dtype=dtype,
+                                    device=device)]
     return torch.stack(out, 1).numpy()
 
 
-def depth_slopes(depth, logs, *, start: int) -> dict:
+def depth_slopes(depths, logs, *, start: int) -> dict:
     """Per-product least-squares slopes of ``log s_{i,l}`` against the depth ``l`` over the
     depths ``l >= start`` (Figure 9: the slope of a line ``l gamma_i + const``, from which a
     constant finite-depth offset cancels).
@@ -213,8 +173,8 @@ def depth_slopes(depth, logs, *, start: int) -> dict:
 
     Parameters
     ----------
-    depth : array_like
-        Depths [m] (the ``depth`` of :func:`top_values_by_depth`).
+    depths : array_like
+        Depths [m] (the ``depth`` field of :func:`top_values_by_depth`).
     logs : array_like
         ``log s_{i,l}`` [replicates, m, k] (its ``logs``).
     start : int
@@ -231,29 +191,27 @@ def depth_slopes(depth, logs, *, start: int) -> dict:
     ValueError
         If fewer than 3 depths lie in the window or the shapes disagree.
     """
-    depth = np.asarray(depth, dtype=float)
+    depths = np.asarray(depths, dtype=float)
     logs = np.asarray(logs, dtype=float)
-    if logs.ndim != 3 or logs.shape[1] != depth.size:
-        raise ValueError(f"logs must be [replicates, {depth.size}, k], got {logs.shape}")
-    sel = depth >= start
+    if logs.ndim != 3 or logs.shape[1] != depths.size:
+        raise ValueError(f"logs must be [replicates, {depths.size}, k], got {logs.shape}")
+    sel = depths >= start
     if sel.sum() < 3:
         raise ValueError(f"fewer than 3 depths >= {start}")
-    x = depth[sel]
+    x = depths[sel]
     y = logs[:, sel, :]  # [replicates, m, k]
     ok = np.isfinite(y).all(1)  # [replicates, k]
-    xc = x - x.mean()
-    with np.errstate(invalid="ignore"):
-        yc = np.where(np.isfinite(y), y, 0.0)
-        slopes = np.einsum("rmk,m->rk", yc - yc.mean(1, keepdims=True), xc) / float(xc @ xc)
-    slopes = np.where(ok, slopes, np.nan)
+    R, m, k = y.shape
+    a, _ = fit_slopes(x, np.where(np.isfinite(y), y, 0.0).transpose(1, 0, 2).reshape(m, R * k))
+    slopes = np.where(ok, a.reshape(R, k), np.nan)
     st = conditional_stats(slopes, axis=0)
     return {"slopes": slopes, "mean": st["mean"], "se": st["se"], "count": st["count"],
             "window": x}
 
 
 @single_threaded
-def wedge_log_norms(n: int, p: float, k: int, replicates: int, *, seed: int = 0,
-                    min_rank: int | None = None, sigma: float | None = None) -> dict:
+@shared_doc
+def wedge_log_norms(law: LayerLaw, k: int, replicates: int, *, seed: int = 0) -> Result:
     """Monte Carlo of ``lambda_i = E log||Y e_1 ^ ... ^ Y e_i||`` (Lemma C.4), i = 1..k.
 
     ``||Y e_1 ^ ... ^ Y e_i||^2 = det(X^T X)`` with X the first i columns of Y (Appendix B),
@@ -262,21 +220,10 @@ def wedge_log_norms(n: int, p: float, k: int, replicates: int, *, seed: int = 0,
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    p : float
-        Gate probability in (0, 1].
-    k : int
-        Largest wedge order (in [1, n]).
-    replicates : int
-        Independent layers Y (>= 1).
-    seed : int
-        Start value of the random stream (>= 0).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
-        ``r`` (in [1, n]); None for plain p-gates.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    %(law)s
+    %(k)s
+    %(replicates)s
+    %(seed)s
 
     Returns
     -------
@@ -287,34 +234,41 @@ def wedge_log_norms(n: int, p: float, k: int, replicates: int, *, seed: int = 0,
     Raises
     ------
     TypeError
-        If ``n``, ``replicates`` or ``min_rank`` is not an integer, or ``p``, ``sigma`` not a
-        number.
+        If ``law`` is not a LayerLaw, or ``k``, ``replicates`` not integers.
     ValueError
         If one of them is out of range.
     """
     # ||Y e_1 ^ ... ^ Y e_i|| = prod_{j<=i} |R_jj| for the QR factorisation of the first k
     # columns of Y (one factorisation gives every i). Layers are drawn from one stream in
-    # chunks, to bound the memory.
+    # chunks, to bound the memory. The wedge vanishes exactly when i exceeds the gate's rank
+    # (W is invertible almost surely); rounding would leave |R_ii| ~ 1e-16 there, so those
+    # entries are set to log 0 = -inf and the statistics are conditional on rank >= i.
+    check_law(law)
+    k = check_int("k", k, 1, law.n)
+    replicates = check_int("replicates", replicates, 2)
     gen = make_generator(seed)
     vals = np.empty((replicates, k))
     for start in range(0, replicates, _WEDGE_CHUNK):
         b = min(_WEDGE_CHUNK, replicates - start)
-        w, d = sample_network(n, 1, p, sigma, batch=b, min_rank=min_rank, seed=gen)
+        w, d = sample_network(law.product(1), b, seed=gen)
         R = torch.linalg.qr(d[:, 0, :, None] * w[:, 0, :, :k], mode="r").R
-        vals[start:start + b] = torch.cumsum(
-            torch.log(R.diagonal(dim1=-2, dim2=-1).abs()), -1).numpy()
+        logs = torch.log(R.diagonal(dim1=-2, dim2=-1).abs())
+        rank = d[:, 0].sum(-1).round().long()
+        logs[torch.arange(1, k + 1)[None, :] > rank[:, None]] = -math.inf
+        vals[start:start + b] = torch.cumsum(logs, -1).numpy()
     st = conditional_stats(vals)
     # increments lambda_i - lambda_{i-1} estimate gamma_i, with their own standard error
-    inc = np.diff(np.concatenate([np.zeros((replicates, 1)), vals], 1), axis=1)
+    with np.errstate(invalid="ignore"):  # -inf - (-inf) past the rank: NaN, left out below
+        inc = np.diff(np.concatenate([np.zeros((replicates, 1)), vals], 1), axis=1)
     sti = conditional_stats(inc)
-    return {"mean": st["mean"], "se": st["se"], "gamma_mean": sti["mean"],
-            "gamma_se": sti["se"]}
+    return Result(mean=st["mean"], se=st["se"], gamma_mean=sti["mean"], gamma_se=sti["se"])
 
 
 @single_threaded
-def finite_depth_offsets(n: int, L: int, p: float, k: int, replicates: int, *, seed: int = 0,
-                         min_rank: int | None = None, sigma: float | None = None,
-                         dtype=torch.float64, device="cpu", progress: bool = False) -> dict:
+@shared_doc
+def finite_depth_offsets(product: Product, k: int, replicates: int, *, seed: int = 0,
+                         dtype=torch.float64, device="cpu", progress: bool | None = None,
+                         ) -> Result:
     """Direct measurement of ``d_i`` (Theorem 5.3) with a control variate, i = 1..k.
 
     Along the QR accumulation ``J_L = Q T``, ``log||J_L e_1 ^ ... ^ J_L e_i|| = sum_{j<=i}
@@ -326,29 +280,13 @@ def finite_depth_offsets(n: int, L: int, p: float, k: int, replicates: int, *, s
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 1).
-    p : float
-        Gate probability in (0, 1].
-    k : int
-        How many singular values, largest first (in [1, n]).
-    replicates : int
-        Independent products (>= 1).
-    seed : int
-        Start value of the random stream (>= 0).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
-        ``r`` (in [1, n]); None for plain p-gates.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
-    dtype : torch.dtype
-        Floating type of the tensors (default float64).
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
-    progress : bool
-        Show a progress bar (silenced by ``FGLN_PROGRESS=0``).
+    %(product)s
+    %(k)s
+    %(replicates)s
+    %(seed)s
+    %(dtype)s
+    %(device)s
+    %(progress)s
 
     Returns
     -------
@@ -360,14 +298,13 @@ def finite_depth_offsets(n: int, L: int, p: float, k: int, replicates: int, *, s
     Raises
     ------
     TypeError
-        If ``n``, ``L``, ``k``, ``replicates`` or ``min_rank`` is not an integer, or ``p``,
-        ``sigma`` not a number.
+        If ``product`` is not a Product, or ``k``, ``replicates`` not integers.
     ValueError
         If one of them is out of range.
     """
-    acc = SpectrumAccumulator.start(replicates, n, dtype=dtype, device=device)
-    layers = iter_layers(n, L, p, sigma, batch=replicates, min_rank=min_rank, seed=seed,
-                         dtype=dtype, device=device)
+    L = product.L
+    acc = SpectrumAccumulator.start(product.n, replicates, dtype=dtype, device=device)
+    layers = iter_layers(product, replicates, seed=seed, dtype=dtype, device=device)
     accumulate(layers, acc, L, reorth_every=1, progress=progress, desc=f"offsets L={L}")
     logs = acc.log_svdvals(k)
     diag = acc.a[:, :k] + torch.log(acc.N.diagonal(dim1=-2, dim2=-1)[:, :k].abs())
@@ -376,14 +313,16 @@ def finite_depth_offsets(n: int, L: int, p: float, k: int, replicates: int, *, s
     diff[~ok] = np.nan
     diff = np.where(np.isnan(diff), -np.inf, diff)
     st = conditional_stats(diff)
-    return {"values": diff, "mean": st["mean"], "se": st["se"], "frac": st["frac"]}
+    return Result(values=diff, mean=st["mean"], se=st["se"], frac=st["frac"])
 
 
 @single_threaded
-def depth_scaling_fit(n: int, L: int, p: float, k: int, replicates: int, *, seed: int = 0,
-                      fit_from: Sequence[int] = (1,), progress: bool = False,
-                      ) -> dict[str, np.ndarray]:
-    """Depth scaling of the intermediate Jacobians ``B_l`` (Figure 4 left, Definition 4.6).
+@shared_doc
+def depth_scaling_fit(product: Product, k: int, replicates: int, *, seed: int = 0,
+                      fit_from: Sequence[int] = (1,), progress: bool | None = None,
+                      ) -> Result:
+    """Depth scaling of the intermediate Jacobians ``B_l`` (Figure 4 left, Definition 4.6) of
+    ``replicates`` networks (``product`` in the convention ``"fgln"``).
 
     ``B_l = D_{l-1} W_{l-1} ... D_1 W_1`` is the Section 5 product of ``j = l - 1`` gated
     layers; its exact top-k log singular values for j = 1..L-1 come from
@@ -397,22 +336,13 @@ def depth_scaling_fit(n: int, L: int, p: float, k: int, replicates: int, *, seed
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth of the network (>= 3): ``B_2..B_L`` are measured.
-    p : float
-        Gate probability in (0, 1].
-    k : int
-        How many singular values, largest first (in [1, n]).
-    replicates : int
-        Independent products (>= 1).
-    seed : int
-        Start value of the random stream (>= 0).
+    %(product)s
+    %(k)s
+    %(replicates)s
+    %(seed)s
+    %(progress)s
     fit_from : sequence of int
         The ``j0`` values at which the fits start (default ``(1,)``).
-    progress : bool
-        Show a progress bar (silenced by ``FGLN_PROGRESS=0``).
 
     Returns
     -------
@@ -425,13 +355,14 @@ def depth_scaling_fit(n: int, L: int, p: float, k: int, replicates: int, *, seed
     ValueError
         If ``L < 3`` or another argument is out of range.
     """
+    n, L = product.network().n, product.L
     if L < 3:
         raise ValueError(f"L must be >= 3 for a fit, got {L}")
-    w, g = sample_network(n, L - 1, p, batch=replicates, seed=seed)
+    w, g = sample_network(product.at_depth(L - 1), replicates, seed=seed)
     layers = network_layers(w, g, "section5")
     chunks = list(range(0, replicates, 4))  # same numbers as one batch; chunked for progress
     it = progress_bar(chunks, total=len(chunks), desc=f"B_l spectra n={n} L={L}",
-                      enable=None if progress else False)
+                      enable=progress)
     logsv = torch.cat([log_spectra_by_depth(layers[c: c + 4], k=k) for c in it]).numpy()
     j = np.arange(1, L, dtype=float)
     res: dict[str, np.ndarray] = {"logsv": logsv, "j": j}

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..base.results import Result
 from ..products.sampling import haar_orthogonal, make_generator
 
 Tensor = torch.Tensor
@@ -88,7 +89,7 @@ def synthetic_product(n: int, rates: Sequence[float], L: float, *, B: Tensor | N
     if bool((c[1:] < c[:-1]).any()):
         raise ValueError("rates must be non-decreasing (singular values sorted)")
     gen = make_generator(seed)
-    U = haar_orthogonal(n, gen)
+    U = haar_orthogonal(n, seed=gen)
     if B is None:
         B = torch.randn(n, n, generator=gen, dtype=torch.float64)
     log_s = -c * float(L)
@@ -128,11 +129,13 @@ def overlap_scaled(log_s: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
     return R, torch.log(S) + top
 
 
-def theorem61_sweep(rates: Sequence[float], Ls: Sequence[float], r: int, *, seed: int = 0,
-                    B: Tensor | None = None) -> dict[str, np.ndarray]:
-    """Theorem 6.1 / Remark 6.3 measured along ``L in Ls`` for ``s_i = exp(-rates_i L)``.
+def theorem61_sweep(rates: Sequence[float], depths: Sequence[float], k: int, *,
+                    B: Tensor | None = None, seed: int = 0) -> Result:
+    """Theorem 6.1 / Remark 6.3 measured along ``L in depths`` for ``s_i = exp(-rates_i L)``.
 
-    Returns numpy arrays (``nL = len(Ls)``):
+    The theorem's separated block has size ``k`` (the paper writes it r, the letter the
+    package keeps for Definition 5.2's minimum rank); below, ``R^{k,k}`` is its leading block.
+    Returns numpy arrays (``nL = len(depths)``):
 
     * ``R`` [nL, n, n]: ``R_L`` (positive diagonal), ``log_s`` [nL, n], ``log_sJ`` [nL, n];
     * ``err_identity`` [nL]: ``||R_L^{r,r} - I||_F``;
@@ -148,14 +151,14 @@ def theorem61_sweep(rates: Sequence[float], Ls: Sequence[float], r: int, *, seed
     ----------
     rates : sequence of float
         ``c_1 <= ... <= c_n``.
-    Ls : sequence of float
-        Depths at which to measure.
-    r : int
+    depths : sequence of float
+        Depths L at which to measure.
+    k : int
         Size of the leading block (in [1, n-1]).
-    seed : int
-        Start value of the random stream (>= 0).
     B : Tensor or None
         Fixed right factor [n, n]; None draws one from ``seed``.
+    seed : int
+        Start value of the random stream (>= 0).
 
     Returns
     -------
@@ -165,12 +168,13 @@ def theorem61_sweep(rates: Sequence[float], Ls: Sequence[float], r: int, *, seed
     Raises
     ------
     ValueError
-        If ``r`` lies outside [1, n-1] or ``rates`` is not non-decreasing.
+        If ``k`` lies outside [1, n-1] or ``rates`` is not non-decreasing.
     """
     c = np.asarray(rates, dtype=float)
     n = c.shape[0]
+    r, Ls = k, depths
     if not 1 <= r <= n - 1:
-        raise ValueError(f"r must be in [1, n-1] = [1, {n - 1}], got {r}")
+        raise ValueError(f"k must be in [1, n-1] = [1, {n - 1}], got {k}")
     prod = synthetic_product(n, c.tolist(), 0.0, B=B, seed=seed)
     Bm = prod["B"]
     C = Bm @ Bm.T
@@ -204,7 +208,7 @@ def theorem61_sweep(rates: Sequence[float], Ls: Sequence[float], r: int, *, seed
     res = {k: torch.stack(v).numpy() for k, v in out.items()}
     res.update(T_C=T.numpy(), Sigma_C=sig.numpy(), C=C.numpy(), Ls=np.asarray(Ls, float),
                rates=c)
-    return res
+    return Result(res)
 
 
 def cluster_limit(log_s_block: Tensor, C_block: Tensor) -> Tensor:
@@ -235,8 +239,8 @@ def cluster_limit(log_s_block: Tensor, C_block: Tensor) -> Tensor:
     return Q * torch.where(d == 0, torch.ones_like(d), d)[None, :]
 
 
-def cluster_sweep(rates: Sequence[float], offsets: Sequence[float], Ls: Sequence[float],
-                  cluster: tuple[int, int], r: int, *, seed: int = 0) -> dict[str, np.ndarray]:
+def cluster_sweep(rates: Sequence[float], offsets: Sequence[float], depths: Sequence[float],
+                  cluster: tuple[int, int], k: int, *, seed: int = 0) -> Result:
     """Remark 6.2 measured: ``s_i = exp(-rates_i L + offsets_i)``; ``cluster = (a, b)`` is a
     0-based half-open index range whose rates are equal (fixed ratios inside the cluster).
 
@@ -251,11 +255,11 @@ def cluster_sweep(rates: Sequence[float], offsets: Sequence[float], Ls: Sequence
         ``c_1..c_n`` (sorted by the caller so that the singular values decrease).
     offsets : sequence of float
         Log offsets of the singular values [n] (the ratios inside the cluster).
-    Ls : sequence of float
-        Depths at which to measure.
+    depths : sequence of float
+        Depths L at which to measure.
     cluster : tuple of int
-        ``(a, b)``, with ``0 <= a < b <= r``.
-    r : int
+        ``(a, b)``, with ``0 <= a < b <= k``.
+    k : int
         Size of the leading block (<= n-1).
     seed : int
         Start value of the random stream (>= 0).
@@ -275,8 +279,9 @@ def cluster_sweep(rates: Sequence[float], offsets: Sequence[float], Ls: Sequence
     off = np.asarray(offsets, dtype=float)
     n = c.shape[0]
     a, b = cluster
+    r, Ls = k, depths
     if not (0 <= a < b <= r <= n - 1):
-        raise ValueError(f"need 0 <= a < b <= r <= n-1, got cluster={cluster}, r={r}, n={n}")
+        raise ValueError(f"need 0 <= a < b <= k <= n-1, got cluster={cluster}, k={k}, n={n}")
     if not np.allclose(c[a:b], c[a]):
         raise ValueError("rates inside the cluster must be equal")
     Bm = synthetic_product(n, np.sort(c).tolist(), 0.0, seed=seed)["B"]
@@ -303,15 +308,16 @@ def cluster_sweep(rates: Sequence[float], offsets: Sequence[float], Ls: Sequence
         out["offblock"].append(Rr.abs().where(~blockmask, torch.zeros_like(Rr)).max())
     res = {k: torch.stack(v).numpy() for k, v in out.items()}
     res.update(limit=limit.numpy(), Ls=np.asarray(Ls, float))
-    return res
+    return Result(res)
 
 
-def theorem61_replicates(rates: Sequence[float], Ls: Sequence[float], r: int, replicates: int,
-                         *, seed: int = 0, dependent_rows: bool = False) -> dict[str, np.ndarray]:
+def theorem61_replicates(rates: Sequence[float], depths: Sequence[float], k: int,
+                         replicates: int, *, dependent_rows: bool = False, seed: int = 0,
+                         ) -> Result:
     """Theorem 6.1 over independent right factors: one Gaussian ``B`` per replicate.
 
     Replicate ``s`` draws ``B`` from ``seed + s`` (as :func:`theorem61_sweep` does) and
-    measures ``R_L`` along ``Ls``. With ``dependent_rows``, the second row of each ``B`` is
+    measures ``R_L`` along ``depths``. With ``dependent_rows``, the second row of each ``B`` is
     replaced by twice its first (the first ``r`` rows dependent, the first ``r`` columns still
     independent: the printed condition (ii) of Theorem 6.1 holds, the one its proof uses
     does not).
@@ -320,16 +326,16 @@ def theorem61_replicates(rates: Sequence[float], Ls: Sequence[float], r: int, re
     ----------
     rates : sequence of float
         ``c_1 <= ... <= c_n``.
-    Ls : sequence of float
-        Depths at which to measure.
-    r : int
+    depths : sequence of float
+        Depths L at which to measure.
+    k : int
         Size of the leading block (in [1, n-1]).
     replicates : int
         Number of independent ``B`` (>= 1).
-    seed : int
-        First seed of the replicates (>= 0).
     dependent_rows : bool
         Make the second row of every ``B`` twice its first.
+    seed : int
+        First seed of the replicates (>= 0).
 
     Returns
     -------
@@ -344,6 +350,7 @@ def theorem61_replicates(rates: Sequence[float], Ls: Sequence[float], r: int, re
     """
     if replicates < 1:
         raise ValueError(f"replicates must be >= 1, got {replicates}")
+    r, Ls = k, depths
     c = np.asarray(rates, dtype=float)
     n = c.shape[0]
     errs, logs = [], []
@@ -360,5 +367,5 @@ def theorem61_replicates(rates: Sequence[float], Ls: Sequence[float], r: int, re
             l_s.append(torch.log(R[:r, :r].abs()).numpy())
         errs.append(np.array(e_s))
         logs.append(np.stack(l_s))
-    return {"err_identity": np.stack(errs), "log_abs_R": np.stack(logs),
-            "Ls": np.asarray(Ls, dtype=float)}
+    return Result({"err_identity": np.stack(errs), "log_abs_R": np.stack(logs),
+                   "Ls": np.asarray(Ls, dtype=float)})

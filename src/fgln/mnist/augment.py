@@ -244,12 +244,12 @@ class BatchedAutoAugment:
         m = torch.where(signed[ids] & (signs == 0), -m, m)
         return fires, self._op[ids], m
 
-    def operations(self, draws, h: int, w: int) -> list[list[tuple[str, float]]]:
+    def operations(self, drawn, h: int, w: int) -> list[list[tuple[str, float]]]:
         """The operations that fire for each image, in order, with signed magnitudes.
 
         Parameters
         ----------
-        draws : tuple
+        drawn : tuple
             ``(policy_ids, probs, signs)`` from :meth:`draws`.
         h : int
             Image height.
@@ -261,7 +261,7 @@ class BatchedAutoAugment:
         ops : list of list of tuple of (str, float)
             For each image, the operations that fire, in order, as ``(name, signed magnitude)``.
         """
-        fires, ops, mags = self._decide(draws, h, w)
+        fires, ops, mags = self._decide(drawn, h, w)
         return [[(self.op_names[int(ops[b, i])], float(mags[b, i])) for i in (0, 1)
                  if bool(fires[b, i])] for b in range(fires.shape[0])]
 

@@ -78,18 +78,18 @@ def block_statistics(weights: Tensor, gates: Tensor, *, k_spectrum: int = 30,
     return out
 
 
-def split_clusters(logsv: np.ndarray, *, k_max: int | None = None) -> int:
+def split_clusters(logsv: np.ndarray, *, max_cluster: int | None = None) -> int:
     """Size r of the top cluster: the split at the largest gap of a log-spectrum.
 
     ``logsv`` [k] (decreasing, finite): returns the r in 1..k-1 maximising
     ``logsv[r-1] - logsv[r]`` (the largest gap between consecutive log singular values),
-    among r <= ``k_max`` when given.
+    among r <= ``max_cluster`` when given.
 
     Parameters
     ----------
     logsv : numpy.ndarray
         A decreasing, finite log-spectrum [k], k >= 2.
-    k_max : int or None
+    max_cluster : int or None
         Largest allowed r (in [1, k-1]).
 
     Returns
@@ -100,15 +100,15 @@ def split_clusters(logsv: np.ndarray, *, k_max: int | None = None) -> int:
     Raises
     ------
     ValueError
-        If ``logsv`` is not finite and one-dimensional of length >= 2, or ``k_max`` is out of
+        If ``logsv`` is not finite and one-dimensional of length >= 2, or ``max_cluster`` is out of
         range.
     """
     x = np.asarray(logsv, dtype=float)
     if x.ndim != 1 or x.size < 2 or not np.all(np.isfinite(x)):
         raise ValueError(f"logsv must be a finite 1-d array of length >= 2, got {x.shape}")
     gaps = x[:-1] - x[1:]
-    if k_max is not None:
-        gaps = gaps[: check_int("k_max", k_max, 1, x.size - 1)]
+    if max_cluster is not None:
+        gaps = gaps[: check_int("max_cluster", max_cluster, 1, x.size - 1)]
     return int(np.argmax(gaps)) + 1
 
 

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..base.laws import LayerLaw
 from ..base.threads import single_threaded
 from ..base.validation import check_int, check_p
 from ..products.sampling import make_generator, sample_network
@@ -73,13 +74,13 @@ class MnistFixedGates(nn.Module):
         self.net = net
 
     @classmethod
-    def random(cls, *, n: int = 128, depth: int = 10, p: float = 0.5, seed: int = 0,
-               dtype: torch.dtype = torch.float32, device="cpu") -> MnistFixedGates:
-        """The Section 8 initialisation (``depth`` = L square layers of width ``n``).
+    def random(cls, *, n: int = 128, L: int = 10, p: float = 0.5, seed: int = 0,
+               dtype: torch.dtype, device="cpu") -> MnistFixedGates:
+        """The Section 8 initialisation (L square layers of width ``n``).
 
         One generator seeded by ``seed``: first the square block and its gates through
-        ``sample_network(n, depth, p, 1/sqrt(n))`` (so ``hidden_block()`` at initialisation
-        equals ``sample_network(n, depth, p, seed=seed)`` in float64), then ``W_in``
+        ``sample_network(LayerLaw(n, p).product(L))`` (so ``hidden_block()`` at initialisation
+        equals ``sample_network(LayerLaw(n, p).product(L), seed=seed)`` in float64), then ``W_in``
         [n, 784] (sigma 1/sqrt(784)), ``D_in`` and ``W_out`` [10, n] (sigma 1/sqrt(n)).
         Drawn in float64 and cast to ``dtype``.
 
@@ -87,14 +88,15 @@ class MnistFixedGates(nn.Module):
         ----------
         n : int
             Width of the block (>= 1).
-        depth : int
-            L, square layers (>= 1).
+        L : int
+            Square layers of the block (>= 1).
         p : float
             Gate probability in (0, 1].
         seed : int
             Start value of the random stream (>= 0).
         dtype : torch.dtype
-            Floating type of the model (default float32).
+            Floating type of the model (float32 to train, float64 to compare with the
+            package's samplers); required.
         device : str or torch.device
             Where the model lives.
 
@@ -106,16 +108,16 @@ class MnistFixedGates(nn.Module):
         Raises
         ------
         TypeError
-            If ``n``, ``depth`` or ``seed`` is not an integer, or ``p`` not a number.
+            If ``n``, ``L`` or ``seed`` is not an integer, or ``p`` not a number.
         ValueError
             If one of them is out of range.
         """
         n = check_int("n", n, 1)
-        depth = check_int("depth", depth, 1)
+        L = check_int("L", L, 1)
         p = check_p(p)
         seed = check_int("seed", seed, 0)
         gen = make_generator(seed)
-        w, d = sample_network(n, depth, p, 1.0 / math.sqrt(n), seed=gen)
+        w, d = sample_network(LayerLaw(n, p, 1.0 / math.sqrt(n)).product(L), seed=gen)
         w_in = torch.randn(n, IN_FEATURES, generator=gen, dtype=torch.float64)
         w_in /= math.sqrt(IN_FEATURES)
         d_in = (torch.rand(n, generator=gen, dtype=torch.float64) < p).to(torch.float64)
@@ -164,7 +166,7 @@ class MnistFixedGates(nn.Module):
         """
         return self.net(x.reshape(x.shape[0], -1))
 
-    def hidden_block(self, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+    def hidden_block(self, *, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
         """The square block as ``(weights [L, n, n], gates [L, n])`` (detached, on the CPU).
 
         ``weights[l-1] = W_l``; ``gates[l-1]`` is the diagonal of the gate that follows
@@ -328,7 +330,7 @@ class MnistConfig:
 
     Parameters
     ----------
-    n, depth, p, epochs, batch_size, lr, momentum, augment, train_size, test_size, k_spectrum, \
+    n, L, p, epochs, batch_size, lr, momentum, augment, train_size, test_size, k_spectrum, \
 k_align
         The attributes below, in this order.
 
@@ -336,8 +338,8 @@ k_align
     ----------
     n : int
         Width of the square block.
-    depth : int
-        L, square layers.
+    L : int
+        Square layers of the block.
     p : float
         Gate probability.
     epochs : int
@@ -359,7 +361,7 @@ k_align
     """
 
     n: int = 128
-    depth: int = 10
+    L: int = 10
     p: float = 0.5
     epochs: int = 10
     batch_size: int = 128
@@ -371,7 +373,7 @@ k_align
     k_spectrum: int = 30
     k_align: tuple[int, ...] = field(default=(10, 64))
 
-    def splits(self, data: Mnist, seed: int = 0) -> tuple[MnistDataset, MnistDataset]:
+    def splits(self, data: Mnist, *, seed: int = 0) -> tuple[MnistDataset, MnistDataset]:
         """The training and test images a run with ``seed`` uses: the first ``train_size`` /
         ``test_size`` of ``data`` (all when None), the training augmentation (drawn from
         ``seed``) kept only when ``augment``.

@@ -107,24 +107,25 @@ def prepare_run(config: MnistConfig, seed: int, data: Mnist | None, device, work
     dev = resolve_device(device)
     if data is None:
         data = load_mnist(seed=seed)
-    train_ds, test_ds = config.splits(data, seed)
+    train_ds, test_ds = config.splits(data, seed=seed)
     x_test, y_test = test_ds.batch(range(len(test_ds)))
     return RunSetup(seed, workers, dev, data, train_ds, test_ds, x_test, y_test)
 
 
-def _correct(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 4096) -> np.ndarray:
+def _correct(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 4096) -> np.ndarray:
     """Per image, 1 where ``model`` classifies it correctly, else 0 (int8 [m]; eval mode)."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        out = [(model(x[i: i + batch]).argmax(1) == y[i: i + batch]).cpu()
-               for i in range(0, x.shape[0], batch)]
+        out = [(model(x[i: i + batch_size]).argmax(1) == y[i: i + batch_size]).cpu()
+               for i in range(0, x.shape[0], batch_size)]
     model.train(was_training)
     return torch.cat(out).numpy().astype(np.int8)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 4096) -> tuple[float, float]:
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 4096,
+             ) -> tuple[float, float]:
     """``(accuracy, mean cross-entropy)`` of ``model`` on images ``x`` and labels ``y``.
 
     Parameters
@@ -135,7 +136,7 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 4096) -> tu
         Images [m, ...].
     y : Tensor
         Labels [m] int64.
-    batch : int
+    batch_size : int
         Images per forward pass.
 
     Returns
@@ -148,10 +149,10 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 4096) -> tu
     was_training = model.training
     model.eval()
     correct, loss = 0, 0.0
-    for i in range(0, x.shape[0], batch):
-        out = model(x[i: i + batch])
-        correct += int((out.argmax(1) == y[i: i + batch]).sum())
-        loss += float(F.cross_entropy(out.float(), y[i: i + batch], reduction="sum"))
+    for i in range(0, x.shape[0], batch_size):
+        out = model(x[i: i + batch_size])
+        correct += int((out.argmax(1) == y[i: i + batch_size]).sum())
+        loss += float(F.cross_entropy(out.float(), y[i: i + batch_size], reduction="sum"))
     model.train(was_training)
     return correct / x.shape[0], loss / x.shape[0]
 
@@ -249,7 +250,7 @@ def fit_classifier(model: nn.Module, train_ds: MnistDataset, x_test: Tensor, y_t
 
 
 def train_mnist(config: MnistConfig = _PAPER, *, seed: int = 0, data: Mnist | None = None,
-                device="auto", workers: int = 1, checkpoint: str | os.PathLike | None = None,
+                device="cpu", workers: int = 1, checkpoint: str | os.PathLike | None = None,
                 progress: bool | None = None) -> dict[str, np.ndarray]:
     """Train the Section 8 model once and measure its hidden block before and after.
 
@@ -303,7 +304,7 @@ def train_mnist(config: MnistConfig = _PAPER, *, seed: int = 0, data: Mnist | No
     run = prepare_run(config, seed, data, device, workers)
     seed, workers, dev, data = run.seed, run.workers, run.device, run.data
     train_ds, test_ds, x_test, y_test = run.train, run.test, run.x_test, run.y_test
-    model = MnistFixedGates.random(n=config.n, depth=config.depth, p=config.p, seed=seed,
+    model = MnistFixedGates.random(n=config.n, L=config.L, p=config.p, seed=seed,
                                    dtype=torch.float32)
     stats0 = block_statistics(*model.hidden_block(), k_spectrum=config.k_spectrum,
                               k_align=config.k_align)

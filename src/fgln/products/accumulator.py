@@ -16,8 +16,9 @@ from typing import Iterable
 
 import torch
 
+from ..base.conventions import shared_doc
 from ..base.progress import progress as progress_bar
-from ..base.validation import check_int, check_positive
+from ..base.validation import check_int, check_positive, resolve_device
 from .graded_svd import graded_log_svdvals_batched
 
 Tensor = torch.Tensor
@@ -34,7 +35,7 @@ class SpectrumAccumulator:
     ``a`` [batch, n] log row scales (``-inf`` for rows that a gate has annihilated), ``N``
     [batch, n, n] upper-triangular rows of unit norm (zero rows where ``a = -inf``), ``rank``
     [batch]: number of leading non-annihilated rows, ``growth`` [batch, n]: sum over steps
-    of ``log|R_ii|`` (``-inf`` past the rank), ``depth``: layers multiplied in. Of ``Q`` only
+    of ``log|R_ii|`` (``-inf`` past the rank), ``L``: layers multiplied in. Of ``Q`` only
     the leading ``r = max(rank)`` columns (the *frame*) matter; they are kept explicitly in
     ``Q`` [batch, n, r] or in Householder form ``house = (h [batch, n, r], tau [batch, r])``.
     With ``spectrum=False`` no triangular factor is kept (the exponent estimator).
@@ -43,7 +44,7 @@ class SpectrumAccumulator:
 
     Parameters
     ----------
-    Q, a, N, rank, growth, depth, rtol, method, spectrum, house
+    Q, a, N, rank, growth, L, rtol, method, spectrum, house
         The attributes below, in this order.
 
     Attributes
@@ -58,7 +59,7 @@ class SpectrumAccumulator:
         Leading non-annihilated rows per product [batch] (long).
     growth : Tensor
         Sum over steps of ``log|R_ii|`` [batch, n].
-    depth : int
+    L : int
         Layers multiplied in so far.
     rtol : float
         Relative level at which a QR diagonal entry of a single layer is an exact zero.
@@ -75,14 +76,14 @@ class SpectrumAccumulator:
     N: Tensor | None
     rank: Tensor
     growth: Tensor
-    depth: int = 0
+    L: int = 0
     rtol: float = 1e-12
     method: str = "householder"
     spectrum: bool = True
     house: tuple[Tensor, Tensor] | None = None
 
     @classmethod
-    def start(cls, batch: int, n: int, *, dtype=torch.float64, device="cpu",
+    def start(cls, n: int, replicates: int, *, dtype=torch.float64, device="cpu",
               rtol: float = 1e-12, method: str = "auto",
               spectrum: bool = True) -> "SpectrumAccumulator":
         """Empty products (identity). ``method``: ``"householder"`` (LAPACK QR), ``"cholqr"``
@@ -91,10 +92,10 @@ class SpectrumAccumulator:
 
         Parameters
         ----------
-        batch : int
-            Number of products (>= 1).
         n : int
             Width (>= 1).
+        replicates : int
+            Number of products (>= 1).
         dtype : torch.dtype
             Floating type (default float64).
         device : str or torch.device
@@ -114,16 +115,16 @@ class SpectrumAccumulator:
         Raises
         ------
         TypeError
-            If ``batch`` or ``n`` is not an integer.
+            If ``n`` or ``replicates`` is not an integer.
         ValueError
-            If ``method`` is unknown or ``batch``, ``n`` is below 1.
+            If ``method`` is unknown or ``n``, ``replicates`` is below 1.
         """
         if method == "auto":
-            method = "cholqr" if torch.device(device).type == "cuda" else "householder"
+            method = "cholqr" if resolve_device(device).type == "cuda" else "householder"
         if method not in METHODS:
             raise ValueError(f"method must be 'auto', 'householder' or 'cholqr', got {method!r}")
-        batch = check_int("batch", batch, 1)
         n = check_int("n", n, 1)
+        batch = check_int("replicates", replicates, 1)
         eye = torch.eye(n, dtype=dtype, device=device).expand(batch, n, n).clone()
         a = torch.zeros(batch, n, dtype=dtype, device=device)
         rank = torch.full((batch,), n, dtype=torch.long, device=device)
@@ -289,7 +290,7 @@ class SpectrumAccumulator:
             self._update_triangle(R, alive)
         else:
             self.rank = new_rank
-        self.depth += count
+        self.L += count
         return logd
 
     def push(self, M: Tensor, count: int = 1, rank_bound: Tensor | None = None) -> Tensor:
@@ -479,10 +480,11 @@ def _live_rows(M: Tensor) -> Tensor:
     return (M.abs().amax(-1) > 0).sum(-1)
 
 
+@shared_doc
 def accumulate(layers: Iterable[Tensor], acc: SpectrumAccumulator, L: int, *,
                depths: Iterable[int] = (), k: int | None = None,
                reorth_every: int | None = None, tol: float = 1e-10,
-               progress: bool = False, desc: str = "layers") -> list[Tensor]:
+               progress: bool | None = None, desc: str = "layers") -> list[Tensor]:
     """Push ``L`` layers [batch, n, n] into ``acc``; log-spectra at ``depths`` ([batch, k] each).
 
     ``reorth_every`` layers are multiplied together between two QR steps; ``None`` chooses
@@ -508,8 +510,7 @@ def accumulate(layers: Iterable[Tensor], acc: SpectrumAccumulator, L: int, *,
         adaptively (:class:`QRInterval`).
     tol : float
         Accuracy of the adaptive QR interval (> 0; default 1e-10).
-    progress : bool
-        Show a progress bar over the layers (silenced by ``FGLN_PROGRESS=0``).
+    %(progress)s
     desc : str
         Label of the progress bar.
 
@@ -520,7 +521,7 @@ def accumulate(layers: Iterable[Tensor], acc: SpectrumAccumulator, L: int, *,
     """
     interval = QRInterval(reorth_every, tol=tol, dtype=acc.a.dtype)
     wanted = set(depths)
-    it = progress_bar(layers, total=L, desc=desc, enable=None if progress else False)
+    it = progress_bar(layers, total=L, desc=desc, enable=progress)
     out: list[Tensor] = []
     chunk: list[Tensor] = []  # the chunk's layers, kept for a redo (adaptive only)
     # The chunk's layers are applied one by one to the frame (Z [batch, n, r]) when some

@@ -19,7 +19,43 @@ from ..base.validation import check_layers
 
 Tensor = torch.Tensor
 
-__all__ = ["chain_products", "layer_partial_products", "network_partial_products"]
+__all__ = ["chain_product", "chain_products", "layer_partial_products", "network_partial_products"]
+
+
+def chain_product(mats: Sequence[Tensor], gates: Sequence[Tensor | None] | None = None,
+                  ) -> Tensor:
+    """The full chain ``M_L g_{L-1} M_{L-1} ... g_1 M_1``, multiplied from the right end.
+
+    ``J_1 = M_1`` and ``J_l = M_l (g_{l-1} J_{l-1})``: the one loop behind every end-to-end
+    Jacobian of the package (a network's ``J``, a ReLU network's ``J(x)``); differentiable.
+
+    Parameters
+    ----------
+    mats : sequence of Tensor
+        ``M_1..M_L`` [..., n_l, n_{l-1}] (at least one).
+    gates : sequence of Tensor or None, or None
+        Diagonals ``g_1..g_{L-1}`` [..., n_l]; None (or a None entry) for the identity.
+
+    Returns
+    -------
+    J : Tensor
+        [..., n_L, n_0].
+
+    Raises
+    ------
+    ValueError
+        If ``mats`` is empty or ``gates`` has not ``len(mats) - 1`` entries.
+    """
+    if len(mats) == 0:
+        raise ValueError("mats must hold at least one matrix")
+    if gates is not None and len(gates) != len(mats) - 1:
+        raise ValueError(f"gates must hold len(mats) - 1 = {len(mats) - 1} entries, "
+                         f"got {len(gates)}")
+    J = mats[0]
+    for l in range(1, len(mats)):
+        g = None if gates is None else gates[l - 1]
+        J = mats[l] @ (J if g is None else g[..., :, None] * J)
+    return J
 
 
 def chain_products(mats: Sequence[Tensor], gates: Sequence[Tensor | None] | None = None, *,

@@ -15,7 +15,9 @@ from typing import Iterator
 
 import torch
 
-from ..base.validation import check_int, check_network
+from ..base.conventions import shared_doc
+from ..base.laws import CONVENTIONS, Product, check_product
+from ..base.validation import check_int, resolve_device
 
 Tensor = torch.Tensor
 Seed = int | torch.Generator | None
@@ -31,19 +33,15 @@ __all__ = [
     "haar_from_ginibre",
 ]
 
-CONVENTIONS = ("section5", "fgln")
 
-
-def make_generator(seed: Seed, device="cpu") -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` seeded by ``seed`` (a fresh random seed if None).
+@shared_doc
+def make_generator(seed: Seed, *, device="cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded by ``seed`` (fresh entropy if None).
 
     Parameters
     ----------
-    seed : int, torch.Generator or None
-        Start value of the random stream (>= 0), a generator to draw from, or None for a
-        fresh random seed.
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
+    %(seed)s
+    %(device)s
 
     Returns
     -------
@@ -52,7 +50,7 @@ def make_generator(seed: Seed, device="cpu") -> torch.Generator:
     """
     if isinstance(seed, torch.Generator):
         return seed
-    gen = torch.Generator(device=torch.device(device))
+    gen = torch.Generator(device=resolve_device(device))
     if seed is None:
         gen.seed()
     else:
@@ -60,134 +58,91 @@ def make_generator(seed: Seed, device="cpu") -> torch.Generator:
     return gen
 
 
-def _check_convention(convention: str) -> None:
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be 'section5' or 'fgln', got {convention!r}")
-
-
-def _draw_gate(gen, batch, n, p, min_rank, dtype, device) -> Tensor:
-    """Gate diagonals, shape [batch, n], entries in {0, 1} (Definitions 5.1, 5.2)."""
+def _draw_gate(gen, replicates, n, p, r, dtype, device) -> Tensor:
+    """Gate diagonals, shape [replicates, n], entries in {0, 1} (Definitions 5.1, 5.2)."""
     if p == 1.0:
-        return torch.ones(batch, n, dtype=dtype, device=device)
-    g = torch.rand(batch, n, generator=gen, dtype=dtype, device=device) < p
-    if min_rank is not None:
-        bad = g.sum(-1) < min_rank
+        return torch.ones(replicates, n, dtype=dtype, device=device)
+    g = torch.rand(replicates, n, generator=gen, dtype=dtype, device=device) < p
+    if r is not None:
+        bad = g.sum(-1) < r
         while bool(bad.any()):
             idx = bad.nonzero().squeeze(-1)
             g[idx] = torch.rand(len(idx), n, generator=gen, dtype=dtype, device=device) < p
-            bad = g.sum(-1) < min_rank
+            bad = g.sum(-1) < r
     return g.to(dtype)
 
 
-def iter_network(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
-                 batch: int = 1, min_rank: int | None = None, seed: Seed = None,
+@shared_doc
+def iter_network(product: Product, replicates: int = 1, *, seed: Seed = 0,
                  dtype: torch.dtype = torch.float64, device="cpu",
                  ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Yield ``(W_l, diag D_l)`` for l = 1..L, shapes [batch, n, n] and [batch, n].
+    """Yield ``(W_l, diag D_l)`` for l = 1..L, shapes [replicates, n, n] and [replicates, n].
 
-    ``sigma`` defaults to ``1/sqrt(n)``; ``p=1`` means no gate; ``min_rank=r`` gives
-    (r, p)-gates (Definition 5.2).
+    The single source of randomness for networks: every other sampler draws through it,
+    so equal seeds give equal matrices whichever path is used. The gates are those of the
+    law, whatever the product's convention (:func:`network_layers` applies it).
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth: number of layers (>= 1).
-    p : float
-        Gate probability in (0, 1]; 1 means no gate.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
-    batch : int
-        Independent products drawn at once, the leading dimension (>= 1).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
-        ``r`` (in [1, n]); None for plain p-gates.
-    seed : int, torch.Generator or None
-        Start value of the random stream (>= 0), a generator to draw from, or None for a
-        fresh random seed.
-    dtype : torch.dtype
-        Floating type of the tensors (default float64).
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
+    %(product)s
+    %(replicates)s
+    %(seed)s
+    %(dtype)s
+    %(device)s
 
     Yields
     ------
     W : Tensor
-        Weights ``W_l`` [batch, n, n], i.i.d. N(0, sigma^2) entries.
+        Weights ``W_l`` [replicates, n, n], i.i.d. N(0, sigma^2) entries.
     d : Tensor
-        Gate diagonal of ``D_l`` [batch, n], entries in {0, 1}.
+        Gate diagonal of ``D_l`` [replicates, n], entries in {0, 1}.
 
     Raises
     ------
     TypeError
-        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
-        number.
+        If ``product`` is not a :class:`~fgln.base.laws.Product` or ``replicates`` not an
+        integer.
     ValueError
-        If one of them is out of its range, or ``min_rank`` is practically unreachable
-        (probability below 1e-9).
+        If ``replicates < 1``.
     """
-    n, L, p, sigma, min_rank = check_network(n, L, p, sigma, min_rank)
-    batch = check_int("batch", batch, 1)
-    gen = make_generator(seed, device)
-    for _ in range(L):
-        w = torch.randn(batch, n, n, generator=gen, dtype=dtype, device=device) * sigma
-        yield w, _draw_gate(gen, batch, n, p, min_rank, dtype, device)
+    law = check_product(product).law
+    replicates = check_int("replicates", replicates, 1)
+    device = resolve_device(device)
+    gen = make_generator(seed, device=device)
+    n, sigma = law.n, law.scale
+    for _ in range(product.L):
+        w = torch.randn(replicates, n, n, generator=gen, dtype=dtype, device=device) * sigma
+        yield w, _draw_gate(gen, replicates, n, law.p, law.r, dtype, device)
 
 
-def sample_network(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
-                   batch: int = 1, min_rank: int | None = None, seed: Seed = None,
+@shared_doc
+def sample_network(product: Product, replicates: int = 1, *, seed: Seed = 0,
                    dtype: torch.dtype = torch.float64, device="cpu") -> tuple[Tensor, Tensor]:
-    """Weights [batch, L, n, n] and gate diagonals [batch, L, n] (gate l+1 at index l).
+    """Weights [replicates, L, n, n] and gate diagonals [replicates, L, n] (gate l+1 at index l).
 
     The same draws as :func:`iter_network`, stacked.
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth: number of layers (>= 1).
-    p : float
-        Gate probability in (0, 1]; 1 means no gate.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
-    batch : int
-        Independent products drawn at once, the leading dimension (>= 1).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
-        ``r`` (in [1, n]); None for plain p-gates.
-    seed : int, torch.Generator or None
-        Start value of the random stream (>= 0), a generator to draw from, or None for a
-        fresh random seed.
-    dtype : torch.dtype
-        Floating type of the tensors (default float64).
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
+    %(product)s
+    %(replicates)s
+    %(seed)s
+    %(dtype)s
+    %(device)s
 
     Returns
     -------
     weights : Tensor
-        ``W_1..W_L`` [batch, L, n, n].
+        ``W_1..W_L`` [replicates, L, n, n].
     gates : Tensor
-        Diagonals of ``D_1..D_L`` [batch, L, n], entries in {0, 1}.
-
-    Raises
-    ------
-    TypeError
-        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
-        number.
-    ValueError
-        If one of them is out of its range, or ``min_rank`` is practically unreachable
-        (probability below 1e-9).
+        Diagonals of ``D_1..D_L`` [replicates, L, n], entries in {0, 1}.
     """
-    ws, ds = zip(*iter_network(n, L, p, sigma, batch=batch, min_rank=min_rank, seed=seed,
-                               dtype=dtype, device=device))
+    ws, ds = zip(*iter_network(product, replicates, seed=seed, dtype=dtype, device=device))
     return torch.stack(ws, 1), torch.stack(ds, 1)
 
 
 def network_layers(weights: Tensor, gates: Tensor, convention: str = "section5") -> Tensor:
-    """Layers ``M_l`` [batch, L, n, n] from weights and gate diagonals.
+    """Layers ``M_l`` [replicates, L, n, n] from weights and gate diagonals.
 
     ``convention="section5"``: ``M_l = D_l W_l`` for every l, product ``D_L W_L ... D_1 W_1``.
     ``convention="fgln"`` (Definition 4.1): the last gate is the identity, so the product
@@ -196,9 +151,9 @@ def network_layers(weights: Tensor, gates: Tensor, convention: str = "section5")
     Parameters
     ----------
     weights : Tensor
-        ``W_1..W_L`` [batch, L, n, n].
+        ``W_1..W_L`` [replicates, L, n, n].
     gates : Tensor
-        Gate diagonals [batch, L, n] (``gates[:, l-1]`` is the diagonal of ``D_l``).
+        Gate diagonals [replicates, L, n] (``gates[:, l-1]`` is the diagonal of ``D_l``).
     convention : {"section5", "fgln"}
         ``"section5"``: every layer gated, ``D_L W_L ... D_1 W_1``; ``"fgln"``
         (Definition 4.1): the last gate is the identity, ``W_L D_{L-1} ... D_1 W_1``.
@@ -206,14 +161,15 @@ def network_layers(weights: Tensor, gates: Tensor, convention: str = "section5")
     Returns
     -------
     layers : Tensor
-        ``M_1..M_L`` [batch, L, n, n].
+        ``M_1..M_L`` [replicates, L, n, n].
 
     Raises
     ------
     ValueError
         If ``convention`` is neither ``"section5"`` nor ``"fgln"``.
     """
-    _check_convention(convention)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be 'section5' or 'fgln', got {convention!r}")
     g = gates
     if convention == "fgln":
         g = gates.clone()
@@ -221,111 +177,54 @@ def network_layers(weights: Tensor, gates: Tensor, convention: str = "section5")
     return g[..., :, None] * weights
 
 
-def sample_layers(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
-                  batch: int = 1, min_rank: int | None = None, seed: Seed = None,
-                  dtype: torch.dtype = torch.float64, device="cpu",
-                  convention: str = "section5") -> Tensor:
-    """Layers [batch, L, n, n]; entry ``[:, l]`` is ``M_{l+1} = D_{l+1} W_{l+1}``.
+@shared_doc
+def sample_layers(product: Product, replicates: int = 1, *, seed: Seed = 0,
+                  dtype: torch.dtype = torch.float64, device="cpu") -> Tensor:
+    """Layers [replicates, L, n, n]; entry ``[:, l]`` is ``M_{l+1} = D_{l+1} W_{l+1}``.
 
-    :func:`sample_network` followed by :func:`network_layers`.
+    :func:`sample_network` followed by :func:`network_layers` under the product's convention.
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth: number of layers (>= 1).
-    p : float
-        Gate probability in (0, 1]; 1 means no gate.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
-    batch : int
-        Independent products drawn at once, the leading dimension (>= 1).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
-        ``r`` (in [1, n]); None for plain p-gates.
-    seed : int, torch.Generator or None
-        Start value of the random stream (>= 0), a generator to draw from, or None for a
-        fresh random seed.
-    dtype : torch.dtype
-        Floating type of the tensors (default float64).
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
-    convention : {"section5", "fgln"}
-        ``"section5"``: every layer gated, ``D_L W_L ... D_1 W_1``; ``"fgln"``
-        (Definition 4.1): the last gate is the identity, ``W_L D_{L-1} ... D_1 W_1``.
+    %(product)s
+    %(replicates)s
+    %(seed)s
+    %(dtype)s
+    %(device)s
 
     Returns
     -------
     layers : Tensor
-        ``M_1..M_L`` [batch, L, n, n].
-
-    Raises
-    ------
-    TypeError
-        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
-        number.
-    ValueError
-        If one of them is out of its range, or ``min_rank`` is practically unreachable
-        (probability below 1e-9).
+        ``M_1..M_L`` [replicates, L, n, n].
     """
-    w, d = sample_network(n, L, p, sigma, batch=batch, min_rank=min_rank, seed=seed,
-                          dtype=dtype, device=device)
-    return network_layers(w, d, convention)
+    w, d = sample_network(product, replicates, seed=seed, dtype=dtype, device=device)
+    return network_layers(w, d, product.convention)
 
 
-def iter_layers(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
-                batch: int = 1, min_rank: int | None = None, seed: Seed = None,
-                dtype: torch.dtype = torch.float64, device="cpu",
-                convention: str = "section5") -> Iterator[Tensor]:
-    """Stream the layers of :func:`sample_layers` one at a time ([batch, n, n] each).
+@shared_doc
+def iter_layers(product: Product, replicates: int = 1, *, seed: Seed = 0,
+                dtype: torch.dtype = torch.float64, device="cpu") -> Iterator[Tensor]:
+    """Stream the layers of :func:`sample_layers` one at a time ([replicates, n, n] each).
 
-    Same seed, same matrices as :func:`sample_layers`; memory O(batch n^2) at any depth.
+    Same seed, same matrices as :func:`sample_layers`; memory O(replicates n^2) at any depth.
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth: number of layers (>= 1).
-    p : float
-        Gate probability in (0, 1]; 1 means no gate.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
-    batch : int
-        Independent products drawn at once, the leading dimension (>= 1).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
-        ``r`` (in [1, n]); None for plain p-gates.
-    seed : int, torch.Generator or None
-        Start value of the random stream (>= 0), a generator to draw from, or None for a
-        fresh random seed.
-    dtype : torch.dtype
-        Floating type of the tensors (default float64).
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
-    convention : {"section5", "fgln"}
-        ``"section5"``: every layer gated, ``D_L W_L ... D_1 W_1``; ``"fgln"``
-        (Definition 4.1): the last gate is the identity, ``W_L D_{L-1} ... D_1 W_1``.
+    %(product)s
+    %(replicates)s
+    %(seed)s
+    %(dtype)s
+    %(device)s
 
     Yields
     ------
     M : Tensor
-        ``M_l`` [batch, n, n], l = 1..L.
-
-    Raises
-    ------
-    TypeError
-        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
-        number.
-    ValueError
-        If one of them is out of its range, or ``min_rank`` is practically unreachable
-        (probability below 1e-9).
+        ``M_l`` [replicates, n, n], l = 1..L.
     """
-    _check_convention(convention)
-    for l, (w, d) in enumerate(iter_network(n, L, p, sigma, batch=batch, min_rank=min_rank,
-                                            seed=seed, dtype=dtype, device=device)):
-        if convention == "fgln" and l == L - 1:
+    last = check_product(product).L - 1
+    for l, (w, d) in enumerate(iter_network(product, replicates, seed=seed, dtype=dtype,
+                                            device=device)):
+        if product.convention == "fgln" and l == last:
             yield w
         else:
             yield d[..., :, None] * w
@@ -351,35 +250,33 @@ def haar_from_ginibre(G: Tensor) -> Tensor:
     return Q * torch.where(d == 0, torch.ones_like(d), d)[..., None, :]
 
 
-def haar_orthogonal(n: int, seed: Seed = None, *, batch: int | None = None,
+@shared_doc
+def haar_orthogonal(n: int, replicates: int | None = None, *, seed: Seed = 0,
                     dtype: torch.dtype = torch.float64) -> Tensor:
-    """Haar orthogonal matrices: [n, n], or [batch, n, n] if ``batch`` is given.
+    """Haar orthogonal matrices: [n, n], or [replicates, n, n] if ``replicates`` is given.
 
     Parameters
     ----------
     n : int
         Size (>= 1).
-    seed : int, torch.Generator or None
-        Start value of the random stream (>= 0), a generator to draw from, or None for a
-        fresh random seed.
-    batch : int or None
+    replicates : int or None
         Number of matrices (>= 1); None for a single unbatched matrix.
-    dtype : torch.dtype
-        Floating type of the tensors (default float64).
+    %(seed)s
+    %(dtype)s
 
     Returns
     -------
     Q : Tensor
-        [n, n] or [batch, n, n], Haar distributed (:func:`haar_from_ginibre`).
+        [n, n] or [replicates, n, n], Haar distributed (:func:`haar_from_ginibre`).
 
     Raises
     ------
     TypeError
-        If ``n`` or ``batch`` is not an integer.
+        If ``n`` or ``replicates`` is not an integer.
     ValueError
-        If ``n`` or ``batch`` is below 1.
+        If ``n`` or ``replicates`` is below 1.
     """
     n = check_int("n", n, 1)
     gen = make_generator(seed)
-    shape = (n, n) if batch is None else (check_int("batch", batch, 1), n, n)
+    shape = (n, n) if replicates is None else (check_int("replicates", replicates, 1), n, n)
     return haar_from_ginibre(torch.randn(*shape, generator=gen, dtype=dtype))

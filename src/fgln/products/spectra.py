@@ -3,7 +3,7 @@
 Every function here runs the one QR loop of :func:`fgln.products.accumulator.accumulate`,
 either on a stack of layers in memory or on layers drawn one at a time by
 :func:`fgln.products.sampling.iter_layers`
-(memory O(batch n^2) whatever the depth; same seed, same numbers as the in-memory path).
+(memory O(replicates n^2) whatever the depth; same seed, same numbers as the in-memory path).
 """
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..base.validation import check_int, check_layers, check_network
+from ..base.conventions import shared_doc
+from ..base.laws import Product, check_product
+from ..base.validation import check_int, check_layers, resolve_device
 from .accumulator import SpectrumAccumulator, accumulate
 from .sampling import Seed, iter_layers
 
 Tensor = torch.Tensor
 
 __all__ = [
+    "as_depths",
     "log_singular_values",
     "log_spectra_by_depth",
     "stream_log_spectra",
@@ -26,7 +29,26 @@ __all__ = [
 ]
 
 
-def _as_depths(depths: Iterable[int] | None, L: int) -> list[int]:
+def as_depths(depths: Iterable[int] | None, L: int) -> list[int]:
+    """The depths at which to read a product of ``L`` layers: sorted, unique, in [1, L].
+
+    Parameters
+    ----------
+    depths : iterable of int or None
+        Requested depths; None means every depth 1..L.
+    L : int
+        Depth of the product.
+
+    Returns
+    -------
+    depths : list of int
+        Sorted, duplicates dropped.
+
+    Raises
+    ------
+    ValueError
+        If ``depths`` is empty or a depth lies outside [1, L].
+    """
     if depths is None:
         return list(range(1, L + 1))
     ds = sorted({int(d) for d in depths})
@@ -37,18 +59,18 @@ def _as_depths(depths: Iterable[int] | None, L: int) -> list[int]:
 
 def _spectra(layers: Iterable[Tensor], L: int, batch: int, n: int, depths: list[int],
              k: int | None, reorth_every: int | None, dtype, device, method: str,
-             progress: bool = False) -> Tensor:
+             progress: bool | None = None) -> Tensor:
     if k is not None:
         k = check_int("k", k, 1, n)
-    acc = SpectrumAccumulator.start(batch, n, dtype=dtype, device=device, method=method)
+    acc = SpectrumAccumulator.start(n, batch, dtype=dtype, device=device, method=method)
     out = accumulate(layers, acc, L, depths=depths, k=k, reorth_every=reorth_every,
                      progress=progress)
     return torch.stack(out, 1)
 
 
 def _growth(layers: Iterable[Tensor], L: int, batch: int, n: int, reorth_every: int | None,
-            tol: float, dtype, device, method: str, progress: bool = False) -> Tensor:
-    acc = SpectrumAccumulator.start(batch, n, dtype=dtype, device=device, method=method,
+            tol: float, dtype, device, method: str, progress: bool | None = None) -> Tensor:
+    acc = SpectrumAccumulator.start(n, batch, dtype=dtype, device=device, method=method,
                                     spectrum=False)
     # tol bounds the error of the exponents, i.e. of the growth divided by L
     accumulate(layers, acc, L, reorth_every=reorth_every, tol=tol * L, progress=progress)
@@ -134,56 +156,37 @@ def log_spectra_by_depth(layers: Tensor, *, depths: Sequence[int] | None = None,
         [1, n], or ``method`` is unknown.
     """
     b, L, n = check_layers(layers)
-    return _spectra(_unbind(layers), L, b, n, _as_depths(depths, L), k, reorth_every,
+    return _spectra(_unbind(layers), L, b, n, as_depths(depths, L), k, reorth_every,
                     layers.dtype, layers.device, method)
 
 
-def stream_log_spectra(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
-                       batch: int = 1, min_rank: int | None = None, seed: Seed = None,
-                       depths: Sequence[int] | None = None, k: int | None = None,
-                       reorth_every: int | None = None, dtype=torch.float64, device="cpu",
-                       convention: str = "section5", progress: bool = False,
+@shared_doc
+def stream_log_spectra(product: Product, k: int | None = None, replicates: int = 1, *,
+                       depths: Sequence[int] | None = None, reorth_every: int | None = None,
+                       seed: Seed = 0, dtype=torch.float64, device="cpu",
+                       progress: bool | None = None,
                        method: str = "auto") -> Tensor:
-    """:func:`fgln.products.sampling.sample_layers` + :func:`log_spectra_by_depth`, drawing layers
-    one at a time. Returns [batch, len(depths), k]; ``depths`` defaults to ``[L]``.
+    """:func:`fgln.products.sampling.sample_layers` + :func:`log_spectra_by_depth`, drawing
+    layers one at a time. Returns [replicates, len(depths), k].
 
-    Memory O(batch n^2) whatever the depth; same seed, same numbers as the in-memory path.
+    Memory O(replicates n^2) whatever the depth; same seed, same numbers as the in-memory
+    path.
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth: number of layers (>= 1).
-    p : float
-        Gate probability in (0, 1]; 1 means no gate.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
-    batch : int
-        Independent products drawn at once, the leading dimension (>= 1).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
-        ``r`` (in [1, n]); None for plain p-gates.
-    seed : int, torch.Generator or None
-        Start value of the random stream (>= 0), a generator to draw from, or None for a
-        fresh random seed.
+    %(product)s
+    %(k)s
+    %(replicates)s
     depths : sequence of int or None
-        Depths in [1, L] at which to read the spectrum (default ``[L]``; sorted,
-        duplicates dropped).
-    k : int or None
-        How many log-singular values to keep, largest first (in [1, n]; None: all n).
+        Depths in [1, L] at which to read the spectrum (sorted, duplicates dropped); None:
+        every depth 1..L.
     reorth_every : int or None
         Layers multiplied together between two QR steps (>= 1); None chooses it adaptively
         (:class:`fgln.products.accumulator.QRInterval`).
-    dtype : torch.dtype
-        Floating type of the tensors (default float64).
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
-    convention : {"section5", "fgln"}
-        ``"section5"``: every layer gated, ``D_L W_L ... D_1 W_1``; ``"fgln"``
-        (Definition 4.1): the last gate is the identity, ``W_L D_{L-1} ... D_1 W_1``.
-    progress : bool
-        Show a progress bar over the layers (silenced by ``FGLN_PROGRESS=0``).
+    %(seed)s
+    %(dtype)s
+    %(device)s
+    %(progress)s
     method : {"auto", "householder", "cholqr"}
         QR of a step: LAPACK Householder, CholeskyQR2 (fast on GPUs), or ``"auto"``
         (cholqr on CUDA, householder elsewhere).
@@ -191,22 +194,21 @@ def stream_log_spectra(n: int, L: int, p: float = 1.0, sigma: float | None = Non
     Returns
     -------
     log_s : Tensor
-        [batch, len(depths), k], largest first, ``-inf`` for exact zeros.
+        [replicates, len(depths), k], largest first, ``-inf`` for exact zeros.
 
     Raises
     ------
     TypeError
-        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
-        number.
+        If ``product`` is not a Product, or ``k``, ``replicates`` not integers.
     ValueError
-        If one of them is out of its range, or ``min_rank`` is practically unreachable
-        (probability below 1e-9).
+        If a depth lies outside [1, L], or ``k``, ``replicates`` out of range.
     """
-    n, L, p, sigma, min_rank = check_network(n, L, p, sigma, min_rank)
-    ds = _as_depths([L] if depths is None else depths, L)
-    layers = iter_layers(n, L, p, sigma, batch=batch, min_rank=min_rank, seed=seed,
-                         dtype=dtype, device=device, convention=convention)
-    return _spectra(layers, L, batch, n, ds, k, reorth_every, dtype, device, method, progress)
+    ds = as_depths(depths, check_product(product).L)
+    replicates = check_int("replicates", replicates, 1)
+    device = resolve_device(device)
+    layers = iter_layers(product, replicates, seed=seed, dtype=dtype, device=device)
+    return _spectra(layers, product.L, replicates, product.n, ds, k, reorth_every, dtype,
+                    device, method, progress)
 
 
 def lyapunov_estimates(layers: Tensor, *, reorth_every: int | None = None, tol: float = 1e-10,
@@ -250,45 +252,29 @@ def lyapunov_estimates(layers: Tensor, *, reorth_every: int | None = None, tol: 
                    method)
 
 
-def stream_lyapunov_estimates(n: int, L: int, p: float = 1.0, sigma: float | None = None, *,
-                              batch: int = 1, min_rank: int | None = None, seed: Seed = None,
+@shared_doc
+def stream_lyapunov_estimates(product: Product, replicates: int = 1, *,
                               reorth_every: int | None = None, tol: float = 1e-10,
-                              dtype=torch.float64, device="cpu",
-                              method: str = "auto", progress: bool = False) -> Tensor:
-    """:func:`lyapunov_estimates` drawing the layers one at a time ([batch, n]).
+                              seed: Seed = 0, dtype=torch.float64, device="cpu",
+                              progress: bool | None = None, method: str = "auto") -> Tensor:
+    """:func:`lyapunov_estimates` drawing the layers one at a time ([replicates, n]).
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth: number of layers (>= 1).
-    p : float
-        Gate probability in (0, 1]; 1 means no gate.
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
-    batch : int
-        Independent products drawn at once, the leading dimension (>= 1).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (Definition 5.2): gates resampled until their rank is at least
-        ``r`` (in [1, n]); None for plain p-gates.
-    seed : int, torch.Generator or None
-        Start value of the random stream (>= 0), a generator to draw from, or None for a
-        fresh random seed.
+    %(product)s
+    %(replicates)s
     reorth_every : int or None
         Layers multiplied together between two QR steps (>= 1); None chooses it adaptively
         (:class:`fgln.products.accumulator.QRInterval`).
     tol : float
-        Accuracy of the adaptive QR interval (> 0; default 1e-10).
-    dtype : torch.dtype
-        Floating type of the tensors (default float64).
-    device : str or torch.device
-        Where the tensors live (default ``"cpu"``).
+        Error bound of the exponents for the adaptive interval (> 0).
+    %(seed)s
+    %(dtype)s
+    %(device)s
+    %(progress)s
     method : {"auto", "householder", "cholqr"}
         QR of a step: LAPACK Householder, CholeskyQR2 (fast on GPUs), or ``"auto"``
         (cholqr on CUDA, householder elsewhere).
-    progress : bool
-        Show a progress bar over the layers (silenced by ``FGLN_PROGRESS=0``).
 
     Returns
     -------
@@ -298,13 +284,13 @@ def stream_lyapunov_estimates(n: int, L: int, p: float = 1.0, sigma: float | Non
     Raises
     ------
     TypeError
-        If ``n``, ``L``, ``batch`` or ``min_rank`` is not an integer or ``p``, ``sigma`` not a
-        number.
+        If ``product`` is not a Product or ``replicates`` not an integer.
     ValueError
-        If one of them is out of its range, or ``min_rank`` is practically unreachable
-        (probability below 1e-9).
+        If ``replicates < 1`` or ``tol`` is not positive.
     """
-    n, L, p, sigma, min_rank = check_network(n, L, p, sigma, min_rank)
-    layers = iter_layers(n, L, p, sigma, batch=batch, min_rank=min_rank, seed=seed,
-                         dtype=dtype, device=device)
-    return _growth(layers, L, batch, n, reorth_every, tol, dtype, device, method, progress)
+    check_product(product)
+    replicates = check_int("replicates", replicates, 1)
+    device = resolve_device(device)
+    layers = iter_layers(product, replicates, seed=seed, dtype=dtype, device=device)
+    return _growth(layers, product.L, replicates, product.n, reorth_every, tol, dtype, device,
+                   method, progress)

@@ -2,7 +2,6 @@
 its regimes and what two inputs share. Imports the science wings below it, never fgln.book."""
 
 from .jacobians import (
-    he_sigma,
     iter_relu_layers,
     relu_forward,
     relu_jacobian,
@@ -21,7 +20,7 @@ from .regimes import (
 
 __all__ = [
     # jacobians
-    "he_sigma", "relu_forward", "relu_jacobian", "iter_relu_layers", "relu_log_spectra",
+    "relu_forward", "relu_jacobian", "iter_relu_layers", "relu_log_spectra",
     "relu_products",
     # regimes
     "relu_first_order", "lognorm_law", "lognorm_leading_order", "psg_variance",

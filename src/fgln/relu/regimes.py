@@ -5,7 +5,7 @@
   network's J(x) follows exactly at one input, :mod:`fgln.relu`): the large-width moment law
   (:func:`psg_variance`), the log-normal law of ``||J u||^2`` (:func:`lognorm_law`, exact;
   :func:`lognorm_leading_order`, its leading order in 1/n); the Lyapunov spectrum is
-  :func:`fgln.exponents.lyapunov_exponents`;
+  :func:`fgln.theory.exponents.lyapunov_exponents`;
 * two inputs through one network (a multi-mode FGLN, Definition 4.3): shared gates
   (:func:`arccos_shared_fraction`, :func:`input_pair_measurements`);
 * alignment of ``U_J`` and ``U_{A_l}`` at one input (:func:`relu_alignment`).
@@ -20,11 +20,13 @@ import torch
 from scipy.special import digamma, polygamma
 from scipy.stats import binom
 
+from ..base.conventions import shared_doc
+from ..base.laws import Product, check_product
 from ..base.validation import check_int, check_positive
 from ..initialization.alignment import alignment_overlaps
 from ..products.sampling import make_generator, sample_network
 from ..theory.exponents import finite_depth_constants, lyapunov_exponents
-from .jacobians import he_sigma, relu_forward, relu_jacobian
+from .jacobians import relu_forward, relu_jacobian
 
 Tensor = torch.Tensor
 
@@ -44,16 +46,16 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def relu_first_order(n: int, L: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+@shared_doc
+def relu_first_order(product: Product, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Theorem 5.3's first-order prediction for the Jacobian of a bias-free ReLU network at one
     input, ``J = W_L D_{L-1} W_{L-1} ... D_1 W_1`` (gates of probability 1/2, He scale).
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 1): L - 1 gated layers and an ungated last one.
+    %(product)s
+        Its law is that of the weights and of the independent gates a ReLU gate is compared
+        with (``LayerLaw.he(n)``: He scale, p = 1/2).
     k : int
         How many of the largest singular values (1 <= k <= n).
 
@@ -65,14 +67,15 @@ def relu_first_order(n: int, L: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     gamma : numpy.ndarray
         The layer-averaged exponents alone [k].
     """
-    s = he_sigma(n)
-    g = ((L - 1) * lyapunov_exponents(n, 0.5, s, k) + lyapunov_exponents(n, 1.0, s, k)) / L
-    d = finite_depth_constants(n, k)
+    law, L = check_product(product).network().law, product.L
+    g = ((L - 1) * lyapunov_exponents(law, k) + lyapunov_exponents(law.replace(p=1.0), k)) / L
+    d = finite_depth_constants(law.n, k)
     return g + (d[1:] - d[:-1]) / L, g
 
 
 
-def lognorm_law(n: int, L: int, p: float = 0.5, sigma: float | None = None) -> tuple[float, float]:
+@shared_doc
+def lognorm_law(product: Product) -> tuple[float, float]:
     """Exact mean and variance of ``log ||J u||^2`` for a fixed unit u, with
     ``J = W_L D_{L-1} ... D_1 W_1`` (independent p-gates, sigma-Ginibre weights).
 
@@ -84,14 +87,7 @@ def lognorm_law(n: int, L: int, p: float = 0.5, sigma: float | None = None) -> t
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 1).
-    p : float
-        Gate probability (default 1/2).
-    sigma : float or None
-        Standard deviation of the weights (> 0); None for He's ``sqrt(2/n)``.
+    %(product)s
 
     Returns
     -------
@@ -101,13 +97,12 @@ def lognorm_law(n: int, L: int, p: float = 0.5, sigma: float | None = None) -> t
     Raises
     ------
     TypeError
-        If a count is not an integer or ``sigma`` not a number.
+        If ``product`` is not a Product.
     ValueError
-        If one of them is out of range.
+        If its convention is not "fgln".
     """
-    n = check_int("n", n, 1)
-    L = check_int("L", L, 1)
-    sigma = he_sigma(n) if sigma is None else check_positive("sigma", sigma)
+    law, L = check_product(product).network().law, product.L
+    n, p, sigma = law.n, law.p, law.scale
     base = math.log(2.0 * sigma * sigma)
     K = np.arange(1, n + 1)
     w = binom.pmf(K, n, p)
@@ -231,8 +226,9 @@ def _pair(n: int, theta: float, batch: int, gen: torch.Generator, dtype) -> tupl
     return x, math.cos(theta) * x + math.sin(theta) * y
 
 
-def input_pair_measurements(n: int, L: int, theta: float, *, replicates: int, seed: int = 0,
-                            ranks: Sequence[int] = (1, 5), sigma: float | None = None,
+@shared_doc
+def input_pair_measurements(product: Product, theta: float, replicates: int = 1, *,
+                            ranks: Sequence[int] = (1, 5), seed: int = 0,
                             dtype: torch.dtype = torch.float64) -> dict[str, np.ndarray]:
     """One ReLU network, two inputs at angle ``theta``: how much of J(x) and J(x') is shared.
 
@@ -243,22 +239,14 @@ def input_pair_measurements(n: int, L: int, theta: float, *, replicates: int, se
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 2).
+    %(product)s
     theta : float
         Angle between the inputs, in [0, pi].
-    replicates : int
-        Independent networks (>= 1).
-    seed : int
-        Start value of the random stream (>= 0).
+    %(replicates)s
     ranks : sequence of int
-        Subspace dimensions r (each in [1, n]).
-    sigma : float or None
-        Standard deviation of the weights (> 0); None for He's ``sqrt(2/n)``.
-    dtype : torch.dtype
-        Floating type (default float64).
+        Subspace dimensions (each in [1, n]).
+    %(seed)s
+    %(dtype)s
 
     Returns
     -------
@@ -268,20 +256,19 @@ def input_pair_measurements(n: int, L: int, theta: float, *, replicates: int, se
     Raises
     ------
     TypeError
-        If a count is not an integer or ``sigma`` not a number.
+        If ``product`` is not a Product or a count not an integer.
     ValueError
         If one of them is out of range, or ``theta`` outside [0, pi].
     """
-    n = check_int("n", n, 1)
-    L = check_int("L", L, 2)
+    n, L = check_product(product).network().n, check_int("L", product.L, 2)
     replicates = check_int("replicates", replicates, 1)
     theta = float(theta)
     if not 0.0 <= theta <= math.pi:
         raise ValueError(f"theta must lie in [0, pi], got {theta}")
-    sigma = he_sigma(n) if sigma is None else check_positive("sigma", sigma)
     gen = make_generator(check_int("seed", seed, 0))
     x, x2 = _pair(n, theta, replicates, gen, dtype)
-    w, _ = sample_network(n, L, 1.0, sigma, batch=replicates, seed=gen, dtype=dtype)
+    w, _ = sample_network(Product(product.law.replace(p=1.0), L), replicates, seed=gen,
+                          dtype=dtype)
     _, g1 = relu_forward(w, x)
     _, g2 = relu_forward(w, x2)
     out = {"shared": (g1[:, : L - 1] == g2[:, : L - 1]).to(dtype).mean(-1).numpy()}
@@ -294,30 +281,24 @@ def input_pair_measurements(n: int, L: int, theta: float, *, replicates: int, se
     return out
 
 
-def relu_alignment(n: int, L: int, k: int, *, replicates: int, seed: int = 0, gated: bool = False,
-                   sigma: float | None = None) -> dict[str, np.ndarray]:
+@shared_doc
+def relu_alignment(product: Product, k: int, replicates: int = 1, *, gated: bool = False,
+                   seed: int = 0) -> dict[str, np.ndarray]:
     """Diagonal correlation of the top-left k x k block of ``U_J^T U_{A_l}`` (Section 7's
     ``A_l``), l = 1..L, for ``replicates`` ReLU networks each at its own Gaussian input (the gates
     are ``D_l(x)``), or with ``gated=True`` for networks with independent Bernoulli(1/2) gates.
     Returns ``rho`` [replicates, L] and ``log_sv_J`` [replicates, n]
-    (:func:`fgln.alignment.alignment_overlaps`).
+    (:func:`fgln.initialization.alignment.alignment_overlaps`).
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 2).
+    %(product)s
     k : int
         Block size (in [1, n]).
-    replicates : int
-        Independent networks (>= 1).
-    seed : int
-        Start value of the random stream (>= 0).
+    %(replicates)s
     gated : bool
-        Independent Bernoulli(1/2) gates instead of ReLU gates.
-    sigma : float or None
-        Standard deviation of the weights (> 0); None for He's ``sqrt(2/n)``.
+        Independent gates, open with the law's ``p``, instead of ReLU gates.
+    %(seed)s
 
     Returns
     -------
@@ -327,20 +308,18 @@ def relu_alignment(n: int, L: int, k: int, *, replicates: int, seed: int = 0, ga
     Raises
     ------
     TypeError
-        If a count is not an integer or ``sigma`` not a number.
+        If ``product`` is not a Product or a count not an integer.
     ValueError
         If one of them is out of range.
     """
-    n = check_int("n", n, 1)
-    L = check_int("L", L, 2)
+    n, L = check_product(product).network().n, check_int("L", product.L, 2)
     replicates = check_int("replicates", replicates, 1)
-    sigma = he_sigma(n) if sigma is None else check_positive("sigma", sigma)
     gen = make_generator(check_int("seed", seed, 0))
     if gated:
-        w, g = sample_network(n, L, 0.5, sigma, batch=replicates, seed=gen)
+        w, g = sample_network(Product(product.law, L), replicates, seed=gen)
     else:
         x = torch.randn(replicates, n, generator=gen, dtype=torch.float64)
-        w, _ = sample_network(n, L, 1.0, sigma, batch=replicates, seed=gen)
+        w, _ = sample_network(Product(product.law.replace(p=1.0), L), replicates, seed=gen)
         _, g = relu_forward(w, x)
     res = alignment_overlaps(w, g, k)
     return {"rho": res["rho_overlap"].numpy(), "log_sv_J": res["log_sv_J"].numpy()}

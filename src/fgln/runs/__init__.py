@@ -1,7 +1,7 @@
 """The chapters' trainings as cached, resumable grid tasks (MNIST with fixed gates, with ReLU):
 the one wing that joins the science with the book's cache."""
 
-from .mnist_tasks import cached_run, checkpoint_path, train_point, train_task
+from .mnist_tasks import cached_run, train_point, train_task
 from .relu_mnist import (
     MnistRelu,
     cached_relu_run,
@@ -12,7 +12,7 @@ from .relu_mnist import (
 
 __all__ = [
     # mnist_tasks
-    "cached_run", "checkpoint_path", "train_task", "train_point",
+    "cached_run", "train_task", "train_point",
     # relu_mnist
     "MnistRelu", "train_relu_mnist", "cached_relu_run", "relu_block_measurements",
     "class_overlaps",

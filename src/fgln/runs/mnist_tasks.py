@@ -7,43 +7,18 @@ import multiprocessing
 import os
 import warnings
 from functools import partial
-from pathlib import Path
 from typing import Callable
 
-from ..book.cache import cache_key, cached, default_cache_dir
+from ..book.cache import cache_folder, cached, checkpoint_path
 from ..mnist.data import BundledMnistWarning, Mnist, load_mnist
 from ..mnist.model import MnistConfig
-from ..mnist.run import train_mnist
+from ..mnist.run import run_params, train_mnist
 
-__all__ = ["checkpoint_path", "cached_run", "train_task", "train_point"]
-
-
-def checkpoint_path(directory: str | os.PathLike, config: MnistConfig, seed: int,
-                    source: str) -> Path:
-    """A checkpoint file inside ``directory`` unique to (config, seed, data source, code).
-
-    Parameters
-    ----------
-    directory : str or os.PathLike
-        Folder of the checkpoints.
-    config : MnistConfig
-        The run's configuration.
-    seed : int
-        The run's seed.
-    source : str
-        ``"full"`` or ``"bundled"``.
-
-    Returns
-    -------
-    path : pathlib.Path
-        The checkpoint file (not created).
-    """
-    key = cache_key(f"mnist-{source}", dict(config.params(), seed=seed))
-    return Path(directory) / f"mnist-{source}-seed{seed}-{key[:12]}.pt"
+__all__ = ["cached_run", "train_task", "train_point"]
 
 
 def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
-               cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
+               cache_dir: str | os.PathLike | None = None, device="cpu", workers: int = 1,
                progress: bool | None = None) -> dict:
     """:func:`train_mnist` on ``data`` through :func:`fgln.cache.cached` (trained once per
     configuration, seed, data source and code version), in this process: the task of
@@ -77,7 +52,7 @@ def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
 
 
 def train_task(config: MnistConfig, seed: int, data: Mnist, *,
-               cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
+               cache_dir: str | os.PathLike | None = None, device="cpu", workers: int = 1,
                progress: bool | None = None) -> tuple[str, dict, Callable[..., dict]]:
     """One training run as a task ``(name, params, fn)`` of :func:`fgln.sweep.run_grid`, keyed
     by configuration, seed, data source and sizes, computed by :func:`train_point` on whichever
@@ -109,21 +84,19 @@ def train_task(config: MnistConfig, seed: int, data: Mnist, *,
     fn : callable
         :func:`train_point` with its options bound.
     """
-    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    fn = partial(train_point, checkpoint_dir=str((base / "checkpoints").absolute()),
+    fn = partial(train_point, cache_dir=str(cache_folder(cache_dir).absolute()),
                  device=device, workers=workers, progress=progress)
-    params = {**config.params(), "seed": int(seed), "source": data.source,
-              "n_train_total": len(data.train), "n_test_total": len(data.test)}
-    return "mnist_train", params, fn
+    return "mnist_train", run_params(config, seed, data), fn
 
 
 def train_point(*, seed: int, source: str, n_train_total: int, n_test_total: int,
-                checkpoint_dir: str | os.PathLike, device="auto", workers: int = 1,
+                cache_dir: str | os.PathLike | None = None, device="cpu", workers: int = 1,
                 progress: bool | None = None, data: Mnist | None = None, **config) -> dict:
     """Grid point of one training run (``config``: the fields of :class:`MnistConfig`).
     ``data`` (default: the MNIST at hand where it runs, loaded without download) must be
     ``source`` with ``n_train_total`` / ``n_test_total`` images (``ValueError`` otherwise).
-    The checkpoint in ``checkpoint_dir`` is resumed from, then removed. In a daemonic process
+    The checkpoint (:func:`fgln.book.cache.checkpoint_path` of the task in ``cache_dir``) is
+    resumed from, then removed. In a daemonic process
     (a dask worker) the augmentation runs in the training process (``workers=0``; the draws
     do not depend on the loader processes).
 
@@ -135,8 +108,8 @@ def train_point(*, seed: int, source: str, n_train_total: int, n_test_total: int
         ``"full"`` or ``"bundled"``: the data the run must use.
     n_train_total, n_test_total : int
         Sizes of the splits it must use.
-    checkpoint_dir : str or os.PathLike
-        Folder of the checkpoint.
+    cache_dir : str, os.PathLike or None
+        Cache folder holding the checkpoint (default :func:`fgln.book.cache.default_cache_dir`).
     device : str or torch.device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     workers : int
@@ -170,7 +143,7 @@ def train_point(*, seed: int, source: str, n_train_total: int, n_test_total: int
                          "same MNIST files in the data folder of every worker")
     if multiprocessing.current_process().daemon:
         workers = 0
-    ck = checkpoint_path(checkpoint_dir, cfg, seed, source)
+    ck = checkpoint_path("mnist_train", run_params(cfg, seed, data), cache_dir)
     out = train_mnist(cfg, seed=seed, data=data, device=device, workers=workers, checkpoint=ck,
                       progress=progress)
     ck.unlink(missing_ok=True)

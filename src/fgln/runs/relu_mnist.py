@@ -25,13 +25,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..base.laws import LayerLaw
 from ..base.threads import torch_threads
 from ..base.validation import check_int
-from ..book.cache import cache_key, cached, default_cache_dir
+from ..book.cache import cached_resumable
 from ..mnist.block_measurements import block_statistics
 from ..mnist.data import Mnist
 from ..mnist.model import CLASSES, IN_FEATURES, MnistConfig
-from ..mnist.run import fit_classifier, prepare_run
+from ..mnist.run import fit_classifier, prepare_run, run_params
+from ..products.partial_products import chain_product
 from ..products.sampling import make_generator, network_layers, sample_network
 
 Tensor = torch.Tensor
@@ -61,21 +63,22 @@ class MnistRelu(nn.Module):
         self.weights = nn.ParameterList([nn.Parameter(w.detach().clone()) for w in weights])
 
     @classmethod
-    def random(cls, *, n: int = 128, depth: int = 10, seed: int = 0,
-               dtype: torch.dtype = torch.float32, device="cpu") -> MnistRelu:
-        """The chapter 8 initialisation without gates: the block ``sample_network(n, depth, 1,
-        1/sqrt(n))`` first, then ``W_in`` (sigma 1/sqrt(784)) and ``W_out`` (sigma 1/sqrt(n)).
+    def random(cls, *, n: int = 128, L: int = 10, seed: int = 0,
+               dtype: torch.dtype, device="cpu") -> MnistRelu:
+        """The chapter 8 initialisation without gates: the block
+        ``sample_network(LayerLaw(n).product(L))`` first, then ``W_in`` (sigma 1/sqrt(784))
+        and ``W_out`` (sigma 1/sqrt(n)).
 
         Parameters
         ----------
         n : int
             Width of the block (>= 1).
-        depth : int
-            L, square layers (>= 1).
+        L : int
+            Square layers of the block (>= 1).
         seed : int
             Start value of the random stream (>= 0).
         dtype : torch.dtype
-            Floating type of the model (default float32).
+            Floating type of the model (float32 to train); required.
         device : str or torch.device
             Where the model lives.
 
@@ -87,14 +90,14 @@ class MnistRelu(nn.Module):
         Raises
         ------
         TypeError
-            If ``n``, ``depth`` or ``seed`` is not an integer.
+            If ``n``, ``L`` or ``seed`` is not an integer.
         ValueError
             If one of them is out of range.
         """
         n = check_int("n", n, 1)
-        depth = check_int("depth", depth, 1)
+        L = check_int("L", L, 1)
         gen = make_generator(check_int("seed", seed, 0))
-        w, _ = sample_network(n, depth, 1.0, 1.0 / math.sqrt(n), seed=gen)
+        w, _ = sample_network(LayerLaw(n, 1.0, 1.0 / math.sqrt(n)).product(L), seed=gen)
         w_in = torch.randn(n, IN_FEATURES, generator=gen, dtype=torch.float64)
         w_in /= math.sqrt(IN_FEATURES)
         w_out = torch.randn(CLASSES, n, generator=gen, dtype=torch.float64) / math.sqrt(n)
@@ -129,7 +132,7 @@ class MnistRelu(nn.Module):
             h = F.relu(h @ w.T)
         return h @ self.weights[-1].T
 
-    def hidden_weights(self, dtype: torch.dtype = torch.float64) -> Tensor:
+    def hidden_weights(self, *, dtype: torch.dtype = torch.float64) -> Tensor:
         """The square block ``[W_1, ..., W_L]`` as [L, n, n] (detached, CPU).
 
         Parameters
@@ -145,7 +148,7 @@ class MnistRelu(nn.Module):
         return torch.stack([w.detach().to("cpu", dtype) for w in self.weights[1:-1]])
 
     @torch.no_grad()
-    def block_gates(self, x: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+    def block_gates(self, x: Tensor, *, dtype: torch.dtype = torch.float64) -> Tensor:
         """ReLU gates of the block at images ``x`` [m, 784]: [m, L, n], entry ``l-1`` the
         diagonal of ``D_l(x)`` (``D_L`` is the output interface; Section 7 ignores it).
 
@@ -227,12 +230,13 @@ def class_overlaps(overlap: np.ndarray, labels: np.ndarray) -> tuple[float, floa
 
 @torch.no_grad()
 def relu_block_measurements(model: MnistRelu, x: Tensor, *, k_spectrum: int = 30,
-                            k_align: int = 10, r: int = 10) -> dict[str, np.ndarray]:
+                            k_align: int = 10, subspace: int = 10) -> dict[str, np.ndarray]:
     """Chapter 8's block measurements at each image of ``x`` [m, 784], with J(x)'s own gates.
 
     Returns ``logsv_B`` [m, L, k_spectrum], ``logsv_J`` [m, k_spectrum], ``rho`` [m, L]
     (:func:`fgln.block_measurements.block_statistics`), ``overlap`` [m, m]:
-    ``||U_r(x_a)^T U_r(x_b)||_F^2 / r`` for the top-r left singular vectors of the block's J.
+    ``||U_r(x_a)^T U_r(x_b)||_F^2 / r`` (r = ``subspace``) for the top-r left singular vectors
+    of the block's J.
 
     Parameters
     ----------
@@ -244,7 +248,7 @@ def relu_block_measurements(model: MnistRelu, x: Tensor, *, k_spectrum: int = 30
         Top singular values kept.
     k_align : int
         Block size of the alignment statistic.
-    r : int
+    subspace : int
         Dimension of the compared subspaces.
 
     Returns
@@ -260,11 +264,9 @@ def relu_block_measurements(model: MnistRelu, x: Tensor, *, k_spectrum: int = 30
         res["logsv_B"].append(st["logsv_B"])
         res["logsv_J"].append(st["logsv_J"])
         res["rho"].append(st[f"rho_k{k_align}"])
-    layers = network_layers(W.expand(G.shape[0], *W.shape), G, "fgln")
-    J = layers[:, 0]
-    for l in range(1, layers.shape[1]):
-        J = layers[:, l] @ J
+    J = chain_product(network_layers(W.expand(G.shape[0], *W.shape), G, "fgln").unbind(1))
     with torch_threads(1):
+        r = subspace
         U = torch.linalg.svd(J)[0][..., :r]
     ov = torch.einsum("aik,bil->abkl", U, U).pow(2).sum((-1, -2)) / r
     out = {k: np.stack(v) for k, v in res.items()}
@@ -273,7 +275,7 @@ def relu_block_measurements(model: MnistRelu, x: Tensor, *, k_spectrum: int = 30
 
 
 def train_relu_mnist(config: MnistConfig | None = None, *, seed: int = 0,
-                     data: Mnist | None = None, device="auto", workers: int = 1,
+                     data: Mnist | None = None, device="cpu", workers: int = 1,
                      checkpoint: str | os.PathLike | None = None, per_class: int = 10,
                      progress: bool | None = None) -> dict[str, np.ndarray]:
     """Train :class:`MnistRelu` with the Section 8 recipe of ``config`` (as
@@ -312,7 +314,7 @@ def train_relu_mnist(config: MnistConfig | None = None, *, seed: int = 0,
     run = prepare_run(config, seed, data, device, workers)
     seed, workers, dev = run.seed, run.workers, run.device
     train_ds, x_test, y_test = run.train, run.x_test, run.y_test
-    model = MnistRelu.random(n=config.n, depth=config.depth, seed=seed, dtype=torch.float32)
+    model = MnistRelu.random(n=config.n, L=config.L, seed=seed, dtype=torch.float32)
     idx = probe_inputs(y_test, per_class)
     probes = x_test[idx].reshape(len(idx), -1)
     kw = dict(k_spectrum=config.k_spectrum, k_align=min(config.k_align))
@@ -330,7 +332,7 @@ def train_relu_mnist(config: MnistConfig | None = None, *, seed: int = 0,
 
 
 def cached_relu_run(config: MnistConfig, seed: int, data: Mnist, *, per_class: int = 10,
-                    cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
+                    cache_dir: str | os.PathLike | None = None, device="cpu", workers: int = 1,
                     progress: bool | None = None) -> dict:
     """:func:`train_relu_mnist` through :func:`fgln.cache.cached`, with a checkpoint every epoch
     (removed once the result is cached), as :func:`fgln.mnist_tasks.cached_run`.
@@ -359,16 +361,10 @@ def cached_relu_run(config: MnistConfig, seed: int, data: Mnist, *, per_class: i
     result : dict
         As :func:`train_relu_mnist`.
     """
-    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    params = {**config.params(), "seed": int(seed), "source": data.source,
-              "per_class": int(per_class), "n_train_total": len(data.train),
-              "n_test_total": len(data.test)}
-    ck = base / "checkpoints" / f"mnist-relu-seed{seed}-{cache_key('mnist-relu', params)[:12]}.pt"
+    params = {**run_params(config, seed, data), "per_class": int(per_class)}
 
-    def compute() -> dict:
-        out = train_relu_mnist(config, seed=seed, data=data, device=device, workers=workers,
-                               checkpoint=ck, per_class=per_class, progress=progress)
-        ck.unlink(missing_ok=True)
-        return out
+    def compute(ck: Path) -> dict:
+        return train_relu_mnist(config, seed=seed, data=data, device=device, workers=workers,
+                                checkpoint=ck, per_class=per_class, progress=progress)
 
-    return cached("mnist_relu_train", params, compute, cache_dir=cache_dir)
+    return cached_resumable("mnist_relu_train", params, compute, cache_dir=cache_dir)

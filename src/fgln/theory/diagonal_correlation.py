@@ -132,7 +132,7 @@ def diagonal_correlation(A) -> float:
     return float(diagonal_correlations(A))
 
 
-def diagonal_correlation_closed_form(A, pairing: str = "paper") -> Tensor:
+def diagonal_correlation_closed_form(A, *, reading: str = "printed") -> Tensor:
     """The paper's closed formula (Appendix F) for rho, batched: [..., k, k] -> [...].
 
     With ``m = 1^T A 1``, ``r1 = (1..k)``, ``r2 = (1^2..k^2)`` and A replaced by ``|A|``::
@@ -140,7 +140,7 @@ def diagonal_correlation_closed_form(A, pairing: str = "paper") -> Tensor:
         rho = (m r1^T A r1 - (r1^T A 1)(1^T A r1))
               / sqrt((m r2^T A 1 - (r1^T A 1)^2) (m 1^T A r2 - (1^T A r1)^2))
 
-    ``pairing="mixed"`` evaluates the same expression with the row and column first moments
+    ``reading="mixed"`` evaluates the same expression with the row and column first moments
     exchanged under the square root (``(1^T A r1)^2`` beside ``r2^T A 1``): the variant a
     misprint would give, kept to show that it differs from the definition (it can be NaN).
     Raw moments, so it loses accuracy by cancellation for large k; use
@@ -150,8 +150,9 @@ def diagonal_correlation_closed_form(A, pairing: str = "paper") -> Tensor:
     ----------
     A : Tensor or array_like
         Square matrices [..., k, k].
-    pairing : {"paper", "mixed"}
-        Moments under the square root as in the paper, or exchanged.
+    reading : {"printed", "mixed"}
+        Moments under the square root as the paper prints them (default; the numerics
+        support it), or exchanged.
 
     Returns
     -------
@@ -161,10 +162,10 @@ def diagonal_correlation_closed_form(A, pairing: str = "paper") -> Tensor:
     Raises
     ------
     ValueError
-        If ``pairing`` is unknown.
+        If ``reading`` is unknown.
     """
-    if pairing not in ("paper", "mixed"):
-        raise ValueError(f"pairing must be 'paper' or 'mixed', got {pairing!r}")
+    if reading not in ("printed", "mixed"):
+        raise ValueError(f"reading must be 'printed' or 'mixed', got {reading!r}")
     W = _as_tensor(A).abs()
     k = W.shape[-1]
     one = torch.ones(k, dtype=W.dtype, device=W.device)
@@ -176,7 +177,7 @@ def diagonal_correlation_closed_form(A, pairing: str = "paper") -> Tensor:
 
     m = q(one, one)
     num = m * q(r1, r1) - q(r1, one) * q(one, r1)
-    row, col = (q(r1, one), q(one, r1)) if pairing == "paper" else (q(one, r1), q(r1, one))
+    row, col = (q(r1, one), q(one, r1)) if reading == "printed" else (q(one, r1), q(r1, one))
     den = torch.sqrt((m * q(r2, one) - row**2) * (m * q(one, r2) - col**2))
     return num / den
 

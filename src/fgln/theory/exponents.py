@@ -15,16 +15,16 @@
 Which formula for *unconditioned* p-gates (the paper's experiments)? A product of i.i.d.
 p-gated layers has ``s_i > 0`` exactly when every gate has rank >= i (almost surely), and
 conditioning i.i.d. layers on that event makes them i.i.d. (i, p, sigma)-layers. So the
-exact statement for index i is Remark 5.4 with ``r = i``: this is what ``min_rank=None``
-computes, index by index, and what the book's figures compare against. Remark 5.5 is
+exact statement for index i is Remark 5.4 with ``r = i``: this is what a law with
+``r=None`` gives, index by index, and what the book's figures compare against. Remark 5.5 is
 kept for reference; it drops the normalisation ``P(rank >= r)``, which is harmless only
 when ``i << n p``.
 
 Sign of the finite-depth term. Lemma C.7 gives ``E log||^i J_L|| = L(g_1+...+g_i) + d_i +
 o(1)`` with ``d_i >= 0``; differencing in i gives ``E[(1/L) log s_i] = g_i + (d_i -
 d_{i-1})/L + o(1/L)``. Theorem 5.3 as printed has the opposite sign ``(d_{i-1} - d_i)/L``.
-The numerics (chapter 5) side with the appendix; ``sign="printed"`` reproduces the
-printed statement for comparison.
+The numerics (chapter 5) side with the appendix (``reading="corrected"``);
+``reading="printed"`` reproduces the printed statement for comparison.
 """
 from __future__ import annotations
 
@@ -34,8 +34,10 @@ import numpy as np
 from scipy.special import digamma
 from scipy.stats import binom
 
+from ..base.conventions import shared_doc
+from ..base.laws import LayerLaw, Product, check_law, check_product
 from ..base.statistics import conditional_stats
-from ..base.validation import check_exponents, check_int
+from ..base.validation import check_int
 
 __all__ = [
     "lyapunov_exponents",
@@ -58,26 +60,28 @@ def _gamma(n: int, p: float, sigma: float, i: int, r: int, normalise: bool) -> f
     return base + num / (2.0 * den)
 
 
-def lyapunov_exponents(n: int, p: float, sigma: float | None, k: int,
-                       min_rank: int | None = None) -> np.ndarray:
+def _check_law(law, k) -> tuple[LayerLaw, int]:
+    check_law(law)
+    k = check_int("k", k, 1, law.n)
+    if law.r is not None and k > law.r:
+        raise ValueError(f"k = {k} exceeds the minimum rank r = {law.r}: gamma_i for i > r "
+                         "is not defined by Remark 5.4")
+    return law, k
+
+
+@shared_doc
+def lyapunov_exponents(law: LayerLaw, k: int) -> np.ndarray:
     """Exact Lyapunov exponents ``gamma_1..gamma_k`` of (r, p, sigma)-layers (Remark 5.4).
 
-    ``min_rank=r`` fixes the conditioning of every gate; ``None`` uses ``r = i`` for index
-    i, the exact value for unconditioned p-gates given ``s_i > 0`` (module docstring).
-    ``sigma=None`` means ``1/sqrt(n)``. Returns ndarray[k].
+    A law with ``r`` set conditions every gate on rank >= r; ``r=None`` (plain p-gates) uses
+    ``r = i`` for index i, the exact value for unconditioned p-gates given ``s_i > 0``
+    (module docstring).
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    p : float
-        Gate probability in (0, 1].
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    %(law)s
     k : int
-        How many exponents, ``gamma_1..gamma_k`` (in [1, n]; at most ``min_rank``).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (in [1, n]); None conditions index i on ``r = i``.
+        How many exponents, ``gamma_1..gamma_k`` (in [1, n]; at most ``r``).
 
     Returns
     -------
@@ -87,30 +91,24 @@ def lyapunov_exponents(n: int, p: float, sigma: float | None, k: int,
     Raises
     ------
     TypeError
-        If ``n``, ``k`` or ``min_rank`` is not an integer, or ``p``, ``sigma`` not a number.
+        If ``law`` is not a LayerLaw or ``k`` not an integer.
     ValueError
-        If one of them is out of range, or ``k > min_rank``.
+        If ``k`` is out of range, or ``k > r``.
     """
-    n, p, sigma, k, min_rank = check_exponents(n, p, sigma, k, min_rank)
-    return np.array([_gamma(n, p, sigma, i, min_rank or i, True) for i in range(1, k + 1)])
+    law, k = _check_law(law, k)
+    return np.array([_gamma(law.n, law.p, law.scale, i, law.r or i, True)
+                     for i in range(1, k + 1)])
 
 
-def lyapunov_exponents_approx(n: int, p: float, sigma: float | None, k: int,
-                              min_rank: int | None = None) -> np.ndarray:
+@shared_doc
+def lyapunov_exponents_approx(law: LayerLaw, k: int) -> np.ndarray:
     """Remark 5.5: Remark 5.4 without the normalising denominator ``P(rank >= r)``.
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    p : float
-        Gate probability in (0, 1].
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    %(law)s
     k : int
-        How many exponents, ``gamma_1..gamma_k`` (in [1, n]; at most ``min_rank``).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (in [1, n]); None conditions index i on ``r = i``.
+        How many exponents, ``gamma_1..gamma_k`` (in [1, n]; at most ``r``).
 
     Returns
     -------
@@ -120,12 +118,13 @@ def lyapunov_exponents_approx(n: int, p: float, sigma: float | None, k: int,
     Raises
     ------
     TypeError
-        If ``n``, ``k`` or ``min_rank`` is not an integer, or ``p``, ``sigma`` not a number.
+        If ``law`` is not a LayerLaw or ``k`` not an integer.
     ValueError
-        If one of them is out of range, or ``k > min_rank``.
+        If ``k`` is out of range, or ``k > r``.
     """
-    n, p, sigma, k, min_rank = check_exponents(n, p, sigma, k, min_rank)
-    return np.array([_gamma(n, p, sigma, i, min_rank or i, False) for i in range(1, k + 1)])
+    law, k = _check_law(law, k)
+    return np.array([_gamma(law.n, law.p, law.scale, i, law.r or i, False)
+                     for i in range(1, k + 1)])
 
 
 def finite_depth_constants(n: int, k: int) -> np.ndarray:
@@ -161,7 +160,7 @@ def finite_depth_constants(n: int, k: int) -> np.ndarray:
     return d
 
 
-def finite_depth_constants_mc(n: int, k: int, replicates: int = 2000, seed: int = 0,
+def finite_depth_constants_mc(n: int, k: int, replicates: int = 2000, *, seed: int = 0,
                               ) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo estimate of ``d_0..d_k`` and its standard error, [k+1] each.
 
@@ -200,7 +199,7 @@ def finite_depth_constants_mc(n: int, k: int, replicates: int = 2000, seed: int 
     n = check_int("n", n, 1)
     k = check_int("k", k, 0, n)
     replicates = check_int("replicates", replicates, 2)
-    q = haar_orthogonal(n, check_int("seed", seed, 0), batch=replicates)
+    q = haar_orthogonal(n, replicates, seed=check_int("seed", seed, 0))
     vals = np.zeros((replicates, k + 1))
     for i in range(1, k + 1):
         vals[:, i] = -torch.linalg.slogdet(q[:, :i, :i]).logabsdet.numpy()
@@ -208,31 +207,22 @@ def finite_depth_constants_mc(n: int, k: int, replicates: int = 2000, seed: int 
     return st["mean"], st["se"]
 
 
-def predicted_log_singular_values(n: int, L: int, p: float, sigma: float | None, k: int,
-                                  min_rank: int | None = None, *,
-                                  sign: str = "appendix") -> np.ndarray:
+@shared_doc
+def predicted_log_singular_values(product: Product, k: int, *,
+                                  reading: str = "corrected") -> np.ndarray:
     """First-order prediction of ``E[(1/L) log s_{i,L}]``, i = 1..k (Theorem 5.3).
 
-    ``sign="appendix"`` (default): ``gamma_i + (d_i - d_{i-1})/L``, as Lemma C.7 implies and
-    the numerics confirm. ``sign="printed"``: ``gamma_i + (d_{i-1} - d_i)/L`` as printed in
-    Theorem 5.3. Exponents as in :func:`lyapunov_exponents`.
+    ``reading="corrected"`` (default): ``gamma_i + (d_i - d_{i-1})/L``, as Lemma C.7 implies
+    and the numerics confirm. ``reading="printed"``: ``gamma_i + (d_{i-1} - d_i)/L`` as
+    printed in Theorem 5.3. Exponents as in :func:`lyapunov_exponents` for the product's law.
 
     Parameters
     ----------
-    n : int
-        Width (>= 1).
-    L : int
-        Depth (>= 1).
-    p : float
-        Gate probability in (0, 1].
-    sigma : float or None
-        Standard deviation of the Ginibre entries (> 0); None means ``1/sqrt(n)``.
+    %(product)s
     k : int
-        How many exponents, ``gamma_1..gamma_k`` (in [1, n]; at most ``min_rank``).
-    min_rank : int or None
-        ``r`` of (r, p)-gates (in [1, n]); None conditions index i on ``r = i``.
-    sign : {"appendix", "printed"}
-        Sign of the finite-depth term (default ``"appendix"``).
+        How many exponents, ``gamma_1..gamma_k`` (in [1, n]; at most ``r``).
+    reading : {"corrected", "printed"}
+        Sign of the finite-depth term: Lemma C.7's (default) or Theorem 5.3's as printed.
 
     Returns
     -------
@@ -242,15 +232,14 @@ def predicted_log_singular_values(n: int, L: int, p: float, sigma: float | None,
     Raises
     ------
     TypeError
-        If ``n``, ``L``, ``k`` or ``min_rank`` is not an integer, or ``p``, ``sigma`` not a
-        number.
+        If ``product`` is not a Product or ``k`` not an integer.
     ValueError
-        If one of them is out of range, ``k > min_rank`` or ``sign`` is unknown.
+        If ``k`` is out of range, ``k > r`` or ``reading`` is unknown.
     """
-    L = check_int("L", L, 1)
-    if sign not in ("appendix", "printed"):
-        raise ValueError(f"sign must be 'appendix' or 'printed', got {sign!r}")
-    gam = lyapunov_exponents(n, p, sigma, k, min_rank)
-    d = finite_depth_constants(n, k)
-    corr = (d[1:] - d[:-1]) / L
-    return gam + corr if sign == "appendix" else gam - corr
+    check_product(product)
+    if reading not in ("corrected", "printed"):
+        raise ValueError(f"reading must be 'corrected' or 'printed', got {reading!r}")
+    gam = lyapunov_exponents(product.law, k)
+    d = finite_depth_constants(product.n, k)
+    corr = (d[1:] - d[:-1]) / product.L
+    return gam + corr if reading == "corrected" else gam - corr

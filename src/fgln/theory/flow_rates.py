@@ -310,7 +310,7 @@ def prop71_rates(J: Tensor, grad_J: Tensor, L: int, delta: Tensor,
 
 
 def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delta: Tensor | None,
-                   k: int | None = None, *, transpose: str = "proof") -> dict[str, Tensor]:
+                   k: int | None = None, *, reading: str = "corrected") -> dict[str, Tensor]:
     """Remark 7.2 for ``J = M_L ... M_1`` with layer derivatives ``dM_l/dt`` (any smooth M_l).
 
     With ``Q_l = M_L ... M_{l+1} = U_Q S_Q V_Q^T``, ``P_l = M_{l-1} ... M_1 = U_P S_P V_P^T`` and
@@ -333,10 +333,11 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
         Depth-scaling offsets ``delta_k`` [>= k] (Definition 4.6), for ``remark``.
     k : int or None
         Top singular values of ``J`` (default: all).
-    transpose : {"proof", "printed"}
-        ``"printed"`` builds ``T_l^+`` from ``V_P V^T`` instead of ``V_P^T V``, as Remark 7.2
-        (ii) and Appendix E.3 print it (square layers only): with it ``exact`` is no longer
-        the rate, which is how the chapter checks which reading the identity needs.
+    reading : {"corrected", "printed"}
+        ``"corrected"`` (default) as the proof needs it; ``"printed"`` builds ``T_l^+`` from
+        ``V_P V^T`` instead of ``V_P^T V``, as Remark 7.2 (ii) and Appendix E.3 print it (square
+        layers only): with it ``exact`` is no longer the rate, which is how the chapter checks
+        which reading the identity needs.
 
     Returns
     -------
@@ -345,8 +346,8 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
         measured ``s_Q s_P``), and ``remark`` (the remark's right-hand side; only when
         ``delta`` is given).
     """
-    if transpose not in ("proof", "printed"):
-        raise ValueError(f"transpose must be 'proof' or 'printed', got {transpose!r}")
+    if reading not in ("corrected", "printed"):
+        raise ValueError(f"reading must be 'corrected' or 'printed', got {reading!r}")
     layers = [as64(m) for m in layers]
     rates = [as64(m) for m in layer_rates]
     if len(layers) < 1 or len(rates) != len(layers):
@@ -359,8 +360,8 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
         if i and layers[i].shape[1] != layers[i - 1].shape[0]:
             raise ValueError(f"layers do not chain at {i}: {tuple(layers[i].shape)} after "
                              f"{tuple(layers[i - 1].shape)}")
-    if transpose == "printed" and any(m.shape[0] != m.shape[1] for m in layers):
-        raise ValueError("transpose='printed' needs square layers")
+    if reading == "printed" and any(m.shape[0] != m.shape[1] for m in layers):
+        raise ValueError("reading='printed' needs square layers")
     L = len(layers)
     Q, P = chain_products(layers)  # Q[l-1] = M_L ... M_{l+1}, P[l-1] = M_{l-1} ... M_1
     J = Q[0] @ layers[0]
@@ -374,7 +375,7 @@ def remark72_rates(layers: Sequence[Tensor], layer_rates: Sequence[Tensor], delt
     Up, sp, Vp = (list(x) for x in zip(*svd_p))
     X, Y, Z = lr.over_layers(partial(lr.remark72_blocks, U[:, :k], V[:, :k]),
                              Uq, Vq, rates, Up, Vp)
-    if transpose == "printed":
+    if reading == "printed":
         Z = lr.over_layers(lambda vp: vp @ V.mT[:, :k], Vp)  # V_P V^T for V_P^T V
     exact = lr.over_layers(lr.remark72_exact_cores, X, sq, Y, sp, Z).sum(0)
     # the top k x k blocks (zero beyond a product's rank) for the triangular truncation

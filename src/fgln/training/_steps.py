@@ -132,8 +132,8 @@ def make_optimizer(optimizer, params, lr, momentum, weight_decay):
     raise ValueError(f"optimizer must be 'sgd', 'adam', 'adamw' or a callable, got {optimizer!r}")
 
 
-def forward_backward(model, net, loss_fn, opt, batch, device, dtype, want_grad_j: bool):
-    """One forward and backward pass on ``batch``: ``(loss, grad_J)``, ``grad_J`` captured on
+def forward_backward(model, net, loss_fn, opt, minibatch, dtype, device, want_grad_j: bool):
+    """One forward and backward pass on ``minibatch``: ``(loss, grad_J)``, ``grad_J`` captured on
     ``net`` when asked for (else None).
 
     Parameters
@@ -146,12 +146,12 @@ def forward_backward(model, net, loss_fn, opt, batch, device, dtype, want_grad_j
         ``loss_fn(model(x), y)``, a scalar tensor.
     opt : torch.optim.Optimizer
         The optimiser, whose gradients are zeroed first.
-    batch : tuple of Tensor
+    minibatch : tuple of Tensor
         ``(x, y)``.
-    device : torch.device
-        Where the batch is moved.
     dtype : torch.dtype or None
         Floating dtype the batch's floating tensors are cast to; None: kept.
+    device : torch.device
+        Where the batch is moved.
     want_grad_j : bool
         Capture the gradient with respect to the end-to-end Jacobian of ``net``.
 
@@ -162,7 +162,7 @@ def forward_backward(model, net, loss_fn, opt, batch, device, dtype, want_grad_j
     grad_J : Tensor or None
         Gradient of the loss with respect to the network's Jacobian [n_L, n_0], or None.
     """
-    x, y = to_device(batch[0], device, dtype), to_device(batch[1], device, dtype)
+    x, y = to_device(minibatch[0], dtype, device), to_device(minibatch[1], dtype, device)
     opt.zero_grad(set_to_none=True)
     if want_grad_j and net is not None:
         with JacobianGradient(net) as cap:

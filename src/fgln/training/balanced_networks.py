@@ -9,6 +9,7 @@ from typing import Sequence
 
 import torch
 
+from ..base.conventions import shared_doc
 from ..base.validation import check_int, check_positive, check_widths, resolve_device
 from ..products.sampling import make_generator
 from .networks import FixedGatesNetwork
@@ -30,9 +31,10 @@ def _orthonormal_on(support: Tensor, r: int, gen: torch.Generator, dtype, device
     return out
 
 
+@shared_doc
 def balanced_masked_network(widths: Sequence[int], gates: Sequence[Tensor], *,
                             rank: int | None = None, scale: float = 1.0,
-                            seed: int | torch.Generator | None = None,
+                            seed: int | torch.Generator | None = 0,
                             dtype: torch.dtype = torch.float64,
                             device="cpu") -> FixedGatesNetwork:
     """A masked network meeting Proposition 4.5's balance condition exactly.
@@ -55,8 +57,7 @@ def balanced_masked_network(widths: Sequence[int], gates: Sequence[Tensor], *,
         ``r`` (in [1, smallest open count]); None for the largest possible.
     scale : float
         Factor of the shared singular values (> 0).
-    seed : int, torch.Generator or None
-        Start value of the random stream (>= 0), a generator, or None for a fresh seed.
+    %(seed)s
     dtype : torch.dtype
         Floating type (default float64).
     device : str or torch.device
@@ -95,7 +96,7 @@ def balanced_masked_network(widths: Sequence[int], gates: Sequence[Tensor], *,
         raise ValueError("a gate is entirely closed: no balanced network of rank >= 1 exists")
     r = max_rank if rank is None else check_int("rank", rank, 1, max_rank)
     scale = check_positive("scale", scale)
-    gen = make_generator(seed, device)
+    gen = make_generator(seed, device=device)
     s = torch.linalg.svdvals(torch.randn(r, r, generator=gen, dtype=dtype, device=device)
                              / math.sqrt(r)) * scale
     Q = [_orthonormal_on(sup, r, gen, dtype, device) for sup in supports]

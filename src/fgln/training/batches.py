@@ -30,17 +30,17 @@ def is_full_batch(data) -> bool:
             and isinstance(data[0], Tensor) and isinstance(data[1], Tensor))
 
 
-def to_device(x: Tensor, device, dtype) -> Tensor:
+def to_device(x: Tensor, dtype, device) -> Tensor:
     """``x`` on ``device``, cast to ``dtype`` when it is floating point (labels keep theirs).
 
     Parameters
     ----------
     x : Tensor
         A batch tensor.
-    device : torch.device or str
-        The target device.
     dtype : torch.dtype or None
         Floating dtype to cast to; None: kept.
+    device : torch.device or str
+        The target device.
 
     Returns
     -------

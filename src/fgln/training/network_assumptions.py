@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..base.statistics import fit_slopes
 from ..base.validation import as64, check_int
 from ..products.svd import top_svd
 from ._net64 import check_net, partials64
@@ -197,20 +198,13 @@ def fit_depth_lines(log_pre: Tensor, log_suf: Tensor,
     x = torch.cat(xs)
     y = torch.cat(ys, 0)
     ok = torch.isfinite(y)
-    if bool(ok.all()):
-        coef = torch.linalg.lstsq(torch.stack([x, torch.ones_like(x)], 1), y).solution
-        gamma, delta = coef[0], coef[1]
-    else:
-        gamma = torch.empty(k, dtype=torch.float64)
-        delta = torch.empty(k, dtype=torch.float64)
-        for j in range(k):
-            xj, yj = x[ok[:, j]], y[ok[:, j], j]
-            if xj.numel() < 2:
-                gamma[j] = delta[j] = float("nan")
-                continue
-            design = torch.stack([xj, torch.ones_like(xj)], 1)
-            sol = torch.linalg.lstsq(design, yj[:, None]).solution[:, 0]
-            gamma[j], delta[j] = sol[0], sol[1]
+    gamma = torch.full((k,), float("nan"), dtype=torch.float64)
+    delta = torch.full((k,), float("nan"), dtype=torch.float64)
+    for j in range(k):  # Definition 4.6's line per index, over the depths where it is defined
+        xj, yj = x[ok[:, j]], y[ok[:, j], j]
+        if xj.numel() >= 2:
+            a, b = fit_slopes(xj.numpy(), yj.numpy())
+            gamma[j], delta[j] = float(a), float(b)
     fit_pre = m_pre[:, None] * gamma + delta
     fit_suf = m_suf[:, None] * gamma + delta
     return NetworkDepthScaling(gamma, delta, log_pre, log_suf, log_pre - fit_pre,

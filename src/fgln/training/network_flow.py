@@ -20,6 +20,14 @@ from .networks import FixedGatesNetwork
 
 Tensor = torch.Tensor
 
+def _flow_inputs(net, grad_J) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor]:
+    """The one place a network meets the closed forms: ``(A, B, J, grad_J)`` in float64, the
+    network and the gradient checked."""
+    net = check_net(net)
+    A, B = partials64(net)
+    return A, B, as64(net.jacobian()), check_grad(net, grad_J)
+
+
 __all__ = [
     "weight_gradients",
     "flow_jacobian_derivative",
@@ -45,8 +53,8 @@ def weight_gradients(net: FixedGatesNetwork, grad_J: Tensor) -> list[Tensor]:
     list of Tensor
         ``grad_{W_l} L`` [n_l, n_{l-1}], l = 1..L, float64.
     """
-    net = check_net(net)
-    return partials_weight_gradients(*partials64(net), check_grad(net, grad_J))
+    A, B, _, G = _flow_inputs(net, grad_J)
+    return partials_weight_gradients(A, B, G)
 
 
 def flow_jacobian_derivative(net: FixedGatesNetwork, grad_J: Tensor) -> Tensor:
@@ -64,8 +72,8 @@ def flow_jacobian_derivative(net: FixedGatesNetwork, grad_J: Tensor) -> Tensor:
     Tensor
         ``dJ/dt`` [n_L, n_0], float64.
     """
-    net = check_net(net)
-    return partials_jacobian_derivative(*partials64(net), check_grad(net, grad_J))
+    A, B, _, G = _flow_inputs(net, grad_J)
+    return partials_jacobian_derivative(A, B, G)
 
 
 def flow_rate_terms(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) -> Tensor:
@@ -86,10 +94,7 @@ def flow_rate_terms(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None
     Tensor
         The terms [L, k], float64 (row l-1: layer l).
     """
-    net = check_net(net)
-    G = check_grad(net, grad_J)
-    A, B = partials64(net)
-    return partials_rate_terms(A, B, as64(net.jacobian()), G, k)
+    return partials_rate_terms(*_flow_inputs(net, grad_J), k)
 
 
 def flow_singular_value_rates(net: FixedGatesNetwork, grad_J: Tensor,
@@ -131,9 +136,7 @@ def aligned_rates(net: FixedGatesNetwork, grad_J: Tensor, k: int | None = None) 
     Tensor
         The rates [k], float64.
     """
-    net = check_net(net)
-    A, B = partials64(net)
-    return partials_aligned_rates(A, B, as64(net.jacobian()), grad_J, k)
+    return partials_aligned_rates(*_flow_inputs(net, grad_J), k)
 
 
 def remark72_transpose_errors(net: FixedGatesNetwork, grad_J: Tensor,
@@ -144,7 +147,7 @@ def remark72_transpose_errors(net: FixedGatesNetwork, grad_J: Tensor,
     Parameters
     ----------
     net : FixedGatesNetwork
-        A square network (``transpose="printed"`` needs square layers).
+        A square network (``reading="printed"`` needs square layers).
     grad_J : Tensor
         ``grad_J L`` [n, n] driving the flow (``dM_l/dt = -D_l grad_{W_l} L``, Lemma A.1).
     k : int or None
@@ -166,7 +169,7 @@ def remark72_transpose_errors(net: FixedGatesNetwork, grad_J: Tensor,
     layers = [m.detach() for m in net.layers()]
     exact = flow_singular_value_rates(net, G, k)
     out = []
-    for transpose in ("printed", "proof"):
-        got = remark72_rates(layers, mdot, None, k, transpose=transpose)["exact"]
+    for reading in ("printed", "corrected"):
+        got = remark72_rates(layers, mdot, None, k, reading=reading)["exact"]
         out.append(float((got - exact).abs().max() / exact.abs().max()))
     return out[0], out[1]

@@ -6,7 +6,8 @@
   ``partial_products()`` gives the Section 7 factors ``A_l, B_l`` with ``J = A_l W_l B_l``.
 * :meth:`FixedGatesNetwork.random`: sigma-Ginibre weights and p-gates drawn through the
   package's sampler (:mod:`fgln.products.sampling`), so a seed gives the matrices of
-  ``sample_network(n, L, p, sigma, seed=seed)`` in Definition 4.1's convention (``D_L = I``).
+  ``sample_network(LayerLaw(n, p, sigma).product(L), seed=seed)`` in Definition 4.1's
+  convention (``D_L = I``).
 * Balanced masked networks (Proposition 4.5) are built in :mod:`fgln.training.balanced_networks`.
 * :class:`JacobianGradient`: captures ``grad_J L`` (the gradient of a loss with respect to the
   end-to-end matrix ``J``) during an ordinary backward pass, also when the network sits inside
@@ -20,8 +21,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..base.conventions import shared_doc
+from ..base.laws import LayerLaw
 from ..base.validation import check_int, check_p, check_positive, check_widths, resolve_device
-from ..products.partial_products import chain_products
+from ..products.partial_products import chain_product, chain_products
 from ..products.sampling import make_generator, sample_network
 
 Tensor = torch.Tensor
@@ -151,10 +154,8 @@ class FixedGatesNetwork(nn.Module):
         J : Tensor
             [n_L, n_0], differentiable in the weights.
         """
-        J = self.weights[0]
-        for l in range(1, self.depth):
-            J = self.weights[l] @ (self._gate(l)[:, None] * J)
-        return J
+        return chain_product(list(self.weights),
+                             [self._gate(l) for l in range(1, self.depth)])
 
     def layers(self) -> list[Tensor]:
         """``M_l = D_l W_l`` for l = 1..L with ``D_L = I`` (Lemma E.1), so ``J = M_L ... M_1``.
@@ -278,17 +279,19 @@ class FixedGatesNetwork(nn.Module):
 
     # ------------------------------------------------------------------ constructors
     @classmethod
+    @shared_doc
     def random(cls, widths: Sequence[int], p: float = 1.0, sigma: float | None = None, *,
-               min_rank: int | None = None, seed: int | torch.Generator | None = None,
+               r: int | None = None, seed: int | torch.Generator | None = 0,
                dtype: torch.dtype = torch.float64, device="cpu") -> "FixedGatesNetwork":
         """sigma-Ginibre weights and p-gates (Definitions 5.1, 5.2) in Definition 4.1's form.
 
-        Square widths ``[n] * (L + 1)`` draw through ``fgln.products.sampling.sample_network(n, L,
-        p,
-        sigma, seed=seed)`` and keep gates 1..L-1 (``D_L = I``): the same matrices as the
-        Section 5 code. Rectangular widths draw layer by layer in the same order with the same
-        generator (W_l, then the gate of size n_l). ``sigma`` defaults to ``1/sqrt(n_{l-1})``
-        (fan-in; ``1/sqrt(n)`` for square networks). ``min_rank`` gives (r, p)-gates.
+        Square widths ``[n] * (L + 1)`` draw through
+        ``sample_network(LayerLaw(n, p, sigma, r).product(L), seed=seed)``
+        (:func:`fgln.products.sampling.sample_network`) and keep gates 1..L-1 (``D_L = I``): the
+        same matrices as the Section 5 code. Rectangular widths draw layer by layer in the same
+        order with the same generator (W_l, then the gate of size n_l). ``sigma`` defaults to
+        ``1/sqrt(n_{l-1})`` (fan-in; ``1/sqrt(n)`` for square networks). ``r`` gives (r,
+        p)-gates.
 
         Parameters
         ----------
@@ -298,14 +301,12 @@ class FixedGatesNetwork(nn.Module):
             Gate probability in (0, 1].
         sigma : float or None
             Standard deviation of the weights (> 0); None for ``1/sqrt(n_{l-1})``.
-        min_rank : int or None
-            ``r`` of (r, p)-gates (in [1, min(n_1..n_L)]); None for plain p-gates.
-        seed : int, torch.Generator or None
-            Start value of the random stream (>= 0), a generator, or None for a fresh seed.
-        dtype : torch.dtype
-            Floating type (default float64).
-        device : str or torch.device
-            ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        r : int or None
+            The paper's minimum rank: (r, p)-gates (in [1, min(n_1..n_L)]); None for plain
+            p-gates.
+        %(seed)s
+        %(dtype)s
+        %(device)s
 
         Returns
         -------
@@ -315,7 +316,7 @@ class FixedGatesNetwork(nn.Module):
         Raises
         ------
         TypeError
-            If a width or ``min_rank`` is not an integer, or ``p``, ``sigma`` not a number.
+            If a width or ``r`` is not an integer, or ``p``, ``sigma`` not a number.
         ValueError
             If one of them is out of range.
         """
@@ -325,23 +326,23 @@ class FixedGatesNetwork(nn.Module):
         L = len(widths) - 1
         if len(set(widths)) == 1:
             n = widths[0]
-            w, d = sample_network(n, L, p, sigma, min_rank=min_rank, seed=seed, dtype=dtype,
+            w, d = sample_network(LayerLaw(n, p, sigma, r).product(L), seed=seed, dtype=dtype,
                                   device=device)
             return cls(list(w[0].unbind(0)), list(d[0, : L - 1].unbind(0)))
-        weights, gates = _draw_rectangular(widths, p, sigma, min_rank, seed, dtype, device)
+        weights, gates = _draw_rectangular(widths, p, sigma, r, seed, dtype, device)
         return cls(weights, gates)
 
 
-def _draw_rectangular(widths, p, sigma, min_rank, seed, dtype, device):
+def _draw_rectangular(widths, p, sigma, r, seed, dtype, device):
     """Layer-by-layer draw for any widths, in the order of ``fgln.products.sampling.iter_network``:
     W_l [n_l, n_{l-1}] from ``randn * sigma``, then the p-gate of size n_l (no draw when
-    p = 1; rejection until rank >= min_rank for (r, p)-gates). Returns (weights, gates 1..L-1)."""
+    p = 1; rejection until rank >= r for (r, p)-gates). Returns (weights, gates 1..L-1)."""
     L = len(widths) - 1
-    if min_rank is not None:
-        min_rank = check_int("min_rank", min_rank, 1, min(widths[1:]))
+    if r is not None:
+        r = check_int("r", r, 1, min(widths[1:]))
     if sigma is not None:
         sigma = check_positive("sigma", sigma)
-    gen = make_generator(seed, device)
+    gen = make_generator(seed, device=device)
     weights, gates = [], []
     for l in range(1, L + 1):
         s = sigma if sigma is not None else 1.0 / math.sqrt(widths[l - 1])
@@ -352,7 +353,7 @@ def _draw_rectangular(widths, p, sigma, min_rank, seed, dtype, device):
             g = torch.ones(n, dtype=dtype, device=device)
         else:
             g = torch.rand(1, n, generator=gen, dtype=dtype, device=device)[0] < p
-            while min_rank is not None and int(g.sum()) < min_rank:
+            while r is not None and int(g.sum()) < r:
                 g = torch.rand(1, n, generator=gen, dtype=dtype, device=device)[0] < p
             g = g.to(dtype)
         gates.append(g)

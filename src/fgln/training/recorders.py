@@ -86,7 +86,7 @@ class SpectralRecorder:
 
 
 def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
-                      remark: bool = True, r: int | None = None) -> dict[str, Tensor]:
+                      remark: bool = True, subspace: int | None = None) -> dict[str, Tensor]:
     """All of Chapter 7's quantities at one instant, from one SVD of each partial product.
 
     The per-layer terms come from the kernel of :mod:`fgln.theory._layer_rates`, batched over
@@ -104,7 +104,7 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
         Tracked singular values, ``1 <= k <= min(widths)``.
     remark : bool
         Also Remark 7.2's rates.
-    r : int or None
+    subspace : int or None
         Subspace dimension of ``sin_A``, ``sin_B`` (``<= k``, default ``k``).
 
     Returns
@@ -126,7 +126,7 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     if L < 2:
         raise ValueError("dynamics_snapshot needs L >= 2")
     k = check_int("k", k, 1, min(net.widths))
-    r = k if r is None else check_int("r", r, 1, k)
+    r = k if subspace is None else check_int("subspace", subspace, 1, k)
     f64 = torch.float64
     A_list, B_list = partials64(net)
     A, B = lr.stack_layers(A_list), lr.stack_layers(B_list)  # A_1..A_L, B_1..B_L
@@ -187,22 +187,22 @@ class DynamicsRecorder:
         How many singular values of ``J`` to follow (>= 1; capped at the smallest width).
     remark : bool
         Also record Remark 7.2's rates (``rate_rem72``, ``rate_rem72_tri``).
-    r : int or None
+    subspace : int or None
         Size of the top block whose subspace angles are recorded (``None``: ``k``).
     """
 
-    def __init__(self, k: int = 15, remark: bool = True, r: int | None = None):
+    def __init__(self, k: int = 15, remark: bool = True, subspace: int | None = None):
         self.k = check_int("k", k, 1)
         self.remark = bool(remark)
-        self.r = None if r is None else check_int("r", r, 1, self.k)
+        self.subspace = None if subspace is None else check_int("subspace", subspace, 1, self.k)
 
     def __call__(self, net: FixedGatesNetwork, grad_J: Tensor | None) -> dict[str, np.ndarray]:
         if grad_J is None:
             raise ValueError("DynamicsRecorder needs grad_J (a backward pass through the network)")
         with torch.no_grad():
             k = min(self.k, min(net.widths))
-            r = None if self.r is None else min(self.r, k)
-            snap = dynamics_snapshot(net, grad_J, k, self.remark, r)
+            sub = None if self.subspace is None else min(self.subspace, k)
+            snap = dynamics_snapshot(net, grad_J, k, self.remark, sub)
         return {key: _np(val) for key, val in snap.items()}
 
 

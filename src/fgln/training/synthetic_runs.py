@@ -11,6 +11,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..base.results import Result
 from ..base.threads import torch_threads
 from ..base.validation import check_int, check_p, check_positive, resolve_device
 from ..products.sampling import make_generator
@@ -63,7 +64,7 @@ def synthetic_task(n: int = 64, rank: int = 10, samples: int = 1000, *, seed: in
     rank = check_int("rank", rank, 1, n)
     samples = check_int("samples", samples, 1)
     device = resolve_device(device)
-    gen = make_generator(seed, device)
+    gen = make_generator(seed, device=device)
     g1 = torch.randn(n, rank, generator=gen, dtype=dtype, device=device) / math.sqrt(n)
     g2 = torch.randn(rank, n, generator=gen, dtype=dtype, device=device) / math.sqrt(n)
     T = g1 @ g2
@@ -124,10 +125,10 @@ def _grid(t_max: float, dt: float, lr: float) -> tuple[int, int]:
     return steps, every
 
 
-def synthetic_run(seed: int = 0, *, n: int = 64, L: int = 10, p: float = 0.5, rank: int = 10,
+def synthetic_run(*, n: int = 64, L: int = 10, p: float = 0.5, k: int = 15, rank: int = 10,
                   samples: int = 1000, lr: float = 0.02, t_max: float = 60.0,
-                  record_dt: float = 0.5, k: int = 15, diagnostics: bool = False,
-                  progress: bool | None = None) -> dict[str, np.ndarray]:
+                  record_dt: float = 0.5, diagnostics: bool = False, seed: int = 0,
+                  progress: bool | None = None) -> Result:
     """Figure 1 / Appendix G.1: a square FGLN (widths ``[n] * (L + 1)``, p-gates,
     ``sigma = 1/sqrt(n)``, drawn by ``FixedGatesNetwork.random(seed=seed)``) trained by full-batch
     gradient descent at step ``lr`` on :func:`synthetic_task` (``seed + 10**6``) with
@@ -144,9 +145,6 @@ def synthetic_run(seed: int = 0, *, n: int = 64, L: int = 10, p: float = 0.5, ra
 
     Parameters
     ----------
-    seed : int
-        Start value of the run's streams: the network from ``seed``, the task from
-        ``seed + 10**6``.
     n : int
         Width (the network is ``[n] * (L + 1)``).
     L : int
@@ -167,6 +165,9 @@ def synthetic_run(seed: int = 0, *, n: int = 64, L: int = 10, p: float = 0.5, ra
         How many top singular values enter ``g`` (and the diagnostics).
     diagnostics : bool
         Record Chapter 7's full snapshot (:class:`fgln.training.recorders.DynamicsRecorder`).
+    seed : int
+        Start value of the run's streams: the network from ``seed``, the task from
+        ``seed + 10**6``.
     progress : bool or None
         Progress bar (``None``: unless ``FGLN_PROGRESS=0``).
 
@@ -181,20 +182,21 @@ def synthetic_run(seed: int = 0, *, n: int = 64, L: int = 10, p: float = 0.5, ra
         X, Y, T = synthetic_task(n, rank, samples, seed=_task_seed(seed))
         Xc, Yc, weight, _ = compress_regression(X, Y)
         net = FixedGatesNetwork.random([n] * (L + 1), p, seed=seed)
-        rec = DynamicsRecorder(k, r=rank) if diagnostics else SpectralRecorder(k, partial_k=0)
+        rec = (DynamicsRecorder(k, subspace=rank) if diagnostics
+               else SpectralRecorder(k, partial_k=0))
         res = train(net, (Xc, Yc), lambda out, y: weight * half_mse(out, y), lr=lr,
                     steps=steps, record=every, recorders=[rec], device="cpu",
                     progress=progress, desc=f"seed {seed}")
-    out = dict(res.history)
+    out = Result(res.history)
     out.update(losses=res.losses, T_sv=torch.linalg.svdvals(T).numpy(), lr=float(lr),
                seconds=float(res.seconds), record_seconds=float(res.record_seconds))
     return out
 
 
-def balanced_run(seed: int = 0, *, n: int = 16, L: int = 6, p: float = 0.5, rank: int = 3,
+def balanced_run(*, n: int = 16, L: int = 6, p: float = 0.5, k: int = 3, rank: int = 3,
                  samples: int = 200, lr: float = 0.01, t_max: float = 4.0,
                  grid_dt: float = 0.5, scale: float = 0.5, balanced: bool = True,
-                 k: int = 3, progress: bool | None = None) -> dict[str, np.ndarray]:
+                 seed: int = 0, progress: bool | None = None) -> Result:
     """Proposition 4.5 along gradient descent: a balanced masked network
     (:func:`fgln.training.balanced_networks.balanced_masked_network`, gates Bernoulli(p) from
     ``seed``,
@@ -209,9 +211,6 @@ def balanced_run(seed: int = 0, *, n: int = 16, L: int = 6, p: float = 0.5, rank
 
     Parameters
     ----------
-    seed : int
-        Start value of the run's streams: the network from ``seed``, the task from
-        ``seed + 10**6``.
     n : int
         Width (the network is ``[n] * (L + 1)``).
     L : int
@@ -234,6 +233,9 @@ def balanced_run(seed: int = 0, *, n: int = 16, L: int = 6, p: float = 0.5, rank
         Start from a balanced masked network (else a random FGLN).
     k : int
         How many top singular values to follow.
+    seed : int
+        Start value of the run's streams: the network from ``seed``, the task from
+        ``seed + 10**6``.
     progress : bool or None
         Progress bar (``None``: unless ``FGLN_PROGRESS=0``).
 
@@ -269,9 +271,9 @@ def balanced_run(seed: int = 0, *, n: int = 16, L: int = 6, p: float = 0.5, rank
     pos = {int(s): i for i, s in enumerate(h["step"])}
     i0 = [pos[g] for g in grid]
     i1 = [pos[g + 1] for g in grid]
-    return {"t": np.asarray(grid, dtype=float) * lr, "s": h["s"][i0],
-            "measured": (h["s"][i1] - h["s"][i0]) / lr, "pred": h["pred"][i0],
-            "flow": h["flow"][i0], "balance": h["balance"][i0], "lr": float(lr)}
+    return Result(t=np.asarray(grid, dtype=float) * lr, s=h["s"][i0],
+                  measured=(h["s"][i1] - h["s"][i0]) / lr, pred=h["pred"][i0],
+                  flow=h["flow"][i0], balance=h["balance"][i0], lr=float(lr))
 
 
 @dataclass(frozen=True)
@@ -342,19 +344,19 @@ class Figure1Run:
             raise ValueError(f"scale must be one of {sorted(_FIGURE1_SCALES)}, got {scale!r}")
         return cls(**_FIGURE1_SCALES[scale])
 
-    def params(self, seed: int = 0, *, lr: float | None = None, diagnostics: bool = True
+    def params(self, *, lr: float | None = None, diagnostics: bool = True, seed: int = 0
                ) -> dict:
         """The keyword arguments of :func:`synthetic_run` for the run of ``seed``.
 
         Parameters
         ----------
-        seed : int
-            The run's seed (network and gates; the task from ``seed + 10**6``).
         lr : float, optional
             Another gradient step (default: this run's); ``t_max`` and ``record_dt`` must be
             multiples of it.
         diagnostics : bool
             Record every Chapter 7 quantity (:class:`DynamicsRecorder`).
+        seed : int
+            The run's seed (network and gates; the task from ``seed + 10**6``).
 
         Returns
         -------
@@ -368,18 +370,18 @@ class Figure1Run:
         out.update(seed=seed, lr=lr, diagnostics=bool(diagnostics))
         return out
 
-    def tasks(self, seed: int = 0, *, replicates: int | None = None, lr: float | None = None,
-              diagnostics: bool = True) -> list[tuple[str, dict, partial]]:
+    def tasks(self, replicates: int | None = None, *, lr: float | None = None,
+              diagnostics: bool = True, seed: int = 0) -> list[tuple[str, dict, partial]]:
         """The runs of seeds ``seed, seed + 1, ...`` as grid tasks ``(name, params, fn)``.
 
         Parameters
         ----------
-        seed : int
-            The first seed.
         replicates : int, optional
             How many runs (default: this configuration's).
         lr, diagnostics
             As in :meth:`params`.
+        seed : int
+            The first seed.
 
         Returns
         -------
@@ -391,7 +393,7 @@ class Figure1Run:
         replicates = self.replicates if replicates is None else check_int(
             "replicates", replicates, 1)
         fn = partial(synthetic_run, progress=False)
-        return [("synthetic_run", self.params(seed + i, lr=lr, diagnostics=diagnostics), fn)
+        return [("synthetic_run", self.params(lr=lr, diagnostics=diagnostics, seed=seed + i), fn)
                 for i in range(replicates)]
 
 

@@ -4,12 +4,13 @@ Public API
 ----------
 ``train(model, data, loss_fn, *, lr, steps=None, epochs=None, optimizer="sgd", momentum=0.0,
 weight_decay=0.0, record=None, record_epochs=False, recorders=None, callback=None,
-checkpoint=None, checkpoint_every=None, resume=True, device="auto", dtype=None,
+checkpoint=None, checkpoint_every=None, resume=True, dtype=None, device="cpu",
 max_loss_factor=1e6, progress=None, desc="train") -> TrainResult``
 
 * ``model``: any ``torch.nn.Module`` (a :class:`~fgln.training.networks.FixedGatesNetwork`, or e.g.
   ``nn.Sequential(adapter, FixedGatesNetwork, adapter)``). It is moved to ``device``
-  (``"auto"``: CUDA when available) and, if ``dtype`` is given, cast to it; it is trained in place.
+  (default the CPU; ``"auto"``: CUDA when available) and, if ``dtype`` is given, cast to it;
+  it is trained in place.
 * ``data``: ``(x, y)`` tensors (full batch: every step uses all of it; give ``steps``), or an
   iterable of ``(x, y)`` mini-batches re-iterated once per epoch (a ``DataLoader``; give
   ``epochs`` and/or ``steps``). If the loader's ``dataset`` or ``sampler`` has ``set_epoch``,
@@ -101,7 +102,7 @@ class RecordContext:
 
     Parameters
     ----------
-    model, net, step, epoch, t, loss, grad_J, batch
+    model, net, step, epoch, t, loss, grad_J, minibatch
         The attributes below, in this order.
 
     Attributes
@@ -120,7 +121,7 @@ class RecordContext:
         The batch loss at this state.
     grad_J : Tensor or None
         Gradient of the batch loss with respect to ``net``'s ``J`` [n_L, n_0].
-    batch : tuple of Tensor
+    minibatch : tuple of Tensor
         The batch ``(x, y)`` of this step.
     """
 
@@ -131,7 +132,7 @@ class RecordContext:
     t: float                      # step * lr
     loss: float
     grad_J: Tensor | None         # grad of the batch loss w.r.t. net's J (None without net)
-    batch: tuple[Tensor, Tensor]
+    minibatch: tuple[Tensor, Tensor]
 
 
 @dataclass
@@ -262,7 +263,7 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
           recorders: Sequence[Callable] | None = None,
           callback: Callable[[RecordContext], dict | None] | None = None,
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
-          resume: bool = True, device="auto", dtype: torch.dtype | None = None,
+          resume: bool = True, dtype: torch.dtype | None = None, device="cpu",
           max_loss_factor: float = 1e6, progress: bool | None = None,
           desc: str = "train") -> TrainResult:
     """Train ``model`` by (stochastic) gradient descent; see the module docstring.
@@ -380,8 +381,8 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
         history.record(model, net, epoch, step, value, grad_j, batch)
 
     if full_batch:
-        xb = to_device(data[0], device, dtype)
-        yb = to_device(data[1], device, dtype)
+        xb = to_device(data[0], dtype, device)
+        yb = to_device(data[1], dtype, device)
     last_batch = None
     model.train()
     bar = _progress(range(start, total), total=total - start, desc=desc, enable=progress)
@@ -389,7 +390,7 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
     for s in bar:
         batch = (xb, yb) if full_batch else batches.next()
         want = s in rec_steps
-        loss, grad_j = forward_backward(model, net, loss_fn, opt, batch, device, dtype,
+        loss, grad_j = forward_backward(model, net, loss_fn, opt, batch, dtype, device,
                                         want and net is not None)
         value = float(loss.detach())
         guard(s, value)
@@ -405,7 +406,7 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
     if total in rec_steps and not history.has(total):
         batch = (xb, yb) if full_batch else (last_batch if last_batch is not None
                                              else batches.next())
-        loss, grad_j = forward_backward(model, net, loss_fn, opt, batch, device, dtype,
+        loss, grad_j = forward_backward(model, net, loss_fn, opt, batch, dtype, device,
                                         net is not None)
         value = float(loss.detach())
         guard(total, value)
