@@ -1,13 +1,13 @@
 """Grids of independent, cached tasks on any ``concurrent.futures`` executor.
 
 A task is ``(name, params, fn)``: ``fn(**params)`` computes one grid point (a dict of numpy
-arrays and scalars, as :func:`fgln.cache.cached` stores) and must be a top-level function
+arrays and scalars, as :func:`fgln.book.cache.cached` stores) and must be a top-level function
 (or a ``functools.partial`` of one) so that it pickles to worker processes; ``params`` holds
 everything the result depends on, seeds included, and is its cache key with ``name``.
 
 :func:`run_grid` loads the tasks already in the cache, sends the others to the executor
 (``None``: this process, one after the other) and returns the results in task order. A
-worker computes its task through :func:`fgln.cache.cached`, so the result is written
+worker computes its task through :func:`fgln.book.cache.cached`, so the result is written
 atomically by whoever computed it, in a cache folder that may be shared by several machines;
 an interrupted or partly failed sweep loses nothing that finished.
 
@@ -150,7 +150,7 @@ def run_grid(tasks: Sequence[Task], *, executor: Executor | str | None = None,
     ``concurrent.futures.Executor``, an executor name for :func:`make_executor` (started only
     when something is left to compute, shut down at the end), or ``None`` (this process, in
     task order). Each computed result is written to ``cache_dir`` (default
-    :func:`fgln.cache.default_cache_dir`, the same path on every worker) by the worker that
+    :func:`fgln.book.cache.default_cache_dir`, the same path on every worker) by the worker that
     computed it. ``progress`` (``None``: ``$FGLN_PROGRESS``) counts tasks as they complete.
 
     A failing task does not stop the others; at the end :class:`SweepError` names each failed

@@ -10,9 +10,9 @@ with ``h_0 = x``, ``h_l = relu(W_l h_{l-1})``; ``J(x) x = f(x)`` (positive homog
 
 * :func:`relu_forward`, :func:`relu_jacobian`: output, gates and Jacobian of given weights.
 * :func:`iter_relu_layers`: the layers ``D_l(x) W_l`` of fresh networks drawn one at a time
-  (weights through :func:`fgln.sampling.iter_network`), for the stable product code.
+  (weights through :func:`fgln.products.sampling.iter_network`), for the stable product code.
 * :func:`relu_log_spectra`: exact log-singular values of J(x) (exact zeros as ``-inf``)
-  through :func:`fgln.accumulator.accumulate`, never by differentiating through depth.
+  through :func:`fgln.products.accumulator.accumulate`, never by differentiating through depth.
 * :func:`relu_products`: the same together with ``log ||J(x) u||^2`` for a fixed unit u and
   the moments of the squared singular values (the three regimes of the book's chapter 9).
 
@@ -83,7 +83,7 @@ def relu_forward(weights: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
 
     ``weights`` [batch, L, n, n] (``weights[:, l-1] = W_l``), ``x`` [batch, n]. ``gates[:, l-1]``
     is the diagonal of ``D_l(x)`` for l < L and ones for l = L (``D_L = I``: no ReLU after the
-    last layer), the layout of :func:`fgln.sampling.sample_network`.
+    last layer), the layout of :func:`fgln.products.sampling.sample_network`.
 
     Parameters
     ----------
@@ -154,7 +154,7 @@ def iter_relu_layers(n: int, L: int, *, batch: int = 1, sigma: float | None = No
     """Yield ``D_l(x) W_l`` (l < L) and ``W_L`` [batch, n, n] for ``batch`` fresh networks.
 
     One generator seeded by ``seed`` draws the inputs ``x ~ N(0, I_n)`` (unless ``inputs``
-    [batch, n] is given) and then the weights through :func:`fgln.sampling.iter_network`
+    [batch, n] is given) and then the weights through :func:`fgln.products.sampling.iter_network`
     (``p = 1``, ``sigma`` default ``sqrt(2/n)``). The forward state is renormalised at every
     layer (gates do not depend on the scale of h), so any depth is safe. With ``probe``
     [batch, n] (unit vectors) and a list ``log_norms``, the generator also pushes
@@ -244,7 +244,7 @@ def relu_log_spectra(n: int, L: int, *, replicates: int, seed: Seed = 0,
     Returns [replicates, k] (``k`` default n, largest first, exact zeros ``-inf``) at depth L, or
     [replicates, len(depths), k] for the partial products ``D_l W_l ... D_1 W_1`` at ``depths``
     (entry L is J itself). Computed by the package's log-scaled QR product
-    (:func:`fgln.accumulator.accumulate`), exact at any depth.
+    (:func:`fgln.products.accumulator.accumulate`), exact at any depth.
 
     Parameters
     ----------

@@ -5,7 +5,7 @@
   network's J(x) follows exactly at one input, :mod:`fgln.relu`): the large-width moment law
   (:func:`psg_variance`), the log-normal law of ``||J u||^2`` (:func:`lognorm_law`, exact;
   :func:`lognorm_leading_order`, its leading order in 1/n); the Lyapunov spectrum is
-  :func:`fgln.exponents.lyapunov_exponents`;
+  :func:`fgln.theory.exponents.lyapunov_exponents`;
 * two inputs through one network (a multi-mode FGLN, Definition 4.3): shared gates
   (:func:`arccos_shared_fraction`, :func:`input_pair_measurements`);
 * alignment of ``U_J`` and ``U_{A_l}`` at one input (:func:`relu_alignment`).
@@ -300,7 +300,7 @@ def relu_alignment(n: int, L: int, k: int, *, replicates: int, seed: int = 0, ga
     ``A_l``), l = 1..L, for ``replicates`` ReLU networks each at its own Gaussian input (the gates
     are ``D_l(x)``), or with ``gated=True`` for networks with independent Bernoulli(1/2) gates.
     Returns ``rho`` [replicates, L] and ``log_sv_J`` [replicates, n]
-    (:func:`fgln.alignment.alignment_overlaps`).
+    (:func:`fgln.initialization.alignment.alignment_overlaps`).
 
     Parameters
     ----------
