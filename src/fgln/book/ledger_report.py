@@ -18,7 +18,7 @@ __all__ = ["chapter_titles", "status_label", "status_counts", "summary_table", "
 
 
 def chapter_titles(book_dir: str | Path, chapters: Sequence[str]) -> dict[str, str]:
-    """``{chapter: "chapter 5" or "Appendix F"}`` from each chapter's first ``# `` heading.
+    """``{chapter: "chapter 5" or "Appendix F"}`` from each chapter's first ``"# "`` heading.
 
     Parameters
     ----------
@@ -30,7 +30,7 @@ def chapter_titles(book_dir: str | Path, chapters: Sequence[str]) -> dict[str, s
     Returns
     -------
     titles : dict of str to str
-        Title for each chapter that has a ``# `` heading.
+        Title for each chapter that has a ``"# "`` heading.
     """
     titles = {}
     for c in chapters:
@@ -133,7 +133,7 @@ def claims_table(rows: Sequence[dict], titles: dict[str, str], *, claim_kind: st
     titles : dict of str to str
         Chapter titles (:func:`chapter_titles`) for the evidence links.
     claim_kind : str
-        Key of :data:`fgln.book.claims.KINDS`.
+        Key of :data:`fgln.book.items.KINDS`.
     item_kind : str or None
         ``"figure"`` or ``"result"``; None: both.
 

@@ -45,7 +45,7 @@ def checkpoint_path(directory: str | os.PathLike, config: MnistConfig, seed: int
 def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
                cache_dir: str | os.PathLike | None = None, device="auto", workers: int = 1,
                progress: bool | None = None) -> dict:
-    """:func:`train_mnist` on ``data`` through :func:`fgln.book.cache.cached` (trained once per
+    """:func:`.train_mnist` on ``data`` through :func:`fgln.book.cache.cached` (trained once per
     configuration, seed, data source and code version), in this process: the task of
     :func:`train_task`. The device is not part of the key (a GPU result is reused on a CPU).
 
@@ -120,7 +120,7 @@ def train_task(config: MnistConfig, seed: int, data: Mnist, *,
 def train_point(*, seed: int, source: str, n_train_total: int, n_test_total: int,
                 checkpoint_dir: str | os.PathLike, device="auto", workers: int = 1,
                 progress: bool | None = None, data: Mnist | None = None, **config) -> dict:
-    """Grid point of one training run (``config``: the fields of :class:`MnistConfig`).
+    """Grid point of one training run (``config``: the fields of :class:`.MnistConfig`).
     ``data`` (default: the MNIST at hand where it runs, loaded without download) must be
     ``source`` with ``n_train_total`` / ``n_test_total`` images (``ValueError`` otherwise).
     The checkpoint in ``checkpoint_dir`` is resumed from, then removed. In a daemonic process

@@ -5,10 +5,10 @@ Model (:class:`MnistRelu`): ``784 -> n -> ... -> n -> 10`` without biases,
 
     logits = W_out relu(W_L relu(... relu(W_1 relu(W_in x)))),
 
-the adapters and the square block of :class:`fgln.mnist.MnistFixedGates` with the fixed gates
+the adapters and the square block of :class:`fgln.mnist.model.MnistFixedGates` with the fixed gates
 replaced by ReLU gates, same initialisation (``sigma = 1/sqrt(fan-in)``, the block drawn first
 by :func:`fgln.products.sampling.sample_network` from the model's seed) and the same recipe
-(:class:`fgln.mnist.MnistConfig`; its ``p`` is not used). At an input x the hidden block's
+(:class:`fgln.mnist.model.MnistConfig`; its ``p`` is not used). At an input x the hidden block's
 Jacobian is ``J(x) = W_L D_{L-1}(x) ... D_1(x) W_1`` with ``D_l(x)`` the ReLU gates after
 ``W_l``; :meth:`MnistRelu.block_gates` returns them in the layout of
 :func:`fgln.products.sampling.sample_network`, so the chapter 8 measurements
@@ -277,7 +277,7 @@ def train_relu_mnist(config: MnistConfig | None = None, *, seed: int = 0,
                      checkpoint: str | os.PathLike | None = None, per_class: int = 10,
                      progress: bool | None = None) -> dict[str, np.ndarray]:
     """Train :class:`MnistRelu` with the Section 8 recipe of ``config`` (as
-    :func:`fgln.mnist.train_mnist`: cross-entropy, SGD with momentum through
+    :func:`fgln.mnist.run.train_mnist`: cross-entropy, SGD with momentum through
     :func:`fgln.training.train.train`, AutoAugment, checkpoints and resume) and measure its block at
     ``per_class`` test images of each class, before (suffix ``_init``) and after training
     (:func:`relu_block_measurements`). Also ``test_acc``, ``test_loss`` [epochs + 1],
