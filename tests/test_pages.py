@@ -117,9 +117,12 @@ def _soup(path: Path):
 
 
 def _reader_text(path: Path) -> str:
-    """What a reader sees on a page: its text without code inputs, scripts and styles."""
+    """What a reader sees on a page: its text without code inputs, scripts and styles, nor the
+    code that the package's docstrings quote (the API pages: in the description of a documented
+    object or in a summary table; signatures and the values of constants stay)."""
     soup = _soup(path)
-    for el in soup.select("div.cell_input, script, style"):
+    for el in soup.select("div.cell_input, script, style, dl.py > dd code.literal, "
+                          "table.autosummary code.literal"):
         el.decompose()
     return soup.get_text(" ")
 
@@ -226,10 +229,17 @@ def test_leak_scan_finds_reprs_and_paths_outside_code(tmp_path):
         "<div class='cell_output'><pre>Claim(id='a', test=Decision(holds=True))</pre>"
         "<pre>saved to /home/me/fig.png and ../_build/figures, see https://x.org/home/</pre>"
         "<pre>&lt;fgln.book.claims.Ledger object at 0x7f&gt;</pre></div>"
-        "<p>the class MnistConfig and 2 (MnistConfig)</p>", encoding="utf-8")
+        "<p>the class MnistConfig and 2 (MnistConfig)</p>"
+        '<dl class="py data"><dt>DATA_DIR = /var/data</dt><dd><p>As in '
+        '<code class="docutils literal">run(MnistConfig(n=3))</code>.</p>'
+        '<dl class="py function"><dt>f(x=Decision(holds=True))</dt><dd>'
+        '<code class="docutils literal">Claim(id)</code></dd></dl></dd></dl>'
+        '<table class="autosummary"><tr><td><code class="docutils literal">Ledger(x)</code>'
+        "</td></tr></table>", encoding="utf-8")
     found = [(kind, match) for kind, match, _ in _leaks(_reader_text(page), _package_classes())]
     assert sorted(found) == [("Python repr", "<fgln."), ("Python repr", "Claim("),
-                             ("Python repr", "Decision("), ("machine path", "/home/")]
+                             ("Python repr", "Decision("), ("Python repr", "Decision("),
+                             ("machine path", "/home/"), ("machine path", "/var/")]
 
 
 @pytest.mark.built_html

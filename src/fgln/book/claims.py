@@ -19,10 +19,10 @@ alternative holds and the statement fails, and ``inconclusive`` otherwise, with 
 recorded: both pass, both fail, an interval straddles a boundary, or the test is too coarse
 to tell the claim from its alternative (its resolution is not finer than their distance:
 fed the alternative's value as the truth, with the claim's own interval, the claim's test
-would not fail). Claims are of three kinds (:data:`KINDS`): statements of the paper, identity
+would not fail). Claims are of three kinds (:data:`.KINDS`): statements of the paper, identity
 or derivation checks (exact, not statistical), and the book's own controls and findings;
 only the first counts towards an item's reproduction. Items of the paper that no chapter
-covers yet are listed once, in :data:`PAPER_ITEMS`; an item without a claim is ``not yet``.
+covers yet are listed once, in :data:`.PAPER_ITEMS`; an item without a claim is ``not yet``.
 The status the prose asserts may depend on the scale (``expect={"quick": ..., "paper":
 ...}``); it is enforced at every scale.
 """
@@ -149,9 +149,9 @@ alternative_status, expect, evidence, resolution, distance, value, se
     id : str
         The claim's name, unique in its chapter.
     item : str
-        Key of :data:`PAPER_ITEMS` or :data:`BOOK_ITEMS`.
+        Key of :data:`.PAPER_ITEMS` or :data:`.BOOK_ITEMS`.
     kind : str
-        Key of :data:`KINDS`.
+        Key of :data:`.KINDS`.
     chapter : str
         The chapter that states it.
     paper : str
@@ -301,9 +301,9 @@ class Ledger:
         id : str
             The claim's name, unique in the chapter.
         item : str
-            Key of :data:`PAPER_ITEMS` or :data:`BOOK_ITEMS` the claim checks.
+            Key of :data:`.PAPER_ITEMS` or :data:`.BOOK_ITEMS` the claim checks.
         kind : str
-            Key of :data:`KINDS`.
+            Key of :data:`.KINDS`.
         paper : str
             What the paper says.
         ours : str
@@ -324,6 +324,8 @@ class Ledger:
         se : float or None
             Its standard error.
 
+        Notes
+        -----
         The recorded claim is ``ledger[id]`` (the call returns nothing, so that a chapter cell
         ending with it displays nothing).
 
@@ -539,7 +541,7 @@ def load_ledgers(ledger_dir: str | os.PathLike, chapters: Sequence[str], *, scal
 
 
 def item_rows(ledgers: Sequence[dict]) -> list[dict]:
-    """One row per claim, items of :data:`PAPER_ITEMS` then :data:`BOOK_ITEMS`, in order; a
+    """One row per claim, items of :data:`.PAPER_ITEMS` then :data:`.BOOK_ITEMS`, in order; a
     paper item without a claim gives one ``not yet`` row. Each row: item key, item kind
     (figure / result), claim kind, label, paper, ours, status, test, alternative and its
     status, chapter, evidence, id.

@@ -269,7 +269,7 @@ margin_origin, replicates, quantile, error
         Returns
         -------
         holds : bool or None
-            As :attr:`holds`.
+            As :attr:`!holds`.
         """
         v = np.broadcast_to(np.asarray(value, dtype=float), (len(self.lo),))
         return _decide(v, np.asarray(self.half_width), np.asarray(self.lo), np.asarray(self.hi))

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 __all__ = ["KINDS", "PAPER_ITEMS", "BOOK_ITEMS"]
 
-# What a claim is: only "paper" claims decide whether a paper item is reproduced.
+#: What a claim is: only "paper" claims decide whether a paper item is reproduced.
 KINDS: dict[str, str] = {
     "paper": "a statement of the paper",
     "identity": "an identity or derivation check (exact, not statistical)",
     "book": "a control or finding of the book's own",
 }
 
-# Every figure and numbered result of the paper, in the paper's order:
-# key -> (kind, label on the reproduction page, what the paper states).
+#: Every figure and numbered result of the paper, in the paper's order:
+#: key -> (kind, label on the reproduction page, what the paper states).
 PAPER_ITEMS: dict[str, tuple[str, str, str]] = {
     "fig1": ("figure", "Figure 1", r"top-15 $\log s_k$ of $J$ during training ($L=10$, $n=64$, $p=0.5$, rank-10 regression)"),
     "fig2": ("figure", "Figure 2", r"$\frac1L\log s_{1,L}\to\gamma_1$, with the correction $\gamma_1+\frac{d_0-d_1}{L}$; $p=1$ and $p=0.5$"),
@@ -50,7 +50,7 @@ PAPER_ITEMS: dict[str, tuple[str, str, str]] = {
     "mnist-accuracy": ("result", "Section 8 (MNIST)", "the fixed-gates network trains on MNIST"),
 }
 
-# The book's own findings (beyond the paper), same layout: key -> (kind, label, statement).
+#: The book's own findings (beyond the paper), same layout: key -> (kind, label, statement).
 BOOK_ITEMS: dict[str, tuple[str, str, str]] = {
     "relu-init-exponents": ("book", "ReLU J(x): depth scaling",
                             r"$\mathbb E[\frac1L\log s_i]$ of a ReLU network's $J(x)$ equals that of the independently gated product"),

@@ -19,7 +19,7 @@ __all__ = ["chapter_titles", "status_label", "status_counts", "summary_table", "
 
 
 def chapter_titles(book_dir: str | Path, chapters: Sequence[str]) -> dict[str, str]:
-    """``{chapter: "chapter 5" or "Appendix F"}`` from each chapter's first ``# `` heading.
+    """``{chapter: "chapter 5" or "Appendix F"}`` from each chapter's first ``"# "`` heading.
 
     Parameters
     ----------
@@ -31,7 +31,7 @@ def chapter_titles(book_dir: str | Path, chapters: Sequence[str]) -> dict[str, s
     Returns
     -------
     titles : dict of str to str
-        Title for each chapter that has a ``# `` heading.
+        Title for each chapter that has a ``"# "`` heading.
     """
     titles = {}
     for c in chapters:

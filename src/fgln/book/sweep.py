@@ -1,13 +1,13 @@
 """Grids of independent, cached tasks on any ``concurrent.futures`` executor.
 
 A task is ``(name, params, fn)``: ``fn(**params)`` computes one grid point (a dict of numpy
-arrays and scalars, as :func:`fgln.cache.cached` stores) and must be a top-level function
+arrays and scalars, as :func:`fgln.book.cache.cached` stores) and must be a top-level function
 (or a ``functools.partial`` of one) so that it pickles to worker processes; ``params`` holds
 everything the result depends on, seeds included, and is its cache key with ``name``.
 
 :func:`run_grid` loads the tasks already in the cache, sends the others to the executor
 (``None``: this process, one after the other) and returns the results in task order. A
-worker computes its task through :func:`fgln.cache.cached`, so the result is written
+worker computes its task through :func:`fgln.book.cache.cached`, so the result is written
 atomically by whoever computed it, in a cache folder that may be shared by several machines;
 an interrupted or partly failed sweep loses nothing that finished.
 

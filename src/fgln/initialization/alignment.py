@@ -135,7 +135,7 @@ def alignment_overlaps(weights: Tensor, gates: Tensor, k: int) -> dict[str, Tens
     ``weights`` [batch, L, n, n] or [L, n, n], ``gates`` [batch, L, n] or [L, n] (as from
     :func:`fgln.products.sampling.sample_network`; ``D_L = I``). With ``A_l = W_L D_{L-1} ...
     W_{l+1} D_l``
-    (``A_L = I``, Section 7), one pass over l (:func:`network_partial_products`) gives
+    (``A_L = I``, Section 7), one pass over l (:func:`.network_partial_products`) gives
 
     * ``overlap``  [batch, L, k, k]: top-left block of ``U_J^T U_{A_l}`` (Theorem 6.1;
       Fig 5, 6, 11),

@@ -29,7 +29,7 @@ def block_statistics(weights: Tensor, gates: Tensor, *, k_spectrum: int = 30,
     """Figure 4 and Figure 5 quantities of one square block ``J = W_L D_{L-1} ... D_1 W_1``.
 
     ``weights`` [L, n, n], ``gates`` [L, n] (float64, as from
-    :meth:`MnistFixedGates.hidden_block`). Returns numpy arrays:
+    :meth:`.MnistFixedGates.hidden_block`). Returns numpy arrays:
 
     * ``logsv_B`` [L, k_spectrum]: ``log s_k(B_l)`` for l = 1..L, with Section 7's
       ``B_l = D_{l-1} W_{l-1} ... D_1 W_1`` (``B_1 = I``); ``-inf`` beyond the rank;

@@ -100,7 +100,7 @@ class MnistDataset(Dataset):
     """MNIST digits as ``(image [1, 28, 28] float32, label int)``.
 
     ``images`` uint8 [N, 28, 28], ``labels`` [N] in 0..9. Each item is, in order: the uint8
-    image [1, 28, 28]; with ``augment`` (a :class:`BatchedAutoAugment`), its augmentation drawn
+    image [1, 28, 28]; with ``augment`` (a :class:`.BatchedAutoAugment`), its augmentation drawn
     from ``(seed, epoch, index)``, so reproducible whatever the ``DataLoader`` worker, batch or
     order that fetches it; scaling to [0, 1]; with ``normalize``,
     ``(x - MNIST_MEAN) / MNIST_STD``. ``__getitems__`` (used by ``DataLoader`` for a whole

@@ -73,7 +73,7 @@ class RunSetup:
 def prepare_run(config: MnistConfig, seed: int, data: Mnist | None, device, workers: int
                 ) -> RunSetup:
     """Check a run's arguments, load the data when ``data`` is None and cut the splits of
-    ``config`` (:meth:`MnistConfig.splits`).
+    ``config`` (:meth:`.MnistConfig.splits`).
 
     Parameters
     ----------
@@ -264,7 +264,7 @@ def train_mnist(config: MnistConfig = _PAPER, *, seed: int = 0, data: Mnist | No
 
     Returns numpy arrays and scalars (for :func:`fgln.book.cache.cached`): ``test_acc``,
     ``test_loss`` [epochs + 1] (after 0..epochs epochs), ``train_loss`` [epochs] (mean batch
-    loss of each epoch), ``losses`` [steps], the :func:`block_statistics` of the hidden block
+    loss of each epoch), ``losses`` [steps], the :func:`.block_statistics` of the hidden block
     at initialisation (suffix ``_init``) and after training (``logsv_B``, ``logsv_J``,
     ``rho_k{k}``), ``seconds`` (training loop, this process), ``seconds_per_epoch``,
     ``epochs_run`` (epochs trained in this process; fewer after a resume), ``n_train``,

@@ -1,5 +1,5 @@
 """The Section 8 training run as a cached task: one function of its parameters (seed, data
-source and sizes, configuration) that any executor of :func:`fgln.sweep.run_grid` can run, with
+source and sizes, configuration) that any executor of :func:`fgln.book.sweep.run_grid` can run, with
 a checkpoint every epoch, and :func:`cached_run`, the same task in this process."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ __all__ = ["cached_run", "train_task", "train_point"]
 def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
                cache_dir: str | os.PathLike | None = None, device="cpu", workers: int = 1,
                progress: bool | None = None) -> dict:
-    """:func:`train_mnist` on ``data`` through :func:`fgln.cache.cached` (trained once per
+    """:func:`.train_mnist` on ``data`` through :func:`fgln.book.cache.cached` (trained once per
     configuration, seed, data source and code version), in this process: the task of
     :func:`train_task`. The device is not part of the key (a GPU result is reused on a CPU).
 
@@ -54,7 +54,7 @@ def cached_run(config: MnistConfig, seed: int, data: Mnist, *,
 def train_task(config: MnistConfig, seed: int, data: Mnist, *,
                cache_dir: str | os.PathLike | None = None, device="cpu", workers: int = 1,
                progress: bool | None = None) -> tuple[str, dict, Callable[..., dict]]:
-    """One training run as a task ``(name, params, fn)`` of :func:`fgln.sweep.run_grid`, keyed
+    """One training run as a task ``(name, params, fn)`` of :func:`fgln.book.sweep.run_grid`, keyed
     by configuration, seed, data source and sizes, computed by :func:`train_point` on whichever
     worker runs it, with a checkpoint every epoch in ``<cache>/checkpoints``.
 
@@ -92,7 +92,7 @@ def train_task(config: MnistConfig, seed: int, data: Mnist, *,
 def train_point(*, seed: int, source: str, n_train_total: int, n_test_total: int,
                 cache_dir: str | os.PathLike | None = None, device="cpu", workers: int = 1,
                 progress: bool | None = None, data: Mnist | None = None, **config) -> dict:
-    """Grid point of one training run (``config``: the fields of :class:`MnistConfig`).
+    """Grid point of one training run (``config``: the fields of :class:`.MnistConfig`).
     ``data`` (default: the MNIST at hand where it runs, loaded without download) must be
     ``source`` with ``n_train_total`` / ``n_test_total`` images (``ValueError`` otherwise).
     The checkpoint (:func:`fgln.book.cache.checkpoint_path` of the task in ``cache_dir``) is

@@ -5,14 +5,14 @@ Model (:class:`MnistRelu`): ``784 -> n -> ... -> n -> 10`` without biases,
 
     logits = W_out relu(W_L relu(... relu(W_1 relu(W_in x)))),
 
-the adapters and the square block of :class:`fgln.mnist.MnistFixedGates` with the fixed gates
+the adapters and the square block of :class:`fgln.mnist.model.MnistFixedGates` with the fixed gates
 replaced by ReLU gates, same initialisation (``sigma = 1/sqrt(fan-in)``, the block drawn first
-by :func:`fgln.sampling.sample_network` from the model's seed) and the same recipe
-(:class:`fgln.mnist.MnistConfig`; its ``p`` is not used). At an input x the hidden block's
+by :func:`fgln.products.sampling.sample_network` from the model's seed) and the same recipe
+(:class:`fgln.mnist.model.MnistConfig`; its ``p`` is not used). At an input x the hidden block's
 Jacobian is ``J(x) = W_L D_{L-1}(x) ... D_1(x) W_1`` with ``D_l(x)`` the ReLU gates after
 ``W_l``; :meth:`MnistRelu.block_gates` returns them in the layout of
-:func:`fgln.sampling.sample_network`, so the chapter 8 measurements
-(:func:`fgln.block_measurements.block_statistics`) apply input by input.
+:func:`fgln.products.sampling.sample_network`, so the chapter 8 measurements
+(:func:`fgln.mnist.block_measurements.block_statistics`) apply input by input.
 """
 from __future__ import annotations
 
@@ -234,7 +234,7 @@ def relu_block_measurements(model: MnistRelu, x: Tensor, *, k_spectrum: int = 30
     """Chapter 8's block measurements at each image of ``x`` [m, 784], with J(x)'s own gates.
 
     Returns ``logsv_B`` [m, L, k_spectrum], ``logsv_J`` [m, k_spectrum], ``rho`` [m, L]
-    (:func:`fgln.block_measurements.block_statistics`), ``overlap`` [m, m]:
+    (:func:`fgln.mnist.block_measurements.block_statistics`), ``overlap`` [m, m]:
     ``||U_r(x_a)^T U_r(x_b)||_F^2 / r`` (r = ``subspace``) for the top-r left singular vectors
     of the block's J.
 
@@ -279,8 +279,8 @@ def train_relu_mnist(config: MnistConfig | None = None, *, seed: int = 0,
                      checkpoint: str | os.PathLike | None = None, per_class: int = 10,
                      progress: bool | None = None) -> dict[str, np.ndarray]:
     """Train :class:`MnistRelu` with the Section 8 recipe of ``config`` (as
-    :func:`fgln.mnist.train_mnist`: cross-entropy, SGD with momentum through
-    :func:`fgln.train.train`, AutoAugment, checkpoints and resume) and measure its block at
+    :func:`fgln.mnist.run.train_mnist`: cross-entropy, SGD with momentum through
+    :func:`fgln.training.train.train`, AutoAugment, checkpoints and resume) and measure its block at
     ``per_class`` test images of each class, before (suffix ``_init``) and after training
     (:func:`relu_block_measurements`). Also ``test_acc``, ``test_loss`` [epochs + 1],
     ``config`` default: ``MnistConfig()``;
@@ -334,8 +334,8 @@ def train_relu_mnist(config: MnistConfig | None = None, *, seed: int = 0,
 def cached_relu_run(config: MnistConfig, seed: int, data: Mnist, *, per_class: int = 10,
                     cache_dir: str | os.PathLike | None = None, device="cpu", workers: int = 1,
                     progress: bool | None = None) -> dict:
-    """:func:`train_relu_mnist` through :func:`fgln.cache.cached`, with a checkpoint every epoch
-    (removed once the result is cached), as :func:`fgln.mnist_tasks.cached_run`.
+    """:func:`train_relu_mnist` through :func:`fgln.book.cache.cached`, with a checkpoint every
+    epoch (removed once the result is cached), as :func:`fgln.runs.mnist_tasks.cached_run`.
 
     Parameters
     ----------

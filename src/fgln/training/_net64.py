@@ -1,4 +1,4 @@
-"""A :class:`FixedGatesNetwork` argument checked, its partial products and ``grad_J`` in
+"""A :class:`.FixedGatesNetwork` argument checked, its partial products and ``grad_J`` in
 float64: what the network-side measurements (flow rates, assumptions, recorders) share."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ Tensor = torch.Tensor
 
 
 def check_net(net) -> FixedGatesNetwork:
-    """``net`` if it is a :class:`FixedGatesNetwork`, else ``TypeError``.
+    """``net`` if it is a :class:`.FixedGatesNetwork`, else ``TypeError``.
 
     Parameters
     ----------

@@ -49,7 +49,7 @@ class NetworkDepthScaling:
 
     ``log_prefix`` [L, k]: ``log s_k(M_{1:m})``, m = 1..L (row m-1). ``log_suffix`` [L-1, k]:
     ``log s_k(A_l)``, l = 1..L-1 (row l-1, m = L - l layers). ``resid_*``: measured minus
-    fitted. ``epsilon`` [k]: the largest |residual| per k, the epsilon of Definition 4.6 /
+    fitted. ``epsilon`` [k]: the largest ``|residual|`` per k, the epsilon of Definition 4.6 /
     Proposition 7.1 (i).
 
     Parameters

@@ -1,4 +1,4 @@
-"""How the singular values of a :class:`FixedGatesNetwork`'s ``J`` move under gradient flow:
+"""How the singular values of a :class:`.FixedGatesNetwork`'s ``J`` move under gradient flow:
 the network's partial products handed to the closed forms of :mod:`fgln.theory.flow_rates`
 (Lemmas A.1, E.1, E.2 and Proposition 7.1 with (ii) exact), in float64.
 """

@@ -111,13 +111,13 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
     -------
     dict of str to Tensor
         float64 tensors: ``s`` (all singular values of J), ``g`` [k], ``rate_flow`` [k] and
-        ``terms_flow`` [L, k] (:func:`flow_rate_terms`, Lemmas E.1, E.2), ``terms_aligned``
-        [L, k] and ``rate_aligned`` [k] (:func:`aligned_rates`), ``rate_prop45``,
+        ``terms_flow`` [L, k] (:func:`.flow_rate_terms`, Lemmas E.1, E.2), ``terms_aligned``
+        [L, k] and ``rate_aligned`` [k] (:func:`.aligned_rates`), ``rate_prop45``,
         ``rate_prop71`` [k] (Propositions 4.5, 7.1), ``gamma``, ``delta``, ``eps_depth`` [k],
-        ``resid_prefix`` [L, k], ``resid_suffix`` [L-1, k] (:func:`network_depth_scaling`),
-        ``err_A``, ``err_B`` [L-1, k] (:func:`alignment_errors`), ``sin_A``, ``sin_B`` [L-1]
-        (:func:`subspace_alignment`, top ``r``), ``log_sA``, ``log_sB`` [L, k] and, with
-        ``remark``, ``rate_rem72`` and ``rate_rem72_tri`` [k] (:func:`remark72_rates`). Each
+        ``resid_prefix`` [L, k], ``resid_suffix`` [L-1, k] (:func:`.network_depth_scaling`),
+        ``err_A``, ``err_B`` [L-1, k] (:func:`.alignment_errors`), ``sin_A``, ``sin_B`` [L-1]
+        (:func:`.subspace_alignment`, top ``r``), ``log_sA``, ``log_sB`` [L, k] and, with
+        ``remark``, ``rate_rem72`` and ``rate_rem72_tri`` [k] (:func:`.remark72_rates`). Each
         equals what the named function returns (tested).
     """
     net = check_net(net)

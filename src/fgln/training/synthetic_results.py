@@ -129,7 +129,7 @@ delta, eps_depth : numpy.ndarray or None
         Returns
         -------
         numpy.ndarray
-            A view of :attr:`s`.
+            A view of :attr:`!s`.
         """
         k = check_int("k", k, 1, self.s.shape[2])
         return self.s[:, :, :k]
@@ -157,7 +157,7 @@ delta, eps_depth : numpy.ndarray or None
         Parameters
         ----------
         predicted : numpy.ndarray
-            Predicted rates [replicates, R, >= k] (e.g. :attr:`rate_prop71`).
+            Predicted rates [replicates, R, >= k] (e.g. :attr:`!rate_prop71`).
         k : int
             How many modes.
         frac : float
@@ -188,10 +188,12 @@ class BalancedRuns:
         Grid times [G], shared by the runs.
     s, measured, pred, flow : numpy.ndarray
         Singular values, measured rates, Proposition 4.5's rates and the exact flow rates
-        [*grid, G, k].
+        [``*grid``, G, k].
     balance : numpy.ndarray
-        Largest relative balance residual [*grid, G].
+        Largest relative balance residual [``*grid``, G].
 
+    Notes
+    -----
     The fields are the keys of :meth:`arrays`, so ``BalancedRuns(**view.arrays())`` rebuilds a
     view from its cached arrays.
     """
@@ -244,7 +246,7 @@ class BalancedRuns:
         Returns
         -------
         numpy.ndarray
-            [*grid].
+            [``*grid``].
         """
         d = np.abs(self.measured - self.pred).max(axis=(-2, -1))
         return d / np.abs(self.pred).max(axis=(-2, -1))
@@ -256,7 +258,7 @@ class BalancedRuns:
         Returns
         -------
         numpy.ndarray
-            [*grid].
+            [``*grid``].
         """
         return (np.abs(self.flow - self.pred).max(axis=(-2, -1))
                 / np.abs(self.flow).max(axis=(-2, -1)))

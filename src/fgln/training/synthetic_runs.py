@@ -132,7 +132,7 @@ def synthetic_run(*, n: int = 64, L: int = 10, p: float = 0.5, k: int = 15, rank
     """Figure 1 / Appendix G.1: a square FGLN (widths ``[n] * (L + 1)``, p-gates,
     ``sigma = 1/sqrt(n)``, drawn by ``FixedGatesNetwork.random(seed=seed)``) trained by full-batch
     gradient descent at step ``lr`` on :func:`synthetic_task` (``seed + 10**6``) with
-    :func:`half_mse`, up to time ``t_max`` (in units of ``t = step * lr``), recorded every
+    :func:`.half_mse`, up to time ``t_max`` (in units of ``t = step * lr``), recorded every
     ``record_dt``. The 1000-sample loss is evaluated through :func:`compress_regression` (the
     same loss, n rows instead of ``samples``).
 
@@ -354,7 +354,7 @@ class Figure1Run:
             Another gradient step (default: this run's); ``t_max`` and ``record_dt`` must be
             multiples of it.
         diagnostics : bool
-            Record every Chapter 7 quantity (:class:`DynamicsRecorder`).
+            Record every Chapter 7 quantity (:class:`.DynamicsRecorder`).
         seed : int
             The run's seed (network and gates; the task from ``seed + 10**6``).
 

@@ -270,7 +270,7 @@ def train(model: nn.Module, data, loss_fn: Callable[[Tensor, Tensor], Tensor], *
 
     Its parts: the argument checks and the step plan, the model, recorders and optimiser,
     resuming from a checkpoint (all in :mod:`fgln.training._steps`), then the loop: forward
-    and backward, the divergence guard (:class:`_Guard`), recording (:class:`_History`), the
+    and backward, the divergence guard (:class:`!_Guard`), recording (:class:`!_History`), the
     update and the checkpoints.
 
     Parameters
