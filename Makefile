@@ -14,7 +14,8 @@
 #                     fails if a decided status moved; the comparison goes to
 #                     book/_data/seeds.json for the reproduction page (SEED_SCALE=quick: quick)
 #   make lint       - ruff
-#   make venv       - only create/update .venv
+#   make venv       - only create/update .venv (from requirements.lock, versions and hashes)
+#   make lock       - regenerate requirements.lock from pyproject.toml
 #   make clean      - remove build outputs (keeps .venv and the result cache .cache/)
 #   make distclean  - also remove .venv and .cache
 
@@ -40,16 +41,25 @@ FGLN_BUILD_ID := $(shell date +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
 endif
 export FGLN_BUILD_ID
 
-.PHONY: venv test lint book book-quick seeds lab clean distclean
+.PHONY: venv lock test lint book book-quick seeds lab clean distclean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Every package at its locked version and hash (requirements.lock), then the package itself.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -e ".[dev,cluster]"
+	$(VPY) -m pip install --require-hashes -r requirements.lock
+	$(VPY) -m pip install --no-deps -e .
 	# Kernel "python3" -> this venv's interpreter (installed under .venv, nothing global).
 	$(VPY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fgln .venv)"
 	touch $(STAMP)
+
+# requirements.lock from pyproject.toml (runtime + dev + cluster), every version pinned with
+# its hashes; `make venv` installs from it (tests/test_project.py checks the two agree).
+lock: venv
+	$(VENV)/bin/pip-compile --generate-hashes --extra dev --extra cluster --strip-extras \
+	  --allow-unsafe --no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" \
+	  -o requirements.lock pyproject.toml
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -96,7 +106,7 @@ seeds: venv
 # JupyterLab on top of the dev environment; .md files open as notebooks (jupytext), with
 # the kernel "python3" of .venv. Extra options: make lab LAB_ARGS="--port 8890 --no-browser"
 $(LAB_STAMP): $(STAMP) pyproject.toml
-	$(VPY) -m pip install -e ".[dev,cluster,lab]"
+	$(VPY) -m pip install -c requirements.lock -e ".[dev,cluster,lab]"
 	$(VENV)/bin/jupytext-config --settings-file $(LAB_OVERRIDES) set-default-viewer markdown myst
 	touch $(LAB_STAMP)
 

@@ -1,10 +1,10 @@
-"""Wall time of the book's grids on each executor of ``fgln.sweep`` (``FGLN_EXECUTOR``).
+"""Wall time of the book's grids on each executor of ``fgln.book.sweep`` (``FGLN_EXECUTOR``).
 
     .venv/bin/python benchmarks/executors.py                 # quick sizes, 3 rounds
     .venv/bin/python benchmarks/executors.py --size paper    # the chapters' paper sizes
     .venv/bin/python benchmarks/executors.py --size tiny --rounds 1   # smoke run (a minute)
 
-Workloads, each run by :func:`fgln.sweep.run_grid` into an empty cache folder (everything is
+Workloads, each run by :func:`fgln.book.sweep.run_grid` into an empty cache folder (everything is
 computed, and written to the cache by the worker that computed it, as in a cold build):
 
 * ``appendix_g``: the four panels (n, p) of Appendix G (Figures 10-12);

@@ -7,6 +7,7 @@ import ast
 import json
 import re
 import stat
+import sys
 import tomllib
 from pathlib import Path
 
@@ -45,15 +46,65 @@ def _pyproject() -> dict:
 
 
 def test_environment_yml_installs_the_package_with_its_extras():
-    """One dependency list (pyproject.toml); environment.yml installs ``-e .[dev,cluster,lab]``,
-    every extra of pyproject.toml."""
+    """One dependency list (pyproject.toml), one set of versions (requirements.lock):
+    environment.yml installs ``-e .[dev,cluster,lab]`` constrained by the lock."""
     env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text(encoding="utf-8"))
     pip_lists = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
     assert len(pip_lists) == 1, "environment.yml needs exactly one pip: section"
-    assert [p.strip() for p in pip_lists[0]] == ["-e .[dev,cluster,lab]"]
+    assert [p.strip() for p in pip_lists[0]] == ["-c requirements.lock", "-e .[dev,cluster,lab]"]
     extras = sorted(_pyproject()["project"]["optional-dependencies"])
     assert extras == ["cluster", "dev", "lab"], "environment.yml must install every extra"
     assert "python=3.11" in env["dependencies"]
+    assert "with Python 3.11" in (REPO_ROOT / "requirements.lock").read_text()
+
+
+def _lock() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock as ``name -> (version, hashes)``."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    name = None
+    for line in (REPO_ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        if m := re.match(r"^([A-Za-z0-9_.-]+)==([^ \\]+)", line):
+            name = m.group(1).lower().replace("_", "-").replace(".", "-")
+            pins[name] = (m.group(2), [])
+        elif (m := re.match(r"^\s+--hash=sha256:([0-9a-f]{64})", line)) and name:
+            pins[name][1].append(m.group(1))
+    return pins
+
+
+def test_lock_pins_every_requirement_with_hashes():
+    """Every requirement of pyproject.toml (the package's and the dev and cluster extras')
+    is pinned in requirements.lock to a version its specifier allows, every pin carries
+    hashes, and nothing is left to the index (``make lock`` regenerates the file)."""
+    pins = _lock()
+    project = _pyproject()["project"]
+    reqs = project["dependencies"] + [r for extra in ("dev", "cluster")
+                                      for r in project["optional-dependencies"][extra]]
+    for req in map(Requirement, reqs):
+        key = req.name.lower().replace("_", "-").replace(".", "-")
+        assert key in pins, f"{req.name} of pyproject.toml is not in requirements.lock"
+        assert req.specifier.contains(pins[key][0], prereleases=True), (req, pins[key][0])
+    assert all(hashes for _, hashes in pins.values()), "a pin without --hash"
+    text = (REPO_ROOT / "requirements.lock").read_text()
+    assert "--index-url" not in text and "--find-links" not in text
+    assert re.search(r"^lock:", (REPO_ROOT / "Makefile").read_text(), re.M)
+
+
+def test_the_running_environment_is_the_lock():
+    """``make venv`` installs requirements.lock: inside .venv, every locked package is
+    installed at its locked version (as ``pip freeze`` would show)."""
+    import importlib.metadata as md
+
+    if Path(sys.prefix).resolve() != (REPO_ROOT / ".venv").resolve():
+        pytest.skip("not running in the project's .venv")
+    wrong = []
+    for name, (version, _) in _lock().items():
+        try:
+            got = md.version(name)
+        except md.PackageNotFoundError:
+            got = None
+        if got != version:
+            wrong.append(f"{name}: locked {version}, installed {got}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_extras_and_torchvision_pair():
@@ -544,10 +595,6 @@ def test_cached_resumable_hands_a_checkpoint_and_removes_it(tmp_path):
     assert cached("run", params, lambda: {"x": 2.0}, tmp_path) == {"x": 1.0}
 
 
-# Names that left the package face (helpers; still in their modules).
-FACE_DROPPED = {"make_generator", "iter_network", "torch_threads", "unit_ldl", "svd_fixed_signs"}
-
-
 def test_package_face_reexports_the_wings():
     """Every name of ``fgln.__all__`` is a public name of exactly one wing, the same object;
     each wing's ``__all__`` names objects it defines or re-exports, and every wing's
@@ -564,7 +611,48 @@ def test_package_face_reexports_the_wings():
         assert len(homes) == 1, (name, homes)
         assert getattr(fgln, name) is getattr(wings[homes[0]], name)
     assert len(set(fgln.__all__)) == len(fgln.__all__)
-    assert FACE_DROPPED.isdisjoint(fgln.__all__)
+
+
+def _science_names_the_chapters_call() -> set[str]:
+    """Every object of a science wing that a chapter imports (directly, or as an attribute of
+    an imported module such as ``ex.lyapunov_exponents``)."""
+    import ast
+    import importlib
+    import types
+
+    science = set(SCIENCE)
+    used: set[str] = set()
+    for path in sorted((REPO_ROOT / "book").glob("*.md")):
+        if not _front_matter(path):
+            continue
+        tree = ast.parse(_chapter_code(path))
+        modules = {}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.ImportFrom) and node.module
+                    and node.module.split(".")[0] == "fgln"):
+                continue
+            parts = node.module.split(".")
+            if node.module != "fgln" and parts[1] not in science:
+                continue
+            for alias in node.names:
+                obj = getattr(importlib.import_module(node.module), alias.name)
+                if isinstance(obj, types.ModuleType):
+                    modules[alias.asname or alias.name] = obj
+                else:
+                    used.add(alias.name)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in modules):
+                used.add(node.attr)
+    return used
+
+
+def test_package_face_is_what_the_chapters_call():
+    """``fgln.__all__`` holds the paper's objects and exactly the science the chapters call:
+    a name a chapter starts to use joins the face, one no chapter uses leaves it."""
+    face = set(fgln.__all__)
+    assert {"LayerLaw", "Product", "Result"} <= face
+    assert face - {"Product", "Result"} == _science_names_the_chapters_call()
 
 
 # --------------------------------------------------------------------------
@@ -665,7 +753,7 @@ def test_the_convention_check_catches_a_renamed_argument_and_a_changed_default()
 
     from fgln.base.conventions import signature_problems, source_problems
 
-    fn = fgln.stream_log_spectra
+    fn = fgln.products.stream_log_spectra
     assert signature_problems(fn) == []
     sig = inspect.signature(fn)
 
@@ -707,12 +795,12 @@ def test_the_convention_check_catches_a_renamed_argument_and_a_changed_default()
     lambda: fgln.LayerLaw(4.5),
     lambda: fgln.LayerLaw(4).product(3.0),
     lambda: fgln.LayerLaw(4, "0.5"),
-    lambda: fgln.sample_layers((4, 3)),
+    lambda: fgln.sample_network((4, 3)),
     lambda: fgln.lyapunov_exponents(4, 2),
     lambda: fgln.top_values_by_depth(fgln.LayerLaw(4).product(3), 2, 2.0),
     lambda: fgln.haar_orthogonal(3.0),
     lambda: fgln.relu_log_spectra(fgln.LayerLaw.he(4).product(3, "fgln"), None, "2"),
-    lambda: fgln.train_mnist("config"),
+    lambda: fgln.mnist.train_mnist("config"),
     lambda: fgln.FixedGatesNetwork([[[1.0]]], []),
     lambda: fgln.FixedGatesNetwork([torch.ones(2, 2, dtype=torch.int64)], []),
 ])

@@ -69,7 +69,9 @@ class Convention:
     aliases: tuple[str, ...] = field(default=())
 
 
-#: The table, in the order the parameters come in a signature.
+#: The table, in the order the parameters come in a signature (shown in full in README.md).
+#:
+#: :meta hide-value:
 CONVENTIONS: tuple[Convention, ...] = (
     Convention("law", "the law of one layer, a LayerLaw (Definitions 5.1-5.2)",
                (NO_DEFAULT,)),
@@ -107,6 +109,8 @@ CONVENTIONS: tuple[Convention, ...] = (
 _BY_NAME = {c.name: c for c in CONVENTIONS}
 _ORDER = {c.name: i for i, c in enumerate(CONVENTIONS)}
 #: Refused names -> the conventional name.
+#:
+#: :meta hide-value:
 ALIASES: dict[str, str] = {a: c.name for c in CONVENTIONS for a in c.aliases}
 
 
@@ -189,6 +193,8 @@ def call_problems(keywords: list[str], where: str) -> list[str]:
 #: The one description of each shared parameter, in numpydoc form (name line, then the
 #: indented text). Docstrings insert them with ``%(name)s`` on a line of its own, through
 #: :func:`shared_doc`.
+#:
+#: :meta hide-value:
 PARAMETER_DOCS: dict[str, str] = {
     "law": """law : LayerLaw
     The law of every layer (Definitions 5.1-5.2): width ``n``, gate probability ``p``,

@@ -1,8 +1,8 @@
 """What every chapter does the same way: its scale table, its cached computations, its glued
 numbers and statuses.
 
-A chapter opens with ``page = Chapter(name, SCALES, scale, seed=seed, cache_dir=cache_dir)``:
-``page.cfg`` is the row of ``SCALES`` for this scale (an unknown scale is refused, naming the
+A chapter opens by building a :class:`Chapter` from its name, its scale table, the scale, its
+seed and its cache folder: ``page.cfg`` is the row of ``SCALES`` for this scale (an unknown scale is refused, naming the
 known ones), ``page.ledger`` its claims ledger, ``page.run`` a computation cached under its
 parameters and the chapter's seed, ``page.grid`` a grid of such computations on an executor,
 ``page.glue_number`` and ``page.glue_status`` the numbers and verdicts the prose quotes. A
@@ -179,7 +179,7 @@ class Chapter:
         key : str
             The glue key.
         claim_id : str
-            A claim recorded in :attr:`ledger`.
+            A claim recorded in the chapter's ``ledger``.
         """
         from IPython.display import Markdown
         from myst_nb import glue

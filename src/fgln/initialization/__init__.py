@@ -1,9 +1,16 @@
 """Measurements at initialization: depth scaling of the spectra (Section 5), alignment of
 partial products (Section 6), synthetic products (Theorem 6.1). Imports base, products, theory."""
 
-from .alignment import alignment_overlaps, overlap_profiles, profile_minimum
+from .alignment import (
+    alignment_overlaps,
+    appendix_g_panel,
+    figure6_readings,
+    overlap_profiles,
+    profile_minimum,
+)
 from .depth_scaling import (
     depth_scaling_fit,
+    depth_slopes,
     finite_depth_offsets,
     spectrum_at_depth,
     top_values_by_depth,
@@ -19,6 +26,9 @@ from .synthetic_alignment import (
 )
 
 __all__ = [
+    "figure6_readings",
+    "depth_slopes",
+    "appendix_g_panel",
     # depth_scaling
     "top_values_by_depth", "spectrum_at_depth", "wedge_log_norms", "finite_depth_offsets",
     "depth_scaling_fit",

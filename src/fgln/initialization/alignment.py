@@ -34,7 +34,7 @@ from ..theory.diagonal_correlation import diagonal_correlations
 Tensor = torch.Tensor
 
 __all__ = ["fix_signs", "svd_fixed_signs", "alignment_overlaps", "overlap_profiles",
-           "appendix_g_panel", "profile_minimum"]
+           "appendix_g_panel", "profile_minimum", "figure6_readings"]
 
 
 # --------------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ from .block_measurements import (
     split_clusters,
 )
 from .data import BundledMnistWarning, Mnist, MnistDataset, MnistUnavailableError, load_mnist
-from .model import MnistConfig, MnistFixedGates, linear_baseline
+from .model import MnistConfig, MnistFixedGates, linear_baseline, logistic_baseline
 from .run import run_params, train_mnist
 
 __all__ = [
+    "logistic_baseline",
     # data
     "load_mnist", "Mnist", "MnistDataset", "BundledMnistWarning", "MnistUnavailableError",
     # model

@@ -2,11 +2,12 @@
 SVDs, partial products and exact log-spectra (Sections 5-7). Imports only fgln.base."""
 
 from .accumulator import QRInterval, SpectrumAccumulator, accumulate
-from .partial_products import layer_partial_products, network_partial_products
+from .partial_products import chain_product, layer_partial_products, network_partial_products
 from .sampling import (
     haar_from_ginibre,
     haar_orthogonal,
     iter_layers,
+    make_generator,
     network_layers,
     sample_layers,
     sample_network,
@@ -20,6 +21,8 @@ from .spectra import (
 )
 
 __all__ = [
+    "chain_product",
+    "make_generator",
     # sampling
     "sample_network", "network_layers", "sample_layers", "iter_layers", "haar_orthogonal",
     "haar_from_ginibre",

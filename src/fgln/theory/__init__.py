@@ -26,6 +26,7 @@ from .flow_rates import (
 )
 from .g1_process import (
     fit_g1_constant,
+    fit_g1_exponent,
     g1_process,
     g1_processes,
     growth_phase_ratio,
@@ -36,6 +37,7 @@ from .g1_process import (
 )
 
 __all__ = [
+    "fit_g1_exponent",
     # exponents
     "lyapunov_exponents", "lyapunov_exponents_approx", "finite_depth_constants",
     "finite_depth_constants_mc", "predicted_log_singular_values",

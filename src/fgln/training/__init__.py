@@ -5,6 +5,7 @@ from .balanced_networks import balance_residuals, balanced_masked_network
 from .network_assumptions import (
     NetworkDepthScaling,
     alignment_errors,
+    column_alignment_error,
     network_depth_scaling,
     prefix_excess_layers,
     prefix_suffix_log_spectra,
@@ -31,6 +32,7 @@ from .synthetic_runs import (
 from .train import DivergenceError, RecordContext, TrainResult, half_mse, train
 
 __all__ = [
+    "column_alignment_error",
     # networks
     "FixedGatesNetwork", "JacobianGradient",
     # balanced_networks

@@ -6,8 +6,8 @@
   ``partial_products()`` gives the Section 7 factors ``A_l, B_l`` with ``J = A_l W_l B_l``.
 * :meth:`FixedGatesNetwork.random`: sigma-Ginibre weights and p-gates drawn through the
   package's sampler (:mod:`fgln.products.sampling`), so a seed gives the matrices of
-  ``sample_network(LayerLaw(n, p, sigma).product(L), seed=seed)`` in Definition 4.1's
-  convention (``D_L = I``).
+  :func:`fgln.products.sampling.sample_network` for the law of width n, gate probability p
+  and scale sigma at depth L, in Definition 4.1's convention (``D_L = I``).
 * Balanced masked networks (Proposition 4.5) are built in :mod:`fgln.training.balanced_networks`.
 * :class:`JacobianGradient`: captures ``grad_J L`` (the gradient of a loss with respect to the
   end-to-end matrix ``J``) during an ordinary backward pass, also when the network sits inside
