@@ -57,8 +57,8 @@ $(STAMP): pyproject.toml requirements.lock
 # requirements.lock from pyproject.toml (runtime + dev + cluster), every version pinned with
 # its hashes; `make venv` installs from it (tests/test_project.py checks the two agree).
 lock: venv
-	$(VENV)/bin/pip-compile --generate-hashes --extra dev --extra cluster --strip-extras \
-	  --allow-unsafe --no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" \
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --generate-hashes --extra dev \
+	  --extra cluster --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
 	  -o requirements.lock pyproject.toml
 
 lint: venv
@@ -66,9 +66,11 @@ lint: venv
 
 # The quick HTML book first; the notebook tests then execute every chapter once more, from
 # an empty cache, and compare with that build's executed notebooks (tests/test_notebooks.py).
+# The tests run on every core (pytest-xdist), each worker and the kernels it starts with one
+# torch thread, so that two chapters executing at once do not oversubscribe the cores.
 test: venv lint book-quick
 	FGLN_QUICK_BUILD=$$PWD/_build/quick FGLN_HTML_DIR=$$PWD/_build/quick/_build/html \
-	$(VPY) -m pytest -q
+	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n auto
 
 # Quick sizes, a fresh result cache (so that everything is computed; kept in
 # _build/quick/cache for the notebook tests' comparison) and separate figure/ledger
