@@ -1,6 +1,7 @@
 """The run line of the chapters (fgln.book.run_info) and the cache counts behind it."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from fgln.book.run_info import (
     format_seconds,
     machine_text,
     page_report,
+    software_text,
     start_page,
 )
 
@@ -90,8 +92,12 @@ def test_page_report_names_time_machine_torch_and_cache(tmp_path):
     run = start_page()
     cached("report", {}, lambda: {"x": 1.0}, cache_dir=tmp_path)
     text = page_report(run, now=run.started + 75.0, machine="Xeon (2 cores)")
-    assert text == (f"*Run: this page took 1 min 15 s (wall time) on Xeon (2 cores), with torch "
-                    f"{torch.__version__}; its 1 heavy result was computed in this run.*")
+    assert text == (f"*Run: this page took 1 min 15 s (wall time) on Xeon (2 cores), with "
+                    f"{software_text()}; its 1 heavy result was computed in this run.*")
+    soft = software_text()
+    assert soft.startswith("Python 3.") and f"torch {torch.__version__}" in soft
+    for name in ("numpy", "scipy", "matplotlib", "jupyter-book", "myst-nb"):
+        assert re.search(rf"{name} \d+\.\d+", soft), (name, soft)
     with pytest.raises(TypeError, match="run"):
         page_report("now")
 

@@ -2,7 +2,8 @@
 
 A chapter calls :func:`start_page` in a cell right after its parameters and
 :func:`glue_page_report` in its last cell; the glued sentence gives the wall time since the
-start, the machine (CPU model and cores, the GPUs torch sees), the torch version, and
+start, the machine (CPU model and cores, the GPUs torch sees), the versions of Python, torch,
+numpy, scipy, matplotlib, jupyter-book and myst-nb, and
 whether the chapter's heavy results (those of :func:`fgln.book.cache.cached`) were computed in
 this run or read from the cache. The book's execution report page lists every chapter's
 run time as measured by the build itself.
@@ -29,6 +30,7 @@ __all__ = [
     "gpu_names",
     "machine_text",
     "page_report",
+    "software_text",
     "start_page",
 ]
 
@@ -243,8 +245,35 @@ def cache_text(read: int, computed: int) -> str:
             f"in this run and {read} read from the cache")
 
 
+#: The packages whose versions a run line names, in this order (Python first).
+SOFTWARE = ("torch", "numpy", "scipy", "matplotlib", "jupyter-book", "myst-nb")
+
+
+def software_text() -> str:
+    """The versions that built a page: Python and :data:`SOFTWARE`, e.g. ``"Python 3.11.7,
+    torch 2.14.1, numpy 2.4.6, ..."`` (a package not installed reads ``"absent"``).
+
+    Returns
+    -------
+    text : str
+        One comma-separated phrase.
+    """
+    import importlib.metadata as md
+
+    def version(name: str) -> str:
+        if name == "torch":  # with its build (``+cu130``: a CUDA build), as torch reports it
+            return torch.__version__
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "absent"
+
+    return ", ".join([f"Python {platform.python_version()}"]
+                     + [f"{name} {version(name)}" for name in SOFTWARE])
+
+
 def page_report(run: PageRun, *, now: float | None = None, machine: str | None = None) -> str:
-    """The run line of a chapter (Markdown): wall time, machine, torch version, cache use.
+    """The run line of a chapter (Markdown): wall time, machine, software versions, cache use.
 
     Parameters
     ----------
@@ -270,7 +299,7 @@ def page_report(run: PageRun, *, now: float | None = None, machine: str | None =
     read, computed = run.cache_since()
     machine = machine_text() if machine is None else machine
     return (f"*Run: this page took {format_seconds(run.elapsed(now))} (wall time) on "
-            f"{machine}, with torch {torch.__version__}; {cache_text(read, computed)}.*")
+            f"{machine}, with {software_text()}; {cache_text(read, computed)}.*")
 
 
 def glue_page_report(run: PageRun, key: str = "page_run") -> None:
