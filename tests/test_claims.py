@@ -3,15 +3,19 @@ staleness."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 
 import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
+from conftest import REPO_ROOT
 from fgln.book import claims as cl
 from fgln.book import decisions as dc
-from fgln.book.items import PAPER_ITEMS
+from fgln.book.items import BOOK_ITEMS, NOT_CHECKED, PAPER_ITEMS
+from fgln.book.ledger_report import claims_table, summary_table
 
 NAN = float("nan")
 ORIGIN = "half the distance between the two predictions"
@@ -321,7 +325,9 @@ def test_item_rows_cover_every_item_once_or_per_claim():
     assert set(keys) == set(PAPER_ITEMS)
     assert keys.count("fig2") == 1 and keys.count("fig1") == 1
     by = {r["item"]: r for r in rows}
-    assert by["fig1"]["status"] == "not yet"
+    assert by["fig1"]["status"] == "not yet" and by["fig1"]["reason"] == ""
+    assert by["def4.1"]["status"] == "not checked"
+    assert by["def4.1"]["reason"] == NOT_CHECKED["def4.1"]
     assert by["fig2"]["status"] == "reproduced" and by["thm5.3-correction"]["status"] == "differs"
     assert by["thm5.3-correction"]["alternative_status"] == "reproduced"
     assert by["fig2"]["margin"] == 1.0 and by["fig2"]["quantile"] == "t(9) 97.5%"
@@ -349,3 +355,147 @@ def test_seed_check_compares_claim_by_claim(tmp_path, capsys):
     _ledger("quick").write(tmp_path / "q")
     with pytest.raises(ValueError, match="scales"):
         sc.compare_statuses(sc.read_ledgers(tmp_path / "a"), sc.read_ledgers(tmp_path / "q"))
+
+
+# --------------------------------------------------------------------------
+# every item of the paper: claimed by a chapter, or the reason why not
+# --------------------------------------------------------------------------
+
+def _literal_column(node: ast.AST, index: int | None) -> list:
+    """The strings a ``for`` target takes over a literal sequence (of tuples, when ``index``
+    picks one element of each); None where an element is not a string literal."""
+    if not isinstance(node, (ast.Tuple, ast.List)):
+        return [None]
+    out = []
+    for elt in node.elts:
+        if index is not None:
+            elt = elt.elts[index] if isinstance(elt, (ast.Tuple, ast.List)) else None
+        out.append(elt.value if isinstance(elt, ast.Constant) and isinstance(elt.value, str)
+                   else None)
+    return out
+
+
+def _claimed_items(code: str) -> tuple[set[str], list[str]]:
+    """The item keys a chapter's code names in ``item=`` of a ``.claim(...)`` call or of a
+    ``dict(...)`` of arguments shared by claims: a string literal, or a loop variable bound
+    by a ``for`` over a literal sequence (of tuples). Returns the keys and the ``item=``
+    values that cannot be read this way (so that the reading never misses one silently)."""
+    tree = ast.parse(code)
+    loops: dict[str, list] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.comprehension)):
+            if isinstance(node.target, ast.Name):
+                loops.setdefault(node.target.id, []).extend(_literal_column(node.iter, None))
+            elif isinstance(node.target, ast.Tuple):
+                for i, t in enumerate(node.target.elts):
+                    if isinstance(t, ast.Name):
+                        loops.setdefault(t.id, []).extend(_literal_column(node.iter, i))
+    keys, unread = set(), []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        if not ((isinstance(f, ast.Attribute) and f.attr == "claim")
+                or (isinstance(f, ast.Name) and f.id == "dict")):
+            continue
+        for kw in node.keywords:
+            if kw.arg != "item":
+                continue
+            v = kw.value
+            if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                keys.add(v.value)
+            elif isinstance(v, ast.Name) and loops.get(v.id) and None not in loops[v.id]:
+                keys.update(loops[v.id])
+            else:
+                unread.append(ast.unparse(v))
+    return keys, unread
+
+
+def _chapters_claimed_items() -> dict[str, set[str]]:
+    import jupytext
+
+    out, unread = {}, []
+    for path in sorted((REPO_ROOT / "book").glob("*.md")):
+        if not path.read_text(encoding="utf-8").startswith("---"):
+            continue
+        nb = jupytext.read(path)
+        code = "\n".join("\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                                     for line in c.source.split("\n"))
+                          for c in nb.cells if c.cell_type == "code")
+        keys, bad = _claimed_items(code)
+        out[path.stem] = keys
+        unread += [f"{path.name}: item={b}" for b in bad]
+    assert not unread, f"item keys the static reading cannot resolve: {unread}"
+    return out
+
+
+def test_static_reading_of_claimed_items():
+    code = """
+ledger.claim("a", item="fig2", kind="paper")
+common = dict(item="fig9", kind="paper")
+for key, item, x in (("k", "fig11", 1), ("l", "fig12", 2)):
+    ledger.claim(key, item=item)
+for tag in ("p1", "p05"):
+    ledger.claim(f"c-{tag}", item=f"cor{tag}")
+unrelated(item="nothing")
+"""
+    keys, unread = _claimed_items(code)
+    assert keys == {"fig2", "fig9", "fig11", "fig12"}
+    assert unread == ["f'cor{tag}'"]
+
+
+def test_every_paper_item_is_claimed_or_says_why_not():
+    """Every key of PAPER_ITEMS is claimed in some chapter's source or has a reason in
+    NOT_CHECKED; NOT_CHECKED names only items of the paper that no chapter claims."""
+    claimed = set().union(*_chapters_claimed_items().values())
+    assert claimed - set(PAPER_ITEMS) - set(BOOK_ITEMS) == set(), "claims of unknown items"
+    neither = [k for k in PAPER_ITEMS if k not in claimed and not NOT_CHECKED.get(k, "").strip()]
+    assert not neither, f"items with neither a claim nor a reason in NOT_CHECKED: {neither}"
+    assert set(NOT_CHECKED) - set(PAPER_ITEMS) == set(), "NOT_CHECKED names unknown items"
+    both = sorted(set(NOT_CHECKED) & claimed)
+    assert not both, f"claimed items still in NOT_CHECKED: {both}"
+
+
+def _math_problems(text: str) -> list[str]:
+    """Unbalanced ``$`` or braces in the math of a MyST string (what MathJax would refuse)."""
+    parts = re.split(r"(?<!\\)\$", text)
+    if len(parts) % 2 == 0:
+        return [f"odd number of $: {text}"]
+    problems = []
+    for math in parts[1::2]:
+        depth = 0
+        for m in re.finditer(r"\\.|[{}]", math):
+            depth += {"{": 1, "}": -1}.get(m.group(), 0)
+            if depth < 0:
+                break
+        if depth or not math.strip():
+            problems.append(f"unbalanced braces or empty math: ${math}$")
+        if "|" in math and "\\|" not in math and math.count("|") % 2:
+            problems.append(f"odd number of | in ${math}$")
+    return problems
+
+
+def test_paper_items_are_shown_and_their_math_parses():
+    """Each item is a figure or a result (the reproduction page has a table for each), labels
+    are unique, and the math of every statement and reason is balanced."""
+    assert {kind for kind, _, _ in PAPER_ITEMS.values()} <= {"figure", "result"}
+    labels = [label for _, label, _ in PAPER_ITEMS.values()]
+    assert len(labels) == len(set(labels))
+    texts = [s for _, _, s in PAPER_ITEMS.values()] + list(NOT_CHECKED.values())
+    assert [p for t in texts for p in _math_problems(t)] == []
+    assert _math_problems(r"$\frac{a}{b$") and _math_problems("$x$ and $y")
+
+
+def test_reproduction_tables_show_the_reason_of_an_item_not_checked():
+    rows = cl.item_rows([_ledger().as_dict()])
+    results = claims_table(rows, {}, claim_kind="paper", item_kind="result")
+    line = next(x for x in results.splitlines() if x.startswith("| Definition 4.1 |"))
+    assert f"| not checked: {NOT_CHECKED['def4.1']} |" in line
+    assert PAPER_ITEMS["def4.1"][2] in line
+    figures = claims_table(rows, {}, claim_kind="paper", item_kind="figure")
+    assert "| Figure 1 | not yet |" in figures  # no claim and no reason
+    assert "not checked" not in figures
+    head, paper_row = summary_table(rows).splitlines()[0], summary_table(rows).splitlines()[2]
+    cells = [c.strip() for c in head.split("|")[2:-1]]
+    counts = dict(zip(cells, (c.strip() for c in paper_row.split("|")[2:-1])))
+    assert counts["not checked"] == str(len(NOT_CHECKED))

@@ -21,8 +21,9 @@ to tell the claim from its alternative (its resolution is not finer than their d
 fed the alternative's value as the truth, with the claim's own interval, the claim's test
 would not fail). Claims are of three kinds (:data:`.KINDS`): statements of the paper, identity
 or derivation checks (exact, not statistical), and the book's own controls and findings;
-only the first counts towards an item's reproduction. Items of the paper that no chapter
-covers yet are listed once, in :data:`.PAPER_ITEMS`; an item without a claim is ``not yet``.
+only the first counts towards an item's reproduction. Every item of the paper is listed once,
+in :data:`.PAPER_ITEMS`; an item without a claim is ``not checked``, with the reason of
+:data:`.NOT_CHECKED`, or ``not yet`` when no reason is recorded.
 The status the prose asserts may depend on the scale (``expect={"quick": ..., "paper":
 ...}``); it is enforced at every scale.
 """
@@ -40,7 +41,7 @@ from typing import Any, Sequence
 from ..base.atomic import atomic_write
 from ..base.paths import find_repo_root
 from .cache import code_version
-from .items import BOOK_ITEMS, KINDS, PAPER_ITEMS
+from .items import BOOK_ITEMS, KINDS, NOT_CHECKED, PAPER_ITEMS
 from .decisions import (
     ALPHA,
     Decision,
@@ -58,7 +59,7 @@ __all__ = [
     "source_sha", "build_id", "decide",
 ]
 
-STATUSES = ("reproduced", "differs", "inconclusive", "not yet")
+STATUSES = ("reproduced", "differs", "inconclusive", "not checked", "not yet")
 
 #: The sides of an inconclusive claim.
 SIDES = ("both pass", "both fail", "straddles", "too coarse")
@@ -542,9 +543,10 @@ def load_ledgers(ledger_dir: str | os.PathLike, chapters: Sequence[str], *, scal
 
 def item_rows(ledgers: Sequence[dict]) -> list[dict]:
     """One row per claim, items of :data:`.PAPER_ITEMS` then :data:`.BOOK_ITEMS`, in order; a
-    paper item without a claim gives one ``not yet`` row. Each row: item key, item kind
-    (figure / result), claim kind, label, paper, ours, status, test, alternative and its
-    status, chapter, evidence, id.
+    paper item without a claim gives one row, ``not checked`` with its reason (``reason``,
+    from :data:`.NOT_CHECKED`) or else ``not yet``. Each row: item key, item kind
+    (figure / result), claim kind, label, paper, ours, status, reason, test, alternative and
+    its status, chapter, evidence, id.
 
     Parameters
     ----------
@@ -569,8 +571,10 @@ def item_rows(ledgers: Sequence[dict]) -> list[dict]:
     for key, (kind, label, paper) in {**PAPER_ITEMS, **BOOK_ITEMS}.items():
         claims = by_item.pop(key, [])
         if not claims and key in PAPER_ITEMS:
+            reason = NOT_CHECKED.get(key, "")
             rows.append(dict(item=key, kind=kind, claim_kind="paper", label=label, paper=paper,
-                             ours="", status="not yet", side="", test="", test_name="",
+                             ours="", status="not checked" if reason else "not yet",
+                             reason=reason, side="", test="", test_name="",
                              margin=None, margin_origin="", replicates=None, quantile="",
                              resolution=None, distance=None, alternative="",
                              alternative_status="", alternative_outcome="", chapter="",
@@ -578,7 +582,7 @@ def item_rows(ledgers: Sequence[dict]) -> list[dict]:
         for c in claims:
             t = c["test"]
             rows.append(dict(item=key, kind=kind, claim_kind=c["kind"], label=label,
-                             paper=c["paper"], ours=c["ours"], status=c["status"],
+                             paper=c["paper"], ours=c["ours"], status=c["status"], reason="",
                              side=c.get("side", ""), expect=c["expect"],
                              test=f"{t['rule']}: {t['detail']}", test_name=t["test"],
                              margin=t.get("margin"), margin_origin=t.get("margin_origin", ""),

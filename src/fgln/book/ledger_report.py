@@ -125,7 +125,9 @@ def claims_table(rows: Sequence[dict], titles: dict[str, str], *, claim_kind: st
     """Rows of one claim kind (and item kind, figure / result), one compact line per claim:
     item and claim id | status | ours | margin | resolution / distance | evidence; then, in a
     collapsed dropdown, each claim's statement, test, margin origin, replicates and quantile,
-    and the alternative with what the same statistic gave there.
+    and the alternative with what the same statistic gave there. An item without a claim
+    shows the paper's statement in place of ours, and as status ``not checked: <why>`` (the
+    reason of :data:`fgln.book.items.NOT_CHECKED`) or ``not yet``.
 
     Parameters
     ----------
@@ -157,12 +159,15 @@ def claims_table(rows: Sequence[dict], titles: dict[str, str], *, claim_kind: st
         if r["claim_kind"] != claim_kind or (item_kind and r["kind"] != item_kind):
             continue
         status = status_label(r)
-        if r["status"] not in ("reproduced", "not yet"):
+        unclaimed = r["status"] in ("not checked", "not yet")
+        if r["status"] != "reproduced" and not unclaimed:
             status = f"**{status}**"
-        if r["status"] != "not yet" and r.get("expect") and r["expect"] != r["status"]:
+        if not unclaimed and r.get("expect") and r["expect"] != r["status"]:
             status += f" (prose: {r['expect']})"
         ident = f"{_cell(r['label'])}<br>`{r['id']}`" if r["id"] else _cell(r["label"])
-        if r["status"] == "not yet":
+        if unclaimed:
+            if r["status"] == "not checked":
+                status = f"not checked: {_cell(r.get('reason', ''))}"
             body.append(f"| {ident} | {status} | {_cell(r['paper'])} | | | |")
             continue
         dist = "opposite sign" if r.get("distance") is None else _num(r["distance"])
