@@ -250,8 +250,9 @@ SOFTWARE = ("torch", "numpy", "scipy", "matplotlib", "jupyter-book", "myst-nb")
 
 
 def software_text() -> str:
-    """The versions that built a page: Python and the packages of ``SOFTWARE``, e.g. ``"Python 3.11.7,
-    torch 2.14.1, numpy 2.4.6, ..."`` (a package not installed reads ``"absent"``).
+    """The versions that built a page: Python and the packages of ``SOFTWARE``, e.g.
+    ``"Python 3.11.7, torch 2.14.1, numpy 2.4.6, ..."`` (a package not installed reads
+    ``"absent"``).
 
     Returns
     -------
