@@ -49,3 +49,13 @@ def toc_files(toc_path: Path) -> list[str]:
     for part in toc.get("parts") or []:
         walk(part.get("chapters"))
     return files
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n`` (``--dist loadgroup``), every test of one executed chapter runs in
+    the same worker, so that each chapter is executed once, not once per worker."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "executed_chapter" in callspec.params:
+            name = callspec.params["executed_chapter"]
+            item.add_marker(pytest.mark.xdist_group(name=f"chapter-{name}"))

@@ -176,7 +176,9 @@ def test_chapter_pages_end_with_their_run_line(built):
         assert len(lines) == 1, f"{name}: the page does not show its run line (once)"
         line = lines[0]
         assert "(wall time)" in line and "core" in line, line
-        assert re.search(r"with torch \d", line), line
+        assert re.search(r"with Python 3\.\d+\.\d+, torch \d", line), line
+        for name_ in ("numpy", "scipy", "matplotlib", "jupyter-book", "myst-nb"):
+            assert re.search(rf"{name_} \d", line), (name_, line)
         assert "computed in this run" in line or "read from the cache" in line, line
 
 
