@@ -50,6 +50,7 @@ CHAPTERS: dict[str, list[str]] = {
     "07_dynamics": ["fig07.png", "fig08.png"],
     "08_experiments": ["fig04b.png", "fig05b.png"],
     "09_relu_networks": ["fig91a.png", "fig91b.png", "fig91c.png", "fig91d.png", "fig91e.png"],
+    "appendix_b": [],
     "appendix_f": [],
     "appendix_g": ["fig10.png", "fig11.png", "fig12.png"],
 }

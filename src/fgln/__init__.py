@@ -73,10 +73,13 @@ from .relu import (
     relu_products,
 )
 from .theory import (
+    alternating_tensor,
+    compound,
     diagonal_correlation,
     diagonal_correlation_closed_form,
     diagonal_correlation_reference,
     diagonal_correlations,
+    elementary_tensor,
     finite_depth_constants,
     finite_depth_constants_mc,
     fit_g1_constant,
@@ -87,7 +90,11 @@ from .theory import (
     predicted_log_singular_values,
     relative_rms,
     rise_times,
+    subsets,
+    tensor_power,
     theory_constant,
+    wedge,
+    wedge_inner,
 )
 from .training import (
     BalancedRuns,
@@ -114,7 +121,8 @@ __all__ = [
     "diagonal_correlations", "finite_depth_constants", "finite_depth_constants_mc",
     "fit_g1_constant", "fit_g1_exponent", "g1_processes", "lyapunov_exponents",
     "lyapunov_exponents_approx", "predicted_log_singular_values", "relative_rms", "rise_times",
-    "theory_constant",
+    "theory_constant", "compound", "wedge", "wedge_inner", "subsets", "tensor_power",
+    "elementary_tensor", "alternating_tensor",
     # fgln.initialization
     "alignment_overlaps", "appendix_g_panel", "cluster_sweep", "depth_scaling_fit", "depth_slopes",
     "figure6_readings", "finite_depth_offsets", "overlap_profiles", "overlap_scaled",

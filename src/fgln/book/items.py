@@ -58,6 +58,15 @@ PAPER_ITEMS: dict[str, tuple[str, str, str]] = {
     "fig5a": ("figure", "Figure 5 (init)", r"diagonal correlation of $U_J^\top U_{A_\ell}$ against $\ell$: high at low $\ell$"),
     "fig5b": ("figure", "Figure 5 (trained)", "the same after MNIST training: higher, and spread to larger l"),
     "fig6": ("figure", "Figure 6", r"$U_J^\top U_{A_\ell}$ at $p=1$; diagonal correlations 0.26, 0.49, 0.84"),
+    # Appendix B
+    "defB.1": ("result", "Definition B.1", r"tensor power $\bigotimes^t V$: multilinear symbols, basis $e_I$, dimension $n^t$, inner product $\prod_i\langle v_i,w_i\rangle$; $e_1\otimes e_1+e_2\otimes e_2$ not elementary; $v\otimes w\neq w\otimes v$ unless $v=w$"),
+    "defB.2": ("result", "Definition B.2", r"$(\bigotimes^t M)_{I,J}=\prod_k m_{i_k,j_k}$, multiplicative; singular values $\prod_{i\in I}s_i$, singular vectors exactly the $u_{i_1}\otimes\cdots\otimes u_{i_t}$, top $s_1^t$"),
+    "defB.3": ("result", "Definition B.3", r"exterior power $\bigwedge^t V$: alternating symbols, basis $e_I$ over increasing $I$, dimension $\binom nt$, inner product $\det(\langle v_i,w_j\rangle)$; $e_1\wedge e_2+e_3\wedge e_4$ not elementary"),
+    "defB.4": ("result", "Definition B.4", r"$(\bigwedge^t M)_{I,J}=\det M^{I,J}$, multiplicative; singular values $\prod_{i\in I}s_i$, singular vectors exactly the $u_{i_1}\wedge\cdots\wedge u_{i_t}$, top $s_1\cdots s_t$"),
+    "remB.5": ("result", "Remark B.5", r"exterior powers reach the singular values below the top one"),
+    "secB.2.3-span": ("result", "Appendix B.2.3 (span)", r"$v_1\wedge\cdots\wedge v_t=a\,w_1\wedge\cdots\wedge w_t$ iff the spans agree"),
+    "secB.2.3-angle": ("result", "Appendix B.2.3 (angle)", r"the inner product of two wedges is zero iff the spans are at right angle"),
+    "secB.2.3-alignment": ("result", "Appendix B.2.3 (alignment)", r"unit $v_{i,L}, w_i$: $v_{1,L}\wedge\cdots\wedge v_{t,L}\to\pm w_1\wedge\cdots\wedge w_t$ iff $E_L$ aligns with $F$"),
     # Appendix C
     "thmC.1": ("result", "Theorem C.1", r"for i.i.d. $Y_i$ with $\mathbb E \log^+ \Vert Y_1 \Vert < \infty$ and $J_L = Y_L \cdots Y_1 \ne 0$ almost surely, $\frac1L \log s_{i,L} \to \gamma_i$ almost surely, with $\gamma_1 \ge \dots \ge \gamma_n$ in $[-\infty, \infty)$; if moreover $Y_1 U$ has the law of $Y_1$ for every orthogonal $U$, then $\gamma_1 + \dots + \gamma_i = \mathbb E \log \Vert Y_1 e_1 \wedge \dots \wedge Y_1 e_i \Vert$"),
     "lemC.2": ("result", "Lemma C.2", r"i.i.d. $(r, p, \sigma)$-layers satisfy the assumptions of Theorem C.1: $Y_1 U$ has the law of $Y_1$, $\mathbb E \log^+ \Vert Y_1 \Vert < \infty$, and $J_L$ has rank $\ge r$ (so is nonzero) almost surely"),

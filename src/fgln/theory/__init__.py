@@ -1,4 +1,4 @@
-"""Closed forms of the paper on tensors: Lyapunov exponents and finite-depth constants, the
+"""Closed forms of the paper on tensors: exponents and finite-depth constants, exterior powers, the
 diagonal correlation, how singular values move, Appendix G.1's process. Imports base, products."""
 
 from .diagonal_correlation import (
@@ -13,6 +13,15 @@ from .exponents import (
     lyapunov_exponents,
     lyapunov_exponents_approx,
     predicted_log_singular_values,
+)
+from .exterior import (
+    alternating_tensor,
+    compound,
+    elementary_tensor,
+    subsets,
+    tensor_power,
+    wedge,
+    wedge_inner,
 )
 from .flow_rates import (
     balanced_singular_value_rates,
@@ -41,6 +50,9 @@ __all__ = [
     # exponents
     "lyapunov_exponents", "lyapunov_exponents_approx", "finite_depth_constants",
     "finite_depth_constants_mc", "predicted_log_singular_values",
+    # exterior
+    "compound", "wedge", "wedge_inner", "subsets", "tensor_power", "elementary_tensor",
+    "alternating_tensor",
     # diagonal_correlation
     "diagonal_correlation", "diagonal_correlations", "diagonal_correlation_closed_form",
     "diagonal_correlation_reference",
