@@ -52,6 +52,8 @@ CHAPTERS: dict[str, list[str]] = {
     "09_relu_networks": ["fig91a.png", "fig91b.png", "fig91c.png", "fig91d.png", "fig91e.png"],
     "appendix_f": [],
     "appendix_g": ["fig10.png", "fig11.png", "fig12.png"],
+    "appendix_a": [],
+    "appendix_e": [],
 }
 
 QUICK_PARAMS = {"scale": "quick"}

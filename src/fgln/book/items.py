@@ -48,6 +48,20 @@ PAPER_ITEMS: dict[str, tuple[str, str, str]] = {
     "rem7.2": ("result", "Remark 7.2", "first-order version through triangular factors"),
     "appF": ("result", "Appendix F formula", "closed form of the diagonal correlation"),
     "mnist-accuracy": ("result", "Section 8 (MNIST)", "the fixed-gates network trains on MNIST"),
+    "lemA.1": ("result", "Lemma A.1", r"$\nabla_{W_\ell}\mathcal L = D_\ell M_{\ell+1:L}^\top\nabla_J\mathcal L\,M_{1:\ell-1}^\top$, $M_k = D_k W_k D_{k-1}$, for any FGLN"),
+    "lemA.1-step": ("result", "Lemma A.1 (proof)", r"$J = (M_{\ell+1:L} D_\ell)\,W_\ell\,M_{1:\ell-1}$"),
+    "eqA.1": ("result", "Appendix A, equation (1)", r"the four terms of $\dot\Delta_\ell$ expanded through Lemma A.1"),
+    "propA-conservation": ("result", "Appendix A (balance)", r"$\dot\Delta_\ell = 0$ under gradient flow, $\Delta_\ell = M_{\ell+1}^\top M_{\ell+1} - M_\ell M_\ell^\top$"),
+    "propA-arora": ("result", "Appendix A (deep linear case)", "the rest of the proof as for deep linear networks"),
+    "lemE.1": ("result", "Lemma E.1", r"$\dot J = -\sum_\ell M_{\ell+1:L} D_\ell M_{\ell+1:L}^\top\nabla_J\mathcal L\,M_{1:\ell-1}^\top M_{1:\ell-1}$, $M_k = D_k W_k$"),
+    "lemE.1-step": ("result", "Lemma E.1 (proof)", r"$\dot J = \sum_\ell M_{\ell+1:L}\dot M_\ell M_{1:\ell-1}$, $\dot M_\ell = -D_\ell\nabla_{W_\ell}\mathcal L$"),
+    "lemE.2": ("result", "Lemma E.2", r"$\dot s_k = u_k^\top \dot J v_k$ for any smooth $J$"),
+    "proofE.2-first": ("result", "Appendix E.2 (first display)", r"$\dot s_k = -(\sum_\ell U^\top A_\ell A_\ell^\top\nabla_J\mathcal L\,B_\ell^\top B_\ell V)_{kk}$"),
+    "proofE.2-aligned": ("result", "Appendix E.2 (alignment)", r"with (ii) exact, $\dot s_k = -\sum_\ell s_{k,A_\ell}^2 s_{k,B_\ell}^2 (U^\top\nabla_J\mathcal L V)_{kk}$"),
+    "proofE.2-scaling": ("result", "Appendix E.2 (depth scaling)", r"(i) implies $s_{k,A_\ell}s_{k,B_\ell} = e^{(1+1/L)\delta_k}s_k^{1-1/L}$"),
+    "proofE.3-expansion": ("result", "Appendix E.3 (expansion)", r"$\dot J = \sum_\ell A_{\ell+1}\dot M_\ell B_{\ell-1}$"),
+    "proofE.3-factors": ("result", "Appendix E.3 (triangular factors)", r"$\dot s_k$ through $T^-_\ell$, $T^+_\ell$"),
+    "proofE.3-scaling": ("result", "Appendix E.3 (depth scaling)", r"$s_{A_{\ell+1},k}s_{B_\ell,k} = e^{\delta_k-\gamma_k}s_k = e^{(1+1/L)\delta_k}s_k^{1-1/L}$"),
 }
 
 #: The book's own findings (beyond the paper), same layout: key -> (kind, label, statement).

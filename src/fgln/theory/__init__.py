@@ -1,5 +1,5 @@
-"""Closed forms of the paper on tensors: Lyapunov exponents and finite-depth constants, the
-diagonal correlation, how singular values move, Appendix G.1's process. Imports base, products."""
+"""Closed forms of the paper on tensors: Lyapunov exponents, finite-depth constants, the diagonal
+correlation, how singular values move (A.1, E.1 also as printed), G.1. Imports base, products."""
 
 from .diagonal_correlation import (
     diagonal_correlation,
@@ -34,6 +34,13 @@ from .g1_process import (
     rise_times,
     theory_constant,
 )
+from .printed_lemmas import (
+    balance_gap_rates,
+    balance_gaps,
+    gated_factors,
+    lemma_a1_printed,
+    lemma_e1_printed,
+)
 
 __all__ = [
     # exponents
@@ -46,6 +53,8 @@ __all__ = [
     "singular_value_rates", "balanced_singular_value_rates", "partials_weight_gradients",
     "partials_jacobian_derivative", "partials_rate_terms", "partials_aligned_rates", "prop71_rates",
     "remark72_rates",
+    # printed_lemmas
+    "gated_factors", "lemma_a1_printed", "lemma_e1_printed", "balance_gaps", "balance_gap_rates",
     # g1_process
     "g1_process", "g1_processes", "fit_g1_constant", "theory_constant", "relative_rms",
     "growth_phase_ratio", "growth_phase_ratios", "rise_times",
