@@ -53,6 +53,8 @@ CHAPTERS: dict[str, list[str]] = {
     "appendix_b": [],
     "appendix_f": [],
     "appendix_g": ["fig10.png", "fig11.png", "fig12.png"],
+    "appendix_a": [],
+    "appendix_e": [],
 }
 
 QUICK_PARAMS = {"scale": "quick"}

@@ -58,6 +58,12 @@ PAPER_ITEMS: dict[str, tuple[str, str, str]] = {
     "fig5a": ("figure", "Figure 5 (init)", r"diagonal correlation of $U_J^\top U_{A_\ell}$ against $\ell$: high at low $\ell$"),
     "fig5b": ("figure", "Figure 5 (trained)", "the same after MNIST training: higher, and spread to larger l"),
     "fig6": ("figure", "Figure 6", r"$U_J^\top U_{A_\ell}$ at $p=1$; diagonal correlations 0.26, 0.49, 0.84"),
+    # Appendix A
+    "lemA.1": ("result", "Lemma A.1", r"$\nabla_{W_\ell}\mathcal L = D_\ell M_{\ell+1:L}^\top\nabla_J\mathcal L\,M_{1:\ell-1}^\top$, $M_k = D_k W_k D_{k-1}$, for any FGLN"),
+    "lemA.1-step": ("result", "Lemma A.1 (proof)", r"$J = (M_{\ell+1:L} D_\ell)\,W_\ell\,M_{1:\ell-1}$"),
+    "eqA.1": ("result", "Appendix A, equation (1)", r"the four terms of $\dot\Delta_\ell$ expanded through Lemma A.1"),
+    "propA-conservation": ("result", "Appendix A (balance)", r"$\dot\Delta_\ell = 0$ under gradient flow, $\Delta_\ell = M_{\ell+1}^\top M_{\ell+1} - M_\ell M_\ell^\top$"),
+    "propA-arora": ("result", "Appendix A (deep linear case)", "the rest of the proof as for deep linear networks"),
     # Appendix B
     "defB.1": ("result", "Definition B.1", r"tensor power $\bigotimes^t V$: multilinear symbols, basis $e_I$, dimension $n^t$, inner product $\prod_i\langle v_i,w_i\rangle$; $e_1\otimes e_1+e_2\otimes e_2$ not elementary; $v\otimes w\neq w\otimes v$ unless $v=w$"),
     "defB.2": ("result", "Definition B.2", r"$(\bigotimes^t M)_{I,J}=\prod_k m_{i_k,j_k}$, multiplicative; singular values $\prod_{i\in I}s_i$, singular vectors exactly the $u_{i_1}\otimes\cdots\otimes u_{i_t}$, top $s_1^t$"),
@@ -86,6 +92,16 @@ PAPER_ITEMS: dict[str, tuple[str, str, str]] = {
     "lemD.6": ("result", "Lemma D.6", r"statement (c) of Theorem D.1 holds: $(S_L^{r,r})^{-1} U_L^{r,r} S_L^{r,r} \to T_C$, the unit lower-triangular Cholesky factor of $C^{r,r}$"),
     "eq2": ("result", "Equation (2)", r"$C = S_L^{-1} X_L S_L^{-1} = (S_L^{-1} U_L S_L)(S_L^{-1} \Sigma_L S_L^{-1})(S_L U_L^\top S_L^{-1})$"),
     "lemD.7": ("result", "Lemma D.7", r"with $Q_L$ the unit lower-triangular part of $(S_L^{-1} U_L S_L)^{r,r}$, $C^{r,r} = Q_L \Sigma_C Q_L^\top + o(1)$"),
+    # Appendix E
+    "lemE.1": ("result", "Lemma E.1", r"$\dot J = -\sum_\ell M_{\ell+1:L} D_\ell M_{\ell+1:L}^\top\nabla_J\mathcal L\,M_{1:\ell-1}^\top M_{1:\ell-1}$, $M_k = D_k W_k$"),
+    "lemE.1-step": ("result", "Lemma E.1 (proof)", r"$\dot J = \sum_\ell M_{\ell+1:L}\dot M_\ell M_{1:\ell-1}$, $\dot M_\ell = -D_\ell\nabla_{W_\ell}\mathcal L$"),
+    "lemE.2": ("result", "Lemma E.2", r"$\dot s_k = u_k^\top \dot J v_k$ for any smooth $J$"),
+    "proofE.2-first": ("result", "Appendix E.2 (first display)", r"$\dot s_k = -(\sum_\ell U^\top A_\ell A_\ell^\top\nabla_J\mathcal L\,B_\ell^\top B_\ell V)_{kk}$"),
+    "proofE.2-aligned": ("result", "Appendix E.2 (alignment)", r"with (ii) exact, $\dot s_k = -\sum_\ell s_{k,A_\ell}^2 s_{k,B_\ell}^2 (U^\top\nabla_J\mathcal L V)_{kk}$"),
+    "proofE.2-scaling": ("result", "Appendix E.2 (depth scaling)", r"(i) implies $s_{k,A_\ell}s_{k,B_\ell} = e^{(1+1/L)\delta_k}s_k^{1-1/L}$"),
+    "proofE.3-expansion": ("result", "Appendix E.3 (expansion)", r"$\dot J = \sum_\ell A_{\ell+1}\dot M_\ell B_{\ell-1}$"),
+    "proofE.3-factors": ("result", "Appendix E.3 (triangular factors)", r"$\dot s_k$ through $T^-_\ell$, $T^+_\ell$"),
+    "proofE.3-scaling": ("result", "Appendix E.3 (depth scaling)", r"$s_{A_{\ell+1},k}s_{B_\ell,k} = e^{\delta_k-\gamma_k}s_k = e^{(1+1/L)\delta_k}s_k^{1-1/L}$"),
     # Appendix F
     "appF": ("result", "Appendix F formula", "closed form of the diagonal correlation"),
     # Appendix G

@@ -2,7 +2,12 @@
 SVDs, partial products and exact log-spectra (Sections 5-7). Imports only fgln.base."""
 
 from .accumulator import QRInterval, SpectrumAccumulator, accumulate
-from .partial_products import chain_product, layer_partial_products, network_partial_products
+from .partial_products import (
+    chain_product,
+    chain_products,
+    layer_partial_products,
+    network_partial_products,
+)
 from .sampling import (
     haar_from_ginibre,
     haar_orthogonal,
@@ -21,6 +26,7 @@ from .spectra import (
 )
 
 __all__ = [
+    "chain_products",
     "chain_product",
     "make_generator",
     # sampling

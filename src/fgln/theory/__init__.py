@@ -1,5 +1,5 @@
-"""Closed forms of the paper on tensors: exponents and finite-depth constants, exterior powers, the
-diagonal correlation, how singular values move, Appendix G.1's process. Imports base, products."""
+"""Closed forms of the paper on tensors: exponents, finite-depth constants, exterior powers, the
+diagonal correlation, singular-value flow (A.1, E.1 as printed too), G.1. Imports base, products."""
 
 from .diagonal_correlation import (
     diagonal_correlation,
@@ -29,6 +29,7 @@ from .flow_rates import (
     partials_jacobian_derivative,
     partials_rate_terms,
     partials_weight_gradients,
+    projections,
     prop71_rates,
     remark72_rates,
     singular_value_rates,
@@ -44,8 +45,16 @@ from .g1_process import (
     rise_times,
     theory_constant,
 )
+from .printed_lemmas import (
+    balance_gap_rates,
+    balance_gaps,
+    gated_factors,
+    lemma_a1_printed,
+    lemma_e1_printed,
+)
 
 __all__ = [
+    "projections",
     "fit_g1_exponent",
     # exponents
     "lyapunov_exponents", "lyapunov_exponents_approx", "finite_depth_constants",
@@ -60,6 +69,8 @@ __all__ = [
     "singular_value_rates", "balanced_singular_value_rates", "partials_weight_gradients",
     "partials_jacobian_derivative", "partials_rate_terms", "partials_aligned_rates", "prop71_rates",
     "remark72_rates",
+    # printed_lemmas
+    "gated_factors", "lemma_a1_printed", "lemma_e1_printed", "balance_gaps", "balance_gap_rates",
     # g1_process
     "g1_process", "g1_processes", "fit_g1_constant", "theory_constant", "relative_rms",
     "growth_phase_ratio", "growth_phase_ratios", "rise_times",

@@ -8,7 +8,13 @@ network, ``J = A_l W_l B_l`` (Section 7) with the partial products ``A = [A_1..A
 
 * Lemma A.1: ``grad_{W_l} L = A_l^T G B_l^T`` (:func:`partials_weight_gradients`);
 * Lemma E.1: under gradient flow ``dJ/dt = -sum_l A_l A_l^T G B_l^T B_l``
-  (:func:`partials_jacobian_derivative`);
+  (:func:`partials_jacobian_derivative`).
+
+These are the forms that hold for any gates. The paper prints both lemmas through products of
+gated layers ``M_k``, forms that are exact for 0/1 gates only
+(:func:`fgln.theory.printed_lemmas.lemma_a1_printed`,
+:func:`fgln.theory.printed_lemmas.lemma_e1_printed`). Further:
+
 * Lemma E.2: ``ds_k/dt = u_k^T (dJ/dt) v_k`` (:func:`singular_value_rates`), hence the exact flow
   rates ``ds_k/dt = -sum_l (U^T A_l A_l^T G B_l^T B_l V)_kk`` (:func:`partials_rate_terms`);
 * Proposition 4.5: ``ds_k/dt = -L s_k^{2-2/L} g_k`` for balanced masked networks
