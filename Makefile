@@ -28,7 +28,10 @@ LAB_STAMP := $(VENV)/.fgln-lab-installed
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 # With FGLN_MNIST=full, stop before building when the full MNIST cannot be had.
 MNIST_CHECK := $(VPY) -c "import fgln.mnist.data as d; d.check_mnist_choice_or_exit()"
-JB     := $(VENV)/bin/jupyter-book build --all -W -n --keep-going
+# Sphinx re-reads the pages whose source changed or whose notebook was executed in this build
+# (book/_ext/parallel_execution.py); a failed build forgets what it read (.doctrees), so
+# that the next one reads every page again and cannot pass on a warning it did not re-read.
+JB     := $(VENV)/bin/jupyter-book build -W -n --keep-going
 
 # Progress bars would end up in the rendered book / test logs.
 export FGLN_PROGRESS ?= 0
@@ -80,13 +83,14 @@ book-quick: venv
 	rm -rf _build/quick
 	FGLN_SCALE=quick FGLN_CACHE_DIR=$$PWD/_build/quick/cache \
 	FGLN_FIG_DIR=$$PWD/_build/quick/figures FGLN_LEDGER_DIR=$$PWD/_build/quick/ledger \
-	$(JB) --path-output _build/quick .
+	$(JB) --path-output _build/quick . || { rm -rf _build/quick/_build/.doctrees; exit 1; }
 
-# Execution is forced (see _config.yml): Sphinx would otherwise skip unchanged chapters
-# even though src/ changed.
+# Pages execute on every core before Sphinx reads them, and only those whose source, package
+# code, scale or seed changed since their last execution (fgln.book.execute; the executed
+# notebooks are kept in .cache/executed, a jupyter-cache per scale and seed).
 book: venv
 	$(MNIST_CHECK)
-	FGLN_SCALE=paper $(JB) .
+	FGLN_SCALE=paper $(JB) . || { rm -rf _build/.doctrees; exit 1; }
 
 # The verdicts' stability under the seed: two builds with disjoint base seeds (results cached
 # per seed, so a seed already built by `make book` costs only the re-execution), each with its
@@ -99,7 +103,7 @@ seeds: venv
 	@mkdir -p _build; for s in $(SEEDS); do \
 	  echo "== seed $$s ($(SEED_SCALE) scale)"; \
 	  FGLN_SEED=$$s FGLN_SCALE=$(SEED_SCALE) FGLN_LEDGER_DIR=$$PWD/_build/seed-$$s/ledger \
-	  FGLN_FIG_DIR=$$PWD/_build/seed-$$s/figures $(JB) --path-output _build/seed-$$s . \
+	  FGLN_FIG_DIR=$$PWD/_build/seed-$$s/figures $(JB) --all --path-output _build/seed-$$s . \
 	    > _build/seed-$$s.log 2>&1 || echo "   the build at seed $$s failed: see _build/seed-$$s.log"; \
 	done
 	$(VPY) -m fgln.book.seed_check $(foreach s,$(SEEDS),_build/seed-$(s)/ledger) \

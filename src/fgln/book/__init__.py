@@ -1,9 +1,10 @@
-"""The book's machinery: disk cache, claims ledger and the tests that decide a claim, pages
-rendered from the ledgers, figure style, the run line of a page. Imports only fgln.base."""
+"""The book's machinery: disk cache, claims ledger and the tests deciding a claim, ledger pages,
+figure style, run line, pages executed on every core. Imports only fgln.base."""
 
 from .cache import cache_counts, cached, cached_resumable, code_version
 from .chapter import Chapter, fmt_estimate
 from .claims import Ledger, load_ledgers
+from .execute import ExecutionFailed, book_pages, execute_book, store_dir
 from .decisions import Decision, equivalence, exact, family_quantile, sign_test, trend
 from .plotting import band, new_figure, save_figure, use_style
 from .run_info import glue_page_report, start_page
@@ -16,6 +17,8 @@ __all__ = [
     "Decision", "equivalence", "sign_test", "trend", "exact", "family_quantile",
     # claims
     "Ledger", "load_ledgers",
+    # execute
+    "execute_book", "book_pages", "store_dir", "ExecutionFailed",
     # plotting
     "use_style", "new_figure", "band", "save_figure",
     # run_info

@@ -31,8 +31,9 @@ import json
 import os
 import re
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -262,16 +263,52 @@ def cached(
         If ``params`` is not JSON-serialisable.
     """
     key, npz_path, json_path = _entry(name, params, cache_dir)
-    directory = npz_path.parent
+    result = _read_entry(npz_path)
+    if result is not None:
+        return result
+    # Two processes needing the same entry (chapters executing at once) compute it once: the
+    # second waits for the first's lock, then reads what it wrote.
+    with _entry_lock(npz_path):
+        result = _read_entry(npz_path)
+        if result is not None:
+            return result
+        return _compute_and_store(name, params, compute, key, npz_path, json_path)
 
+
+def _read_entry(npz_path: Path) -> dict | None:
+    """The entry at ``npz_path`` (counted as read), or None when absent or unreadable."""
     if npz_path.is_file():
         try:
             result = _load(npz_path)
             _COUNTS["read"] += 1
             return result
         except Exception as exc:  # corrupt/foreign file: recompute and overwrite
-            warnings.warn(f"fgln.book.cache: ignoring unreadable {npz_path} ({exc})", stacklevel=2)
+            warnings.warn(f"fgln.book.cache: ignoring unreadable {npz_path} ({exc})", stacklevel=3)
+    return None
 
+
+@contextmanager
+def _entry_lock(npz_path: Path) -> Iterator[None]:
+    """An exclusive lock on ``<cache>/locks/<entry>.lock`` (POSIX ``flock``; elsewhere none:
+    concurrent runs may then compute an entry twice, their writes still atomic)."""
+    lock_path = npz_path.parent / "locks" / npz_path.with_suffix(".lock").name
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _compute_and_store(name: str, params: Mapping[str, Any], compute: Callable[[], dict],
+                       key: str, npz_path: Path, json_path: Path) -> dict:
+    directory = npz_path.parent
     arrays, scalars = _normalise(name, compute())
     _COUNTS["computed"] += 1
     directory.mkdir(parents=True, exist_ok=True)

@@ -104,7 +104,7 @@ class Chapter:
         self.cfg = scale_row(scales, scale)
         self.name, self.scale, self.seed = name, scale, int(seed)
         self.cache_dir, self.executor = cache_dir, executor
-        self.ledger = Ledger(name, scale)
+        self.ledger = Ledger(name, scale, seed=self.seed)
 
     def run(self, name: str, params: Mapping[str, Any], compute: Callable[[], dict]) -> dict:
         """A computation cached under its name, its parameters and the chapter's seed.

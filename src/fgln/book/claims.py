@@ -69,7 +69,7 @@ class ClaimMismatch(AssertionError):
 
 
 class StaleLedger(RuntimeError):
-    """A ledger is missing, or was computed by other code, text, scale or build."""
+    """A ledger is missing, or was computed by other code, text, scale or seed."""
 
 
 def _representative(d: Decision) -> tuple[float, ...] | None:
@@ -285,11 +285,14 @@ class Ledger:
         ``"quick"`` or ``"paper"``.
     claims : list of Claim
         The claims stated so far (default empty).
+    seed : int
+        The chapter's base seed (keyword only; default 0).
     """
 
     chapter: str
     scale: str
     claims: list[Claim] = field(default_factory=list)
+    seed: int = field(default=0, kw_only=True)
 
     def claim(self, id: str, *, item: str, kind: str, paper: str, ours: str, test: Decision,
               alternative: str, alternative_test: Decision, expect: str | dict[str, str],
@@ -401,7 +404,8 @@ class Ledger:
         ledger : dict
             Plain values.
         """
-        return {"chapter": self.chapter, "scale": self.scale, "code_version": code_version(),
+        return {"chapter": self.chapter, "scale": self.scale, "seed": self.seed,
+                "code_version": code_version(),
                 "source_sha": source_sha(self.chapter), "build_id": build_id(),
                 "claims": [c.as_dict() for c in self.claims]}
 
@@ -494,10 +498,10 @@ class Ledger:
 
 
 def load_ledgers(ledger_dir: str | os.PathLike, chapters: Sequence[str], *, scale: str,
-                 book_dir: str | os.PathLike | None = None) -> list[dict]:
+                 seed: int = 0, book_dir: str | os.PathLike | None = None) -> list[dict]:
     """Read the ledgers of ``chapters`` from ``ledger_dir``; raise :class:`StaleLedger` if one
-    is missing or was not computed by this code, this chapter text, this scale and this
-    build (:func:`build_id`).
+    is missing or was not computed by this code, this chapter text, this scale and this seed. A ledger so matched is what executing the chapter now would write
+    (its results depend on nothing else), whichever build wrote it.
 
     Parameters
     ----------
@@ -507,6 +511,8 @@ def load_ledgers(ledger_dir: str | os.PathLike, chapters: Sequence[str], *, scal
         The chapters to read.
     scale : str
         The scale the ledgers must have.
+    seed : int
+        The base seed the ledgers must have (default 0).
     book_dir : str, os.PathLike or None
         Folder of the chapters' sources (for the text check).
 
@@ -521,7 +527,7 @@ def load_ledgers(ledger_dir: str | os.PathLike, chapters: Sequence[str], *, scal
         If a ledger is missing or stale.
     """
     out, problems = [], []
-    now_code, now_build = code_version(), build_id()
+    now_code = code_version()
     for ch in chapters:
         path = Path(ledger_dir) / f"{ch}.json"
         if not path.is_file():
@@ -530,7 +536,7 @@ def load_ledgers(ledger_dir: str | os.PathLike, chapters: Sequence[str], *, scal
         led = json.loads(path.read_text(encoding="utf-8"))
         checks = [("code_version", led.get("code_version"), now_code),
                   ("source_sha", led.get("source_sha"), source_sha(ch, book_dir)),
-                  ("scale", led.get("scale"), scale), ("build_id", led.get("build_id"), now_build)]
+                  ("scale", led.get("scale"), scale), ("seed", led.get("seed"), int(seed))]
         for what, got, want in checks:
             if got != want:
                 problems.append(f"{ch}: ledger {what} {got!r} != current {want!r}")

@@ -1,0 +1,126 @@
+"""The book's executor (fgln.book.execute): parallel, and only what changed.
+
+A toy book of three notebook pages (two chapters that write ledgers, one page that reads
+them) is executed twice: the second time nothing runs; editing one chapter re-executes it and
+the reader, nothing else; a chapter that raises fails with its traceback while the other is
+still executed and cached. Also: two processes needing the same cache entry compute it once.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import pytest
+
+from fgln.book import execute as ex
+from fgln.book.cache import cached, code_version
+
+pytestmark = pytest.mark.xdist_group("toy_book")
+
+HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# {title}
+
+```{{code-cell}} ipython3
+{code}
+```
+"""
+
+# The toy chapters write their ledgers by hand, with what a chapter's ledger records (its
+# source, the package's code version, scale and seed), so that no kernel imports torch.
+WRITER = """import hashlib, json, os
+{extra}
+sha = hashlib.sha256(open("{name}.md", "rb").read()).hexdigest()[:16]
+os.makedirs(os.environ["FGLN_LEDGER_DIR"], exist_ok=True)
+with open(os.path.join(os.environ["FGLN_LEDGER_DIR"], "{name}.json"), "w") as fh:
+    json.dump(dict(chapter="{name}", scale="quick", seed=0, source_sha=sha,
+                   code_version=os.environ["TOY_CODE"]), fh)"""
+
+READER = """import os
+print(sorted(os.listdir(os.environ["FGLN_LEDGER_DIR"])))  # a real reader calls load_ledgers("""
+
+
+def _book(root: Path, extra_b: str = "") -> None:
+    (root / "book").mkdir(exist_ok=True)
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/r\nparts:\n  - caption: The paper\n    chapters:\n"
+        "      - file: book/a\n      - file: book/b\n      - file: book/plain\n"
+        "  - caption: Reference\n    chapters:\n      - file: book/api\n")
+    for name, extra in (("a", ""), ("b", extra_b)):
+        (root / "book" / f"{name}.md").write_text(
+            HEADER.format(title=name, code=WRITER.format(name=name, extra=extra)))
+    (root / "book" / "r.md").write_text(HEADER.format(title="r", code=READER))
+    (root / "book" / "plain.md").write_text("# A page without code\n")
+    (root / "book" / "api.md").write_text(HEADER.format(title="api", code="1/0"))
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    _book(tmp_path)
+    monkeypatch.setenv("FGLN_SCALE", "quick")
+    monkeypatch.setenv("FGLN_EXEC_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("FGLN_LEDGER_DIR", str(tmp_path / "ledger"))
+    monkeypatch.setenv("TOY_CODE", code_version())
+    return tmp_path
+
+
+def test_pages_of_the_book_are_split_into_writers_and_readers(toy):
+    assert ex.book_pages(toy) == (["a", "b"], ["r"])
+
+
+def test_only_what_changed_is_executed(toy):
+    lines: list[str] = []
+    first = ex.execute_book(toy, jobs=2, log=lines.append)
+    assert first == {"a": "executed", "b": "executed", "r": "executed"}
+    assert ex.execute_book(toy, jobs=2, log=lines.append) == dict.fromkeys(first, "cached")
+    _book(toy, extra_b="x = 1")  # chapter b edited: b, then the reader, run again
+    assert ex.execute_book(toy, jobs=2, log=lines.append) == {
+        "a": "cached", "b": "executed", "r": "executed"}
+    (toy / "ledger" / "a.json").unlink()  # a lost ledger is written again
+    assert ex.execute_book(toy, jobs=2, log=lines.append)["a"] == "executed"
+    state = json.loads((toy / "store" / "state.json").read_text())
+    assert set(state["keys"]) == {"a", "b", "r"} and all(s > 0 for s in state["seconds"].values())
+
+
+def test_a_page_that_raises_fails_the_book_with_its_traceback(toy):
+    _book(toy, extra_b="raise ValueError('no such luck')")
+    lines: list[str] = []
+    with pytest.raises(ex.ExecutionFailed, match="no such luck"):
+        ex.execute_book(toy, jobs=2, log=lines.append)
+    assert any("b: FAILED" in line for line in lines)
+    state = json.loads((toy / "store" / "state.json").read_text())
+    assert "a" in state["keys"] and "b" not in state["keys"]  # a is kept, b runs next time
+
+
+def _count_and_cache(folder: str, marker: str) -> None:
+    def compute():
+        with open(marker, "a") as fh:
+            fh.write("x")
+        time.sleep(0.5)
+        return {"v": 1.0}
+
+    cached("shared", {"k": 1}, compute, cache_dir=folder)
+
+
+def test_two_processes_compute_a_shared_entry_once(tmp_path):
+    marker = tmp_path / "computed"
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_count_and_cache, args=(str(tmp_path), str(marker)))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert marker.read_text() == "x"
