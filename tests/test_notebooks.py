@@ -51,6 +51,7 @@ CHAPTERS: dict[str, list[str]] = {
     "08_experiments": ["fig04b.png", "fig05b.png"],
     "09_relu_networks": ["fig91a.png", "fig91b.png", "fig91c.png", "fig91d.png", "fig91e.png"],
     "appendix_b": [],
+    "appendix_d": ["figD1.png"],
     "appendix_f": [],
     "appendix_g": ["fig10.png", "fig11.png", "fig12.png"],
     "appendix_a": [],
@@ -243,6 +244,16 @@ def _check_fig91e(d):
     assert d["rho_relu"].shape == d["rho_relu_init"].shape
 
 
+def _check_figD1(d):
+    for k, v in d.items():
+        assert np.all(np.isfinite(v)), k
+    assert np.all(d["d7_term"] <= d["d7_bound"] * (1 + 1e-9)), "Lemma D.7's term within its bound"
+    for k in ("dist_a", "dist_a_zeros", "sep"):
+        assert d[k][-1] < 1e-6 * d[k][0], f"{k} vanishes with depth"
+    assert np.all(d["gated_rank"][:, -1] < 8), "the deepest gated products are singular"
+    assert d["gated_log_err"][-1] < d["gated_log_err"][0] - 3, "R^{2,2} tends to I"
+
+
 FIGURE_CHECKS: dict[str, Callable[[dict], None]] = {
     "fig01.png": _check_fig01,
     "fig07.png": _check_fig07,
@@ -263,6 +274,7 @@ FIGURE_CHECKS: dict[str, Callable[[dict], None]] = {
     "fig91c.png": _check_fig91c,
     "fig91d.png": _check_fig91d,
     "fig91e.png": _check_fig91e,
+    "figD1.png": _check_figD1,
 }
 
 

@@ -462,7 +462,8 @@ def test_cache_default_dir(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["fig2.png", "figure02.png", "fig02.pdf", "fig02ab.png",
-                                  "../fig02.png", "sub/fig02.png", "Fig02.png", "fig02.png "])
+                                  "../fig02.png", "sub/fig02.png", "Fig02.png", "fig02.png ",
+                                  "figd1.png", "figZ1.png", "figD.png"])
 def test_save_figure_rejects_bad_names(tmp_path, name):
     from fgln.book.plotting import new_figure, save_figure
 

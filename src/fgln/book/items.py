@@ -154,25 +154,6 @@ NOT_CHECKED: dict[str, str] = {
     "lemC.7": "a lemma on real sequences (a refinement of Fekete's lemma) with a complete "
               "proof; chapter 5 derives the sign of the finite-depth correction from it, and "
               "the claim on Theorem 5.3 (correction) tests that consequence",
-    "thmD.1a": r"the general form of Theorem 6.1 (with $C = BB^\top$), checked under Theorem 6.1: "
-               r"the leading block of $R_L$ tends to the identity",
-    "thmD.1b": r"with $C = BB^\top$, the squared form of Remark 6.3's limit of the singular values: "
-               r"chapter 6's claim on Remark 6.3 puts the ratio of singular values against "
-               r"$\Sigma_C$ and against $\Sigma_C^{1/2}$, the value this statement implies",
-    "remD.2": r"the matrix form of Theorem D.1 (b) and (c), the limits of Remark 6.3 with $U_L$ in "
-              r"place of $R_L$; checked under Remark 6.3",
-    "remD.3": r"names no value to compare with (the constants $K_{j,i}$ are left unspecified), and "
-              r"the entries beyond the leading $r \times r$ block are not examined",
-    "lemD.4": "a standard fact of matrix perturbation theory, quoted without proof; a proof "
-              "step of Theorem D.1",
-    "lemD.5": r"a proof step: it proves Theorem D.1 (a) and (b), checked under Theorem 6.1 and "
-              r"Remark 6.3; chapter 6 cites it for the squared form of $\Sigma_C$",
-    "lemD.6": r"a proof step: it proves Theorem D.1 (c), whose limit $T_C$ is checked under Remark "
-              "6.3, and its decay rates as printed under Theorem D.1 (c)",
-    "eq2": r"an algebraic identity in the proof of Lemma D.6, exact by the decomposition "
-           r"$X_L = U_L \Sigma_L U_L^\top$",
-    "lemD.7": r"a proof step of Lemma D.6 (the triangular part of $S_L^{-1} U_L S_L$ against the "
-              r"Cholesky factor of $C$); its conclusion is checked under Remark 6.3",
 }
 
 #: The book's own findings (beyond the paper), same layout: key -> (kind, label, statement).

@@ -1,5 +1,5 @@
-"""Closed forms of the paper on tensors: exponents, finite-depth constants, exterior powers, the
-diagonal correlation, singular-value flow (A.1, E.1 as printed too), G.1. Imports base, products."""
+"""Closed forms of the paper: exponents, finite-depth constants, exterior powers, the diagonal
+correlation, singular-value flow (A.1, E.1 as printed too), D.1, G.1. Imports base, products."""
 
 from .diagonal_correlation import (
     diagonal_correlation,
@@ -52,6 +52,14 @@ from .printed_lemmas import (
     lemma_a1_printed,
     lemma_e1_printed,
 )
+from .separated_limits import (
+    gated_alignment,
+    lemma_d4_errors,
+    partial_ldl,
+    separated_eigh,
+    separated_quantities,
+    separated_sweep,
+)
 
 __all__ = [
     "projections",
@@ -71,6 +79,9 @@ __all__ = [
     "remark72_rates",
     # printed_lemmas
     "gated_factors", "lemma_a1_printed", "lemma_e1_printed", "balance_gaps", "balance_gap_rates",
+    # separated_limits
+    "partial_ldl", "separated_eigh", "separated_quantities", "separated_sweep", "lemma_d4_errors",
+    "gated_alignment",
     # g1_process
     "g1_process", "g1_processes", "fit_g1_constant", "theory_constant", "relative_rms",
     "growth_phase_ratio", "growth_phase_ratios", "rise_times",
