@@ -62,6 +62,7 @@ from .products import (
     make_generator,
     network_layers,
     sample_network,
+    stream_log_spectra,
 )
 from .relu import (
     arccos_shared_fraction,
@@ -89,8 +90,11 @@ from .theory import (
     finite_depth_constants_mc,
     fit_g1_constant,
     fit_g1_exponent,
+    fixed_rank_log_volumes,
     g1_processes,
     gated_factors,
+    gated_log_volumes,
+    haar_split_log_ratios,
     lemma_a1_printed,
     lemma_e1_printed,
     lyapunov_exponents,
@@ -102,11 +106,13 @@ from .theory import (
     remark72_rates,
     rise_times,
     singular_value_rates,
+    split_defects,
     subsets,
     tensor_power,
     theory_constant,
     wedge,
     wedge_inner,
+    wishart_log_volumes,
 )
 from .training import (
     BalancedRuns,
@@ -134,6 +140,7 @@ __all__ = [
     # fgln.products
     "chain_product", "chain_products", "haar_from_ginibre", "haar_orthogonal",
     "log_singular_values", "make_generator", "network_layers", "sample_network",
+    "stream_log_spectra",
     # fgln.theory
     "alternating_tensor", "balance_gap_rates", "balance_gaps", "balanced_singular_value_rates",
     "compound", "diagonal_correlation", "diagonal_correlation_closed_form",
@@ -142,7 +149,8 @@ __all__ = [
     "g1_processes", "gated_factors", "lemma_a1_printed", "lemma_e1_printed", "lyapunov_exponents",
     "lyapunov_exponents_approx", "predicted_log_singular_values", "projections", "prop71_rates",
     "relative_rms", "remark72_rates", "rise_times", "singular_value_rates", "subsets",
-    "tensor_power", "theory_constant", "wedge", "wedge_inner",
+    "tensor_power", "theory_constant", "wedge", "wedge_inner", "fixed_rank_log_volumes",
+    "gated_log_volumes", "haar_split_log_ratios", "split_defects", "wishart_log_volumes",
     # fgln.initialization
     "alignment_overlaps", "appendix_g_panel", "cluster_sweep", "depth_scaling_fit", "depth_slopes",
     "figure6_readings", "finite_depth_offsets", "overlap_profiles", "overlap_scaled",
