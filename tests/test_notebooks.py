@@ -52,6 +52,7 @@ CHAPTERS: dict[str, list[str]] = {
     "09_relu_networks": ["fig91a.png", "fig91b.png", "fig91c.png", "fig91d.png", "fig91e.png"],
     "appendix_b": [],
     "appendix_d": ["figD1.png"],
+    "appendix_c": ["figC1.png", "figC2.png", "figC3.png"],
     "appendix_f": [],
     "appendix_g": ["fig10.png", "fig11.png", "fig12.png"],
     "appendix_a": [],
@@ -252,6 +253,36 @@ def _check_figD1(d):
         assert d[k][-1] < 1e-6 * d[k][0], f"{k} vanishes with depth"
     assert np.all(d["gated_rank"][:, -1] < 8), "the deepest gated products are singular"
     assert d["gated_log_err"][-1] < d["gated_log_err"][0] - 3, "R^{2,2} tends to I"
+def _check_figC1(d):
+    spread, worst, L = d["spread"], d["worst"], d["L"]      # [groups, depths, k]
+    assert spread.shape == worst.shape and spread.shape[1] == L.size
+    assert np.all(spread > 0) and np.all(worst >= spread.min())
+    # every chain converges: both shrink from the first depth to the last, for every index
+    assert np.all(spread[:, -1].mean(0) < spread[:, 0].mean(0))
+    assert np.all(worst[:, -1].mean(0) < worst[:, 0].mean(0))
+    assert np.all(np.diff(d["gamma"]) < 0)
+
+
+def _check_figC2(d):
+    from fgln.theory.exponents import finite_depth_constants
+
+    assert np.allclose(d["d"], finite_depth_constants(8, d["d"].size)[1:])
+    dm = d["defect_mean"]                                    # [m, k]: rises with m
+    assert dm.shape == d["defect_se"].shape and np.all(dm > 0)
+    assert np.all(dm[-1] > dm[0]) and np.all(d["offset_mean"][-1] > d["offset_mean"][0])
+    assert np.all(np.abs(dm[-1] - d["d"]) < 0.5 * d["d"])
+    for n_s in (4, 8, 16):
+        assert d[f"slow_n{n_s}"].shape == (2, d["L_slow"].size)
+    assert np.all(np.diff(d["gaps"]) < 0)                    # the top gap closes with n
+
+
+def _check_figC3(d):
+    from fgln.theory.exponents import finite_depth_constants
+
+    m, sp = d["mean"], d["spacings"]                         # [t, spacings]
+    assert np.allclose(m[:, sp == 0], 0, atol=1e-12)         # no separation: ratio 1
+    assert np.allclose(d["d"], finite_depth_constants(int(d["n"]), int(d["t"].max()))[d["t"]])
+    assert np.all(m[:, -1] < m[:, 0]) and np.all(np.abs(m[:, -1] + d["d"]) < 0.3)
 
 
 FIGURE_CHECKS: dict[str, Callable[[dict], None]] = {
@@ -275,6 +306,9 @@ FIGURE_CHECKS: dict[str, Callable[[dict], None]] = {
     "fig91d.png": _check_fig91d,
     "fig91e.png": _check_fig91e,
     "figD1.png": _check_figD1,
+    "figC1.png": _check_figC1,
+    "figC2.png": _check_figC2,
+    "figC3.png": _check_figC3,
 }
 
 

@@ -463,7 +463,8 @@ def test_cache_default_dir(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("name", ["fig2.png", "figure02.png", "fig02.pdf", "fig02ab.png",
                                   "../fig02.png", "sub/fig02.png", "Fig02.png", "fig02.png ",
-                                  "figd1.png", "figZ1.png", "figD.png"])
+                                  "figd1.png", "figZ1.png", "figD.png", "figc1.png", "figH1.png",
+                                  "figC.png", "figC12.png"])
 def test_save_figure_rejects_bad_names(tmp_path, name):
     from fgln.book.plotting import new_figure, save_figure
 
@@ -471,6 +472,15 @@ def test_save_figure_rejects_bad_names(tmp_path, name):
     with pytest.raises(ValueError, match="must match"):
         save_figure(fig, name, tmp_path / "figs")
     assert not (tmp_path / "figs").exists()
+
+
+def test_save_figure_takes_appendix_names(tmp_path):
+    from fgln.book.plotting import FIG_NAME, new_figure, save_figure
+
+    for name in ("figC1.png", "figC2b.png", "fig91a.png"):
+        assert FIG_NAME.match(name), name
+    fig, _ = new_figure()
+    assert save_figure(fig, "figC1.png", tmp_path).name == "figC1.png"
 
 
 def test_save_figure_and_band(tmp_path):

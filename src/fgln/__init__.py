@@ -62,6 +62,7 @@ from .products import (
     make_generator,
     network_layers,
     sample_network,
+    stream_log_spectra,
 )
 from .relu import (
     arccos_shared_fraction,
@@ -89,9 +90,12 @@ from .theory import (
     finite_depth_constants_mc,
     fit_g1_constant,
     fit_g1_exponent,
+    fixed_rank_log_volumes,
     g1_processes,
     gated_alignment,
     gated_factors,
+    gated_log_volumes,
+    haar_split_log_ratios,
     lemma_a1_printed,
     lemma_d4_errors,
     lemma_e1_printed,
@@ -106,11 +110,13 @@ from .theory import (
     rise_times,
     separated_sweep,
     singular_value_rates,
+    split_defects,
     subsets,
     tensor_power,
     theory_constant,
     wedge,
     wedge_inner,
+    wishart_log_volumes,
 )
 from .training import (
     BalancedRuns,
@@ -138,16 +144,18 @@ __all__ = [
     # fgln.products
     "chain_product", "chain_products", "haar_from_ginibre", "haar_orthogonal",
     "log_singular_values", "make_generator", "network_layers", "sample_network",
+    "stream_log_spectra",
     # fgln.theory
     "alternating_tensor", "balance_gap_rates", "balance_gaps", "balanced_singular_value_rates",
     "compound", "diagonal_correlation", "diagonal_correlation_closed_form",
     "diagonal_correlation_reference", "diagonal_correlations", "elementary_tensor",
     "finite_depth_constants", "finite_depth_constants_mc", "fit_g1_constant", "fit_g1_exponent",
-    "g1_processes", "gated_alignment", "gated_factors", "lemma_a1_printed", "lemma_d4_errors",
+    "fixed_rank_log_volumes", "g1_processes", "gated_alignment", "gated_factors",
+    "gated_log_volumes", "haar_split_log_ratios", "lemma_a1_printed", "lemma_d4_errors",
     "lemma_e1_printed", "lyapunov_exponents", "lyapunov_exponents_approx", "partial_ldl",
     "predicted_log_singular_values", "projections", "prop71_rates", "relative_rms",
-    "remark72_rates", "rise_times", "separated_sweep", "singular_value_rates", "subsets",
-    "tensor_power", "theory_constant", "wedge", "wedge_inner",
+    "remark72_rates", "rise_times", "separated_sweep", "singular_value_rates", "split_defects",
+    "subsets", "tensor_power", "theory_constant", "wedge", "wedge_inner", "wishart_log_volumes",
     # fgln.initialization
     "alignment_overlaps", "appendix_g_panel", "cluster_sweep", "depth_scaling_fit", "depth_slopes",
     "figure6_readings", "finite_depth_offsets", "overlap_profiles", "overlap_scaled",

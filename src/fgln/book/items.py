@@ -134,26 +134,6 @@ NOT_CHECKED: dict[str, str] = {
               "from (`LayerLaw`), used from chapter 5 on",
     "def5.2": r"a definition, not a statement: sampled by redrawing a $p$-gate until its rank is "
               r"at least $r$ (`LayerLaw` with `r`), in chapter 5's check of Remark 5.4",
-    "thmC.1": "a general theorem on products of random matrices (after Bougerol et al., for "
-              "factors that may be singular) quoted without its proof; its conclusions for the "
-              "gated model are checked as Theorem 5.3 (exponents) and Remark 5.4",
-    "lemC.2": "a proof step of Theorem 5.3 (the hypotheses of Theorem C.1); its rank fact, "
-              "that the rank of a product is almost surely its smallest gate rank, is shown in "
-              "section 5.1 of chapter 5 and in the test-suite",
-    "lemC.3": "a proof step of Remark 5.4 (a Wishart log-determinant at a fixed gate rank); "
-              "its average over the rank, Lemma C.4, is what chapter 5's Monte Carlo of the "
-              "wedge norms checks under Remark 5.4",
-    "lemC.4": "a proof step of Remark 5.4: the partial sums of the exponents, estimated by "
-              "chapter 5's Monte Carlo of the wedge norms, whose increments are the claim on "
-              "Remark 5.4",
-    "lemC.5": "restates Remark 5.4 and Remark 5.5, checked under those items; the order of "
-              "the exponents it adds is what Corollary 5.6 tests",
-    "lemC.6": r"a proof step of Theorem 5.3 (correction): the limit of the loss from splitting a "
-              r"product; chapter 5 checks its consequences, the constants $d_i$ and the sign of the "
-              "finite-depth offsets, not this limit by itself",
-    "lemC.7": "a lemma on real sequences (a refinement of Fekete's lemma) with a complete "
-              "proof; chapter 5 derives the sign of the finite-depth correction from it, and "
-              "the claim on Theorem 5.3 (correction) tests that consequence",
 }
 
 #: The book's own findings (beyond the paper), same layout: key -> (kind, label, statement).

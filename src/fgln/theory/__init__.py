@@ -1,5 +1,5 @@
-"""Closed forms of the paper: exponents, finite-depth constants, exterior powers, the diagonal
-correlation, singular-value flow (A.1, E.1 as printed too), D.1, G.1. Imports base, products."""
+"""Closed forms on tensors: exponents, d_i, exterior powers, wedge volumes, split defects (C),
+D.1's limits, diagonal correlation, singular-value flow (A.1, E.1), G.1. Imports base, products."""
 
 from .diagonal_correlation import (
     diagonal_correlation,
@@ -60,6 +60,8 @@ from .separated_limits import (
     separated_quantities,
     separated_sweep,
 )
+from .subadditive import haar_split_log_ratios, split_defects
+from .wedge_volumes import fixed_rank_log_volumes, gated_log_volumes, wishart_log_volumes
 
 __all__ = [
     "projections",
@@ -85,4 +87,8 @@ __all__ = [
     # g1_process
     "g1_process", "g1_processes", "fit_g1_constant", "theory_constant", "relative_rms",
     "growth_phase_ratio", "growth_phase_ratios", "rise_times",
+    # wedge_volumes
+    "wishart_log_volumes", "gated_log_volumes", "fixed_rank_log_volumes",
+    # subadditive
+    "split_defects", "haar_split_log_ratios",
 ]
