@@ -73,7 +73,7 @@ lint: venv
 # torch thread, so that two chapters executing at once do not oversubscribe the cores.
 test: venv lint book-quick
 	FGLN_QUICK_BUILD=$$PWD/_build/quick FGLN_HTML_DIR=$$PWD/_build/quick/_build/html \
-	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n auto --dist loadgroup
+	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n auto --durations=15
 
 # Quick sizes, a fresh result cache (so that everything is computed; kept in
 # _build/quick/cache for the notebook tests' comparison) and separate figure/ledger

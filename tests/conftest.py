@@ -51,11 +51,18 @@ def toc_files(toc_path: Path) -> list[str]:
     return files
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n`` (``--dist loadgroup``), every test of one executed chapter runs in
-    the same worker, so that each chapter is executed once, not once per worker."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "executed_chapter" in callspec.params:
-            name = callspec.params["executed_chapter"]
-            item.add_marker(pytest.mark.xdist_group(name=f"chapter-{name}"))
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``pytest -n``, every test of one executed chapter (``tests/test_notebooks.py``,
+    parametrized by the chapter) runs in the same worker, so that each chapter is executed
+    once, not once per worker; every other test is scheduled on its own. (pytest-xdist's own
+    ``xdist_group`` marks have no effect with pytest 9.2, which derives a node's id from
+    elsewhere than where pytest-xdist writes the group.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ChapterScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/test_notebooks.py::") and nodeid.endswith("]"):
+                return "chapter-" + nodeid[nodeid.rindex("[") + 1:-1]
+            return nodeid
+
+    return ChapterScheduling(config, log)

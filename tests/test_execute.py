@@ -17,8 +17,6 @@ import pytest
 from fgln.book import execute as ex
 from fgln.book.cache import cached, code_version
 
-pytestmark = pytest.mark.xdist_group("toy_book")
-
 HEADER = """---
 jupytext:
   text_representation:

@@ -30,6 +30,7 @@ def execute_first(app, config) -> None:
         raise ExtensionError(str(exc)) from None
     config.nb_execution_cache_path = str(store_dir() / "jupyter_cache")
     app._fgln_executed = {page for page, what in outcome.items() if what == "executed"}
+    app._fgln_pages = set(outcome)
 
 
 def reread_executed(app, env, added, changed, removed) -> list[str]:
@@ -39,7 +40,28 @@ def reread_executed(app, env, added, changed, removed) -> list[str]:
             and d not in added and d not in changed]
 
 
+def write_executed_notebooks(app, env) -> None:
+    """``env-updated``: ``<build>/jupyter_execute/<page>.ipynb`` is the executed notebook
+    (MyST-NB's cache mode writes the page's source notebook there, without its outputs)."""
+    import nbformat
+
+    from fgln.book.execute import executed_notebook
+
+    if getattr(app.config, "nb_execution_mode", None) != "cache":
+        return
+    out = Path(app.outdir).parent / "jupyter_execute"
+    for docname in sorted(env.found_docs):
+        if docname.split("/")[-1] not in getattr(app, "_fgln_pages", ()):
+            continue
+        nb = executed_notebook(Path(app.srcdir) / f"{docname}.md")
+        if nb is not None:
+            target = out / f"{docname}.ipynb"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(nbformat.writes(nb), encoding="utf-8")
+
+
 def setup(app):
     app.connect("config-inited", execute_first, priority=900)
     app.connect("env-get-outdated", reread_executed)
+    app.connect("env-updated", write_executed_notebooks)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

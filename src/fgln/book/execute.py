@@ -38,7 +38,7 @@ from ..base.atomic import atomic_write
 from .cache import code_version, default_cache_dir
 from .claims import source_sha
 
-__all__ = ["ExecutionFailed", "book_pages", "store_dir", "execute_book"]
+__all__ = ["ExecutionFailed", "book_pages", "store_dir", "execute_book", "executed_notebook"]
 
 # Seconds per cell (as `execute: timeout` in _config.yml).
 TIMEOUT = 1800
@@ -253,6 +253,30 @@ def execute_book(root: str | os.PathLike, *, jobs: int | None = None,
     if failures:
         raise ExecutionFailed("pages failed to execute:\n" + "\n".join(failures))
     return outcome
+
+
+def executed_notebook(path: str | os.PathLike):
+    """The notebook of the page at ``path`` as the store's jupyter-cache holds it executed
+    (outputs included), or None when the store has no execution of this source.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The page's source (``book/<page>.md``).
+
+    Returns
+    -------
+    notebook : nbformat.NotebookNode or None
+        The executed notebook.
+    """
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(store_dir() / "jupyter_cache"))
+    try:
+        record = cache.match_cache_notebook(_read_notebook(Path(path)))
+    except KeyError:
+        return None
+    return cache.get_cache_bundle(record.pk).nb
 
 
 if __name__ == "__main__":  # python -m fgln.book.execute [root]
