@@ -31,7 +31,9 @@ from fgln.theory.g1_process import (
 from fgln.training.balanced_networks import balance_residuals, balanced_masked_network
 from fgln.training.network_assumptions import (
     alignment_errors,
+    column_alignment_error,
     network_depth_scaling,
+    row_sum_alignment_error,
     subspace_alignment,
 )
 from fgln.training.network_flow import (
@@ -235,6 +237,25 @@ def test_balanced_network_meets_every_assumption_exactly():
     assert torch.allclose(rem["remark"], exact, rtol=1e-7, atol=1e-12)
 
 
+def test_row_sum_alignment_error_is_the_operator_infinity_norm():
+    gen = torch.Generator().manual_seed(0)
+    Q = torch.linalg.qr(torch.randn(3, 7, 7, generator=gen, dtype=torch.float64))[0]
+    R = Q[:, :4, :4]
+    norm = row_sum_alignment_error(R)
+    sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
+    M = R * sign[:, None, :] - torch.eye(4, dtype=R.dtype)
+    for b in range(3):  # the induced norm: the largest |Mx|_inf over |x|_inf = 1, at a sign vector
+        x = torch.tensor(np.array(np.meshgrid(*[[-1.0, 1.0]] * 4)).reshape(4, -1))
+        assert math.isclose(float((M[b] @ x).abs().max()), float(norm[b]), rel_tol=1e-12)
+    # between the entrywise reading and r times it; zero for the identity up to column signs
+    entry = column_alignment_error(R).amax(-1)
+    assert torch.all(entry <= norm + 1e-15) and torch.all(norm <= 4 * entry + 1e-15)
+    assert float(norm[0]) > float(entry[0]) + 0.1
+    assert float(row_sum_alignment_error(torch.diag(torch.tensor([1.0, -1.0, 1.0])))) == 0.0
+    with pytest.raises(ValueError, match="r, r"):
+        row_sum_alignment_error(R[..., :3])
+
+
 def test_random_network_breaks_the_assumptions():
     net = FixedGatesNetwork.random([8] * 6, 0.5, seed=0)
     G = grad_J(net)
@@ -333,6 +354,17 @@ def test_snapshot_equals_the_public_functions(widths):
     sa2, sb2 = subspace_alignment(net, 2)
     close(sub["sin_A"], sa2, 1e-7)
     close(sub["sin_B"], sb2, 1e-7)
+    # the operator infinity norm of the top-r block, from plain SVDs of the partial products
+    with torch.no_grad():
+        A, B = net.partial_products()
+    U, _, Vh = torch.linalg.svd(J.double())
+    for r, s in ((k, snap), (2, sub)):
+        inf_a = torch.stack([row_sum_alignment_error(
+            U[:, :r].T @ torch.linalg.svd(a.double())[0][:, :r]) for a in A[:-1]])
+        inf_b = torch.stack([row_sum_alignment_error(
+            Vh[:r] @ torch.linalg.svd(b.double())[2][:r].T) for b in B[1:]])
+        close(s["inf_A"], inf_a, 1e-7)
+        close(s["inf_B"], inf_b, 1e-7)
     gates = [None] + list(net.gates) + [None]
     mdot = [-(w if gates[l] is None else gates[l][:, None] * w)
             for l, w in enumerate(weight_gradients(net, G), start=1)]

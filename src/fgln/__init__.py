@@ -134,6 +134,7 @@ from .training import (
     prefix_excess_layers,
     prefix_suffix_log_spectra,
     remark72_transpose_errors,
+    row_sum_alignment_error,
     weight_gradients,
 )
 
@@ -166,7 +167,7 @@ __all__ = [
     "balanced_masked_network", "balanced_run", "column_alignment_error", "dynamics_snapshot",
     "flow_jacobian_derivative", "flow_singular_value_rates", "network_depth_scaling",
     "prefix_excess_layers", "prefix_suffix_log_spectra", "remark72_transpose_errors",
-    "weight_gradients",
+    "row_sum_alignment_error", "weight_gradients",
     # fgln.mnist
     "BundledMnistWarning", "MnistConfig", "alignment_reach", "cluster_measurements",
     "linear_baseline", "load_mnist", "logistic_baseline", "split_clusters",

@@ -9,6 +9,7 @@ from .network_assumptions import (
     network_depth_scaling,
     prefix_excess_layers,
     prefix_suffix_log_spectra,
+    row_sum_alignment_error,
     subspace_alignment,
 )
 from .network_flow import (
@@ -32,7 +33,7 @@ from .synthetic_runs import (
 from .train import DivergenceError, RecordContext, TrainResult, half_mse, train
 
 __all__ = [
-    "column_alignment_error",
+    "column_alignment_error", "row_sum_alignment_error",
     # networks
     "FixedGatesNetwork", "JacobianGradient",
     # balanced_networks

@@ -37,6 +37,7 @@ __all__ = [
     "log_top",
     "fit_depth_lines",
     "column_alignment_error",
+    "row_sum_alignment_error",
     "largest_angle_sine",
     "prefix_suffix_log_spectra",
     "prefix_excess_layers",
@@ -229,6 +230,37 @@ def column_alignment_error(R: Tensor) -> Tensor:
     sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
     eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
     return (R * sign[..., None, :] - eye).abs().amax(-2)
+
+
+def row_sum_alignment_error(R: Tensor) -> Tensor:
+    """Proposition 7.1 (ii) read with the operator infinity norm: for ``R = U_r^T W_r``
+    [..., r, r] (two sets of singular vectors), ``max_i sum_j |R_ij s_j - delta_ij|`` [...], the
+    largest absolute row sum of ``R S - I``, with the signs ``s_j`` of the columns of ``W``
+    chosen, as in :func:`column_alignment_error`, to make the diagonal >= 0.
+
+    It lies between the entrywise reading (the largest entry,
+    ``column_alignment_error(R).amax(-1)``) and ``r`` times it.
+
+    Parameters
+    ----------
+    R : Tensor
+        Overlaps ``U_r^T W_r`` [..., r, r].
+
+    Returns
+    -------
+    norm : Tensor
+        ``|| R S - I ||_inf`` (largest absolute row sum) [...].
+
+    Raises
+    ------
+    ValueError
+        If ``R`` is not square in its last two axes.
+    """
+    if R.ndim < 2 or R.shape[-1] != R.shape[-2]:
+        raise ValueError(f"R must be [..., r, r], got {tuple(R.shape)}")
+    sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
+    eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
+    return (R * sign[..., None, :] - eye).abs().sum(-1).amax(-1)
 
 
 def largest_angle_sine(M: Tensor) -> Tensor:

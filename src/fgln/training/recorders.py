@@ -23,6 +23,7 @@ from .network_assumptions import (
     fit_depth_lines,
     largest_angle_sine,
     log_top,
+    row_sum_alignment_error,
 )
 from .networks import FixedGatesNetwork
 
@@ -116,9 +117,10 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
         ``rate_prop71`` [k] (Propositions 4.5, 7.1), ``gamma``, ``delta``, ``eps_depth`` [k],
         ``resid_prefix`` [L, k], ``resid_suffix`` [L-1, k] (:func:`.network_depth_scaling`),
         ``err_A``, ``err_B`` [L-1, k] (:func:`.alignment_errors`), ``sin_A``, ``sin_B`` [L-1]
-        (:func:`.subspace_alignment`, top ``r``), ``log_sA``, ``log_sB`` [L, k] and, with
-        ``remark``, ``rate_rem72`` and ``rate_rem72_tri`` [k] (:func:`.remark72_rates`). Each
-        equals what the named function returns (tested).
+        (:func:`.subspace_alignment`, top ``r``), ``inf_A``, ``inf_B`` [L-1] (the operator
+        infinity norm of the top ``r`` block, :func:`.row_sum_alignment_error`), ``log_sA``,
+        ``log_sB`` [L, k] and, with ``remark``, ``rate_rem72`` and ``rate_rem72_tri`` [k]
+        (:func:`.remark72_rates`). Each equals what the named function returns (tested).
     """
     net = check_net(net)
     G = check_grad(net, grad_J)
@@ -156,6 +158,8 @@ def dynamics_snapshot(net: FixedGatesNetwork, grad_J: Tensor, k: int = 15,
         "resid_prefix": fit.resid_prefix, "resid_suffix": fit.resid_suffix,
         "err_A": column_alignment_error(RA), "err_B": column_alignment_error(RB),
         "sin_A": largest_angle_sine(RA[:, :r, :r]), "sin_B": largest_angle_sine(RB[:, :r, :r]),
+        "inf_A": row_sum_alignment_error(RA[:, :r, :r]),
+        "inf_B": row_sum_alignment_error(RB[:, :r, :r]),
         "log_sA": torch.log(sa), "log_sB": torch.log(sb),
         "rate_prop71": torch.exp((2.0 + 2.0 / L) * delta) * base,
     }

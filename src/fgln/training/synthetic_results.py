@@ -20,7 +20,7 @@ __all__ = ["SyntheticRuns", "BalancedRuns"]
 # what synthetic_run records with diagnostics=True and the chapters read, beside s and g
 _DIAGNOSTICS = ("rate_flow", "rate_aligned", "rate_prop45", "rate_prop71", "rate_rem72",
                 "rate_rem72_tri", "gamma", "delta", "eps_depth", "err_A", "err_B", "sin_A",
-                "sin_B")
+                "sin_B", "inf_A", "inf_B")
 
 
 def _shared(stacked: dict[str, np.ndarray], key: str) -> np.ndarray:
@@ -57,6 +57,8 @@ delta, eps_depth : numpy.ndarray or None
         Alignment errors [replicates, R, L-1, k].
     sin_A, sin_B : numpy.ndarray or None
         Sines of the largest principal angles [replicates, R, L-1].
+    inf_A, inf_B : numpy.ndarray or None
+        Operator infinity norms of the top-block alignment errors [replicates, R, L-1].
     """
 
     t: np.ndarray
@@ -79,6 +81,8 @@ delta, eps_depth : numpy.ndarray or None
     err_B: np.ndarray | None = None
     sin_A: np.ndarray | None = None
     sin_B: np.ndarray | None = None
+    inf_A: np.ndarray | None = None
+    inf_B: np.ndarray | None = None
 
     @classmethod
     def stack(cls, runs: Sequence[Mapping]) -> SyntheticRuns:
