@@ -500,3 +500,35 @@ def test_reproduction_tables_show_the_reason_of_an_item_not_checked():
     cells = [c.strip() for c in head.split("|")[2:-1]]
     counts = dict(zip(cells, (c.strip() for c in paper_row.split("|")[2:-1])))
     assert counts["not checked"] == str(len(NOT_CHECKED))
+
+
+def test_conclusion_table_renders_and_refuses_an_unsupported_conclusion():
+    from fgln.book.ledger_report import ConclusionUnsupported, conclusion_table
+
+    led = _ledger().as_dict()  # a: reproduced, b: differs
+    titles = {"05_depth_scaling": "chapter 5"}
+    table = conclusion_table([led], {"a": "reproduced", "05_depth_scaling:b": "differs"}, titles)
+    lines = table.splitlines()
+    assert len(lines) == 4 and "`a`" in lines[2] and "needs reproduced: yes" in lines[2]
+    assert "{ref}`chapter 5 <sec-b>`" in lines[3] and "needs differs: yes" in lines[3]
+    assert "context" in conclusion_table([led], {"b": None}, titles)
+    with pytest.raises(ConclusionUnsupported, match=r"b \(05_depth_scaling\): differs"):
+        conclusion_table([led], {"a": "reproduced", "b": "reproduced"}, titles)
+    with pytest.raises(KeyError):
+        conclusion_table([led], {"renamed": "reproduced"}, titles)
+    with pytest.raises(KeyError):  # an id in two ledgers must be qualified
+        conclusion_table([led, dict(led, chapter="06_alignment")], {"a": "reproduced"}, titles)
+    with pytest.raises(ValueError):
+        conclusion_table([led], {"a": "inconclusive"}, titles)
+    # inconclusive where the chapter itself asserts it (too few replicates at that scale)
+    quick = _ledger(value=0.1, expect="inconclusive").as_dict()
+    assert "not decided at these sizes" in conclusion_table([quick], {"b": "differs"}, titles)
+
+
+def test_the_book_s_notebooks_split_into_ledger_writers_and_readers():
+    from fgln.book.execute import book_pages
+
+    writers, readers = book_pages(REPO_ROOT)
+    assert readers == ["intro", "discussion", "reproduction"]
+    assert "01_introduction" in writers and "appendix_c" in writers
+    assert "execution" not in writers + readers  # a Markdown page: nothing to execute

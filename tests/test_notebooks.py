@@ -22,8 +22,8 @@ For each chapter in ``CHAPTERS`` (name -> figures it must write):
    ``FIGURE_CHECKS``; the chapter must have written its claims ledger
    (``<ledger_dir>/<name>.json``).
 
-The reproduction page, which reads the ledgers of all chapters, is validated by the
-quick-scale HTML build.
+The reproduction page and the discussion, which read the ledgers of all chapters, are
+validated by the quick-scale HTML build.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ from conftest import BOOK_DIR
 
 CHAPTERS: dict[str, list[str]] = {
     "01_introduction": ["fig01.png"],
+    "02_related_work": ["figS2a.png", "figS2b.png", "figS2c.png", "figS2d.png"],
+    "03_notation": ["figS3a.png"],
     "04_fixed_gates": [],
     "05_depth_scaling": ["fig02.png", "fig03.png", "fig09.png"],
     "06_alignment": ["fig04a.png", "fig05a.png", "fig06.png"],
@@ -283,9 +285,68 @@ def _check_figC3(d):
     assert np.allclose(m[:, sp == 0], 0, atol=1e-12)         # no separation: ratio 1
     assert np.allclose(d["d"], finite_depth_constants(int(d["n"]), int(d["t"].max()))[d["t"]])
     assert np.all(m[:, -1] < m[:, 0]) and np.all(np.abs(m[:, -1] + d["d"]) < 0.3)
+def _check_figS2a(d):
+    from fgln.theory.cited_laws import fuss_catalan_moments
+
+    for L in (2, 3):
+        if f"mean_L{L}" not in d:
+            continue
+        m, lim, fc = d[f"mean_L{L}"], d[f"limit_L{L}"], d[f"fc_L{L}"]  # [widths, moments]
+        assert m.shape[0] == d["n"].size and np.all(np.diff(d["n"]) > 0)
+        np.testing.assert_allclose(fc, fuss_catalan_moments(L, m.shape[1])[1:])
+        np.testing.assert_allclose(m[:, 0], 1.0, atol=0.1)  # (1/n) E tr J J^T = 1
+        assert np.all(np.abs(lim / fc - 1) < 0.25)
+
+
+def _check_figS2b(d):
+    from fgln.base.laws import LayerLaw
+    from fgln.theory.exponents import lyapunov_exponents
+
+    n = d["i"].size
+    np.testing.assert_allclose(d["newman"], lyapunov_exponents(LayerLaw(n, 1.0), n))
+    assert np.all(np.diff(d["mean"]) < 0)  # ordered exponents
+    assert np.all(np.abs(d["mean"] - d["newman"]) < np.abs(d["triangle"] - d["newman"]).max())
+
+
+def _check_figS2c(d):
+    from scipy.special import polygamma
+
+    L = d["L"]
+    assert np.isclose(d["v1"], polygamma(1, int(d["n"]) / 2) / 4)
+    assert d["var_norm"].shape == d["var_s1"].shape and d["var_norm"].shape[1] == L.size
+    assert np.all(np.diff(d["var_norm"].mean(0)) > 0)  # fluctuations grow with depth
+    assert np.all(np.abs(d["mean_norm"] / L - d["gamma1"]) < 0.05)
+
+
+def _check_figS2d(d):
+    from fgln.theory.cited_laws import balanced_mode_trajectory
+
+    for L in (2, 3):
+        law = balanced_mode_trajectory(d["s0"], d["y"], L, d[f"t{L}"])
+        assert np.abs(d[f"s{L}"] - law).max() < 0.01 * d["y"].max()
+        np.testing.assert_allclose(d[f"s{L}"][0], d["s0"], rtol=1e-9)
+    ratio = d["drift"][:, 0] / d["drift"][:, 1]  # halving the step halves the drift
+    assert np.all((ratio > 1.6) & (ratio < 2.5))
+
+
+def _check_figS3a(d):
+    from fgln.base.laws import LayerLaw
+    from fgln.theory.cited_laws import gate_rank_law
+
+    n, p, r = int(d["n"]), float(d["p"]), int(d["r_min"])
+    pmf, q = gate_rank_law(LayerLaw(n, p, r=r))
+    np.testing.assert_allclose(d["pmf"], pmf)
+    assert d["freq"][:r].sum() == 0 and np.isclose(d["freq"].sum(), 1.0)
+    assert np.isclose(d["topped"].sum(), 1.0) and np.all(d["q"] >= p - 1e-12)
+    assert abs(d["open_mean"] - q) < 5 * d["open_se"] + 1e-3
 
 
 FIGURE_CHECKS: dict[str, Callable[[dict], None]] = {
+    "figS2a.png": _check_figS2a,
+    "figS2b.png": _check_figS2b,
+    "figS2c.png": _check_figS2c,
+    "figS2d.png": _check_figS2d,
+    "figS3a.png": _check_figS3a,
     "fig01.png": _check_fig01,
     "fig07.png": _check_fig07,
     "fig08.png": _check_fig08,

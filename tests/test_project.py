@@ -19,6 +19,7 @@ from packaging.requirements import Requirement
 
 import fgln
 from conftest import REPO_ROOT, toc_files
+from fgln.book.execute import book_pages
 
 PACKAGE = REPO_ROOT / "src" / "fgln"
 # The science wings, lowest first: each may import the wings before it. The book's
@@ -225,7 +226,7 @@ def test_toc_files_exist():
 
 
 # Pages rendered from the other chapters' ledgers (validated by the quick HTML build).
-LEDGER_PAGES = ("reproduction", "intro")
+LEDGER_PAGES = tuple(book_pages(REPO_ROOT)[1])
 
 
 @pytest.mark.parametrize("path", _notebook_chapters(), ids=lambda p: p.stem)
@@ -281,8 +282,8 @@ def test_notebook_chapters_are_validated():
                                                   for t in node.targets):
             chapters = ast.literal_eval(node.value)
     assert chapters is not None
-    # the reproduction page reads the other chapters' ledgers: it is validated by the
-    # quick-scale HTML build of `make test`
+    # the reproduction page and the discussion read the other chapters' ledgers: they are
+    # validated by the quick-scale HTML build of `make test`
     missing = [p.stem for p in _notebook_chapters()
                if p.stem not in chapters and p.stem not in LEDGER_PAGES]
     assert not missing, f"add {missing} to CHAPTERS in tests/test_notebooks.py"
@@ -464,7 +465,8 @@ def test_cache_default_dir(monkeypatch, tmp_path):
 @pytest.mark.parametrize("name", ["fig2.png", "figure02.png", "fig02.pdf", "fig02ab.png",
                                   "../fig02.png", "sub/fig02.png", "Fig02.png", "fig02.png ",
                                   "figd1.png", "figZ1.png", "figD.png", "figc1.png", "figH1.png",
-                                  "figC.png", "figC12.png"])
+                                  "figC.png", "figC12.png", "figS.png", "figS22.png", "figs2a.png",
+                                  "figS2ab.png"])
 def test_save_figure_rejects_bad_names(tmp_path, name):
     from fgln.book.plotting import new_figure, save_figure
 
@@ -497,6 +499,7 @@ def test_save_figure_and_band(tmp_path):
     assert line.get_label() == "sin" and len(ax.collections) == 1
     ax.legend()
     out = save_figure(fig, "fig02b.png", tmp_path / "a" / "figs")
+    assert save_figure(fig, "figS2a.png", tmp_path / "b").name == "figS2a.png"
     plt.close(fig)
     assert out == tmp_path / "a" / "figs" / "fig02b.png"
     assert _listing(out.parent) == ["fig02b.png"]

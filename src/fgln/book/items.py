@@ -35,7 +35,7 @@ PAPER_ITEMS: dict[str, tuple[str, str, str]] = {
     "def4.7": ("result", "Definition 4.7", r"$\varepsilon$-spectral separation at rank $r$: $s_{k+1}(M) / s_k(M) < \varepsilon$ for every $k \le r$, with $s_{n+1}(M) := 0$"),
     # Section 5
     "def5.1": ("result", "Definition 5.1", r"a $\sigma$-Ginibre matrix has i.i.d. $\mathcal N(0, \sigma^2)$ entries; a $p$-gate is diagonal with i.i.d. Bernoulli($p$) entries"),
-    "def5.2": ("result", "Definition 5.2", r"an $(r, p)$-gate is a $p$-gate conditioned on rank $\ge r$; an $(r, p, \sigma)$-layer is $D W$ with $D$ an $(r, p)$-gate and $W$ an independent $\sigma$-Ginibre matrix"),
+    "def5.2": ("result", "Definition 5.2", r"an $(r, p)$-gate is a $p$-gate conditioned on rank $\ge r$; an $(r, p, \sigma)$-layer is $D W$ with $D$ an $(r, p)$-gate and $W$ an independent $\sigma$-Ginibre matrix; (the text after it) each diagonal entry of an $(r, p)$-gate is Bernoulli($p$), the entries not independent, and an $(r, p)$-gate is sampled by redrawing $p$-gates until the rank is $\ge r$"),
     "thm5.3-exponents": ("result", "Theorem 5.3 (exponents)", r"$\frac1L\log s_{i,L}\to\gamma_i$ for $(r,p,\sigma)$-layers"),
     "thm5.3-correction": ("result", "Theorem 5.3 (correction)", r"$\mathbb E[\frac1L\log s_{i,L}]=\gamma_i+\frac{d_{i-1}-d_i}{L}+o(\frac1L)$"),
     "d_i": ("result", "Constants d_i", r"$d_i=-\mathbb E\log|\det\Omega^{i,i}|$"),
@@ -130,14 +130,22 @@ NOT_CHECKED: dict[str, str] = {
               "7.1 (assumption i)",
     "def4.7": "a definition, not a statement: chapter 4 shows the ratios of a random network; "
               "separation itself is measured under Figure 1 and Corollary 5.6",
-    "def5.1": "a definition, not a statement: the laws every sampler of the package draws "
-              "from (`LayerLaw`), used from chapter 5 on",
-    "def5.2": r"a definition, not a statement: sampled by redrawing a $p$-gate until its rank is "
-              r"at least $r$ (`LayerLaw` with `r`), in chapter 5's check of Remark 5.4",
 }
 
 #: The book's own findings (beyond the paper), same layout: key -> (kind, label, statement).
 BOOK_ITEMS: dict[str, tuple[str, str, str]] = {
+    # chapter 2: results the paper cites (Section 2), checked on the package's objects
+    "rw-newman": ("book", "Newman: Gaussian exponents",
+                  r"the Lyapunov exponents of products of $\sigma$-Ginibre matrices are $\gamma_i = \ln\sigma + \frac12[\ln 2 + \psi(\frac{n-i+1}2)]$ (Newman 1986)"),
+    "rw-fuss-catalan": ("book", "Free probability: Fuss-Catalan moments",
+                        r"$\frac1n\mathbb E\,\mathrm{tr}(JJ^\top)^j \to \binom{(L+1)j}{j}/(Lj+1)$ for $L$ Ginibre factors of variance $1/n$"),
+    "rw-lognormal": ("book", "Finite depth: log-normal norms",
+                     r"$\log\lVert J_L u\rVert$ and $\log s_1(J_L)$ have mean and variance growing linearly in $L$"),
+    "rw-balance": ("book", "Deep linear networks: balance and Saxe's curves",
+                   r"gradient flow conserves $W_{\ell+1}^\top W_{\ell+1} - W_\ell W_\ell^\top$; a balanced aligned network follows $\dot s = L s^{2-2/L}(y - s)$, Saxe's logistic curve for $L = 2$"),
+    # chapter 3: notation
+    "notation-partial-products": ("book", "Notation: the two products and their partial products",
+                                  r"Section 5's $J_L = D_L W_L\cdots D_1 W_1$ against Definition 4.1's $J = W_L D_{L-1}\cdots D_1 W_1$, and Section 6's $A_\ell = M_L\cdots M_{\ell+1}$ against Section 7's $A_\ell = W_L D_{L-1}\cdots W_{\ell+1} D_\ell$"),
     "relu-init-exponents": ("book", "ReLU J(x): depth scaling",
                             r"$\mathbb E[\frac1L\log s_i]$ of a ReLU network's $J(x)$ equals that of the independently gated product"),
     "relu-regimes": ("book", "ReLU J(x): three regimes",

@@ -1,21 +1,27 @@
 """Pages rendered from the claims ledgers: the reproduction tables and the list of errata.
 
-Used by ``book/reproduction.md`` and ``book/intro.md``; the rows come from
-:func:`fgln.book.claims.item_rows`. Everything returned is MyST markdown.
+Used by ``book/reproduction.md``, ``book/intro.md`` and ``book/discussion.md``; the rows come
+from :func:`fgln.book.claims.item_rows`. Everything returned is MyST markdown.
+:func:`conclusion_table` renders the claims a conclusion rests on and refuses a conclusion that
+the ledgers no longer support. Which pages write a ledger: :func:`fgln.book.execute.book_pages`.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .claims import STATUSES
 from .items import KINDS
 from .decisions import fmt_number
 
-__all__ = ["chapter_titles", "status_label", "status_counts", "summary_table", "claims_table",
-           "errata", "seed_report"]
+__all__ = ["ConclusionUnsupported", "chapter_titles",
+           "status_label", "status_counts", "summary_table", "claims_table", "errata",
+           "conclusion_table", "seed_report"]
+
+class ConclusionUnsupported(AssertionError):
+    """A claim that a conclusion rests on does not have the status the conclusion needs."""
 
 
 def chapter_titles(book_dir: str | Path, chapters: Sequence[str]) -> dict[str, str]:
@@ -220,6 +226,71 @@ def errata(rows: Sequence[dict], titles: dict[str, str]) -> str:
         items.append(f"* **{_cell(r['label'])}** (`{r['id']}`): the paper: {_cell(r['paper'])}. "
                      f"Ours: {_cell(r['ours'])}. {alt}. Evidence: {_link(r, titles)}.")
     return "\n".join(items) if items else "No statement of the paper differs from our numbers."
+
+
+def conclusion_table(ledgers: Sequence[dict], keys: Mapping[str, str | None],
+                     titles: dict[str, str]) -> str:
+    """The claims a conclusion rests on, one row each (claim, chapter with a link to the
+    evidence, kind, status, what the conclusion needs); raises if the ledgers no longer support
+    the conclusion.
+
+    A claim supports it when its status is the one named in ``keys`` (``"reproduced"`` or
+    ``"differs"``), or when it is inconclusive at a scale where its own chapter asserts that
+    (the quick sizes are too small to decide it): the row then says so. A claim named with
+    ``None`` is shown for context and needs nothing.
+
+    Parameters
+    ----------
+    ledgers : sequence of dict
+        Ledgers as :func:`fgln.book.claims.load_ledgers` returns them.
+    keys : mapping of str to str or None
+        Claim id (or ``"chapter:id"`` where ids repeat) -> the status the conclusion needs.
+    titles : dict of str to str
+        Chapter titles (:func:`chapter_titles`) for the links.
+
+    Returns
+    -------
+    table : str
+        A MyST table.
+
+    Raises
+    ------
+    KeyError
+        If a claim is in no ledger, or an unqualified id is in several.
+    ConclusionUnsupported
+        If a claim's status is not the one the conclusion needs (the message names every
+        such claim, with its status and chapter).
+    ValueError
+        If a needed status is neither ``"reproduced"`` nor ``"differs"``.
+    """
+    rows, bad = [], []
+    for key, need in keys.items():
+        if need not in (None, "reproduced", "differs"):
+            raise ValueError(f"{key}: a conclusion needs 'reproduced', 'differs' or None, "
+                             f"got {need!r}")
+        chapter, _, ident = key.rpartition(":")
+        found = [c for led in ledgers for c in led["claims"]
+                 if c["id"] == ident and chapter in ("", led["chapter"])]
+        if len(found) != 1:
+            raise KeyError(f"claim {key!r}: found in {len(found)} ledgers, not in exactly one")
+        c = found[0]
+        label = status_label(c)
+        if need is None:
+            verdict = "context"
+        elif c["status"] == need:
+            verdict = f"needs {need}: yes"
+        elif c["status"] == "inconclusive" and c.get("expect") == "inconclusive":
+            verdict = f"needs {need}: not decided at these sizes"
+        else:
+            verdict = f"needs {need}: **no**"
+            bad.append(f"{ident} ({c['chapter']}): {label}, needs {need}")
+        rows.append(f"| `{ident}` | {_link(c, titles)} | {c['kind']} | {_cell(label)} | "
+                    f"{verdict} |")
+    if bad:
+        raise ConclusionUnsupported("the ledgers no longer support this conclusion: "
+                                    + "; ".join(bad))
+    return ("| claim | chapter | kind | status | the conclusion |\n|---|---|---|---|---|\n"
+            + "\n".join(rows))
 
 
 def seed_report(path: str | Path) -> str:

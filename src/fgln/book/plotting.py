@@ -44,7 +44,7 @@ from ..base.atomic import atomic_write  # noqa: E402
 
 __all__ = ["use_style", "new_figure", "band", "save_figure", "FIG_NAME", "STYLE"]
 
-FIG_NAME = re.compile(r"^fig(\d\d|[A-G]\d)[a-z]?\.png$")  # fig02.png; figC1.png (appendices)
+FIG_NAME = re.compile(r"^fig(\d\d|[A-GS]\d)[a-z]?\.png$")  # fig02.png; figC1.png; figS2a.png
 
 _COLORS = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab10").colors[:7]]
 
@@ -148,8 +148,9 @@ def save_figure(fig, name: str, fig_dir: str | os.PathLike,
                 data: dict[str, np.ndarray] | None = None) -> Path:
     """Save ``fig`` as ``fig_dir/name`` (PNG) atomically; return the path.
 
-    ``name`` must look like ``fig02.png`` or ``fig02b.png``, or name an appendix's
-    figure, ``figC1.png`` or ``figD1.png``. ``data`` (arrays behind the
+    ``name`` must look like ``fig02.png`` or ``fig02b.png`` (the paper's figures), name an
+    appendix's own figure (``figC1.png``, ``figD1.png``) or the book's figure for a section of
+    the paper that has none (``figS2a.png``). ``data`` (arrays behind the
     figure, e.g. ``{"L": depths, "mean": m, "se": se}``) is saved beside it as
     ``fig02.npz``, so that tests can check what is drawn and not only that a PNG exists.
 
@@ -172,7 +173,8 @@ def save_figure(fig, name: str, fig_dir: str | os.PathLike,
     Raises
     ------
     ValueError
-        If ``name`` does not look like ``figNN.png`` (or ``figC1.png``, ``figD1.png``).
+        If ``name`` does not look like ``figNN.png``, ``figNNx.png``, ``figC1.png`` or
+        ``figS2a.png``.
     """
     if not isinstance(name, str) or not FIG_NAME.match(name):
         raise ValueError(

@@ -1,5 +1,5 @@
-"""Measurements at initialization: depth scaling of the spectra (Section 5), alignment of
-partial products (Section 6), synthetic products (Theorem 6.1). Imports base, products, theory."""
+"""Measurements at initialization: depth scaling (Section 5), alignment of partial products
+(Section 6), synthetic products (Theorem 6.1), moments and norms. Imports base, products, theory."""
 
 from .alignment import (
     alignment_overlaps,
@@ -16,6 +16,7 @@ from .depth_scaling import (
     top_values_by_depth,
     wedge_log_norms,
 )
+from .product_moments import gram_moments, large_width_limit, log_norm_growth
 from .synthetic_alignment import (
     cluster_limit,
     cluster_sweep,
@@ -34,6 +35,8 @@ __all__ = [
     "depth_scaling_fit",
     # alignment
     "alignment_overlaps", "overlap_profiles", "profile_minimum",
+    # product_moments
+    "gram_moments", "log_norm_growth", "large_width_limit",
     # synthetic_alignment
     "synthetic_product", "overlap_scaled", "theorem61_sweep", "theorem61_replicates",
     "cluster_limit", "cluster_sweep",

@@ -1,6 +1,7 @@
-"""Closed forms on tensors: exponents, d_i, exterior powers, wedge volumes, split defects (C),
-D.1's limits, diagonal correlation, singular-value flow (A.1, E.1), G.1. Imports base, products."""
+"""Closed forms on tensors: exponents, d_i, exterior powers, App. C-D's volumes, defects, limits,
+diagonal correlation, singular-value flow (A.1, E.1), G.1, cited laws. Imports base, products."""
 
+from .cited_laws import balanced_mode_trajectory, fuss_catalan_moments, gate_rank_law
 from .diagonal_correlation import (
     diagonal_correlation,
     diagonal_correlation_closed_form,
@@ -69,6 +70,8 @@ __all__ = [
     # exponents
     "lyapunov_exponents", "lyapunov_exponents_approx", "finite_depth_constants",
     "finite_depth_constants_mc", "predicted_log_singular_values",
+    # cited_laws
+    "fuss_catalan_moments", "balanced_mode_trajectory", "gate_rank_law",
     # exterior
     "compound", "wedge", "wedge_inner", "subsets", "tensor_power", "elementary_tensor",
     "alternating_tensor",

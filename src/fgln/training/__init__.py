@@ -1,7 +1,8 @@
-"""Trainable fixed-gates networks, the training loop and what it records, flow rates, Proposition
-7.1's assumptions, the synthetic regressions and views over their runs. Imports the wings below."""
+"""Trainable fixed-gates networks, the training loop and its records, flow rates, Proposition 7.1's
+assumptions, synthetic regressions and their runs, deep linear baselines. Imports lower wings."""
 
 from .balanced_networks import balance_residuals, balanced_masked_network
+from .deep_linear import aligned_descent, balance_drift
 from .network_assumptions import (
     NetworkDepthScaling,
     alignment_errors,
@@ -38,6 +39,8 @@ __all__ = [
     "FixedGatesNetwork", "JacobianGradient",
     # balanced_networks
     "balanced_masked_network", "balance_residuals",
+    # deep_linear
+    "aligned_descent", "balance_drift",
     # network_flow
     "weight_gradients", "flow_jacobian_derivative", "flow_rate_terms", "flow_singular_value_rates",
     "aligned_rates", "remark72_transpose_errors",
