@@ -52,7 +52,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --require-hashes -r requirements.lock
-	$(VPY) -m pip install --no-deps -e .
+	$(VPY) -m pip install --no-deps --no-build-isolation -e .
 	# Kernel "python3" -> this venv's interpreter (installed under .venv, nothing global).
 	$(VPY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fgln .venv)"
 	touch $(STAMP)
@@ -67,13 +67,22 @@ lock: venv
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
 
-# The quick HTML book first; the notebook tests then execute every chapter once more, from
-# an empty cache, and compare with that build's executed notebooks (tests/test_notebooks.py).
-# The tests run on every core (pytest-xdist), each worker and the kernels it starts with one
-# torch thread, so that two chapters executing at once do not oversubscribe the cores.
-test: venv lint book-quick
+# The quick HTML book, and meanwhile the tests that do not read it (one worker: the build
+# executes two chapters at a time; its log first, then theirs); then, on every core
+# (pytest-xdist), the tests that read the build: each chapter executed once more from an empty
+# cache and compared with that build's executed notebook (tests/test_notebooks.py), the checks
+# of its HTML (tests/test_pages.py) and a Jupyter server running a chapter (tests/test_lab.py).
+# Each worker and the kernels it starts use one torch thread, so that nothing oversubscribes.
+BUILT_TESTS := tests/test_notebooks.py tests/test_pages.py tests/test_lab.py
+test: venv lint
+	@mkdir -p _build; $(MAKE) --no-print-directory book-quick & build=$$!; \
+	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n 1 --durations=10 \
+	  $(foreach t,$(BUILT_TESTS),--ignore=$(t)) > _build/tests-alone.log 2>&1; alone=$$?; \
+	wait $$build; built=$$?; cat _build/tests-alone.log; \
+	test $$built -eq 0 || { echo "the quick book failed"; exit 1; }; \
+	test $$alone -eq 0 || { echo "tests failed (above)"; exit 1; }; \
 	FGLN_QUICK_BUILD=$$PWD/_build/quick FGLN_HTML_DIR=$$PWD/_build/quick/_build/html \
-	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n auto --durations=15
+	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n auto --durations=10 $(BUILT_TESTS)
 
 # Quick sizes, a fresh result cache (so that everything is computed; kept in
 # _build/quick/cache for the notebook tests' comparison) and separate figure/ledger
