@@ -48,10 +48,25 @@ export FGLN_BUILD_ID
 
 venv: $(STAMP)
 
-# Every package at its locked version and hash (requirements.lock), then the package itself.
+# The lines of requirements.lock for one group of packages: base (pip and the build tools),
+# torch (torch, torchvision and the CUDA wheels they bring) or rest.
+LOCK_GROUP = awk -v want=$(1) '/^\#/ { next } /^[A-Za-z0-9]/ { n = tolower($$1); sub(/==.*/, "", n); \
+  g = (n ~ /^(pip|setuptools|wheel)$$/) ? "base" : \
+      (n ~ /^(torch|torchvision|triton|nvidia-.*)$$/) ? "torch" : "rest" } g == want' requirements.lock
+
+# Every package at its locked version and hash (requirements.lock; the lock is complete, so
+# nothing is resolved: --no-deps), then the package itself. pip first; then the torch wheels
+# (most of the time) and the rest at once, two pip processes on disjoint packages.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --require-hashes -r requirements.lock
+	$(call LOCK_GROUP,base) > $(VENV)/lock-base.txt
+	$(call LOCK_GROUP,torch) > $(VENV)/lock-torch.txt
+	$(call LOCK_GROUP,rest) > $(VENV)/lock-rest.txt
+	$(VPY) -m pip install --require-hashes --no-deps -r $(VENV)/lock-base.txt
+	$(VPY) -m pip install -q --require-hashes --no-deps -r $(VENV)/lock-torch.txt & torch=$$!; \
+	$(VPY) -m pip install --require-hashes --no-deps -r $(VENV)/lock-rest.txt; rest=$$?; \
+	wait $$torch && test $$rest -eq 0
+	$(VPY) -m pip check
 	$(VPY) -m pip install --no-deps --no-build-isolation -e .
 	# Kernel "python3" -> this venv's interpreter (installed under .venv, nothing global).
 	$(VPY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fgln .venv)"
