@@ -112,6 +112,7 @@ def split_defects(product: Product, k: int, replicates: int, *, split: int | Non
                   mean=st["mean"], se=st["se"], count=st["count"], split=q)
 
 
+@shared_doc
 def haar_split_log_ratios(n: int, t: int, spacings: Sequence[float], replicates: int, *,
                           seed=0, dtype: torch.dtype = torch.float64) -> Result:
     """Lemma C.6 on its own: ``log(||^t(A B)|| / (||^t A|| ||^t B||))`` for separated diagonal
@@ -135,10 +136,8 @@ def haar_split_log_ratios(n: int, t: int, spacings: Sequence[float], replicates:
         The spacings ``c >= 0`` of the log singular values.
     replicates : int
         Haar matrices drawn (>= 2).
-    seed : int, torch.Generator or None
-        Start of the random stream (default 0).
-    dtype : torch.dtype
-        Floating type (default float64).
+    %(seed)s
+    %(dtype)s
 
     Returns
     -------

@@ -128,6 +128,7 @@ def gated_log_volumes(law: LayerLaw, k: int) -> np.ndarray:
     return out
 
 
+@shared_doc
 def fixed_rank_log_volumes(n: int, sigma: float, t: int, k: int, replicates: int, *,
                            seed=0, dtype: torch.dtype = torch.float64) -> Result:
     """Monte Carlo of Lemma C.3: ``log||Y e_1 ^ ... ^ Y e_i||``, i = 1..k, for ``Y = D W``,
@@ -150,10 +151,8 @@ def fixed_rank_log_volumes(n: int, sigma: float, t: int, k: int, replicates: int
         Largest number of columns (in [1, n]).
     replicates : int
         Independent layers (>= 2).
-    seed : int, torch.Generator or None
-        Start of the random stream (default 0).
-    dtype : torch.dtype
-        Floating type (default float64).
+    %(seed)s
+    %(dtype)s
 
     Returns
     -------
