@@ -28,7 +28,7 @@ All loops run in interleaved rounds (``benchmarks/timing.py``: a discarded warm-
 minimum, median and interquartile range of the round times, and the share of the wall time
 spent waiting for the next batch (time inside the loader's ``next``; with ``W >= 1`` processes
 only the part the training step does not hide). Comparisons: ours against torchvision and
-against the plain loop over our loader, per ``W``, with the ratio of the medians and the noise
+against the plain loop over our loader, per ``W``, with the ratio of the medians and the
 verdict. Also the augmentation alone, per image, in interleaved rounds: the batched transform
 against torchvision's ``AutoAugment`` image by image on the same uint8 tensors (same images)
 and on PIL images. Results: ``benchmarks/results/mnist-<device>[-quick].json`` (atomic write),
@@ -192,18 +192,18 @@ def compute_round(ds, batch_size, dev, rec: Rounds):
 
 def time_augmentation(ds, count: int, batch_size: int, rounds: int) -> dict:
     """Seconds per image of the augmentation alone, interleaved rounds over the same
-    ``count`` images: the batched transform (per ``batch_size``), torchvision's ``AutoAugment``
+    ``count`` images: the batched transform (per ``batch_size``, its random draws from
+    ``(seed, epoch, index)`` included), torchvision's ``AutoAugment``
     image by image on the uint8 tensors, and on PIL images."""
     aug = ds.augment
     idx = list(range(count))
     imgs = ds.images[idx][:, None]
     pils = [Image.fromarray(ds.images[i].numpy(), mode="L") for i in idx]
-    draws = [aug.draws(ds.seed, 0, idx[i: i + batch_size]) for i in range(0, count, batch_size)]
     ref = transforms.AutoAugment(aug.policy)
 
-    def batched():
-        for k, i in enumerate(range(0, count, batch_size)):
-            aug(imgs[i: i + batch_size], draws[k])
+    def batched():  # the random draws included, as the loader pays them (torchvision's too)
+        for i in range(0, count, batch_size):
+            aug(imgs[i: i + batch_size], aug.draws(ds.seed, 0, idx[i: i + batch_size]))
 
     def tensor():
         for i in idx:

@@ -10,7 +10,7 @@ Run from the repository root::
 All workloads run on the SAME layers (float64, sampled once, outside the timers), in
 interleaved rounds (a discarded warm-up round, then ``--repeats`` >= 7 rounds); each time is
 reported as the median, minimum and interquartile range of the rounds, ratios are ratios of
-medians, and the main comparisons carry the noise verdict of ``benchmarks/timing.py``. The
+medians, and the main comparisons carry the verdict of ``benchmarks/timing.py``. The
 workloads and the lines of the report are described in ``benchmarks/README.md``. The run
 is split into :func:`run` (timings and outputs), :func:`check` (accuracy of every output) and
 :func:`report` (text); the result is written as strict JSON to
@@ -243,7 +243,7 @@ COMPARISONS = (("final_auto", "floor"), ("lyapunov_auto", "floor"), ("final_auto
 
 
 def comparisons(timings: dict) -> dict:
-    """The noise verdict (``benchmarks/timing.py``) of the main pairs of workloads, keyed
+    """The verdict (``benchmarks/timing.py``) of the main pairs of workloads, keyed
     ``"a / b"``; pairs timed over different numbers of rounds are compared on the common
     first rounds."""
     out = {}

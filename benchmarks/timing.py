@@ -1,4 +1,4 @@
-"""Interleaved timing rounds for the benchmarks, their summaries and the noise rule.
+"""Interleaved timing rounds for the benchmarks, their summaries and the verdict.
 
 A benchmark compares workloads (``{name: callable}``, each call one round of that workload,
 e.g. 200 training steps or one epoch). :func:`interleave` runs them round-robin: round 1 of
@@ -8,15 +8,22 @@ and round ``i`` of one workload is paired with round ``i`` of another.
 
 :func:`summary` gives, per workload, the minimum, the median, the quartiles, the maximum
 and the interquartile range of its rounds. :func:`compare` gives the ratio of two workloads
-and the verdict of the noise rule:
+and the verdict:
 
     The rounds are paired (round i of A, round i of B, run back to back) and their ratios
     ``r_i = a_i / b_i`` form the sample. The verdict rests on the distribution-free
     confidence interval of the median ratio from order statistics (the interval of the
     sign test): ``[r_(k), r_(R+1-k)]`` with the largest ``k`` such that
     ``2 P(Binomial(R, 1/2) < k) <= 0.05`` (R rounds; R = 7 gives ``[min, max]``,
-    confidence 98.4%). A and B differ beyond noise when this interval excludes 1; otherwise
-    the difference is within noise. R must be at least 6 for the interval to exist.
+    confidence 98.4%). R must be at least 6 for the interval to exist. The verdict:
+
+    * ``"same cost"`` when the interval lies inside ``[1/(1 + m), 1 + m]``, the equivalence
+      margin ``m`` (:data:`SAME_COST_MARGIN`, 10 %: smaller than what a user notices, and
+      the size of this kind of machine's drift between runs), fixed before any measurement;
+    * ``"faster"`` / ``"slower"`` when the interval lies below / above 1 and not inside the
+      margin;
+    * ``"inconclusive"`` when it holds 1 but reaches outside the margin: the rounds cannot
+      tell a cost within 10 % from a larger difference (more rounds may decide).
 
 :func:`machine` records the date, CPU model, core count, torch version and threads, and the
 load average (at the start; call :func:`finish` at the end for the end load).
@@ -36,6 +43,8 @@ import torch
 
 MIN_ROUNDS = 7
 CONFIDENCE = 0.95
+# Two workloads cost the same when the interval of their ratio lies in [1/1.1, 1.1].
+SAME_COST_MARGIN = 0.10
 
 
 def loadavg() -> list[float] | None:
@@ -134,10 +143,25 @@ def median_interval_rank(rounds: int, confidence: float = CONFIDENCE) -> int:
         k, tail = k + 1, tail_next
 
 
-def compare(a: list[float], b: list[float], confidence: float = CONFIDENCE) -> dict:
+def verdict(lo: float, hi: float, margin: float = SAME_COST_MARGIN) -> str:
+    """The verdict on a ratio whose interval is ``[lo, hi]``: ``"same cost"`` (inside
+    ``[1/(1 + margin), 1 + margin]``), else ``"faster"`` (below 1), ``"slower"`` (above 1) or
+    ``"inconclusive"`` (holds 1, reaches outside the margin)."""
+    if not 0 < lo <= hi:
+        raise ValueError(f"need 0 < lo <= hi, got [{lo!r}, {hi!r}]")
+    if not margin > 0:
+        raise ValueError(f"margin must be positive, got {margin!r}")
+    if 1 / (1 + margin) <= lo and hi <= 1 + margin:
+        return "same cost"
+    return "slower" if lo > 1 else "faster" if hi < 1 else "inconclusive"
+
+
+def compare(a: list[float], b: list[float], confidence: float = CONFIDENCE,
+            margin: float = SAME_COST_MARGIN) -> dict:
     """``a`` against ``b`` (paired rounds of two workloads): ratio of the medians, ratio of
-    the minima, the median paired round ratio and its distribution-free interval, and
-    ``verdict``: ``"within noise"``, ``"slower"`` (a > b beyond noise) or ``"faster"``."""
+    the minima, the median paired round ratio and its distribution-free interval, the
+    equivalence margin, and ``verdict`` (:func:`verdict`): ``"same cost"``, ``"faster"``,
+    ``"slower"`` or ``"inconclusive"``."""
     if len(a) != len(b):
         raise ValueError(f"a and b must hold the same rounds, got {len(a)} and {len(b)}")
     ratios = sorted(x / y for x, y in zip(a, b))
@@ -145,17 +169,18 @@ def compare(a: list[float], b: list[float], confidence: float = CONFIDENCE) -> d
     if k == 0:
         raise ValueError(f"{len(ratios)} rounds are too few for a {confidence:.0%} interval")
     lo, hi = ratios[k - 1], ratios[len(ratios) - k]
-    verdict = "slower" if lo > 1 else "faster" if hi < 1 else "within noise"
     return {"ratio_median": statistics.median(a) / statistics.median(b),
             "ratio_min": min(a) / min(b), "round_ratio_median": statistics.median(ratios),
             "round_ratio_interval": [lo, hi], "confidence": 1 - 2 * sum(
                 math.comb(len(ratios), j) for j in range(k)) / 2 ** len(ratios),
-            "verdict": verdict}
+            "margin": margin, "verdict": verdict(lo, hi, margin)}
 
 
 def describe(c: dict, a: str = "ours", b: str = "plain") -> str:
-    """One line: ``ratio 1.04 [0.98, 1.10]: within noise``."""
+    """One line: ``1.04 [0.98, 1.07]: same cost (within 10 %)``."""
     lo, hi = c["round_ratio_interval"]
-    word = {"within noise": "within noise", "slower": f"{a} slower than {b}",
-            "faster": f"{a} faster than {b}"}[c["verdict"]]
+    m = f"{c.get('margin', SAME_COST_MARGIN):.0%}"
+    word = {"same cost": f"same cost (within {m})", "slower": f"{a} slower than {b}",
+            "faster": f"{a} faster than {b}",
+            "inconclusive": f"inconclusive (holds 1, reaches beyond {m})"}[c["verdict"]]
     return f"{c['ratio_median']:.2f} [{lo:.2f}, {hi:.2f}]: {word}"

@@ -1,9 +1,10 @@
 """The book's executor (fgln.book.execute): parallel, and only what changed.
 
 A toy book of three notebook pages (two chapters that write ledgers, one page that reads
-them) is executed twice: the second time nothing runs; editing one chapter re-executes it and
-the reader, nothing else; a chapter that raises fails with its traceback while the other is
-still executed and cached. Also: two processes needing the same cache entry compute it once.
+them) is executed twice: the second time nothing runs; editing one chapter's prose
+re-executes that chapter only, changing what it finds re-executes it and the reader; a
+chapter that raises fails with its traceback while the other is still executed and cached.
+Also: two processes needing the same cache entry compute it once.
 """
 from __future__ import annotations
 
@@ -43,21 +44,21 @@ sha = hashlib.sha256(open("{name}.md", "rb").read()).hexdigest()[:16]
 os.makedirs(os.environ["FGLN_LEDGER_DIR"], exist_ok=True)
 with open(os.path.join(os.environ["FGLN_LEDGER_DIR"], "{name}.json"), "w") as fh:
     json.dump(dict(chapter="{name}", scale="quick", seed=0, source_sha=sha,
-                   code_version=os.environ["TOY_CODE"]), fh)"""
+                   code_version=os.environ["TOY_CODE"], claims={claims!r}), fh)"""
 
 READER = """import os
 print(sorted(os.listdir(os.environ["FGLN_LEDGER_DIR"])))  # a real reader calls load_ledgers("""
 
 
-def _book(root: Path, extra_b: str = "") -> None:
+def _book(root: Path, extra_b: str = "", claims_b: tuple[str, ...] = ("b1",)) -> None:
     (root / "book").mkdir(exist_ok=True)
     (root / "_toc.yml").write_text(
         "format: jb-book\nroot: book/r\nparts:\n  - caption: The paper\n    chapters:\n"
         "      - file: book/a\n      - file: book/b\n      - file: book/plain\n"
         "  - caption: Reference\n    chapters:\n      - file: book/api\n")
-    for name, extra in (("a", ""), ("b", extra_b)):
+    for name, extra, claims in (("a", "", ["a1"]), ("b", extra_b, list(claims_b))):
         (root / "book" / f"{name}.md").write_text(
-            HEADER.format(title=name, code=WRITER.format(name=name, extra=extra)))
+            HEADER.format(title=name, code=WRITER.format(name=name, extra=extra, claims=claims)))
     (root / "book" / "r.md").write_text(HEADER.format(title="r", code=READER))
     (root / "book" / "plain.md").write_text("# A page without code\n")
     (root / "book" / "api.md").write_text(HEADER.format(title="api", code="1/0"))
@@ -82,7 +83,10 @@ def test_only_what_changed_is_executed(toy):
     first = ex.execute_book(toy, jobs=2, log=lines.append)
     assert first == {"a": "executed", "b": "executed", "r": "executed"}
     assert ex.execute_book(toy, jobs=2, log=lines.append) == dict.fromkeys(first, "cached")
-    _book(toy, extra_b="x = 1")  # chapter b edited: b, then the reader, run again
+    _book(toy, extra_b="x = 1")  # chapter b edited, same findings: b alone runs again
+    assert ex.execute_book(toy, jobs=2, log=lines.append) == {
+        "a": "cached", "b": "executed", "r": "cached"}
+    _book(toy, extra_b="x = 1", claims_b=("b1", "b2"))  # b finds more: b and the reader
     assert ex.execute_book(toy, jobs=2, log=lines.append) == {
         "a": "cached", "b": "executed", "r": "executed"}
     (toy / "ledger" / "a.json").unlink()  # a lost ledger is written again

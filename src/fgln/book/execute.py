@@ -12,7 +12,9 @@ itself executes nothing.
   executed notebook is not in the store, or when its claims ledger is missing or was written
   for another source, code, scale or seed. Pages that read the other chapters' ledgers (the
   introduction, the reproduction status, the discussion: every page whose source calls
-  ``load_ledgers``) run after all the others, and again whenever a ledger changed.
+  ``load_ledgers``) run after all the others, and again whenever the findings of a ledger
+  changed (its claims, scale, seed or code version; not which execution wrote it, so that
+  editing a chapter's prose re-executes that chapter only).
 * **Where.** One store per scale, seed and MNIST choice: ``<repo>/.cache/executed/<tag>``
   (``$FGLN_EXEC_DIR`` overrides), holding a jupyter-cache (``jupyter_cache/``) and
   ``state.json`` (the key each page was last executed with, and how long it took).
@@ -139,11 +141,23 @@ def _ledger_ok(ledger_dir: Path, page: str, scale: str, seed: str, code: str,
             and str(led.get("seed", seed)) == seed)
 
 
+# Fields of a ledger that say which execution wrote it, not what it found: a chapter
+# re-executed with the same findings (an edit of its prose) leaves the readers as they are.
+_PROVENANCE = ("build_id", "source_sha")
+
+
 def _ledger_digest(ledger_dir: Path, pages: Sequence[str]) -> str:
+    """Hash of the findings of the ledgers of ``pages`` (provenance fields left out)."""
     h = hashlib.sha256()
     for p in pages:
         f = ledger_dir / f"{p}.json"
-        h.update(p.encode() + b"\0" + (f.read_bytes() if f.is_file() else b"-") + b"\0")
+        try:
+            led = json.loads(f.read_text(encoding="utf-8"))
+            body = json.dumps({k: v for k, v in led.items() if k not in _PROVENANCE},
+                              sort_keys=True).encode()
+        except (OSError, ValueError):
+            body = b"-"
+        h.update(p.encode() + b"\0" + body + b"\0")
     return h.hexdigest()[:16]
 
 
