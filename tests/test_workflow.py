@@ -44,7 +44,11 @@ def test_workflow_triggers_and_jobs():
     assert jobs["publish"]["needs"] == "book"
     caches = [s["with"]["path"] for j in ("test", "book") for s in jobs[j]["steps"]
               if s.get("uses", "").startswith("actions/cache")]
-    assert "~/.cache/pip" in caches and ".cache/fgln" in caches
+    paths = {line.strip() for c in caches for line in c.splitlines()}
+    # make venv: pip (the base group) and uv (the rest); make book: results, executed
+    # notebooks and the claims ledgers that say they are current
+    assert {"~/.cache/pip", "~/.cache/uv", ".cache/fgln", ".cache/executed",
+            "_build/ledger"} <= paths
 
 
 def test_workflow_commands_are_the_readmes():
