@@ -89,9 +89,10 @@ lint: venv
 # executes two chapters at a time; its log first, then theirs); then, on every core
 # (pytest-xdist), the tests that read the build: each chapter executed once more from an empty
 # cache and compared with that build's executed notebook (tests/test_notebooks.py), the checks
-# of its HTML (tests/test_pages.py) and a Jupyter server running a chapter (tests/test_lab.py).
+# of its HTML (tests/test_pages.py), a Jupyter server running a chapter (tests/test_lab.py) and
+# the chapters run with injected errors (tests/test_mutations.py, from the build's results).
 # Each worker and the kernels it starts use one torch thread, so that nothing oversubscribes.
-BUILT_TESTS := tests/test_notebooks.py tests/test_pages.py tests/test_lab.py
+BUILT_TESTS := tests/test_notebooks.py tests/test_pages.py tests/test_lab.py tests/test_mutations.py
 test: venv lint
 	@mkdir -p _build; $(MAKE) --no-print-directory book-quick & build=$$!; \
 	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n 1 --durations=10 \

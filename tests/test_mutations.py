@@ -4,11 +4,21 @@ Each mutation patches the package inside the kernel (a cell inserted after the p
 cell), runs the chapter with papermill, and checks that the named claims leave the status
 the prose asserts at that scale. The chapter must then stop at its ledger
 (``ClaimMismatch``, naming them), after writing the ledger that shows the change.
+
+The mutations of what a chapter computes from its cached results (the theory it compares
+with, the statistics it draws) leave those results as they are: when ``make test`` has built
+the quick book (``$FGLN_QUICK_BUILD``), such a chapter starts from a copy of that build's
+result cache, computed by the unmutated code, and only the mutated computations run. The
+mutations of a cached computation itself (``RECOMPUTE``) start from an empty cache; reusing
+the cache there hides the error, and the test fails (checked: it does).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +84,10 @@ MUTATIONS = {
 }
 
 
+# mutations of a function that runs inside cached grid tasks
+RECOMPUTE = {"layer-dropped"}
+
+
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 def test_injected_error_changes_the_named_claims(mutation, tmp_path):
     import jupytext
@@ -89,6 +103,10 @@ def test_injected_error_changes_the_named_claims(mutation, tmp_path):
     nbformat.write(nb, raw)
     params = dict(scale="quick", fig_dir=str(tmp_path / "figs"),
                   cache_dir=str(tmp_path / "cache"), ledger_dir=str(tmp_path / "ledger"))
+    build = os.environ.get("FGLN_QUICK_BUILD")
+    if build and (Path(build) / "cache").is_dir() and mutation not in RECOMPUTE:
+        shutil.copytree(Path(build) / "cache", params["cache_dir"],
+                        ignore=shutil.ignore_patterns("locks"))
     raised = None
     try:
         pm.execute_notebook(str(raw), str(tmp_path / "out.ipynb"), parameters=params,
