@@ -126,3 +126,26 @@ def test_two_processes_compute_a_shared_entry_once(tmp_path):
         p.join(30)
     assert [p.exitcode for p in procs] == [0, 0]
     assert marker.read_text() == "x"
+
+
+def test_a_new_store_starts_the_longest_recorded_page_first(toy):
+    """Without times of its own, the store orders the pages by the times recorded with the
+    book (one worker: the order of the log is the order of execution)."""
+    (toy / "book" / "_data").mkdir()
+    (toy / "book" / "_data" / "execution_seconds.json").write_text(
+        json.dumps({"quick": {"a": 1.0, "b": 100.0}, "paper": {"a": 100.0, "b": 1.0}}))
+    lines: list[str] = []
+    ex.execute_book(toy, jobs=1, log=lines.append)
+    done = [line.split("] ")[1].split(":")[0] for line in lines if "executed in" in line]
+    assert done[:2] == ["b", "a"]
+
+
+def test_every_page_of_the_book_has_a_recorded_time():
+    """book/_data/execution_seconds.json names every notebook page at both scales."""
+    from conftest import BOOK_DIR
+
+    record = json.loads((BOOK_DIR / "_data" / "execution_seconds.json").read_text())
+    writers, readers = ex.book_pages(BOOK_DIR.parent)
+    for scale in ("paper", "quick"):
+        assert set(writers + readers) <= set(record[scale]), scale
+        assert all(v > 0 for v in record[scale].values())

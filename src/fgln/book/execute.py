@@ -19,7 +19,8 @@ itself executes nothing.
   (``$FGLN_EXEC_DIR`` overrides), holding a jupyter-cache (``jupyter_cache/``) and
   ``state.json`` (the key each page was last executed with, and how long it took).
 * **How.** Chapters run in worker processes (``jobs``, default: one per core), longest first
-  (by their last execution time), each kernel with ``cores // jobs`` torch threads unless
+  (by their last execution time in the store; in a new store by the times recorded with the
+  book, ``book/_data/execution_seconds.json``, so that the longest chapters start first), each kernel with ``cores // jobs`` torch threads unless
   ``OMP_NUM_THREADS`` is set; two chapters that need the same cached result compute it once
   (:func:`~fgln.book.cache.cached` locks each entry). A chapter whose cell raises fails the
   build after the other chapters finished, with its traceback.
@@ -161,6 +162,16 @@ def _ledger_digest(ledger_dir: Path, pages: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
+def _recorded_seconds(book_dir: Path, scale: str) -> dict[str, float]:
+    """The execution times recorded with the book (``book/_data/execution_seconds.json``) at
+    ``scale``, by page: the order of a store's first build (empty if there is no record)."""
+    try:
+        record = json.loads((book_dir / "_data" / "execution_seconds.json").read_text("utf-8"))
+        return {str(k): float(v) for k, v in record.get(scale, {}).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
 def _cached(cache, nb) -> bool:
     try:
         cache.match_cache_notebook(nb)
@@ -212,6 +223,7 @@ def execute_book(root: str | os.PathLike, *, jobs: int | None = None,
     jobs = max(1, int(jobs or os.environ.get("FGLN_JOBS") or cores))
     threads = None if os.environ.get("OMP_NUM_THREADS") else max(1, cores // jobs)
     writers, readers = book_pages(root)
+    hints = _recorded_seconds(book_dir, scale)
     outcome: dict[str, str] = {}
     failures: list[str] = []
 
@@ -229,7 +241,8 @@ def execute_book(root: str | os.PathLike, *, jobs: int | None = None,
                 log(f"{page}: unchanged, executed notebook reused")
             else:
                 todo.append(page)
-        todo.sort(key=lambda p: -times.get(p, float("inf")))  # longest (or new) first
+        # longest first: by the store's own times, else the book's record of them, else first
+        todo.sort(key=lambda p: -times.get(p, hints.get(p, float("inf"))))
         if not todo:
             return
         start = time.perf_counter()
