@@ -1,7 +1,8 @@
 """The book's executor (fgln.book.execute): parallel, and only what changed.
 
 A toy book of three notebook pages (two chapters that write ledgers, one page that reads
-them) is executed twice: the second time nothing runs; editing one chapter's prose
+them) is executed twice: the first time longest first by the times recorded with the book,
+the second time nothing runs; editing one chapter's prose
 re-executes that chapter only, changing what it finds re-executes it and the reader; a
 chapter that raises fails with its traceback while the other is still executed and cached.
 Also: two processes needing the same cache entry compute it once.
@@ -79,9 +80,15 @@ def test_pages_of_the_book_are_split_into_writers_and_readers(toy):
 
 
 def test_only_what_changed_is_executed(toy):
+    # a new store starts the longest page first by the times recorded with the book (one
+    # worker: the order of the log is the order of execution)
+    (toy / "book" / "_data").mkdir()
+    (toy / "book" / "_data" / "execution_seconds.json").write_text(
+        json.dumps({"quick": {"a": 1.0, "b": 100.0}, "paper": {"a": 100.0, "b": 1.0}}))
     lines: list[str] = []
-    first = ex.execute_book(toy, jobs=2, log=lines.append)
+    first = ex.execute_book(toy, jobs=1, log=lines.append)
     assert first == {"a": "executed", "b": "executed", "r": "executed"}
+    assert [line.split("] ")[1].split(":")[0] for line in lines] == ["b", "a", "r"]
     assert ex.execute_book(toy, jobs=2, log=lines.append) == dict.fromkeys(first, "cached")
     _book(toy, extra_b="x = 1")  # chapter b edited, same findings: b alone runs again
     assert ex.execute_book(toy, jobs=2, log=lines.append) == {
@@ -126,18 +133,6 @@ def test_two_processes_compute_a_shared_entry_once(tmp_path):
         p.join(30)
     assert [p.exitcode for p in procs] == [0, 0]
     assert marker.read_text() == "x"
-
-
-def test_a_new_store_starts_the_longest_recorded_page_first(toy):
-    """Without times of its own, the store orders the pages by the times recorded with the
-    book (one worker: the order of the log is the order of execution)."""
-    (toy / "book" / "_data").mkdir()
-    (toy / "book" / "_data" / "execution_seconds.json").write_text(
-        json.dumps({"quick": {"a": 1.0, "b": 100.0}, "paper": {"a": 100.0, "b": 1.0}}))
-    lines: list[str] = []
-    ex.execute_book(toy, jobs=1, log=lines.append)
-    done = [line.split("] ")[1].split(":")[0] for line in lines if "executed in" in line]
-    assert done[:2] == ["b", "a"]
 
 
 def test_every_page_of_the_book_has_a_recorded_time():
