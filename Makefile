@@ -60,17 +60,20 @@ UV_SOURCES = $(shell $(PYTHON) -m pip config list 2>/dev/null | \
 
 # Every package at its locked version and hash (requirements.lock; the lock is complete, so
 # nothing is resolved: --no-deps), then the package itself. pip installs the base group (uv
-# among it), uv the rest (it unpacks the torch and CUDA wheels in parallel); both check every
-# hash. `pip check` then checks the whole. uv compiles the bytecode at install, as pip does:
-# where PYTHONDONTWRITEBYTECODE is set, nothing would cache it later, and every kernel would
-# compile torch's modules again on import (two to three times the book's execution time).
+# among it), uv the rest (it unpacks the torch and CUDA wheels in parallel; pip takes over
+# where uv fails); both check every hash. `pip check` then checks the whole. uv compiles the
+# bytecode at install, as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing would cache
+# it later, and every kernel would compile torch's modules again on import (two to three
+# times the book's execution time).
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(call LOCK_GROUP,base) > $(VENV)/lock-base.txt
 	$(call LOCK_GROUP,rest) > $(VENV)/lock-rest.txt
 	$(VPY) -m pip install -q --require-hashes --no-deps -r $(VENV)/lock-base.txt
 	$(VENV)/bin/uv pip install --python $(VPY) --require-hashes --no-deps --compile-bytecode \
-	  --index-strategy unsafe-best-match $(UV_SOURCES) -r $(VENV)/lock-rest.txt
+	  --index-strategy unsafe-best-match $(UV_SOURCES) -r $(VENV)/lock-rest.txt || { \
+	  echo "uv could not install the lock; pip installs it (slower)"; \
+	  $(VPY) -m pip install --require-hashes --no-deps -r $(VENV)/lock-rest.txt; }
 	$(VPY) -m pip check
 	$(VPY) -m pip install --no-deps --no-build-isolation -e .
 	# Kernel "python3" -> this venv's interpreter (installed under .venv, nothing global).
