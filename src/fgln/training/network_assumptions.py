@@ -212,6 +212,13 @@ def fit_depth_lines(log_pre: Tensor, log_suf: Tensor,
                                log_suf - fit_suf)
 
 
+def _signed_deviation(R: Tensor) -> Tensor:
+    """``R S - I`` [..., k, k], the signs ``S = diag(s_j)`` of the columns making the diagonal
+    of ``R S`` >= 0 (Proposition 7.1 (ii), both readings)."""
+    sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
+    return R * sign[..., None, :] - torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
+
+
 def column_alignment_error(R: Tensor) -> Tensor:
     """Proposition 7.1 (ii) on a top block: for ``R = U_k^T W_k`` [..., k, k] (two sets of
     singular vectors), ``max_i |R_ij s_j - delta_ij|`` per column j [..., k], with the signs
@@ -227,9 +234,7 @@ def column_alignment_error(R: Tensor) -> Tensor:
     err : Tensor
         Largest deviation from the identity per column [..., k].
     """
-    sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
-    eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
-    return (R * sign[..., None, :] - eye).abs().amax(-2)
+    return _signed_deviation(R).abs().amax(-2)
 
 
 def row_sum_alignment_error(R: Tensor) -> Tensor:
@@ -258,9 +263,7 @@ def row_sum_alignment_error(R: Tensor) -> Tensor:
     """
     if R.ndim < 2 or R.shape[-1] != R.shape[-2]:
         raise ValueError(f"R must be [..., r, r], got {tuple(R.shape)}")
-    sign = torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(R.dtype)
-    eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
-    return (R * sign[..., None, :] - eye).abs().sum(-1).amax(-1)
+    return _signed_deviation(R).abs().sum(-1).amax(-1)
 
 
 def largest_angle_sine(M: Tensor) -> Tensor:
