@@ -532,3 +532,17 @@ def test_the_book_s_notebooks_split_into_ledger_writers_and_readers():
     assert readers == ["intro", "discussion", "reproduction"]
     assert "01_introduction" in writers and "appendix_c" in writers
     assert "execution" not in writers + readers  # a Markdown page: nothing to execute
+
+
+def test_seed_report_says_when_the_comparison_predates_the_code(tmp_path):
+    from fgln.book.ledger_report import seed_report
+
+    path = tmp_path / "seeds.json"
+    path.write_text(json.dumps({"scale": "paper", "claims": 3, "same": 3, "decided_same": 2,
+                                "moved": [], "missing": [], "seeds": [0, 1000],
+                                "code_version": ["aaaa"], "date": "2026-01-01"}))
+    same = seed_report(path, code="aaaa")
+    assert "No status moved" in same and "code version" not in same
+    other = seed_report(path, code="bbbb")
+    assert "`aaaa`" in other and "`bbbb`" in other and "does not cover" in other
+    assert "No comparison" in seed_report(tmp_path / "none.json", code="bbbb")

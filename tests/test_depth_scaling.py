@@ -8,8 +8,7 @@ from fgln.base.laws import LayerLaw
 from fgln.base.results import Result
 from fgln.base.statistics import conditional_stats
 from fgln.initialization import depth_scaling as ds
-from fgln.products.sampling import sample_layers
-from fgln.products.spectra import log_spectra_by_depth
+from fgln.products.spectra import factor_log_spectra
 from fgln.theory import exponents as ex
 
 
@@ -22,15 +21,16 @@ def test_conditional_stats_ignores_minus_inf_and_reports_fraction():
     assert np.isnan(st["se"][1])  # one sample: no standard error
 
 
-def test_top_values_by_depth_matches_in_memory_path():
+def test_top_values_by_depth_are_the_factor_spectra():
     prod = LayerLaw(6, 1.0).product(12)
     r = ds.top_values_by_depth(prod, 3, 4, seed=3)
     assert isinstance(r, Result) and r.logs is r["logs"]
-    lay = sample_layers(prod, 4, seed=3)
-    ref = log_spectra_by_depth(lay, k=3).numpy()
-    np.testing.assert_allclose(r["logs"], ref, atol=1e-7)
+    ref = factor_log_spectra(prod, 3, 4, seed=3).numpy()
+    np.testing.assert_array_equal(r["logs"], ref)
     np.testing.assert_allclose(r["mean"], (ref / np.arange(1, 13)[None, :, None]).mean(0),
-                               atol=1e-7)
+                               atol=1e-12)
+    at_end = ds.spectrum_at_depth(prod, 3, 4, seed=3)
+    np.testing.assert_allclose(at_end["values"], ref[:, -1] / 12, atol=1e-12, rtol=0)
 
 
 def test_spectrum_at_depth_conditional_means_for_unconditioned_gates():

@@ -10,11 +10,12 @@ import torch
 
 from fgln.base.laws import LayerLaw
 from fgln.base.statistics import mean_se
-from fgln.products.accumulator import SpectrumAccumulator
+from fgln.products.accumulator import SpectrumAccumulator, accumulate_factors
 from fgln.products.graded_svd import graded_log_svdvals
 from fgln.products.partial_products import layer_partial_products, network_partial_products
 from fgln.products.sampling import (
     haar_orthogonal,
+    iter_factors,
     iter_layers,
     make_generator,
     network_layers,
@@ -22,6 +23,7 @@ from fgln.products.sampling import (
     sample_network,
 )
 from fgln.products.spectra import (
+    factor_log_spectra,
     log_singular_values,
     log_spectra_by_depth,
     lyapunov_estimates,
@@ -286,6 +288,145 @@ def test_streaming_path_gives_the_same_numbers():
     assert torch.allclose(every[fin], ref[fin], atol=1e-12, rtol=0)
 
 
+# ---------------------------------------------------------------- triangular factors in law
+
+
+def test_factor_shape_zero_rows_and_width_follow_the_rank():
+    n, b = 9, 40
+    prod = LayerLaw(n, 0.5).product(6)
+    rank = torch.full((b,), n)
+    for R, m in iter_factors(prod, b, seed=4):
+        w = int(rank.max())
+        assert R.shape == (b, w, w) and m.dtype == torch.long
+        assert torch.equal(R, R.triu())  # upper triangular
+        rows = torch.arange(w)[None, :]
+        assert (R.diagonal(dim1=-2, dim2=-1)[rows < m[:, None]] > 0).all()
+        assert (R.abs().amax(-1)[rows >= m[:, None]] == 0).all()  # closed rows vanish
+        rank = torch.minimum(rank, m)
+    assert int(rank.max()) < n  # the width did shrink along the way
+    # the fgln convention leaves the last layer ungated: rank n there
+    last = list(iter_factors(LayerLaw(n, 0.5).product(3, "fgln"), b, seed=4))[-1][1]
+    assert (last == n).all()
+
+
+def test_factor_entries_follow_bartlett_and_could_fail():
+    """Row i < m of a factor: R_ii = sigma chi_{m-i}, entries right of it N(0, sigma^2). The
+    mean of log R_ii minus its closed form is 0 within 4 s.e.; shifting the degrees of
+    freedom by one (chi_{m-i+1}, the classic slip) is rejected by the same statistic."""
+    from scipy.special import digamma
+
+    n, b = 8, 20000
+    law = LayerLaw(n, 0.6, sigma=0.7)
+    R, m = next(iter_factors(law.product(1), b, seed=11))
+    i = torch.arange(n)[None, :]
+    live = (i < m[:, None]).numpy()
+    dof = (m[:, None] - i).numpy().astype(float)
+    logd = torch.log(R.diagonal(dim1=-2, dim2=-1)).numpy()
+
+    def z(shift):
+        pred = math.log(0.7) + 0.5 * (digamma((dof + shift) / 2) + math.log(2))
+        dev = (logd - np.where(live, pred, 0.0))[live]
+        return dev.mean() / (dev.std(ddof=1) / math.sqrt(dev.size))
+
+    assert abs(z(0)) < 4 and abs(z(1)) > 8
+    upper = R[:, torch.triu_indices(n, n, 1)[0], torch.triu_indices(n, n, 1)[1]]
+    upper = upper[live[:, torch.triu_indices(n, n, 1)[0].numpy()]]
+    mean, se = float(upper.mean()), float(upper.std() / math.sqrt(upper.numel()))
+    assert abs(mean) < 4 * se
+    var = float((upper**2).mean())
+    var_se = 0.49 * math.sqrt(2 / upper.numel())  # Var(x^2) = 2 sigma^4
+    assert abs(var - 0.49) < 4 * var_se
+
+
+@pytest.mark.parametrize("law", [LayerLaw(6, 1.0), LayerLaw(6, 0.5), LayerLaw(6, 0.6, r=3)])
+def test_factor_spectra_have_the_law_of_layer_spectra(law):
+    """The spectra of R_l ... R_1 and of M_l ... M_1 at every depth: the same fraction of
+    exact zeros and the same conditional means of log s_i (two-sample z within 4.5); the
+    top value of a product of ungated layers (p = 1 drawn from a 0.5 law) is rejected."""
+    b, L = 3000, 8
+    prod = law.product(L)
+    fac = factor_log_spectra(prod, 4, b, seed=1).numpy()
+    lay = stream_log_spectra(prod, 4, b, seed=2).numpy()
+    for d in (0, 3, 7):
+        for i in range(4):
+            a, c = fac[:, d, i], lay[:, d, i]
+            fa, fc = np.isfinite(a), np.isfinite(c)
+            p = (fa.sum() + fc.sum()) / (2 * b)
+            if 0 < p < 1:
+                z_frac = (fa.mean() - fc.mean()) / math.sqrt(2 * p * (1 - p) / b)
+                assert abs(z_frac) < 4.5, (d, i, z_frac)
+            a, c = a[fa], c[fc]
+            if min(a.size, c.size) < 30:  # (almost) always an exact zero: nothing to compare
+                continue
+            z = (a.mean() - c.mean()) / math.sqrt(a.var(ddof=1) / a.size + c.var(ddof=1) / c.size)
+            assert abs(z) < 4.5, (d, i, z)
+    if law.p < 1:
+        full = factor_log_spectra(LayerLaw(6, 1.0).product(L), 1, b, seed=3).numpy()[:, -1, 0]
+        a = fac[:, -1, 0][np.isfinite(fac[:, -1, 0])]
+        z = (a.mean() - full.mean()) / math.sqrt(a.var(ddof=1) / a.size + full.var() / b)
+        assert abs(z) > 8
+
+
+def test_factor_spectra_read_every_depth_like_one_depth():
+    prod = LayerLaw(10, 0.7).product(30)
+    every = factor_log_spectra(prod, 3, 5, seed=8)
+    some = factor_log_spectra(prod, 3, 5, depths=[30, 12], seed=8)
+    fin = torch.isfinite(every[:, [11, 29]])
+    assert torch.equal(fin, torch.isfinite(some))
+    assert torch.allclose(every[:, [11, 29]][fin], some[fin], atol=1e-12, rtol=0)
+    # the readout of the top values cuts the rows it does not read: the same values as
+    # the full spectrum of the same factors
+    acc = SpectrumAccumulator.start(10, 5)
+    for R, m in iter_factors(prod, 5, seed=8):
+        acc.push_factor(R, m)
+    full = acc.log_svdvals()
+    fin = torch.isfinite(full[:, :3])
+    assert torch.allclose(acc.log_svdvals(3)[fin], full[:, :3][fin], atol=1e-12, rtol=0)
+    assert torch.allclose(acc.log_svdvals(3)[fin], every[:, -1][fin], atol=1e-12, rtol=0)
+
+
+def test_push_factor_forgets_the_frame_and_a_narrow_factor_drops_rows():
+    acc = SpectrumAccumulator.start(5, 2)
+    R, m = next(iter_factors(LayerLaw(5, 1.0).product(1), 2, seed=0))
+    acc.push_factor(R, m)
+    with pytest.raises(ValueError, match="frame is not kept"):
+        acc.push(torch.randn(2, 5, 5, dtype=torch.float64))
+    acc.push_factor(R[:, :3, :3], m)
+    assert acc.live() == 3 and torch.isinf(acc.a[:, 3:]).all() and (acc.N[:, 3:] == 0).all()
+    assert torch.isinf(acc.log_svdvals()[:, 3:]).all()
+
+
+@pytest.mark.parametrize("p, n, L, k", [(1.0, 48, 300, 5), (0.5, 48, 120, 4), (0.7, 24, 300, 12)])
+def test_dropping_far_rows_keeps_the_top_values(p, n, L, k):
+    """The same factors pushed whole and pushed on the rows kept_rows keeps (NEGLECT nats
+    under the k-th): the top k values agree to 1e-12 at every depth, and rows do get dropped;
+    dropping at 2 nats instead (a row of the top's own order) does change them."""
+    facs = list(iter_factors(LayerLaw(n, p).product(L), 6, seed=5))
+
+    def run(below):
+        acc, out, widths = SpectrumAccumulator.start(n, 6), [], []
+        for R, m in facs:
+            w = acc.kept_rows(k, below) if below is not None else R.shape[-1]
+            widths.append(w)
+            acc.push_factor(R[:, :w, :w], m)
+            out.append(acc.log_svdvals(k))
+        return torch.stack(out, 1), min(widths)
+
+    full, _ = run(None)
+    kept, narrowest = run(40.0)
+    fin = torch.isfinite(full)
+    assert torch.equal(fin, torch.isfinite(kept)) and narrowest < n // 2
+    assert float((full[fin] - kept[fin]).abs().max()) < 1e-12
+    crude, _ = run(2.0)
+    assert float((full[fin] - crude[fin]).abs().max()) > 1e-6
+    # accumulate_factors drops rows itself when k is given (and not with below=None)
+    a = SpectrumAccumulator.start(n, 6)
+    accumulate_factors(iter_factors(LayerLaw(n, p).product(L), 6, seed=5), a, L, k=k)
+    b = SpectrumAccumulator.start(n, 6)
+    accumulate_factors(iter_factors(LayerLaw(n, p).product(L), 6, seed=5), b, L, k=k, below=None)
+    assert a.live() < b.live() if p == 1.0 else a.live() <= b.live()
+
+
 def test_exact_zeros_are_minus_inf_not_rounding_noise():
     n = 8
     w, d = sample_network(LayerLaw(n, 0.5).product(10), 6, seed=5)
@@ -470,3 +611,14 @@ def test_top_svd_forms_agree():
     assert Uf.shape == (4, 4) and Vf.shape == (6, 6)
     with pytest.raises(ValueError, match="method"):
         top_svd(M, method="qr")
+
+
+def test_factor_spectra_come_in_cpu_batches_of_one_stream():
+    from fgln.products.spectra import CPU_BATCH
+
+    prod = LayerLaw(6, 0.5).product(5)
+    many = factor_log_spectra(prod, 2, CPU_BATCH + 7, seed=4)
+    first = factor_log_spectra(prod, 2, CPU_BATCH, seed=4)
+    assert many.shape == (CPU_BATCH + 7, 5, 2)
+    assert torch.equal(many[:CPU_BATCH], first)  # the first batch does not see the second
+    assert not torch.equal(many[CPU_BATCH:], first[:7])  # the second draws on, anew

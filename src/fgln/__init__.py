@@ -59,6 +59,7 @@ from .mnist import (
 from .products import (
     chain_product,
     chain_products,
+    factor_log_spectra,
     haar_from_ginibre,
     haar_orthogonal,
     layer_partial_products,
@@ -154,7 +155,7 @@ __all__ = [
     "LayerLaw", "Product", "Result", "conditional_stats", "find_repo_root", "fit_slopes",
     "mean_se", "torch_threads",
     # fgln.products
-    "chain_product", "chain_products", "haar_from_ginibre", "haar_orthogonal",
+    "chain_product", "chain_products", "factor_log_spectra", "haar_from_ginibre", "haar_orthogonal",
     "layer_partial_products", "log_singular_values", "make_generator", "network_layers",
     "network_partial_products", "sample_network", "stream_log_spectra",
     "stream_lyapunov_estimates",

@@ -293,13 +293,16 @@ def conclusion_table(ledgers: Sequence[dict], keys: Mapping[str, str | None],
             + "\n".join(rows))
 
 
-def seed_report(path: str | Path) -> str:
+def seed_report(path: str | Path, code: str | None = None) -> str:
     """The last claim-by-claim comparison of two seeds (:mod:`fgln.book.seed_check`), in words.
 
     Parameters
     ----------
     path : str or pathlib.Path
         The JSON file ``make seeds`` writes.
+    code : str or None
+        The code version of this build (:func:`fgln.book.cache.code_version`); where the
+        comparison was made with other code, the text says so.
 
     Returns
     -------
@@ -323,4 +326,8 @@ def seed_report(path: str | Path) -> str:
         text += " No status moved."
     if d.get("missing"):
         text += "\n\nStated at one seed only: " + ", ".join(f"`{m}`" for m in d["missing"]) + "."
+    if code is not None and code not in d.get("code_version", []):
+        made = ", ".join(f"`{c}`" for c in d.get("code_version", [])) or "an unrecorded version"
+        text += (f"\n\nThat comparison was made with the package at code version {made}; this "
+                 f"book was built at `{code}`, so it does not cover the current code's draws.")
     return text

@@ -23,15 +23,14 @@ from ..base.results import Result
 from ..base.statistics import conditional_stats, fit_slopes
 from ..base.threads import single_threaded
 from ..base.validation import check_int
-from ..products.accumulator import SpectrumAccumulator, accumulate
+from ..products.accumulator import SpectrumAccumulator, accumulate_factors
 from ..products.sampling import (
-    iter_layers,
-    iter_network,
+    iter_factors,
     make_generator,
     network_layers,
     sample_network,
 )
-from ..products.spectra import log_spectra_by_depth, stream_log_spectra
+from ..products.spectra import factor_log_spectra, log_spectra_by_depth
 
 _WEDGE_CHUNK = 2500  # layers per draw in wedge_log_norms (memory ~ chunk * n^2 doubles)
 
@@ -85,7 +84,7 @@ def top_values_by_depth(product: Product, k: int, replicates: int, *, seed: int 
         If one of them is out of range.
     """
     L = product.L
-    logs = stream_log_spectra(product, k, replicates, seed=seed, dtype=dtype, device=device,
+    logs = factor_log_spectra(product, k, replicates, seed=seed, dtype=dtype, device=device,
                               progress=progress).cpu().numpy()
     depth = np.arange(1, L + 1)
     st = conditional_stats(logs / depth[None, :, None], axis=0)
@@ -122,21 +121,29 @@ def spectrum_at_depth(product: Product, k: int, replicates: int, *, seed: int = 
         If one of them is out of range.
     """
     L = product.L
-    logs = stream_log_spectra(product, k, replicates, depths=[L], seed=seed, dtype=dtype,
-                              device=device)[:, 0].cpu().numpy()
-    if product.law.p < 1:
-        ranks = gate_ranks(product, replicates, seed=seed, dtype=dtype, device=device)
-    else:
-        ranks = np.full((replicates, L), product.n, dtype=np.int64)
-    return Result(values=logs / L, **conditional_stats(logs / L, axis=0), gate_ranks=ranks)
+    ranks: list[torch.Tensor] = []  # the gate ranks of these very draws
+
+    def recorded(factors):
+        for R, m in factors:
+            ranks.append(m.cpu())
+            yield R, m
+
+    acc = SpectrumAccumulator.start(product.n, replicates, dtype=dtype, device=device)
+    factors = iter_factors(product, replicates, seed=seed, dtype=dtype, device=device)
+    logs = accumulate_factors(recorded(factors), acc, L, depths=[L],
+                              k=check_int("k", k, 1, product.n), progress=False)[0]
+    logs = logs.cpu().numpy()
+    return Result(values=logs / L, **conditional_stats(logs / L, axis=0),
+                  gate_ranks=torch.stack(ranks, 1).numpy())
 
 
 @shared_doc
 def gate_ranks(product: Product, replicates: int, *, seed: int = 0,
                dtype=torch.float64, device="cpu") -> np.ndarray:
     """Rank of each gate ``D_l`` of the products that the same arguments give to
-    :func:`top_values_by_depth`, :func:`spectrum_at_depth` (the same seed draws the same
-    layers, :func:`fgln.products.sampling.iter_network`).
+    :func:`top_values_by_depth`, :func:`spectrum_at_depth`, :func:`finite_depth_offsets`
+    (the same seed draws the same factors, :func:`fgln.products.sampling.iter_factors`; the
+    ungated last layer of the ``"fgln"`` convention has rank ``n``).
 
     With Gaussian weights, ``s_{i,L} > 0`` exactly when every gate has rank ``>= i`` (almost
     surely), so ``min(k, gate_ranks.min(1))`` is the number of nonzero values among the top
@@ -155,9 +162,8 @@ def gate_ranks(product: Product, replicates: int, *, seed: int = 0,
     ranks : numpy.ndarray
         [replicates, L] integers, column l - 1 the rank of ``D_l``.
     """
-    out = [d.sum(-1).round().long().cpu()
-           for _, d in iter_network(product, replicates, seed=seed, dtype=dtype,
-                                    device=device)]
+    out = [m.cpu() for _, m in iter_factors(product, replicates, seed=seed, dtype=dtype,
+                                             device=device)]
     return torch.stack(out, 1).numpy()
 
 
@@ -274,7 +280,9 @@ def finite_depth_offsets(product: Product, k: int, replicates: int, *, seed: int
     Along the QR accumulation ``J_L = Q T``, ``log||J_L e_1 ^ ... ^ J_L e_i|| = sum_{j<=i}
     log|T_jj|`` and each layer contributes an independent copy of ``log||Y f_1 ^ ... ^ Y f_i||``
     for an orthonormal frame f, whose mean is exactly ``lambda_i`` (right rotation
-    invariance of Y). So ``sum_{j<=i} log s_j - sum_{j<=i} log|T_jj|`` has mean
+    invariance of Y). The factors ``T = R_L ... R_1`` are drawn in law
+    (:func:`fgln.products.sampling.iter_factors`), where that copy is ``sum_{j<=i}
+    log|(R_l)_jj|``. So ``sum_{j<=i} log s_j - sum_{j<=i} log|T_jj|`` has mean
     ``E log||^i J_L|| - L lambda_i``, which tends to ``d_i`` (Lemma C.7), with a small variance.
     Returns ``mean``, ``se`` [k] of that difference (conditional on ``s_k > 0``).
 
@@ -304,8 +312,8 @@ def finite_depth_offsets(product: Product, k: int, replicates: int, *, seed: int
     """
     L = product.L
     acc = SpectrumAccumulator.start(product.n, replicates, dtype=dtype, device=device)
-    layers = iter_layers(product, replicates, seed=seed, dtype=dtype, device=device)
-    accumulate(layers, acc, L, reorth_every=1, progress=progress, desc=f"offsets L={L}")
+    factors = iter_factors(product, replicates, seed=seed, dtype=dtype, device=device)
+    accumulate_factors(factors, acc, L, k=k, progress=progress, desc=f"offsets L={L}")
     logs = acc.log_svdvals(k)
     diag = acc.a[:, :k] + torch.log(acc.N.diagonal(dim1=-2, dim2=-1)[:, :k].abs())
     diff = (torch.cumsum(logs, -1) - torch.cumsum(diag, -1)).cpu().numpy()

@@ -20,7 +20,8 @@ from ..base.validation import check_int
 
 Tensor = torch.Tensor
 
-__all__ = ["WINDOW", "HALF", "window_plan", "graded_log_svdvals", "graded_log_svdvals_batched"]
+__all__ = ["WINDOW", "HALF", "window_plan", "needed_rows", "graded_log_svdvals",
+           "graded_log_svdvals_batched"]
 
 WINDOW = 18.0  # float64 resolves singular values within exp(18) of the window top to ~1e-8
 HALF = 9.0  # deflation margin: couplings across it perturb by exp(-2 * 9) ~ 1.5e-8
@@ -101,6 +102,48 @@ def _windowed(a: Tensor, R1: Tensor, rank: Tensor, k: int, out: Tensor) -> None:
             out[i, acc : acc + take_to - take_from] = lsv[j, take_from:take_to]
 
 
+def _envelope(a: Tensor, rank: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Top scale, non-increasing envelope, scale of the last wanted value and the fast-path
+    mask of :func:`graded_log_svdvals_batched` (one definition for it and
+    :func:`needed_rows`)."""
+    finite = torch.isfinite(a)
+    a0 = torch.where(finite, a, torch.full_like(a, -math.inf))
+    top = a0.max(-1).values
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    env = torch.cummin(torch.where(finite, a, top[:, None] - 1e300), -1).values
+    kk = torch.minimum(rank, torch.full_like(rank, k)).clamp(1, a.shape[1])
+    kth = env.gather(1, (kk - 1)[:, None]).squeeze(1)  # scale of the last wanted value
+    return top, env, kth, (top - kth) <= WINDOW
+
+
+def needed_rows(a: Tensor, rank: Tensor, k: int) -> int:
+    """How many leading rows of a batch of graded triangles the top ``k`` values read.
+
+    :func:`graded_log_svdvals_batched` reads the rows whose scale lies within ``HALF`` of the
+    ``k``-th (one window), or within ``WINDOW + HALF`` where it needs several windows; the
+    rows below are neglected there. So the triangles may be cut to the returned number of
+    leading rows beforehand, with the same result (the QR of their leading rows is the
+    leading block of the whole QR).
+
+    Parameters
+    ----------
+    a : Tensor
+        Log scales [b, r] (``-inf`` past ``rank``).
+    rank : Tensor
+        Number of finite scales of each matrix [b] (int).
+    k : int
+        How many values will be read (``1 <= k <= r``).
+
+    Returns
+    -------
+    rows : int
+        The largest number of leading rows that one matrix of the batch reads, in [k, r].
+    """
+    _, env, kth, fast = _envelope(a, rank, k)
+    margin = torch.where(fast, torch.full_like(kth, HALF), torch.full_like(kth, WINDOW + HALF))
+    return int((env >= (kth - margin)[:, None]).sum(-1).max().clamp_min(k))
+
+
 def graded_log_svdvals_batched(a: Tensor, R1: Tensor, rank: Tensor, k: int) -> Tensor:
     """Top-``k`` log-singular values of ``R1 diag(exp(a))`` for a batch, [b, k], largest first.
 
@@ -126,14 +169,8 @@ def graded_log_svdvals_batched(a: Tensor, R1: Tensor, rank: Tensor, k: int) -> T
         beyond the rank.
     """
     b, _ = a.shape
-    finite = torch.isfinite(a)
-    a0 = torch.where(finite, a, torch.full_like(a, -math.inf))
-    top = a0.max(-1).values
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    env = torch.cummin(torch.where(finite, a, top[:, None] - 1e300), -1).values
-    kk = torch.minimum(rank, torch.full_like(rank, k)).clamp_min(1)
-    kth = env.gather(1, (kk - 1)[:, None]).squeeze(1)  # scale of the last wanted value
-    fast = (top - kth) <= WINDOW
+    a0 = torch.where(torch.isfinite(a), a, torch.full_like(a, -math.inf))
+    top, env, kth, fast = _envelope(a, rank, k)
     # the top-k values only need the leading rows whose scale is above kth - 9: the
     # neglected columns couple to them at O(exp(-9)), i.e. O(exp(-18)) on the values
     cut = int(((env >= (kth - HALF)[:, None]) & fast[:, None]).sum(-1).max().clamp_min(k))

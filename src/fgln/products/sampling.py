@@ -1,4 +1,5 @@
-"""Random matrices: gated Ginibre layers (Definitions 4.1, 5.1, 5.2) and Haar orthogonal matrices.
+"""Random matrices: gated Ginibre layers (Definitions 4.1, 5.1, 5.2), their triangular factors
+in law, and Haar orthogonal matrices.
 
 * a *layer* is ``M_l = D_l W_l`` with ``W_l`` a sigma-Ginibre matrix (i.i.d. N(0, sigma^2)
   entries) and ``D_l`` a p-gate (diagonal, i.i.d. Bernoulli(p) entries), optionally an
@@ -7,7 +8,9 @@
 * Definition 4.1 (FGLN) convention: ``J = W_L D_{L-1} ... D_1 W_1`` (last gate is I).
 
 :func:`iter_network` is the single source of randomness for networks: every other sampler
-draws through it, so equal seeds give equal matrices whichever path is used.
+of layers draws through it, so equal seeds give equal matrices whichever path is used.
+:func:`iter_factors` draws something else: not the layers, but the triangular factors that
+the QR accumulation of their product would produce, with the same joint law (see there).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ __all__ = [
     "network_layers",
     "sample_layers",
     "iter_layers",
+    "iter_factors",
     "haar_orthogonal",
     "haar_from_ginibre",
 ]
@@ -228,6 +232,84 @@ def iter_layers(product: Product, replicates: int = 1, *, seed: Seed = 0,
             yield w
         else:
             yield d[..., :, None] * w
+
+
+@shared_doc
+def iter_factors(product: Product, replicates: int = 1, *, seed: Seed = 0,
+                 dtype: torch.dtype = torch.float64, device="cpu",
+                 ) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield ``(R_l, m_l)``, l = 1..L: triangular factors whose products ``R_l ... R_1`` have
+    the joint law of the triangular factors of ``J_l = M_l ... M_1``, for every l at once.
+
+    Write ``J_{l-1} = Q_{l-1} T_{l-1}`` (QR). The Ginibre law is invariant under right
+    multiplication by an orthogonal matrix independent of it, so ``G = W_l Q_{l-1}`` is again
+    sigma-Ginibre and independent of the past; with ``D_l G = Q_l R_l``, ``J_l = Q_l (R_l
+    T_{l-1})``, and the singular values of every ``J_l`` are those of ``R_l ... R_1``. The
+    law of ``R_l`` given the gate (Bartlett's decomposition, applied to the ``m_l`` open rows
+    of ``D_l G``): rows ``i >= m_l`` vanish; in row ``i < m_l`` (0-based), ``R_ii = sigma
+    chi_{m_l - i}`` and the entries right of the diagonal are i.i.d. N(0, sigma^2), all
+    independent. Only the gate's rank enters, never which rows it opens.
+
+    A factor costs ``w (w - 1) / 2`` Gaussian and ``w`` chi draws instead of the layer's
+    ``n^2`` draws and QR factorisation. Here ``w``, the width of the yielded ``R_l``, is the
+    largest rank over the batch of ``R_{l-1} ... R_1`` (``n`` at first; ``min_j m_j`` per
+    product): the product's rows past its rank are zero, so only the leading ``w`` columns
+    of ``R_l`` act on it. A caller that keeps only the leading ``w'`` rows of the product
+    sends that number (``factors.send(w')`` instead of ``next(factors)``): the next factor is
+    then drawn on ``min(w, w')`` rows and columns only
+    (:func:`fgln.products.accumulator.accumulate_factors` keeps the rows that the top ``k``
+    values can feel). Different draws from :func:`iter_network` for the same seed; the same
+    law (``tests/test_products.py`` compares the two).
+
+    Parameters
+    ----------
+    %(product)s
+    %(replicates)s
+    %(seed)s
+    %(dtype)s
+    %(device)s
+
+    Yields
+    ------
+    R : Tensor
+        Upper-triangular factor [replicates, w, w], w <= n (see above).
+    m : Tensor
+        Rank of the gate ``D_l`` [replicates] (long; ``n`` where ``p = 1`` and for the
+        ungated last layer of the ``"fgln"`` convention).
+
+    Raises
+    ------
+    TypeError
+        If ``product`` is not a :class:`~fgln.base.laws.Product` or ``replicates`` not an
+        integer.
+    ValueError
+        If ``replicates < 1``.
+    """
+    law = check_product(product).law
+    replicates = check_int("replicates", replicates, 1)
+    device = resolve_device(device)
+    gen = make_generator(seed, device=device)
+    n, sigma = law.n, law.scale
+    last = product.L - 1
+    rank = torch.full((replicates,), n, dtype=torch.long, device=device)
+    width: int | None = None  # rows the caller keeps (sent), None: all
+    for l in range(product.L):
+        m = _draw_gate(gen, replicates, n, law.p, law.r, dtype, device).sum(-1).round().long()
+        if product.convention == "fgln" and l == last:
+            m = torch.full_like(m, n)
+        w = int(rank.max()) if width is None else max(1, min(int(rank.max()), int(width)))
+        ar = torch.arange(w, device=device)
+        rows, cols = torch.triu_indices(w, w, 1, device=device)
+        R = torch.zeros(replicates, w * w, dtype=dtype, device=device)
+        R[:, rows * w + cols] = torch.randn(replicates, rows.numel(), generator=gen,
+                                            dtype=dtype, device=device)
+        R = R.view(replicates, w, w)
+        dof = (m[:, None] - ar[None, :]).clamp_min(1).to(dtype)  # chi degrees of freedom
+        R.diagonal(dim1=-2, dim2=-1).copy_(
+            torch.sqrt(2.0 * torch._standard_gamma(0.5 * dof, generator=gen)))
+        R.mul_((ar[None, :] < m[:, None]).to(dtype)[..., None]).mul_(sigma)
+        rank = torch.minimum(rank, m).clamp_max(w)
+        width = yield R, m
 
 
 def haar_from_ginibre(G: Tensor) -> Tensor:

@@ -31,9 +31,9 @@ import torch
 from ..base.conventions import shared_doc
 from ..base.laws import Product, check_product
 from ..base.validation import check_int, check_layers, resolve_device
-from ..products.accumulator import SpectrumAccumulator, accumulate
+from ..products.accumulator import SpectrumAccumulator, accumulate, accumulate_factors
 from ..products.partial_products import chain_product
-from ..products.sampling import Seed, iter_network, make_generator, network_layers
+from ..products.sampling import Seed, iter_factors, iter_network, make_generator, network_layers
 from ..products.spectra import as_depths
 
 Tensor = torch.Tensor
@@ -238,7 +238,8 @@ def relu_products(product: Product, k: int | None = None, replicates: int = 1, *
                   gated: bool = False, spectrum: bool = True, seed: Seed = 0,
                   dtype: torch.dtype = torch.float64) -> dict[str, np.ndarray]:
     """Spectra and probe norms of ``replicates`` ReLU Jacobians J(x) (or, with ``gated=True``,
-    of products ``W_L D_{L-1} ... D_1 W_1`` with independent Bernoulli(1/2) gates).
+    of products ``W_L D_{L-1} ... D_1 W_1`` with independent Bernoulli(1/2) gates, drawn as
+    triangular factors in law: :func:`fgln.products.sampling.iter_factors`).
 
     Returns numpy arrays: ``logsv`` [replicates, k] (``spectrum=True``), ``lognorm``
     [replicates]: ``log ||J u||^2`` for the fixed unit vector ``u = e_1`` (independent of x),
@@ -271,42 +272,32 @@ def relu_products(product: Product, k: int | None = None, replicates: int = 1, *
     """
     n, L = check_product(product).network().n, product.L
     replicates = check_int("replicates", replicates, 1)
-    probe = torch.zeros(replicates, n, dtype=dtype)
-    probe[:, 0] = 1.0
-    norms: list[Tensor] = []
+    k = n if k is None else check_int("k", k, 1, n)
+    acc = SpectrumAccumulator.start(n, replicates, dtype=dtype, spectrum=spectrum)
     if gated:
-        gen = make_generator(seed)
-        layers = _gated_with_probe(product, replicates, gen, dtype, probe, norms)
+        # independent gates: the triangular factors in law (iter_factors); J = Q T with
+        # T = R_L ... R_1, so ||J e_1|| = |T_11|, whose log is the first entry of the growth
+        accumulate_factors(iter_factors(product, replicates, seed=seed, dtype=dtype), acc, L,
+                           progress=False)
+        lognorm = 2.0 * acc.growth[:, 0]
     else:
+        probe = torch.zeros(replicates, n, dtype=dtype)
+        probe[:, 0] = 1.0
+        norms: list[Tensor] = []
         layers = iter_relu_layers(product, replicates, probe=probe, log_norms=norms, seed=seed,
                                   dtype=dtype)
+        if spectrum:
+            accumulate(layers, acc, L, progress=False)
+        else:
+            for _ in layers:
+                pass
+        lognorm = torch.stack(norms, 0).sum(0)
     out: dict[str, np.ndarray] = {}
     if spectrum:
-        k = n if k is None else check_int("k", k, 1, n)
-        acc = SpectrumAccumulator.start(n, replicates, dtype=dtype)
-        accumulate(layers, acc, L, progress=False)
         full = acc.log_svdvals()
         out["logsv"] = full[:, :k].numpy()
         s2 = torch.exp(2.0 * full)
         out["m1"] = s2.mean(-1).numpy()
         out["m2"] = (s2 * s2).mean(-1).numpy()
-    else:
-        for _ in layers:
-            pass
-    out["lognorm"] = torch.stack(norms, 0).sum(0).numpy()
+    out["lognorm"] = lognorm.numpy()
     return out
-
-
-def _gated_with_probe(product, batch, gen, dtype, probe, norms) -> Iterator[Tensor]:
-    """Layers ``D_l W_l`` (l < L, independent Bernoulli(1/2) gates) and ``W_L``, pushing the
-    probe's log growth into ``norms`` (as :func:`iter_relu_layers`)."""
-    v = probe
-    L = product.L
-    gated = Product(product.law, L)
-    for l, (w, d) in enumerate(iter_network(gated, batch, seed=gen, dtype=dtype), start=1):
-        M = d[..., :, None] * w if l < L else w
-        v = (M @ v[..., None])[..., 0]
-        nv = torch.linalg.vector_norm(v, dim=-1)
-        norms.append(2.0 * torch.log(nv))
-        v = v / nv.clamp_min(torch.finfo(dtype).tiny)[:, None]
-        yield M
