@@ -76,6 +76,14 @@ def _draw_gate(gen, replicates, n, p, r, dtype, device) -> Tensor:
     return g.to(dtype)
 
 
+def _stream(product: Product, replicates: int, seed: Seed, device):
+    """A sampler's start: the product's law, the checked count, the device and the stream."""
+    law = check_product(product).law
+    device = resolve_device(device)
+    return law, check_int("replicates", replicates, 1), device, make_generator(seed,
+                                                                               device=device)
+
+
 @shared_doc
 def iter_network(product: Product, replicates: int = 1, *, seed: Seed = 0,
                  dtype: torch.dtype = torch.float64, device="cpu",
@@ -109,10 +117,7 @@ def iter_network(product: Product, replicates: int = 1, *, seed: Seed = 0,
     ValueError
         If ``replicates < 1``.
     """
-    law = check_product(product).law
-    replicates = check_int("replicates", replicates, 1)
-    device = resolve_device(device)
-    gen = make_generator(seed, device=device)
+    law, replicates, device, gen = _stream(product, replicates, seed, device)
     n, sigma = law.n, law.scale
     for _ in range(product.L):
         w = torch.randn(replicates, n, n, generator=gen, dtype=dtype, device=device) * sigma
@@ -285,10 +290,7 @@ def iter_factors(product: Product, replicates: int = 1, *, seed: Seed = 0,
     ValueError
         If ``replicates < 1``.
     """
-    law = check_product(product).law
-    replicates = check_int("replicates", replicates, 1)
-    device = resolve_device(device)
-    gen = make_generator(seed, device=device)
+    law, replicates, device, gen = _stream(product, replicates, seed, device)
     n, sigma = law.n, law.scale
     last = product.L - 1
     rank = torch.full((replicates,), n, dtype=torch.long, device=device)
