@@ -130,8 +130,10 @@ def spectrum_at_depth(product: Product, k: int, replicates: int, *, seed: int = 
 
     acc = SpectrumAccumulator.start(product.n, replicates, dtype=dtype, device=device)
     factors = iter_factors(product, replicates, seed=seed, dtype=dtype, device=device)
+    # every row kept (below=None): the recording generator does not pass widths on to the
+    # sampler, so the product could not shed rows anyway
     logs = accumulate_factors(recorded(factors), acc, L, depths=[L],
-                              k=check_int("k", k, 1, product.n), progress=False)[0]
+                              k=check_int("k", k, 1, product.n), below=None, progress=False)[0]
     logs = logs.cpu().numpy()
     return Result(values=logs / L, **conditional_stats(logs / L, axis=0),
                   gate_ranks=torch.stack(ranks, 1).numpy())
