@@ -242,3 +242,81 @@ def test_bad_input():
               recorders=[SpectralRecorder()])
     with pytest.raises(ValueError, match="epochs and/or steps"):
         train(net, DataLoader(TensorDataset(X, Y), batch_size=4), half_mse, lr=0.1)
+
+
+# --------------------------------------------------------------------------
+# Proposition 4.5 runs: the batched loop against the autograd loop
+# --------------------------------------------------------------------------
+
+BAL = dict(n=6, L=4, p=0.6, k=2, rank=2, samples=30, lr=0.05, t_max=1.0, grid_dt=0.25,
+           scale=0.7)
+
+
+def _autograd_balanced_run(*, n, L, p, k, rank, samples, lr, t_max, grid_dt, scale, balanced,
+                           seed):
+    """The same run through the generic loop: the network's forward pass, autograd, SGD."""
+    from fgln.products.sampling import make_generator
+    from fgln.theory.flow_rates import balanced_singular_value_rates
+    from fgln.training.balanced_networks import balance_residuals, balanced_masked_network
+    from fgln.training.network_flow import flow_singular_value_rates
+
+    X, Y, _ = synthetic_task(n, rank, samples, seed=1_000_000 + seed)
+    gen = make_generator(seed)
+    gates = [(torch.rand(n, generator=gen, dtype=torch.float64) < p).double()
+             for _ in range(L - 1)]
+    net = (balanced_masked_network([n] * (L + 1), gates, scale=scale, seed=gen) if balanced
+           else FixedGatesNetwork.random([n] * (L + 1), p, seed=gen))
+    steps, every = round(t_max / lr), round(grid_dt / lr)
+    grid = list(range(0, steps + 1, every))
+    rec = sorted(set(grid) | {g + 1 for g in grid})
+
+    def cb(ctx):
+        J = ctx.net.jacobian().detach()
+        return {"s": torch.linalg.svdvals(J)[:k],
+                "pred": balanced_singular_value_rates(J, ctx.grad_J, L, k),
+                "flow": flow_singular_value_rates(ctx.net, ctx.grad_J, k),
+                "balance": balance_residuals(ctx.net).max()}
+
+    h = train(net, (X, Y), half_mse, lr=lr, steps=rec[-1], record=rec, callback=cb,
+              recorders=[], progress=False).history
+    pos = {int(s): i for i, s in enumerate(h["step"])}
+    i0, i1 = [pos[g] for g in grid], [pos[g + 1] for g in grid]
+    return dict(s=h["s"][i0], measured=(h["s"][i1] - h["s"][i0]) / lr, pred=h["pred"][i0],
+                flow=h["flow"][i0], balance=h["balance"][i0])
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_batched_balanced_runs_take_the_autograd_steps(balanced):
+    from fgln.training.synthetic_runs import balanced_run, balanced_runs
+
+    runs = balanced_runs(**BAL, replicates=3, balanced=balanced, seed=5, progress=False)
+    assert len(runs) == 3
+    for i, run in enumerate(runs):
+        ref = _autograd_balanced_run(**BAL, balanced=balanced, seed=5 + i)
+        for key, want in ref.items():
+            # every step the same up to rounding: the finite differences of s over one step
+            # (``measured``) lose about lr of the relative precision
+            np.testing.assert_allclose(run[key], want, rtol=1e-9,
+                                       atol=1e-9 * np.abs(want).max(), err_msg=key)
+        assert np.allclose(run["t"], np.arange(5) * 0.25) and run["lr"] == BAL["lr"]
+    # replicate i is the run of seed + i on its own
+    one = balanced_run(**BAL, balanced=balanced, seed=6, progress=False)
+    for key in ("s", "measured", "pred", "flow", "balance"):
+        np.testing.assert_allclose(runs[1][key], one[key], rtol=1e-12, atol=1e-14)
+    # a different seed gives a different run: the check above can fail
+    assert not np.allclose(runs[0]["s"], runs[1]["s"])
+
+
+def test_batched_balanced_runs_bad_input_and_divergence():
+    from fgln.training.synthetic_runs import balanced_runs
+
+    with pytest.raises(ValueError, match="replicates"):
+        balanced_runs(**BAL, replicates=0, progress=False)
+    with pytest.raises(ValueError, match="multiples"):
+        balanced_runs(**dict(BAL, grid_dt=0.33), progress=False)
+    with pytest.raises(TypeError, match="positional"):
+        balanced_runs(3)
+    with pytest.raises(DivergenceError, match="not finite at step") as info:
+        balanced_runs(**dict(BAL, lr=5.0, t_max=500.0, grid_dt=5.0, scale=3.0),
+                      balanced=False, progress=False)
+    assert info.value.step > 0

@@ -27,6 +27,7 @@ from .synthetic_results import BalancedRuns, SyntheticRuns
 from .synthetic_runs import (
     Figure1Run,
     balanced_run,
+    balanced_runs,
     compress_regression,
     synthetic_run,
     synthetic_task,
@@ -52,7 +53,8 @@ __all__ = [
     # train
     "train", "TrainResult", "RecordContext", "DivergenceError", "half_mse",
     # synthetic_runs
-    "synthetic_task", "compress_regression", "synthetic_run", "balanced_run", "Figure1Run",
+    "synthetic_task", "compress_regression", "synthetic_run", "balanced_run", "balanced_runs",
+    "Figure1Run",
     # synthetic_results
     "SyntheticRuns", "BalancedRuns",
 ]

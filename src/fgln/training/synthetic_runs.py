@@ -11,20 +11,22 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..base.progress import progress as _progress
 from ..base.results import Result
 from ..base.threads import torch_threads
 from ..base.validation import check_int, check_p, check_positive, resolve_device
+from ..products.partial_products import chain_products
 from ..products.sampling import make_generator
-from ..theory.flow_rates import balanced_singular_value_rates
+from ..theory.flow_rates import balanced_singular_value_rates, partials_rate_terms
 from .balanced_networks import balance_residuals, balanced_masked_network
-from .network_flow import flow_singular_value_rates
 from .networks import FixedGatesNetwork
 from .recorders import DynamicsRecorder, SpectralRecorder
-from .train import RecordContext, half_mse, train
+from .train import DivergenceError, half_mse, train
 
 Tensor = torch.Tensor
 
-__all__ = ["synthetic_task", "compress_regression", "synthetic_run", "balanced_run", "Figure1Run"]
+__all__ = ["synthetic_task", "compress_regression", "synthetic_run", "balanced_runs",
+           "balanced_run", "Figure1Run"]
 
 
 def synthetic_task(n: int = 64, rank: int = 10, samples: int = 1000, *, seed: int = 0,
@@ -193,15 +195,140 @@ def synthetic_run(*, n: int = 64, L: int = 10, p: float = 0.5, k: int = 15, rank
     return out
 
 
+def balanced_runs(*, n: int = 16, L: int = 6, p: float = 0.5, k: int = 3, replicates: int = 1,
+                  rank: int = 3, samples: int = 200, lr: float = 0.01, t_max: float = 4.0,
+                  grid_dt: float = 0.5, scale: float = 0.5, balanced: bool = True,
+                  seed: int = 0, progress: bool | None = None) -> list[Result]:
+    """Proposition 4.5 along gradient descent for ``replicates`` networks at once: replicate
+    ``i`` is the run of :func:`balanced_run` with ``seed + i``, all trained in one batched loop.
+
+    Replicate ``i`` starts from a balanced masked network
+    (:func:`fgln.training.balanced_networks.balanced_masked_network`, gates Bernoulli(p) from
+    ``seed + i``, ``scale``), or with ``balanced=False`` from a random FGLN
+    (``FixedGatesNetwork.random``), and is trained by full-batch gradient descent at step ``lr``
+    up to ``t_max`` on its own :func:`synthetic_task` (``n``, ``rank``, ``samples``, stream
+    ``seed + i + 10**6``) under the loss ``half_mse``.
+
+    The loss ``(1/2N) ||X J^T - Y||_F^2`` depends on the data only through
+    ``Sigma = X^T X / N`` and ``C = Y^T X / N``: its gradient is ``grad_J = J Sigma - C``, and
+    Lemma A.1 gives every weight's, ``grad_{W_l} = A_l^T grad_J B_l^T``. Each step computes the
+    partial products of all replicates in one batched pass and takes that step, which is the
+    step automatic differentiation of the same loss would take, at a fraction of its cost.
+
+    At every grid time ``t_i = i * grid_dt`` and one step later each replicate records ``s``
+    (top ``k``), ``pred`` (Proposition 4.5's rate), ``flow`` (the exact gradient-flow rate,
+    Lemmas E.1-E.2) and ``balance`` (the largest relative balance residual).
+
+    Parameters
+    ----------
+    n : int
+        Width (the networks are ``[n] * (L + 1)``).
+    L : int
+        Depth.
+    p : float
+        Gate probability.
+    k : int
+        How many top singular values to follow.
+    replicates : int
+        Independent networks and tasks (seeds ``seed .. seed + replicates - 1``).
+    rank : int
+        Rank of the target map (:func:`synthetic_task`).
+    samples : int
+        Data points of each regression.
+    lr : float
+        Gradient step; time is ``t = step * lr``.
+    t_max : float
+        Training time.
+    grid_dt : float
+        Time between the measurements.
+    scale : float
+        Scale of the balanced networks' weights.
+    balanced : bool
+        Start from balanced masked networks (else random FGLNs).
+    seed : int
+        Start value of replicate 0's streams: its network from ``seed``, its task from
+        ``seed + 10**6``.
+    progress : bool or None
+        Progress bar over the steps (``None``: unless ``FGLN_PROGRESS=0``).
+
+    Returns
+    -------
+    list of Result
+        One per replicate, each holding ``t`` [G], ``measured`` [G, k] =
+        ``(s(step + 1) - s(step)) / lr``, ``pred``, ``flow`` [G, k], ``balance`` [G], ``s``
+        [G, k] and ``lr``.
+
+    Raises
+    ------
+    ValueError
+        If ``t_max`` and ``grid_dt`` are not multiples of ``lr``, or an argument is out of
+        range.
+    DivergenceError
+        If the weights of a replicate stop being finite.
+    """
+    replicates = check_int("replicates", replicates, 1)
+    k = check_int("k", k, 1, n)
+    steps, every = _grid(t_max, grid_dt, lr)
+    grid = list(range(0, steps + 1, every))
+    rec = sorted(set(grid) | {g + 1 for g in grid})
+    last = rec[-1]
+    with torch_threads(1):
+        nets, sigma, cross = [], [], []
+        for i in range(replicates):
+            X, Y, _ = synthetic_task(n, rank, samples, seed=_task_seed(seed + i))
+            gen = make_generator(seed + i)
+            gates = [(torch.rand(n, generator=gen, dtype=torch.float64) < p).double()
+                     for _ in range(L - 1)]
+            nets.append(balanced_masked_network([n] * (L + 1), gates, scale=scale, seed=gen)
+                        if balanced else FixedGatesNetwork.random([n] * (L + 1), p, seed=gen))
+            sigma.append(X.T @ X / samples)
+            cross.append(Y.T @ X / samples)
+        sigma, cross = torch.stack(sigma), torch.stack(cross)
+        W = [torch.stack([net.weights[l].detach() for net in nets]) for l in range(L)]
+        D = [torch.stack([net.gates[l] for net in nets]) for l in range(L - 1)]
+        rows = {key: [[] for _ in range(replicates)] for key in ("s", "pred", "flow", "balance")}
+        bar = _progress(range(last + 1), total=last + 1, desc=f"lr {lr:g}", enable=progress)
+        for step in bar:
+            A, B = chain_products(W, D)
+            J = A[0] @ W[0]
+            G = J @ sigma - cross
+            if step in rec:
+                if not all(bool(torch.isfinite(x).all()) for x in (*W, G)):
+                    raise DivergenceError(f"the weights or the gradient are not finite at "
+                                          f"step {step} (t = {step * lr:.6g}): training "
+                                          "diverged", step, math.nan)
+                for i in range(replicates):
+                    a, b, j, g = [x[i] for x in A], [x[i] for x in B], J[i], G[i]
+                    rows["s"][i].append(torch.linalg.svdvals(j)[:k])
+                    rows["pred"][i].append(balanced_singular_value_rates(j, g, L, k))
+                    rows["flow"][i].append(partials_rate_terms(a, b, j, g, k).sum(0))
+                    rows["balance"][i].append(
+                        balance_residuals(FixedGatesNetwork([w[i] for w in W],
+                                                            [d[i] for d in D])).max())
+            if step < last:
+                W = [w - lr * (a.mT @ G @ b.mT) for w, a, b in zip(W, A, B)]
+    pos = {s: i for i, s in enumerate(rec)}
+    i0 = [pos[g] for g in grid]
+    i1 = [pos[g + 1] for g in grid]
+    out = []
+    for i in range(replicates):
+        h = {key: torch.stack(v[i]).numpy() for key, v in rows.items()}
+        out.append(Result(t=np.asarray(grid, dtype=float) * lr, s=h["s"][i0],
+                          measured=(h["s"][i1] - h["s"][i0]) / lr, pred=h["pred"][i0],
+                          flow=h["flow"][i0], balance=h["balance"][i0], lr=float(lr)))
+    return out
+
+
 def balanced_run(*, n: int = 16, L: int = 6, p: float = 0.5, k: int = 3, rank: int = 3,
                  samples: int = 200, lr: float = 0.01, t_max: float = 4.0,
                  grid_dt: float = 0.5, scale: float = 0.5, balanced: bool = True,
                  seed: int = 0, progress: bool | None = None) -> Result:
-    """Proposition 4.5 along gradient descent: a balanced masked network
+    """Proposition 4.5 along gradient descent for one network: replicate 0 of
+    :func:`balanced_runs`. A balanced masked network
     (:func:`fgln.training.balanced_networks.balanced_masked_network`, gates Bernoulli(p) from
-    ``seed``,
-    ``scale``), or with ``balanced=False`` a random FGLN (``FixedGatesNetwork.random``), trained
-    on :func:`synthetic_task` (``n``, ``rank``, ``samples``) at step ``lr`` up to ``t_max``.
+    ``seed``, ``scale``), or with ``balanced=False`` a random FGLN
+    (``FixedGatesNetwork.random``), trained on :func:`synthetic_task` (``n``, ``rank``,
+    ``samples``) at step ``lr`` up to ``t_max``.
 
     At every grid time ``t_i = i * grid_dt`` and one step later it records ``s`` (top ``k``),
     ``pred`` (Proposition 4.5's rate), ``flow`` (the exact gradient-flow rate, Lemmas E.1-E.2)
@@ -244,36 +371,9 @@ def balanced_run(*, n: int = 16, L: int = 6, p: float = 0.5, k: int = 3, rank: i
     dict of numpy.ndarray
         ``t``, ``measured``, ``pred``, ``flow``, ``balance`` and ``s`` as listed above.
     """
-
-    steps, every = _grid(t_max, grid_dt, lr)
-    grid = list(range(0, steps + 1, every))
-    rec = sorted(set(grid) | {g + 1 for g in grid})
-    with torch_threads(1):
-        X, Y, _ = synthetic_task(n, rank, samples, seed=_task_seed(seed))
-        gen = make_generator(seed)
-        gates = [(torch.rand(n, generator=gen, dtype=torch.float64) < p).double()
-                 for _ in range(L - 1)]
-        if balanced:
-            net = balanced_masked_network([n] * (L + 1), gates, scale=scale, seed=gen)
-        else:
-            net = FixedGatesNetwork.random([n] * (L + 1), p, seed=gen)
-
-        def cb(ctx: RecordContext) -> dict:
-            J = ctx.net.jacobian().detach()
-            return {"s": torch.linalg.svdvals(J)[:k],
-                    "pred": balanced_singular_value_rates(J, ctx.grad_J, L, k),
-                    "flow": flow_singular_value_rates(ctx.net, ctx.grad_J, k),
-                    "balance": balance_residuals(ctx.net).max()}
-
-        res = train(net, (X, Y), half_mse, lr=lr, steps=max(rec), record=rec, callback=cb,
-                    recorders=[], device="cpu", progress=progress, desc=f"lr {lr:g}")
-    h = res.history
-    pos = {int(s): i for i, s in enumerate(h["step"])}
-    i0 = [pos[g] for g in grid]
-    i1 = [pos[g + 1] for g in grid]
-    return Result(t=np.asarray(grid, dtype=float) * lr, s=h["s"][i0],
-                  measured=(h["s"][i1] - h["s"][i0]) / lr, pred=h["pred"][i0],
-                  flow=h["flow"][i0], balance=h["balance"][i0], lr=float(lr))
+    return balanced_runs(n=n, L=L, p=p, k=k, replicates=1, rank=rank, samples=samples, lr=lr,
+                         t_max=t_max, grid_dt=grid_dt, scale=scale, balanced=balanced,
+                         seed=seed, progress=progress)[0]
 
 
 @dataclass(frozen=True)
