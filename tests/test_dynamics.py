@@ -394,6 +394,29 @@ def test_g1_process_and_the_fitted_constant():
     assert np.allclose(th, [-0.1, -0.1 * math.exp(2.2 * 0.5)])
 
 
+def test_g1_process_is_the_plain_recursion_and_overflows_to_inf():
+    # the recursion step by step on numpy scalars, written out: equal to the last bit
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal(300) * 0.05
+    t = np.arange(300.0)
+    ref = [np.float64(0.7)]
+    for i in range(299):
+        ref.append(ref[-1] + np.float64(-0.2) * max(ref[-1], 0.0) ** 1.8 * g[i])
+    assert np.array_equal(g1_process(0.7, g, t, -0.2, L=10), np.asarray(ref))
+    assert np.array_equal(g1_process(0.7, g, t, -0.2, L=10, every_step=True), np.asarray(ref))
+    # a growing process: inf from the step it leaves the float range on, in both modes; with
+    # exponent 3.5 the power itself overflows
+    grow = np.ones(40)
+    for exponent in (None, 3.5):
+        for every in (False, True):
+            with np.errstate(over="ignore", invalid="ignore"):
+                s = g1_process(2.0, grow, np.arange(40.0), 1.0, L=10, every_step=every,
+                               exponent=exponent)
+            first = int(np.argmax(np.isinf(s)))
+            assert 0 < first < 40 and np.isinf(s[first:]).all() and np.isfinite(s[:first]).all()
+            assert np.all(np.diff(s[:first]) > 0)
+
+
 def test_growth_phase_ratio_and_rise_times():
     t = np.linspace(0.0, 10.0, 201)
     s = np.stack([1 / (1 + np.exp(-(t - c))) for c in (3.0, 6.0)] + [0.5 - 0.001 * t], 1)
