@@ -255,6 +255,17 @@ def test_overlap_profiles_reproducible_and_consistent():
     ref = alignment_overlaps(w, g, 3)
     np.testing.assert_allclose(a["rho_gram_k3"][:2], ref["rho_gram"].numpy(), atol=1e-12)
     np.testing.assert_allclose(a["rho_aat_k3"][:, -1], 1.0)
+    # only some layers: the same numbers as the full profile at those layers, in their order
+    sub = overlap_profiles(prod, [3, 8], 5, seed=2, chunk=2, keep_blocks=3, layers=[3, 1])
+    for key in a:
+        want = a[key][:, [2, 0]]
+        assert sub[key].shape == want.shape, key
+        np.testing.assert_allclose(sub[key], want, rtol=1e-12, atol=1e-12, err_msg=key)
+    assert not np.allclose(sub["rho_overlap_k3"][:, 0], sub["rho_overlap_k3"][:, 1])
+    for bad, error in (([0], ValueError), ([5], ValueError), ([], ValueError),
+                       ([1.5], TypeError)):
+        with pytest.raises(error, match="layers"):
+            overlap_profiles(prod, 3, 2, layers=bad)
     # the partial products of a network (Definition 4.1: the last gate is I)
     with pytest.raises(ValueError, match="convention 'fgln'"):
         overlap_profiles(LayerLaw(8, 0.5).product(4), 3, 2)

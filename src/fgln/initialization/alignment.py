@@ -104,10 +104,13 @@ def svd_fixed_signs(X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 # --------------------------------------------------------------------------------------
 
 
-def _network_bases(weights: Tensor, gates: Tensor):
-    """``(UJ, SJ, UA, SA, AAt)`` for ``J = A_1 W_1`` and every ``A_l`` (batched)."""
+def _network_bases(weights: Tensor, gates: Tensor, layers: list[int] | None = None):
+    """``(UJ, SJ, UA, SA, AAt)`` for ``J = A_1 W_1`` and every ``A_l`` (batched), or only the
+    ``A_l`` of the 0-based indices ``layers`` (in that order)."""
     A, _ = network_partial_products(weights, gates)  # A[:, l-1] = A_l
     J = A[:, 0] @ weights[:, 0]  # J = A_1 W_1 B_1 with B_1 = I
+    if layers is not None:
+        A = A[:, layers]
     UJ, SJ, _ = svd_fixed_signs(J)
     UA, SA, _ = svd_fixed_signs(A)
     return UJ, SJ, UA, SA, A @ A.mT
@@ -191,8 +194,8 @@ def alignment_overlaps(weights: Tensor, gates: Tensor, k: int) -> dict[str, Tens
 @single_threaded
 @shared_doc
 def overlap_profiles(product: Product, k: int | Sequence[int], replicates: int, *,
-                     chunk: int = 8, keep_blocks: int = 0, seed: int = 0,
-                     progress: bool | None = None) -> Result:
+                     chunk: int = 8, keep_blocks: int = 0, layers: Sequence[int] | None = None,
+                     seed: int = 0, progress: bool | None = None) -> Result:
     """Diagonal correlations of the three Appendix G.2 matrices for ``replicates`` networks
     (``product`` in Definition 4.1's convention, ``"fgln"``: :meth:`.Product.network`).
 
@@ -203,7 +206,9 @@ def overlap_profiles(product: Product, k: int | Sequence[int], replicates: int, 
     instead of ``|x|``, an alternative reading of Figure 6);
     ``keep_blocks > 0`` also stores ``overlap_k{k}`` [keep_blocks, L, k, k] of the first
     networks (for heatmaps). ``log_sv_A`` [replicates, L, max(k)]: top log singular values of
-    every ``A_l`` (``-inf`` beyond the rank).
+    every ``A_l`` (``-inf`` beyond the rank). With ``layers``, only those ``l`` are measured
+    (the SVDs of the other ``A_l`` are not computed) and the second axis holds them in that
+    order instead of l = 1..L.
 
     Parameters
     ----------
@@ -215,16 +220,21 @@ def overlap_profiles(product: Product, k: int | Sequence[int], replicates: int, 
         Networks drawn per batch (>= 1).
     keep_blocks : int
         How many networks' overlap blocks to keep (>= 0).
+    layers : sequence of int or None
+        The layers ``l`` (each in [1, L]) to measure; ``None``: all, l = 1..L.
     %(seed)s
     %(progress)s
 
     Returns
     -------
     result : dict of str to numpy.ndarray
-        The entries listed above, l = 1..L along the second axis.
+        The entries listed above, the layers (l = 1..L, or ``layers``) along the second axis.
     """
     ks = [int(k)] if isinstance(k, (int, np.integer)) else [int(j) for j in k]
     n, L, p = product.network().n, product.L, product.law.p
+    idx = None if layers is None else [check_int("layers[i]", l, 1, L) - 1 for l in layers]
+    if idx is not None and not idx:
+        raise ValueError("layers must name at least one layer")
     res: dict[str, list] = {}
     n_chunks = math.ceil(replicates / chunk)
     chunks = progress_bar(range(n_chunks), total=n_chunks, desc=f"n={n} L={L} p={p}",
@@ -233,7 +243,7 @@ def overlap_profiles(product: Product, k: int | Sequence[int], replicates: int, 
     for ci in chunks:
         bsz = min(chunk, replicates - done)
         w, g = sample_network(product, bsz, seed=seed * 100003 + ci)
-        UJ, _, UA, SA, AAt = _network_bases(w, g)
+        UJ, _, UA, SA, AAt = _network_bases(w, g, idx)
         res.setdefault("log_sv_A", []).append(torch.log(SA[..., : max(ks)]))
         for k in ks:
             ov, gram, aat = _blocks(UJ, UA, AAt, k)
