@@ -190,6 +190,31 @@ def tiny_runs():
     return [synthetic_run(**TINY, diagnostics=True, seed=seed, progress=False) for seed in (0, 1)]
 
 
+def test_synthetic_run_is_the_autograd_run():
+    """synthetic_run's closed-form steps against train's autograd steps on the same task, for
+    every recorded field (seed 2: a network of full rank k, so that every recorded singular
+    vector is defined; the rank-deficient ones of seeds 0 and 1 have arbitrary null vectors)."""
+    from fgln.training.networks import FixedGatesNetwork
+    from fgln.training.recorders import DynamicsRecorder
+    from fgln.training.synthetic_runs import compress_regression, synthetic_task
+    from fgln.training.train import half_mse, train
+
+    seed = 2
+    X, Y, _ = synthetic_task(TINY["n"], TINY["rank"], TINY["samples"], seed=1_000_000 + seed)
+    Xc, Yc, w, _ = compress_regression(X, Y)
+    net = FixedGatesNetwork.random([TINY["n"]] * (TINY["L"] + 1), TINY["p"], seed=seed)
+    ref = train(net, (Xc, Yc), lambda o, t: w * half_mse(o, t), lr=TINY["lr"], steps=20,
+                record=5, recorders=[DynamicsRecorder(TINY["k"], subspace=TINY["rank"])],
+                progress=False)
+    run = synthetic_run(**TINY, diagnostics=True, seed=seed, progress=False)
+    assert run["s"][:, TINY["k"] - 1].min() > 1e-3 * run["s"][:, 0].max()
+    np.testing.assert_allclose(run["losses"], ref.losses, rtol=1e-10)
+    assert set(ref.history) <= set(run)
+    for key, want in ref.history.items():
+        np.testing.assert_allclose(run[key], want, rtol=1e-7, atol=1e-9, err_msg=key)
+    assert 0 < run["record_seconds"] < run["seconds"]
+
+
 def test_synthetic_runs_view_holds_the_stacked_fields(tiny_runs):
     runs = SyntheticRuns.stack(tiny_runs)
     R = tiny_runs[0]["t"].size

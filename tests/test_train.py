@@ -316,7 +316,64 @@ def test_batched_balanced_runs_bad_input_and_divergence():
         balanced_runs(**dict(BAL, grid_dt=0.33), progress=False)
     with pytest.raises(TypeError, match="positional"):
         balanced_runs(3)
-    with pytest.raises(DivergenceError, match="not finite at step") as info:
+    with pytest.raises(DivergenceError, match=r"at step \d+") as info:
         balanced_runs(**dict(BAL, lr=5.0, t_max=500.0, grid_dt=5.0, scale=3.0),
                       balanced=False, progress=False)
     assert info.value.step > 0
+
+
+# --------------------------------------------------------------------------
+# regression_descent: the closed-form gradient against autograd
+# --------------------------------------------------------------------------
+
+
+def test_regression_descent_takes_the_sgd_steps_of_train():
+    from fgln.training.regression_descent import regression_descent
+
+    X, Y = small_task(n=6, samples=40)
+    nets = [FixedGatesNetwork.random([6] * 4, 0.5, seed=s) for s in (0, 1)]
+    W = torch.stack([torch.stack([w.detach() for w in net.weights]) for net in nets])
+    D = torch.stack([torch.stack(net.gates) for net in nets])
+    W0, seen = W.clone(), []
+    res = regression_descent(W, D, X, Y, lr=0.05, steps=30, weight=1.5, record=[0, 10, 30],
+                             on_record=lambda st: seen.append((st.step, st.J.clone(),
+                                                               st.loss.clone())),
+                             progress=False)
+    assert [s for s, _, _ in seen] == [0, 10, 30] and res.losses.shape == (2, 30)
+    for i, net in enumerate(nets):
+        ref = train(net, (X, Y), lambda o, t: 1.5 * half_mse(o, t), lr=0.05, steps=30,
+                    record=[10], recorders=[], progress=False)
+        np.testing.assert_allclose(res.losses[i], ref.losses, rtol=1e-11)
+        for w, want in zip(res.weights[i], net.weights):
+            np.testing.assert_allclose(w.numpy(), want.detach().numpy(), rtol=1e-10,
+                                       atol=1e-13)
+        step10 = seen[1]
+        np.testing.assert_allclose(float(step10[2][i]), ref.history["loss"][0], rtol=1e-11)
+        # J at the last record is the trained network's
+        np.testing.assert_allclose(seen[2][1][i].numpy(), net.jacobian().detach().numpy(),
+                                   rtol=1e-10, atol=1e-13)
+    # the input weights are not modified; a network on its own takes the same steps
+    assert torch.equal(W, W0)
+    one = regression_descent(W[1], D[1], X, Y, lr=0.05, steps=30, weight=1.5, progress=False)
+    np.testing.assert_allclose(one.losses, res.losses[1], rtol=1e-12)
+
+
+def test_regression_descent_bad_input_and_divergence():
+    from fgln.training.regression_descent import regression_descent
+
+    X, Y = small_task(n=6, samples=40)
+    net = FixedGatesNetwork.random([6] * 4, 1.0, sigma=1.0, seed=0)
+    W, D = torch.stack(list(net.weights)).detach(), torch.stack(net.gates)
+    with pytest.raises(DivergenceError, match=r"at step \d+") as info:
+        regression_descent(W, D, X, Y, lr=10.0, steps=200, progress=False)
+    assert 0 < info.value.step < 200
+    with pytest.raises(ValueError, match="gates must be"):
+        regression_descent(W, D[:1], X, Y, lr=0.1, steps=1, progress=False)
+    with pytest.raises(ValueError, match="x and y"):
+        regression_descent(W, D, X[:, :5], Y, lr=0.1, steps=1, progress=False)
+    with pytest.raises(ValueError, match="record step"):
+        regression_descent(W, D, X, Y, lr=0.1, steps=3, record=[4], progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        regression_descent(W, D, X, Y, lr=0.0, steps=3, progress=False)
+    with pytest.raises(ValueError, match="weights must be"):
+        regression_descent(W[0], D, X, Y, lr=0.1, steps=3, progress=False)

@@ -23,6 +23,7 @@ from .network_flow import (
 )
 from .networks import FixedGatesNetwork, JacobianGradient
 from .recorders import DynamicsRecorder, SpectralRecorder, dynamics_snapshot
+from .regression_descent import DescentResult, DescentState, regression_descent
 from .synthetic_results import BalancedRuns, SyntheticRuns
 from .synthetic_runs import (
     Figure1Run,
@@ -52,6 +53,8 @@ __all__ = [
     "SpectralRecorder", "DynamicsRecorder", "dynamics_snapshot",
     # train
     "train", "TrainResult", "RecordContext", "DivergenceError", "half_mse",
+    # regression_descent
+    "regression_descent", "DescentState", "DescentResult",
     # synthetic_runs
     "synthetic_task", "compress_regression", "synthetic_run", "balanced_run", "balanced_runs",
     "Figure1Run",

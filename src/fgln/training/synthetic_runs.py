@@ -11,17 +11,15 @@ from functools import partial
 import numpy as np
 import torch
 
-from ..base.progress import progress as _progress
 from ..base.results import Result
 from ..base.threads import torch_threads
 from ..base.validation import check_int, check_p, check_positive, resolve_device
-from ..products.partial_products import chain_products
 from ..products.sampling import make_generator
 from ..theory.flow_rates import balanced_singular_value_rates, partials_rate_terms
 from .balanced_networks import balance_residuals, balanced_masked_network
 from .networks import FixedGatesNetwork
-from .recorders import DynamicsRecorder, SpectralRecorder
-from .train import DivergenceError, half_mse, train
+from .recorders import DynamicsRecorder, SpectralRecorder, record_steps, stack_history
+from .regression_descent import DescentState, regression_descent
 
 Tensor = torch.Tensor
 
@@ -136,7 +134,8 @@ def synthetic_run(*, n: int = 64, L: int = 10, p: float = 0.5, k: int = 15, rank
     gradient descent at step ``lr`` on :func:`synthetic_task` (``seed + 10**6``) with
     :func:`.half_mse`, up to time ``t_max`` (in units of ``t = step * lr``), recorded every
     ``record_dt``. The 1000-sample loss is evaluated through :func:`compress_regression` (the
-    same loss, n rows instead of ``samples``).
+    same loss, n rows instead of ``samples``), the steps taken by
+    :func:`.regression_descent` (the gradient in closed form, Lemma A.1).
 
     Returns the stacked history (``step``, ``t``, ``loss``, ``s`` [R, n], ``g`` [R, k] and, with
     ``diagnostics``, every field of :class:`fgln.training.recorders.DynamicsRecorder`, with
@@ -186,10 +185,20 @@ def synthetic_run(*, n: int = 64, L: int = 10, p: float = 0.5, k: int = 15, rank
         net = FixedGatesNetwork.random([n] * (L + 1), p, seed=seed)
         rec = (DynamicsRecorder(k, subspace=rank) if diagnostics
                else SpectralRecorder(k, partial_k=0))
-        res = train(net, (Xc, Yc), lambda out, y: weight * half_mse(out, y), lr=lr,
-                    steps=steps, record=every, recorders=[rec], device="cpu",
-                    progress=progress, desc=f"seed {seed}")
-    out = Result(res.history)
+        gates = torch.stack(net.gates)
+        rows: dict[str, list] = {}
+
+        def on_record(st: DescentState) -> None:
+            row = {"step": st.step, "t": st.step * lr, "loss": float(st.loss)}
+            row.update(rec(FixedGatesNetwork(st.weights, gates), st.grad_J))
+            for key, val in row.items():
+                rows.setdefault(key, []).append(np.asarray(val))
+
+        res = regression_descent(torch.stack([w.detach() for w in net.weights]), gates, Xc, Yc,
+                                 lr=lr, steps=steps, weight=weight,
+                                 record=record_steps(every, steps), on_record=on_record,
+                                 progress=progress, desc=f"seed {seed}")
+    out = Result(stack_history(rows))
     out.update(losses=res.losses, T_sv=torch.linalg.svdvals(T).numpy(), lr=float(lr),
                seconds=float(res.seconds), record_seconds=float(res.record_seconds))
     return out
@@ -209,11 +218,10 @@ def balanced_runs(*, n: int = 16, L: int = 6, p: float = 0.5, k: int = 3, replic
     up to ``t_max`` on its own :func:`synthetic_task` (``n``, ``rank``, ``samples``, stream
     ``seed + i + 10**6``) under the loss ``half_mse``.
 
-    The loss ``(1/2N) ||X J^T - Y||_F^2`` depends on the data only through
-    ``Sigma = X^T X / N`` and ``C = Y^T X / N``: its gradient is ``grad_J = J Sigma - C``, and
-    Lemma A.1 gives every weight's, ``grad_{W_l} = A_l^T grad_J B_l^T``. Each step computes the
-    partial products of all replicates in one batched pass and takes that step, which is the
-    step automatic differentiation of the same loss would take, at a fraction of its cost.
+    All replicates take their steps together in :func:`.regression_descent` (the gradient in
+    closed form, Lemma A.1, on the ``samples`` rows compressed to ``n`` by
+    :func:`compress_regression`): the steps automatic differentiation of the same loss would
+    take, up to rounding, at a fraction of its cost.
 
     At every grid time ``t_i = i * grid_dt`` and one step later each replicate records ``s``
     (top ``k``), ``pred`` (Proposition 4.5's rate), ``flow`` (the exact gradient-flow rate,
@@ -264,16 +272,15 @@ def balanced_runs(*, n: int = 16, L: int = 6, p: float = 0.5, k: int = 3, replic
         If ``t_max`` and ``grid_dt`` are not multiples of ``lr``, or an argument is out of
         range.
     DivergenceError
-        If the weights of a replicate stop being finite.
+        If the loss of a replicate becomes non-finite or explodes.
     """
     replicates = check_int("replicates", replicates, 1)
     k = check_int("k", k, 1, n)
     steps, every = _grid(t_max, grid_dt, lr)
     grid = list(range(0, steps + 1, every))
     rec = sorted(set(grid) | {g + 1 for g in grid})
-    last = rec[-1]
     with torch_threads(1):
-        nets, sigma, cross = [], [], []
+        nets, xs, ys = [], [], []
         for i in range(replicates):
             X, Y, _ = synthetic_task(n, rank, samples, seed=_task_seed(seed + i))
             gen = make_generator(seed + i)
@@ -281,32 +288,26 @@ def balanced_runs(*, n: int = 16, L: int = 6, p: float = 0.5, k: int = 3, replic
                      for _ in range(L - 1)]
             nets.append(balanced_masked_network([n] * (L + 1), gates, scale=scale, seed=gen)
                         if balanced else FixedGatesNetwork.random([n] * (L + 1), p, seed=gen))
-            sigma.append(X.T @ X / samples)
-            cross.append(Y.T @ X / samples)
-        sigma, cross = torch.stack(sigma), torch.stack(cross)
-        W = [torch.stack([net.weights[l].detach() for net in nets]) for l in range(L)]
-        D = [torch.stack([net.gates[l] for net in nets]) for l in range(L - 1)]
+            Xc, Yc, weight, _ = compress_regression(X, Y)
+            xs.append(Xc)
+            ys.append(Yc)
+        W = torch.stack([torch.stack([w.detach() for w in net.weights]) for net in nets])
+        D = torch.stack([torch.stack(net.gates) for net in nets])
         rows = {key: [[] for _ in range(replicates)] for key in ("s", "pred", "flow", "balance")}
-        bar = _progress(range(last + 1), total=last + 1, desc=f"lr {lr:g}", enable=progress)
-        for step in bar:
-            A, B = chain_products(W, D)
-            J = A[0] @ W[0]
-            G = J @ sigma - cross
-            if step in rec:
-                if not all(bool(torch.isfinite(x).all()) for x in (*W, G)):
-                    raise DivergenceError(f"the weights or the gradient are not finite at "
-                                          f"step {step} (t = {step * lr:.6g}): training "
-                                          "diverged", step, math.nan)
-                for i in range(replicates):
-                    a, b, j, g = [x[i] for x in A], [x[i] for x in B], J[i], G[i]
-                    rows["s"][i].append(torch.linalg.svdvals(j)[:k])
-                    rows["pred"][i].append(balanced_singular_value_rates(j, g, L, k))
-                    rows["flow"][i].append(partials_rate_terms(a, b, j, g, k).sum(0))
-                    rows["balance"][i].append(
-                        balance_residuals(FixedGatesNetwork([w[i] for w in W],
-                                                            [d[i] for d in D])).max())
-            if step < last:
-                W = [w - lr * (a.mT @ G @ b.mT) for w, a, b in zip(W, A, B)]
+
+        def on_record(st: DescentState) -> None:
+            for i in range(replicates):
+                j, g = st.J[i], st.grad_J[i]
+                rows["s"][i].append(torch.linalg.svdvals(j)[:k])
+                rows["pred"][i].append(balanced_singular_value_rates(j, g, L, k))
+                rows["flow"][i].append(
+                    partials_rate_terms(list(st.A[i]), list(st.B[i]), j, g, k).sum(0))
+                rows["balance"][i].append(
+                    balance_residuals(FixedGatesNetwork(st.weights[i], D[i])).max())
+
+        regression_descent(W, D, torch.stack(xs), torch.stack(ys), lr=lr, steps=rec[-1],
+                           weight=weight, record=rec, on_record=on_record, progress=progress,
+                           desc=f"lr {lr:g}")
     pos = {s: i for i, s in enumerate(rec)}
     i0 = [pos[g] for g in grid]
     i1 = [pos[g + 1] for g in grid]
