@@ -179,6 +179,25 @@ def test_at_depth_draws_the_leading_layers_of_the_deeper_product():
     assert torch.equal(w3, w[:, :3]) and torch.equal(d3, d[:, :3])
 
 
+
+def test_iter_network_draws_only_the_columns_asked_for():
+    """``columns=k``: W_l [replicates, n, k] with N(0, sigma^2) entries and the law's gates
+    (the rank floor r kept); a bad count names the argument."""
+    from fgln.products.sampling import iter_network
+
+    law = LayerLaw(40, 0.3, r=5)
+    (w, d), (w2, _) = iter_network(law.product(2), 500, columns=7, seed=1)
+    assert w.shape == (500, 40, 7) and w2.shape == (500, 40, 7) and d.shape == (500, 40)
+    assert set(d.unique().tolist()) <= {0.0, 1.0} and int(d.sum(-1).min()) >= 5
+    # the variance of 140,000 entries: s.e. of the sample variance sqrt(2/N) sigma^2
+    var, se = float(w.var()), math.sqrt(2 / w.numel()) * law.scale**2
+    assert abs(var - law.scale**2) < 4 * se
+    assert abs(float(d.mean()) - 0.3) < 0.05   # the floor r = 5 of 40 units barely moves p
+    for bad, error in ((0, ValueError), (41, ValueError), (2.0, TypeError)):
+        with pytest.raises(error, match="columns"):
+            next(iter_network(law.product(1), 2, columns=bad))
+
+
 # ---------------------------------------------------------------------------------------
 # Result
 # ---------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ..base.validation import check_int
 from ..products.accumulator import SpectrumAccumulator, accumulate_factors
 from ..products.sampling import (
     iter_factors,
+    iter_network,
     make_generator,
     network_layers,
     sample_network,
@@ -258,10 +259,11 @@ def wedge_log_norms(law: LayerLaw, k: int, replicates: int, *, seed: int = 0) ->
     vals = np.empty((replicates, k))
     for start in range(0, replicates, _WEDGE_CHUNK):
         b = min(_WEDGE_CHUNK, replicates - start)
-        w, d = sample_network(law.product(1), b, seed=gen)
-        R = torch.linalg.qr(d[:, 0, :, None] * w[:, 0, :, :k], mode="r").R
+        # one gated layer, only the k columns the wedge reads drawn
+        (w, d), = iter_network(law.product(1), b, columns=k, seed=gen)
+        R = torch.linalg.qr(d[:, :, None] * w, mode="r").R
         logs = torch.log(R.diagonal(dim1=-2, dim2=-1).abs())
-        rank = d[:, 0].sum(-1).round().long()
+        rank = d.sum(-1).round().long()
         logs[torch.arange(1, k + 1)[None, :] > rank[:, None]] = -math.inf
         vals[start:start + b] = torch.cumsum(logs, -1).numpy()
     st = conditional_stats(vals)

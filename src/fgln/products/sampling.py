@@ -85,19 +85,23 @@ def _stream(product: Product, replicates: int, seed: Seed, device):
 
 
 @shared_doc
-def iter_network(product: Product, replicates: int = 1, *, seed: Seed = 0,
-                 dtype: torch.dtype = torch.float64, device="cpu",
+def iter_network(product: Product, replicates: int = 1, *, columns: int | None = None,
+                 seed: Seed = 0, dtype: torch.dtype = torch.float64, device="cpu",
                  ) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield ``(W_l, diag D_l)`` for l = 1..L, shapes [replicates, n, n] and [replicates, n].
 
     The single source of randomness for networks: every other sampler draws through it,
     so equal seeds give equal matrices whichever path is used. The gates are those of the
-    law, whatever the product's convention (:func:`network_layers` applies it).
+    law, whatever the product's convention (:func:`network_layers` applies it). With
+    ``columns``, only the first ``columns`` columns of each ``W_l`` are drawn (another
+    stream than the full matrices: for a measurement that reads no other column).
 
     Parameters
     ----------
     %(product)s
     %(replicates)s
+    columns : int or None
+        Draw ``W_l`` [replicates, n, columns] only (in [1, n]; ``None``: all n columns).
     %(seed)s
     %(dtype)s
     %(device)s
@@ -105,7 +109,8 @@ def iter_network(product: Product, replicates: int = 1, *, seed: Seed = 0,
     Yields
     ------
     W : Tensor
-        Weights ``W_l`` [replicates, n, n], i.i.d. N(0, sigma^2) entries.
+        Weights ``W_l`` [replicates, n, n] (or [replicates, n, columns]), i.i.d.
+        N(0, sigma^2) entries.
     d : Tensor
         Gate diagonal of ``D_l`` [replicates, n], entries in {0, 1}.
 
@@ -119,8 +124,9 @@ def iter_network(product: Product, replicates: int = 1, *, seed: Seed = 0,
     """
     law, replicates, device, gen = _stream(product, replicates, seed, device)
     n, sigma = law.n, law.scale
+    cols = n if columns is None else check_int("columns", columns, 1, n)
     for _ in range(product.L):
-        w = torch.randn(replicates, n, n, generator=gen, dtype=dtype, device=device) * sigma
+        w = torch.randn(replicates, n, cols, generator=gen, dtype=dtype, device=device) * sigma
         yield w, _draw_gate(gen, replicates, n, law.p, law.r, dtype, device)
 
 
