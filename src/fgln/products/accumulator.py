@@ -254,8 +254,11 @@ class SpectrumAccumulator:
         ok = alive & (nu > 0)
         P.mul_(torch.where(ok, 1.0 / nu, 0.0)[..., None])
         a = torch.where(ok, torch.where(fin, a, 0.0) + torch.log(nu), -math.inf)
-        self.N = torch.cat([P, self.N[:, r:]], 1)  # rows past r are dead (zero) already
-        self.a = torch.cat([a, self.a[:, r:]], 1)
+        if r == self.N.shape[1]:  # every row live: no copy of the rest
+            self.N, self.a = P, a
+        else:
+            self.N = torch.cat([P, self.N[:, r:]], 1)  # rows past r are dead (zero) already
+            self.a = torch.cat([a, self.a[:, r:]], 1)
         self.rank = ok.sum(-1)
 
     def step(self, Z: Tensor, count: int = 1, rank_bound: Tensor | None = None,
@@ -291,8 +294,9 @@ class SpectrumAccumulator:
         R = self._factor(Z, rank_bound)
         new_rank = self._rank_after(R, count, rank_bound, scale)
         alive = ar[None, :] < new_rank[:, None]  # [b, r]
-        logd = torch.where(alive, torch.log(R.diagonal(dim1=-2, dim2=-1).abs()), -math.inf)
-        logd = torch.cat([logd, torch.full_like(self.growth[:, r:], -math.inf)], 1)
+        logd = _pad_minus_inf(
+            torch.where(alive, torch.log(R.diagonal(dim1=-2, dim2=-1).abs()), -math.inf),
+            self.growth.shape[1])
         self.growth = self.growth + logd
         if self.spectrum:
             self._update_triangle(R, alive)
@@ -355,8 +359,9 @@ class SpectrumAccumulator:
             self.rank = self.rank.clamp_max(r)
         R = R[:, :r, :r]
         alive = torch.arange(r, device=R.device)[None, :] < torch.minimum(self.rank, m)[:, None]
-        logd = torch.where(alive, torch.log(R.diagonal(dim1=-2, dim2=-1).abs()), -math.inf)
-        logd = torch.cat([logd, torch.full_like(self.growth[:, r:], -math.inf)], 1)
+        logd = _pad_minus_inf(
+            torch.where(alive, torch.log(R.diagonal(dim1=-2, dim2=-1).abs()), -math.inf),
+            self.growth.shape[1])
         self.growth = self.growth + logd
         self.Q, self.house = None, None
         if self.spectrum:
@@ -544,6 +549,14 @@ class QRInterval:
         # rise at once, fall at most by half per step
         self.rate = rate if self.rate is None else max(rate, 0.5 * (self.rate + rate))
         self.size = int(min(self.max_layers, max(1, self.target // self.rate)))
+
+
+def _pad_minus_inf(x: Tensor, width: int) -> Tensor:
+    """``x`` [batch, r] padded with ``-inf`` to [batch, width] (``x`` itself when r = width)."""
+    r = x.shape[1]
+    if r == width:
+        return x
+    return torch.cat([x, x.new_full((x.shape[0], width - r), -math.inf)], 1)
 
 
 def _spread(logd: Tensor) -> float:
