@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import numpy as np
 import torch
 
 from ..base.conventions import shared_doc
@@ -60,6 +61,23 @@ def make_generator(seed: Seed, *, device="cpu") -> torch.Generator:
     else:
         gen.manual_seed(check_int("seed", seed, 0))
     return gen
+
+
+def _gaussian(shape: tuple[int, ...], gen: torch.Generator, dtype: torch.dtype,
+              device: torch.device) -> Tensor:
+    """I.i.d. N(0, 1) entries of ``shape``, drawn from the stream ``gen``.
+
+    On the CPU, torch draws a float64 normal by the Box-Muller transform one entry at a time
+    (about 26 ns an entry on the 2-core test machine), while numpy's ziggurat gives the same
+    law in about 14 ns: the entries come from a numpy ``Generator`` seeded by one 63-bit draw
+    of ``gen``, so that they remain a function of ``gen``'s state and ``gen`` moves on. On
+    CUDA, torch's own generator draws them."""
+    if gen.device.type != "cpu":
+        return torch.randn(shape, generator=gen, dtype=dtype, device=device)
+    seed = int(torch.randint(0, 2**63 - 1, (), generator=gen))
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    z = torch.from_numpy(np.random.default_rng(seed).standard_normal(shape, dtype=np_dtype))
+    return z.to(dtype=dtype, device=device)
 
 
 def _draw_gate(gen, replicates, n, p, r, dtype, device) -> Tensor:
@@ -126,7 +144,7 @@ def iter_network(product: Product, replicates: int = 1, *, columns: int | None =
     n, sigma = law.n, law.scale
     cols = n if columns is None else check_int("columns", columns, 1, n)
     for _ in range(product.L):
-        w = torch.randn(replicates, n, cols, generator=gen, dtype=dtype, device=device) * sigma
+        w = _gaussian((replicates, n, cols), gen, dtype, device).mul_(sigma)
         yield w, _draw_gate(gen, replicates, n, law.p, law.r, dtype, device)
 
 
@@ -309,8 +327,7 @@ def iter_factors(product: Product, replicates: int = 1, *, seed: Seed = 0,
         ar = torch.arange(w, device=device)
         rows, cols = torch.triu_indices(w, w, 1, device=device)
         R = torch.zeros(replicates, w * w, dtype=dtype, device=device)
-        R[:, rows * w + cols] = torch.randn(replicates, rows.numel(), generator=gen,
-                                            dtype=dtype, device=device)
+        R[:, rows * w + cols] = _gaussian((replicates, rows.numel()), gen, dtype, device)
         R = R.view(replicates, w, w)
         dof = (m[:, None] - ar[None, :]).clamp_min(1).to(dtype)  # chi degrees of freedom
         R.diagonal(dim1=-2, dim2=-1).copy_(
