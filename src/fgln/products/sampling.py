@@ -71,7 +71,8 @@ def _gaussian(shape: tuple[int, ...], gen: torch.Generator, dtype: torch.dtype,
     (about 26 ns an entry on the 2-core test machine), while numpy's ziggurat gives the same
     law in about 14 ns: the entries come from a numpy ``Generator`` seeded by one 63-bit draw
     of ``gen``, so that they remain a function of ``gen``'s state and ``gen`` moves on. On
-    CUDA, torch's own generator draws them."""
+    CUDA, torch's own generator draws them. Used by :func:`iter_factors`; the layers of
+    :func:`iter_network` (and so every network the package trains) keep torch's draws."""
     if gen.device.type != "cpu":
         return torch.randn(shape, generator=gen, dtype=dtype, device=device)
     seed = int(torch.randint(0, 2**63 - 1, (), generator=gen))
@@ -144,7 +145,7 @@ def iter_network(product: Product, replicates: int = 1, *, columns: int | None =
     n, sigma = law.n, law.scale
     cols = n if columns is None else check_int("columns", columns, 1, n)
     for _ in range(product.L):
-        w = _gaussian((replicates, n, cols), gen, dtype, device).mul_(sigma)
+        w = torch.randn(replicates, n, cols, generator=gen, dtype=dtype, device=device) * sigma
         yield w, _draw_gate(gen, replicates, n, law.p, law.r, dtype, device)
 
 
