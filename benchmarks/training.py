@@ -26,7 +26,12 @@ median and interquartile range of the rounds, per comparison the ratio of the me
 verdict (`timing.verdict`: same cost within 10 %, faster, slower or inconclusive, from the
 sign-test interval of the paired round ratios).
 
-Recording: :func:`fgln.training.train.train` on the Figure 1 task as the chapters run it
+Closed form: the same compressed-rows regression, its steps taken by
+:func:`fgln.training.regression_descent.regression_descent` (the gradient of Lemma A.1, no
+autograd graph: the chapters' synthetic runs), against the same plain model.
+
+Recording: :func:`fgln.training.regression_descent.regression_descent` on the Figure 1 task as
+the chapters run it
 (:class:`~fgln.training.synthetic_runs.Figure1Run`: at paper sizes a record every
 ``record_dt / lr`` = 25 steps; Chapter 1's ``SpectralRecorder``, Chapter 7's
 ``DynamicsRecorder``), the runs with each recorder and a run without any interleaved over the
@@ -49,9 +54,10 @@ from torch import nn
 from fgln.base.atomic import atomic_write
 from fgln.base.validation import resolve_device
 from fgln.training.networks import FixedGatesNetwork
-from fgln.training.recorders import DynamicsRecorder, SpectralRecorder
+from fgln.training.recorders import DynamicsRecorder, SpectralRecorder, record_steps
+from fgln.training.regression_descent import regression_descent
 from fgln.training.synthetic_runs import Figure1Run, compress_regression, synthetic_task
-from fgln.training.train import half_mse, train
+from fgln.training.train import half_mse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import timing  # noqa: E402  (benchmarks/timing.py)
@@ -107,6 +113,18 @@ def step_round(model: nn.Module, x, y, steps: int):
     return run
 
 
+def descent_round(net: FixedGatesNetwork, x, y, steps: int):
+    """One round: ``steps`` gradient steps of ``net`` on ``(x, y)`` taken by
+    :func:`fgln.training.regression_descent.regression_descent` (the gradient in closed form,
+    what the chapters' synthetic runs now use), from the same start every round."""
+    W = torch.stack([w.detach() for w in net.weights])
+    D = torch.stack(net.gates)
+
+    def run():
+        regression_descent(W, D, x, y, lr=1e-3, steps=steps, progress=False)
+    return run
+
+
 def _ms(times: list[float]) -> dict:
     return timing.summary([1e3 * t for t in times])
 
@@ -137,16 +155,22 @@ def step_workloads(quick: bool, device, rounds: int, steps: int | None = None) -
         with torch.no_grad():
             for m in models.values():
                 assert torch.allclose(m(x), models["plain"](x), rtol=1e-4, atol=1e-5)
-        times = timing.interleave({k: step_round(m, x, y, steps) for k, m in models.items()},
-                                  rounds, device=device, per=steps)
+        rounds_of = {k: step_round(m, x, y, steps) for k, m in models.items()}
+        closed = name == "chapters, compressed rows"
+        if closed:  # the chapters' own loop: no autograd graph, the gradient of Lemma A.1
+            rounds_of["ours, closed form"] = descent_round(net, x, y, steps)
+        times = timing.interleave(rounds_of, rounds, device=device, per=steps)
         pairs = [("ours", auto)] if auto == "layer by layer" else [
             ("ours, layer by layer", "layer by layer"), ("ours", auto)]
+        if closed:
+            pairs.append(("ours, closed form", "closed form"))
         for key, how in pairs:
             same = how == "layer by layer"
             cmp = timing.compare(times[key], times["plain"])
             ours, plain = _ms(times[key]), _ms(times["plain"])
             rows.append(dict(
-                workload=name if len(pairs) == 1 else f"{name}, ours {how}",
+                workload=(name if len(pairs) == 1 or key == "ours" and how == "layer by layer"
+                          else f"{name}, ours {how}"),
                 n=width, L=L, rows=int(x.shape[0]), dtype=str(dtype), steps=steps,
                 ours_order=how, computation="same" if same else "different",
                 ours=ours, plain=plain, ours_ms=ours["median"], plain_ms=plain["median"],
@@ -173,13 +197,20 @@ def recording_workloads(quick: bool, device, rounds: int) -> list[dict]:
                  (lambda: SpectralRecorder(k), every)}
     results: dict[str, list] = {name: [] for name in recorders}
 
+    net = FixedGatesNetwork.random([n] * (L + 1), run_cfg.p, seed=0, device=device)
+    W, D = torch.stack([v.detach() for v in net.weights]), torch.stack(net.gates)
+
     def run(name):
         def go():
             make, freq = recorders.get(name, (None, None))
-            net = FixedGatesNetwork.random([n] * (L + 1), run_cfg.p, seed=0, device=device)
-            res = train(net, (Xc, Yc), lambda o, t: w * half_mse(o, t), lr=run_cfg.lr,
-                        steps=steps, record=freq, recorders=[make()] if make else [],
-                        device=device, progress=False)
+            rec = make() if make else None
+
+            def on_record(st):
+                rec(FixedGatesNetwork(st.weights, D), st.grad_J)
+
+            res = regression_descent(W, D, Xc, Yc, weight=w, lr=run_cfg.lr, steps=steps,
+                                     record=record_steps(freq, steps) if make else (),
+                                     on_record=on_record if make else None, progress=False)
             if make:
                 results[name].append(res)
         return go
@@ -189,7 +220,7 @@ def recording_workloads(quick: bool, device, rounds: int) -> list[dict]:
     rows = []
     for name, runs in results.items():
         runs = runs[-rounds:]  # the warm-up round's run is discarded
-        records = int(runs[0].history["step"].size)
+        records = len(record_steps(recorders[name][1], steps))
         share = [r.record_seconds / (r.seconds - r.record_seconds) for r in runs]
         per_record = [1e3 * r.record_seconds / records for r in runs]
         s = timing.summary(share)

@@ -13,6 +13,7 @@ from fgln.relu.jacobians import (
     relu_forward,
     relu_jacobian,
     relu_log_spectra,
+    relu_probe_log_norms,
     relu_products,
 )
 from fgln.relu.regimes import (
@@ -142,6 +143,32 @@ def test_relu_norm_law_matches_gated_law():
     assert abs(sd**2 / var - 1) < 4 * math.sqrt(2 / samples) * 1.5
 
 
+def test_probe_from_two_columns_has_the_law_of_the_full_layers():
+    """relu_probe_log_norms against iter_relu_layers (full n x n layers, probe e_1): the same
+    law, by a two-sample z-test on the mean and the variance of log ||J u||^2, and the same
+    fraction of probes that die (n = 4: a gate closes on the whole probe now and then)."""
+    n, L, samples = 4, 8, 4000
+    prod = _relu(n, L)
+    two = relu_probe_log_norms(prod, samples, seed=7).numpy()
+    probe = torch.zeros(samples, n, dtype=torch.float64)
+    probe[:, 0] = 1.0
+    norms = []
+    for _ in iter_relu_layers(prod, samples, probe=probe, log_norms=norms, seed=8):
+        pass
+    full = torch.stack(norms).sum(0).numpy()
+    dead2, deadf = np.mean(~np.isfinite(two)), np.mean(~np.isfinite(full))
+    assert 0.01 < deadf < 0.5
+    assert abs(dead2 - deadf) < 4 * math.sqrt(2 * deadf * (1 - deadf) / samples)
+    a, b = two[np.isfinite(two)], full[np.isfinite(full)]
+    (ma, sa, da), (mb, sb, db) = mean_se(a), mean_se(b)
+    assert abs(ma - mb) < 4 * math.hypot(sa, sb)
+    assert abs(da**2 / db**2 - 1) < 4 * math.sqrt(2 / len(a) + 2 / len(b)) * 2
+    # the test tells laws apart: two gated layers fewer give another mean
+    short = relu_probe_log_norms(_relu(n, L - 2), samples, seed=7).numpy()
+    mc, sc, _ = mean_se(short[np.isfinite(short)])
+    assert abs(mc - mb) > 4 * math.hypot(sc, sb)
+
+
 @pytest.mark.parametrize("call", [
     lambda: relu_log_spectra(_relu(0, 3), replicates=2),
     lambda: relu_log_spectra(_relu(4, 0), replicates=2),
@@ -170,6 +197,7 @@ def test_bad_input_names_argument():
 @pytest.mark.parametrize("fn", [
     lambda prod: relu_log_spectra(prod, replicates=2),
     lambda prod: relu_products(prod, replicates=2),
+    lambda prod: relu_probe_log_norms(prod, 2),
     lambda prod: next(iter_relu_layers(prod, 2)),
     lambda prod: lognorm_law(prod),
     lambda prod: input_pair_measurements(prod, 0.5, 2),

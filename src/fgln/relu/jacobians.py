@@ -43,6 +43,7 @@ __all__ = [
     "relu_jacobian",
     "iter_relu_layers",
     "relu_log_spectra",
+    "relu_probe_log_norms",
     "relu_products",
 ]
 
@@ -190,6 +191,73 @@ def iter_relu_layers(product: Product, replicates: int = 1, *, inputs: Tensor | 
         yield M
 
 
+@shared_doc
+def relu_probe_log_norms(product: Product, replicates: int = 1, *, seed: Seed = 0,
+                         dtype: torch.dtype = torch.float64, device="cpu") -> Tensor:
+    """``log ||J(x) u||^2`` [replicates] for the fixed unit ``u = e_1`` and inputs
+    ``x ~ N(0, I_n)``, drawing of each ``W_l`` only the two columns the network reads.
+
+    The forward pass reads ``W_l`` only through ``W_l h`` (the pre-activation, which sets the
+    gate) and the probe only through ``W_l v``. With ``e_1 = h / ||h||`` and ``e_2`` the unit
+    part of ``v`` orthogonal to it, ``W_l e_1`` and ``W_l e_2`` are independent
+    ``N(0, sigma^2 I_n)`` vectors given everything before layer l (a Gaussian matrix seen in
+    an orthonormal frame chosen without it), so ``W_l h = ||h|| W_l e_1`` and
+    ``W_l v = (v.e_1) W_l e_1 + ||v - (v.e_1) e_1|| W_l e_2``: the same joint law of gates and
+    probe as :func:`iter_relu_layers` with ``probe = e_1``, from ``2 n`` Gaussian draws a
+    layer instead of ``n^2`` (other draws than it for the same seed;
+    ``tests/test_relu.py`` compares the two and the exact law of
+    :func:`fgln.relu.regimes.lognorm_law`). Gates as there: ``D_l = diag(W_l h > 0)`` for
+    l < L, the last layer ungated.
+
+    Parameters
+    ----------
+    %(product)s
+    %(replicates)s
+    %(seed)s
+    %(dtype)s
+    %(device)s
+
+    Returns
+    -------
+    Tensor
+        ``log ||J(x) e_1||^2`` [replicates] (``-inf`` where a gate closes on the whole probe).
+
+    Raises
+    ------
+    TypeError
+        If ``product`` is not a Product or ``replicates`` not an integer.
+    ValueError
+        If the product is not in the convention "fgln", or ``replicates < 1``.
+    """
+    n, L = check_product(product).network().n, product.L
+    batch = check_int("replicates", replicates, 1)
+    device = resolve_device(device)
+    gen = make_generator(seed, device=device)
+    sigma = product.law.scale
+    tiny = torch.finfo(dtype).tiny
+    h = torch.randn(batch, n, generator=gen, dtype=dtype, device=device)
+    h = h / torch.linalg.vector_norm(h, dim=-1, keepdim=True)
+    v = torch.zeros(batch, n, dtype=dtype, device=device)
+    v[:, 0] = 1.0
+    total = torch.zeros(batch, dtype=dtype, device=device)
+    for l in range(1, L + 1):
+        g = torch.randn(batch, 2, n, generator=gen, dtype=dtype, device=device) * sigma
+        alive = (torch.linalg.vector_norm(h, dim=-1) > 0).to(dtype)[:, None]  # h unit or 0
+        c = (v * h).sum(-1, keepdim=True)
+        perp = torch.linalg.vector_norm(v - c * h, dim=-1, keepdim=True)
+        wv = c * g[:, 0] + perp * g[:, 1]
+        if l < L:
+            pre = alive * g[:, 0]
+            gate = (pre > 0).to(dtype)
+            h = gate * pre
+            h = h / torch.linalg.vector_norm(h, dim=-1, keepdim=True).clamp_min(tiny)
+            wv = gate * wv
+        nv = torch.linalg.vector_norm(wv, dim=-1)
+        total = total + 2.0 * torch.log(nv)
+        v = wv / nv.clamp_min(tiny)[:, None]
+    return total
+
+
 def relu_log_spectra(product: Product, k: int | None = None, replicates: int = 1, *,
                      depths: Sequence[int] | None = None, seed: Seed = 0,
                      dtype: torch.dtype = torch.float64, device="cpu") -> Tensor:
@@ -242,7 +310,8 @@ def relu_products(product: Product, k: int | None = None, replicates: int = 1, *
     triangular factors in law: :func:`fgln.products.sampling.iter_factors`).
 
     Returns numpy arrays: ``logsv`` [replicates, k] (``spectrum=True``), ``lognorm``
-    [replicates]: ``log ||J u||^2`` for the fixed unit vector ``u = e_1`` (independent of x),
+    [replicates]: ``log ||J u||^2`` for the fixed unit vector ``u = e_1`` (independent of x;
+    with ``spectrum=False`` from :func:`relu_probe_log_norms`, two columns of every layer),
     ``m1``, ``m2`` [replicates]: ``(1/n) sum_i s_i^2`` and ``(1/n) sum_i s_i^4`` (computed from
     the log-spectrum, with ``spectrum=True``). ``seed`` fixes networks, inputs and gates.
 
@@ -280,17 +349,15 @@ def relu_products(product: Product, k: int | None = None, replicates: int = 1, *
         accumulate_factors(iter_factors(product, replicates, seed=seed, dtype=dtype), acc, L,
                            progress=False)
         lognorm = 2.0 * acc.growth[:, 0]
+    elif not spectrum:
+        # the probe alone: two columns of every layer (relu_probe_log_norms)
+        lognorm = relu_probe_log_norms(product, replicates, seed=seed, dtype=dtype)
     else:
         probe = torch.zeros(replicates, n, dtype=dtype)
         probe[:, 0] = 1.0
         norms: list[Tensor] = []
-        layers = iter_relu_layers(product, replicates, probe=probe, log_norms=norms, seed=seed,
-                                  dtype=dtype)
-        if spectrum:
-            accumulate(layers, acc, L, progress=False)
-        else:
-            for _ in layers:
-                pass
+        accumulate(iter_relu_layers(product, replicates, probe=probe, log_norms=norms,
+                                    seed=seed, dtype=dtype), acc, L, progress=False)
         lognorm = torch.stack(norms, 0).sum(0)
     out: dict[str, np.ndarray] = {}
     if spectrum:
