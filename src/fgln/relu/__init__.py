@@ -6,6 +6,7 @@ from .jacobians import (
     relu_forward,
     relu_jacobian,
     relu_log_spectra,
+    relu_probe_log_norms,
     relu_products,
 )
 from .regimes import (
@@ -21,7 +22,7 @@ from .regimes import (
 __all__ = [
     # jacobians
     "relu_forward", "relu_jacobian", "iter_relu_layers", "relu_log_spectra",
-    "relu_products",
+    "relu_probe_log_norms", "relu_products",
     # regimes
     "relu_first_order", "lognorm_law", "lognorm_leading_order", "psg_variance",
     "arccos_shared_fraction",

@@ -48,6 +48,14 @@ __all__ = [
 ]
 
 
+def _relu_stream(product: Product, replicates: int, seed: Seed, device):
+    """A ReLU sampler's start: width, depth, the checked count, the device and the stream."""
+    n, L = check_product(product).network().n, product.L
+    device = resolve_device(device)
+    return n, L, check_int("replicates", replicates, 1), device, make_generator(seed,
+                                                                                device=device)
+
+
 def _check_inputs(x: Tensor, batch: int, n: int) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -162,10 +170,7 @@ def iter_relu_layers(product: Product, replicates: int = 1, *, inputs: Tensor | 
     ValueError
         If the product is not in the convention "fgln", or ``replicates < 1``.
     """
-    n, L = check_product(product).network().n, product.L
-    batch = check_int("replicates", replicates, 1)
-    device = resolve_device(device)
-    gen = make_generator(seed, device=device)
+    n, L, batch, device, gen = _relu_stream(product, replicates, seed, device)
     if inputs is None:
         h = torch.randn(batch, n, generator=gen, dtype=dtype, device=device)
     else:
@@ -229,10 +234,7 @@ def relu_probe_log_norms(product: Product, replicates: int = 1, *, seed: Seed = 
     ValueError
         If the product is not in the convention "fgln", or ``replicates < 1``.
     """
-    n, L = check_product(product).network().n, product.L
-    batch = check_int("replicates", replicates, 1)
-    device = resolve_device(device)
-    gen = make_generator(seed, device=device)
+    n, L, batch, device, gen = _relu_stream(product, replicates, seed, device)
     sigma = product.law.scale
     tiny = torch.finfo(dtype).tiny
     h = torch.randn(batch, n, generator=gen, dtype=dtype, device=device)
