@@ -402,6 +402,34 @@ def test_batch_equals_items(bundled):
         assert torch.equal(x, xi) and y == yi
 
 
+def test_epoch_augmentation_is_the_batch_by_batch_one(bundled):
+    """The images augmented once per epoch (in chunks) are, for any batch, those of augmenting
+    that batch alone from its draws; a new epoch or seed gives new ones; a pickled copy (a
+    loader process) carries no augmented images and augments the same ones itself."""
+    import pickle
+
+    ds = data.MnistDataset(bundled.train.images[:5000], bundled.train.labels[:5000],
+                           augment=bundled.train.augment, seed=11)
+    aug = ds.augment
+    gen = torch.Generator().manual_seed(0)
+    for epoch in (0, 2):
+        ds.set_epoch(epoch)
+        idx = torch.randperm(len(ds), generator=gen)[:300].tolist()
+        direct = aug(ds.images[idx][:, None], aug.draws(11, epoch, idx))
+        want = (direct.to(torch.float32) / 255.0 - data.MNIST_MEAN) / data.MNIST_STD
+        x, y = ds.batch(idx)
+        assert torch.equal(x, want) and torch.equal(y, ds.labels[idx])
+        assert torch.equal(ds.augmented_images()[idx], direct)
+    first = ds.augmented_images().clone()
+    ds.set_epoch(0)
+    assert not torch.equal(ds.augmented_images(), first)  # another epoch, other images
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy._augmented is None
+    assert torch.equal(copy.augmented_images(), ds.augmented_images())
+    ds.seed = 12  # another seed: recomputed, not read back
+    assert not torch.equal(ds.augmented_images(), copy.augmented_images())
+
+
 @pytest.mark.parametrize("seed, epoch", [(7, 3), (1, 0)])
 def test_batched_autoaugment_equals_torchvision(bundled, monkeypatch, seed, epoch):
     """With the same draw, every image equals torchvision's ``AutoAugment.forward``, bit for

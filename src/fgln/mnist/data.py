@@ -22,9 +22,12 @@ header and the length: a truncated or corrupt file raises ``ValueError`` naming 
 With ``augment=True`` each training image goes through torchvision's
 ``AutoAugment(AutoAugmentPolicy.CIFAR10)`` (as in Section 8), with a draw that depends only on
 ``(seed, epoch, index)``: the augmented data are the same for any number of ``DataLoader``
-workers and after a resume, given :meth:`MnistDataset.set_epoch`. A batch is augmented in one
-vectorised call (:class:`fgln.mnist.augment.BatchedAutoAugment`, equal to torchvision's transform
-image by image), which costs a fraction of the image-by-image transform.
+workers and after a resume, given :meth:`MnistDataset.set_epoch`. The first item fetched in an
+epoch augments every image of the epoch in vectorised calls of :data:`AUGMENT_CHUNK` images
+(:class:`fgln.mnist.augment.BatchedAutoAugment`, equal to torchvision's transform image by image),
+and the later ones read them: since an image's draw depends only on ``(seed, epoch, index)``
+these are the images a batch-by-batch augmentation gives, at a quarter of its cost (the
+per-call overhead is paid once per chunk, not once per mini-batch).
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ from .augment import BatchedAutoAugment
 from .idx_format import check_split, decompress, read_idx
 
 __all__ = [
+    "AUGMENT_CHUNK",
     "BUNDLED_SHA256",
     "BUNDLED_SIZES",
     "FULL_SIZES",
@@ -70,6 +74,8 @@ MNIST_STD = 0.3081
 FULL_SIZES = (60_000, 10_000)
 MNIST_CHOICES = ("auto", "full", "bundled")  # values of $FGLN_MNIST
 BUNDLED_SIZES = (8_000, 2_000)
+#: Images per vectorised augmentation call when an epoch's images are augmented.
+AUGMENT_CHUNK = 4096
 _FILES = {  # split -> (images, labels), file names of the IDX format
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -103,8 +109,10 @@ class MnistDataset(Dataset):
     image [1, 28, 28]; with ``augment`` (a :class:`.BatchedAutoAugment`), its augmentation drawn
     from ``(seed, epoch, index)``, so reproducible whatever the ``DataLoader`` worker, batch or
     order that fetches it; scaling to [0, 1]; with ``normalize``,
-    ``(x - MNIST_MEAN) / MNIST_STD``. ``__getitems__`` (used by ``DataLoader`` for a whole
-    batch) augments the batch in one call and gives the same items as ``__getitem__``.
+    ``(x - MNIST_MEAN) / MNIST_STD``. The first item fetched in an epoch augments every image
+    of the epoch (kept until the epoch or seed changes; not pickled to loader processes, which
+    augment their own copy); ``__getitems__`` (used by ``DataLoader`` for a whole batch) gives
+    the same items as ``__getitem__``.
 
     Parameters
     ----------
@@ -142,6 +150,35 @@ class MnistDataset(Dataset):
         self.normalize = bool(normalize)
         self.seed = check_int("seed", seed, 0)
         self.epoch = 0
+        self._augmented: tuple[tuple[int, int], torch.Tensor] | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_augmented"] = None  # a loader process augments its own copy
+        return state
+
+    def augmented_images(self) -> torch.Tensor:
+        """Every image of the current epoch, augmented: uint8 [N, 1, 28, 28] (computed once
+        per ``(seed, epoch)``, in calls of :data:`AUGMENT_CHUNK` images; the images
+        themselves without augmentation).
+
+        Returns
+        -------
+        images : Tensor
+            uint8 [N, 1, 28, 28]; image i is the augmentation drawn from ``(seed, epoch, i)``.
+        """
+        if self.augment is None:
+            return self.images[:, None]
+        key = (self.seed, self.epoch)
+        if self._augmented is None or self._augmented[0] != key:
+            self._augmented = None  # free the previous epoch's images first
+            n = len(self)
+            chunks = [self.augment(self.images[i: i + AUGMENT_CHUNK, None],
+                                   self.augment.draws(self.seed, self.epoch,
+                                                      range(i, min(i + AUGMENT_CHUNK, n))))
+                      for i in range(0, n, AUGMENT_CHUNK)]
+            self._augmented = (key, torch.cat(chunks) if chunks else self.images[:, None])
+        return self._augmented[1]
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation draws of ``epoch`` (call before iterating over an epoch).
@@ -188,9 +225,10 @@ class MnistDataset(Dataset):
             If an index is out of range.
         """
         idx = self._indices(indices)
-        imgs = self.images[idx][:, None]  # uint8 [B, 1, 28, 28]
         if self.augment is not None and idx:
-            imgs = self.augment(imgs, self.augment.draws(self.seed, self.epoch, idx))
+            imgs = self.augmented_images()[idx]  # uint8 [B, 1, 28, 28]
+        else:
+            imgs = self.images[idx][:, None]
         x = imgs.to(torch.float32).div_(255.0)
         if self.normalize:
             x = x.sub_(MNIST_MEAN).div_(MNIST_STD)
