@@ -67,6 +67,9 @@ def _book(root: Path, extra_b: str = "", claims_b: tuple[str, ...] = ("b1",)) ->
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
+    from fgln.book import forked_kernels
+
+    monkeypatch.setattr(forked_kernels, "PRELOAD", ("json",))  # the toy pages import no torch
     _book(tmp_path)
     monkeypatch.setenv("FGLN_SCALE", "quick")
     monkeypatch.setenv("FGLN_EXEC_DIR", str(tmp_path / "store"))
@@ -144,3 +147,72 @@ def test_every_page_of_the_book_has_a_recorded_time():
     for scale in ("paper", "quick"):
         assert set(writers + readers) <= set(record[scale]), scale
         assert all(v > 0 for v in record[scale].values())
+
+
+FORKED = r"""
+import json, os, sys
+os.environ.pop("MPLBACKEND", None)
+import matplotlib.pyplot  # imported before the worker prepares itself, as in the build
+import nbformat
+from nbclient import NotebookClient
+from fgln.book.forked_kernels import ForkedKernelManager, can_fork, preload
+
+assert can_fork("python3")
+preload(1, ("numpy", "torch", "matplotlib.pyplot"))
+cells = [
+    "import multiprocessing, os, sys, torch, matplotlib.pyplot as plt\n"
+    "print(multiprocessing.current_process().daemon, multiprocessing.current_process().name,"
+    " torch.get_num_threads(), os.getcwd(), sys.path[0], os.getpid(), os.getsid(0))",
+    "print('secret' in globals()); secret = 1",
+    "plt.plot([1, 2]); plt.show()",
+]
+out = []
+for _ in range(2):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "p", "language": "python"}
+    NotebookClient(nb, kernel_manager_class=ForkedKernelManager, timeout=120,
+                   resources={"metadata": {"path": sys.argv[1]}}).execute()
+    out.append([[o.get("text") or sorted(o.get("data", {})) for o in c.outputs] for c in nb.cells])
+print(json.dumps({"pid": os.getpid(), "out": out}))
+"""
+
+
+def test_forked_kernels_run_pages_as_new_kernels_do(tmp_path):
+    """A kernel forked from a worker that imported torch and matplotlib first: a process of
+    its own (its own session, not a daemonic worker, one torch thread, in the page's folder),
+    with nothing of the previous page, that shows its figures inline; no kernel outlives its
+    page."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    res = subprocess.run([sys.executable, "-c", FORKED, str(tmp_path)], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    pids = set()
+    for cells in report["out"]:
+        daemon, name, threads, cwd, path0, pid, sid = cells[0][0].split()
+        assert (daemon, name, threads) == ("False", "MainProcess", "1")
+        assert cwd == path0 == str(tmp_path)
+        assert int(pid) != report["pid"] and sid == pid  # a new process leading its session
+        pids.add(int(pid))
+        assert cells[1] == ["False\n"]  # the previous page's globals are not there
+        assert "image/png" in cells[2][0]
+    assert len(pids) == 2 and not any(psutil.pid_exists(p) for p in pids)
+
+
+def test_no_fork_where_the_kernelspec_is_another_interpreter(monkeypatch):
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from fgln.book import forked_kernels
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert forked_kernels.can_fork("python3")
+    monkeypatch.setenv("FGLN_FORK_KERNELS", "0")
+    assert not forked_kernels.can_fork("python3")
+    monkeypatch.delenv("FGLN_FORK_KERNELS")
+    spec.argv = ["/usr/bin/python3-elsewhere", *spec.argv[1:]]
+    monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", lambda self, name: spec)
+    assert not forked_kernels.can_fork("python3")

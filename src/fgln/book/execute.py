@@ -21,7 +21,11 @@ itself executes nothing.
 * **How.** Chapters run in worker processes (``jobs``, default: one per core), longest first
   (by their last execution time in the store; in a new store by the times recorded with the
   book, ``book/_data/execution_seconds.json``, so that the longest chapters start first), each kernel with ``cores // jobs`` torch threads unless
-  ``OMP_NUM_THREADS`` is set; two chapters that need the same cached result compute it once
+  ``OMP_NUM_THREADS`` is set. Each worker imports what the pages import once and forks
+  every page's kernel from itself (:mod:`fgln.book.forked_kernels`: a new process per page,
+  without the 4-5 s of imports), where the platform and the kernelspec allow it
+  (``FGLN_FORK_KERNELS=0``: new kernels as Jupyter starts them). Two chapters that need the
+  same cached result compute it once
   (:func:`~fgln.book.cache.cached` locks each entry). A chapter whose cell raises fails the
   build after the other chapters finished, with its traceback.
 """
@@ -112,17 +116,33 @@ def _read_notebook(path: Path):
                                        add_source_map=True, path=str(path))
 
 
-def _execute_one(path: str, threads: int | None, timeout: int) -> tuple[str | None, float, str]:
-    """Worker: execute one page in its folder; (executed notebook as JSON or None, seconds,
-    traceback or '')."""
+def _start_worker(threads: int | None, fork: bool) -> None:
+    """Worker initializer: with ``fork``, import what every page imports, once
+    (:func:`fgln.book.forked_kernels.preload`)."""
+    if fork:
+        from .forked_kernels import preload
+
+        preload(threads)
+
+
+def _execute_one(path: str, threads: int | None, timeout: int, fork: bool = False,
+                 ) -> tuple[str | None, float, str]:
+    """Worker: execute one page in its folder, in a kernel forked from this worker when
+    ``fork`` (:mod:`fgln.book.forked_kernels`), else in a new one; (executed notebook as
+    JSON or None, seconds, traceback or '')."""
     import nbformat
     from jupyter_cache.executors.utils import single_nb_execution
 
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
+    extra = {}
+    if fork:
+        from .forked_kernels import ForkedKernelManager
+
+        extra["kernel_manager_class"] = ForkedKernelManager
     nb = _read_notebook(Path(path))
     result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
-                                 allow_errors=False, meta_override=True)
+                                 allow_errors=False, meta_override=True, **extra)
     if result.err is not None:
         return None, result.time, result.exc_string or repr(result.err)
     return nbformat.writes(nb), result.time, ""
@@ -246,11 +266,17 @@ def execute_book(root: str | os.PathLike, *, jobs: int | None = None,
         if not todo:
             return
         start = time.perf_counter()
-        # fork: the workers start without importing torch and nbformat again (seconds each)
-        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
-            futures = {pool.submit(_execute_one, str(book_dir / f"{p}.md"), threads, TIMEOUT): p
-                       for p in todo}
+        # fork: the workers start without importing torch and nbformat again (seconds each),
+        # and each forks its pages' kernels from itself (forked_kernels) where it can
+        from .forked_kernels import can_fork
+
+        forking = "fork" in get_all_start_methods()
+        ctx = get_context("fork" if forking else "spawn")
+        fork = forking and can_fork("python3")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx,
+                                 initializer=_start_worker, initargs=(threads, fork)) as pool:
+            futures = {pool.submit(_execute_one, str(book_dir / f"{p}.md"), threads, TIMEOUT,
+                                   fork): p for p in todo}
             for done, fut in enumerate(as_completed(futures), 1):
                 page = futures[fut]
                 text, seconds, error = fut.result()
