@@ -161,8 +161,10 @@ assert can_fork("python3")
 preload(1, ("numpy", "torch", "matplotlib.pyplot"))
 cells = [
     "import multiprocessing, os, sys, torch, matplotlib.pyplot as plt\n"
+    "from ipykernel.kernelapp import IPKernelApp\n"
     "print(multiprocessing.current_process().daemon, multiprocessing.current_process().name,"
-    " torch.get_num_threads(), os.getcwd(), sys.path[0], os.getpid(), os.getsid(0))",
+    " torch.get_num_threads(), os.getcwd(), sys.path[0], os.getpid(), os.getsid(0),"
+    " IPKernelApp.instance().parent_handle == os.getppid())",
     "print('secret' in globals()); secret = 1",
     "plt.plot([1, 2]); plt.show()",
 ]
@@ -179,9 +181,9 @@ print(json.dumps({"pid": os.getpid(), "out": out}))
 
 def test_forked_kernels_run_pages_as_new_kernels_do(tmp_path):
     """A kernel forked from a worker that imported torch and matplotlib first: a process of
-    its own (its own session, not a daemonic worker, one torch thread, in the page's folder),
-    with nothing of the previous page, that shows its figures inline; no kernel outlives its
-    page."""
+    its own (its own session, not a daemonic worker, one torch thread, in the page's folder,
+    watching its parent as a launched kernel does), with nothing of the previous page, that
+    shows its figures inline; no kernel outlives its page."""
     import subprocess
     import sys
 
@@ -191,10 +193,11 @@ def test_forked_kernels_run_pages_as_new_kernels_do(tmp_path):
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "--existing" not in res.stdout  # a kernel with a parent prints no banner
     pids = set()
     for cells in report["out"]:
-        daemon, name, threads, cwd, path0, pid, sid = cells[0][0].split()
-        assert (daemon, name, threads) == ("False", "MainProcess", "1")
+        daemon, name, threads, cwd, path0, pid, sid, watched = cells[0][0].split()
+        assert (daemon, name, threads, watched) == ("False", "MainProcess", "1", "True")
         assert cwd == path0 == str(tmp_path)
         assert int(pid) != report["pid"] and sid == pid  # a new process leading its session
         pids.add(int(pid))

@@ -253,8 +253,11 @@ class ForkProvisioner(LocalProvisioner):
         """
         if _LAUNCHER not in cmd:
             return await super().launch_kernel(cmd, **kwargs)
-        argv = cmd[cmd.index(_LAUNCHER) + 1:]
+        # as jupyter_client's launcher: the kernel ends with its parent (and prints no banner)
+        argv = [*cmd[cmd.index(_LAUNCHER) + 1:], f"--IPKernelApp.parent_handle={os.getpid()}"]
         env, cwd = kwargs.get("env"), kwargs.get("cwd")
+        if env is not None:
+            env = {**env, "JPY_PARENT_PID": str(os.getpid())}
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
