@@ -29,14 +29,18 @@ minimum, median and interquartile range of the round times, and the share of the
 spent waiting for the next batch (time inside the loader's ``next``; with ``W >= 1`` processes
 only the part the training step does not hide). Comparisons: ours against torchvision and
 against the plain loop over our loader, per ``W``, with the ratio of the medians and the
-verdict. Also the augmentation alone, per image, in interleaved rounds: the batched transform
-against torchvision's ``AutoAugment`` image by image on the same uint8 tensors (same images)
-and on PIL images. Results: ``benchmarks/results/mnist-<device>[-quick].json`` (atomic write),
-with the date, machine, torch version and the load average at start and end.
+verdict. Every round of a loop over our dataset augments its epoch anew (a seed no round
+used before: the dataset keeps the augmented images of the epoch it served last). Also the
+augmentation alone, per image, in interleaved rounds: the batched transform (in calls of
+``AUGMENT_CHUNK`` images, as the dataset augments an epoch) against torchvision's
+``AutoAugment`` image by image on the same uint8 tensors (same images) and on PIL images.
+Results: ``benchmarks/results/mnist-<device>[-quick].json`` (atomic write), with the date,
+machine, torch version and the load average at start and end.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -52,7 +56,14 @@ from torchvision import transforms
 from fgln.base.atomic import atomic_write
 from fgln.base.threads import torch_threads
 from fgln.base.validation import resolve_device
-from fgln.mnist.data import MNIST_MEAN, MNIST_STD, BundledMnistWarning, MnistDataset, load_mnist
+from fgln.mnist.data import (
+    AUGMENT_CHUNK,
+    MNIST_MEAN,
+    MNIST_STD,
+    BundledMnistWarning,
+    MnistDataset,
+    load_mnist,
+)
 from fgln.mnist.model import MnistFixedGates
 from fgln.mnist.run import train_loader
 from fgln.training.train import train
@@ -126,6 +137,17 @@ class Rounds:
         self.records.append({"seconds": seconds, "wait": wait})
 
 
+_FRESH = itertools.count(1)
+
+
+def _fresh_epoch(ds) -> None:
+    """Give our dataset a seed no round used before, so that the round augments its epoch as
+    every epoch of a training does (``MnistDataset`` keeps the augmented images of the epoch
+    it served last: a round, or another loop, must not read them back)."""
+    if isinstance(ds, MnistDataset):
+        ds.seed = next(_FRESH)
+
+
 def ours_round(ds, batch_size, workers, dev, rec: Rounds):
     """One epoch of ``fgln.training.train.train`` per call (same model and optimiser across
     rounds)."""
@@ -133,6 +155,7 @@ def ours_round(ds, batch_size, workers, dev, rec: Rounds):
     state = {"round": 0}
 
     def run():
+        _fresh_epoch(ds)
         loader = TimedLoader(train_loader(ds, batch_size, workers, state["round"], dev))
         state["round"] += 1
         t = time.perf_counter()
@@ -151,6 +174,7 @@ def standard_round(ds, batch_size, workers, dev, rec: Rounds):
     def run():
         if hasattr(ds, "set_epoch"):  # the draws of fgln.train's one epoch, as in ours
             ds.set_epoch(0)
+        _fresh_epoch(ds)
         loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
                             generator=torch.Generator().manual_seed(state["round"]),
                             pin_memory=dev.type == "cuda")
@@ -192,9 +216,9 @@ def compute_round(ds, batch_size, dev, rec: Rounds):
 
 def time_augmentation(ds, count: int, batch_size: int, rounds: int) -> dict:
     """Seconds per image of the augmentation alone, interleaved rounds over the same
-    ``count`` images: the batched transform (per ``batch_size``, its random draws from
-    ``(seed, epoch, index)`` included), torchvision's ``AutoAugment``
-    image by image on the uint8 tensors, and on PIL images."""
+    ``count`` images: the batched transform (in calls of ``AUGMENT_CHUNK`` images, as the
+    dataset augments an epoch, its random draws from ``(seed, epoch, index)`` included),
+    torchvision's ``AutoAugment`` image by image on the uint8 tensors, and on PIL images."""
     aug = ds.augment
     idx = list(range(count))
     imgs = ds.images[idx][:, None]
@@ -202,8 +226,8 @@ def time_augmentation(ds, count: int, batch_size: int, rounds: int) -> dict:
     ref = transforms.AutoAugment(aug.policy)
 
     def batched():  # the random draws included, as the loader pays them (torchvision's too)
-        for i in range(0, count, batch_size):
-            aug(imgs[i: i + batch_size], aug.draws(ds.seed, 0, idx[i: i + batch_size]))
+        for i in range(0, count, AUGMENT_CHUNK):
+            aug(imgs[i: i + AUGMENT_CHUNK], aug.draws(ds.seed, 0, idx[i: i + AUGMENT_CHUNK]))
 
     def tensor():
         for i in idx:
