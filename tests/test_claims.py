@@ -219,6 +219,28 @@ def test_status_from_the_claim_and_its_alternative():
     json.dumps(led.as_dict(), allow_nan=False)  # infinite bounds are encoded
 
 
+def test_a_long_decision_lists_its_decisive_entries_in_the_ledger():
+    """A decision over many entries keeps, in its ledger record, the LEDGER_ENTRIES entries
+    nearest their region's boundary or outside it (the one that fails first), with their
+    indices and the count; a short one lists every entry in order."""
+    n = 5000
+    value = np.linspace(-0.5, 0.5, n)
+    value[1234] = 3.0  # the one entry outside [-1, 1]
+    d = dc.exact(value, lo=-1.0, hi=1.0, region="in [-1, 1]")
+    assert d.holds is False
+    rec = d.as_dict()
+    k = dc.LEDGER_ENTRIES
+    assert rec["entries"] == n and len(rec["listed"]) == k and rec["listed"][0] == 1234
+    assert all(rec[f][0] == want for f, want in (("value", 3.0), ("lo", -1.0), ("hi", 1.0)))
+    # then the entries nearest the bounds: the ends of the linspace, |value| = 0.5
+    assert sorted(rec["listed"][1:]) == sorted([*range(k // 2), *range(n - k // 2 + 1, n)])
+    assert rec["value"] == [float(value[i]) for i in rec["listed"]]
+    assert len(json.dumps(rec)) < 10_000  # not the 5000 entries
+    short = dc.exact(value[:10], lo=-1.0, hi=1.0, region="in [-1, 1]").as_dict()
+    assert short["entries"] == 10 and short["listed"] is None
+    assert short["value"] == [float(v) for v in value[:10]] and short["hi"] == [1.0] * 10
+
+
 def test_ledger_rejects_bad_claims():
     led = _ledger()
     t0 = dc.exact(0.0, hi=1.0, region="<= 1")

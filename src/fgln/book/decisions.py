@@ -41,12 +41,17 @@ from scipy.stats import t as student_t
 
 from ..base.statistics import fit_slopes
 
-__all__ = ["ALPHA", "Decision", "NonFiniteStatistic", "quantile", "family_quantile",
+__all__ = ["ALPHA", "LEDGER_ENTRIES", "Decision", "NonFiniteStatistic", "quantile", "family_quantile",
            "equivalence", "sign_test", "region_test", "trend", "exact", "per_replicate_slopes",
            "fmt_number"]
 
 #: Family-wise level of every claim in the book (two-sided).
 ALPHA = 0.05
+
+#: Entries of a decision that its ledger record lists: all of them up to this many, else
+#: this many, those nearest their region's boundary or furthest outside it
+#: (:meth:`Decision.as_dict`).
+LEDGER_ENTRIES = 64
 
 
 class NonFiniteStatistic(ValueError):
@@ -274,21 +279,54 @@ margin_origin, replicates, quantile, error
         v = np.broadcast_to(np.asarray(value, dtype=float), (len(self.lo),))
         return _decide(v, np.asarray(self.half_width), np.asarray(self.lo), np.asarray(self.hi))
 
+    def decisive_entries(self, count: int = LEDGER_ENTRIES) -> list[int]:
+        """The entries whose intervals lie nearest their region's boundary, or furthest
+        outside it: those that decide the outcome.
+
+        Parameters
+        ----------
+        count : int
+            How many (all entries when there are no more than ``count``).
+
+        Returns
+        -------
+        indices : list of int
+            Entry indices, the smallest slack first (slack: the distance from the interval
+            to the nearer bound of the region, negative where the interval leaves it).
+        """
+        v, h = np.asarray(self.value, dtype=float), np.asarray(self.half_width, dtype=float)
+        with np.errstate(invalid="ignore"):
+            slack = np.minimum(v - h - np.asarray(self.lo, dtype=float),
+                               np.asarray(self.hi, dtype=float) - (v + h))
+        return [int(i) for i in np.argsort(slack, kind="stable")[:count]]
+
     def as_dict(self) -> dict:
         """Plain values for the JSON ledger.
+
+        The per-entry vectors (``value``, ``half_width``, ``lo``, ``hi``) list every entry
+        when there are at most :data:`LEDGER_ENTRIES`; otherwise the
+        :meth:`decisive_entries`, whose indices ``listed`` gives (None: all, in order).
+        ``entries`` is the number of entries.
 
         Returns
         -------
         decision : dict
             Field name to value (infinite bounds as the strings ``"inf"`` / ``"-inf"``),
-            with ``outcome`` and ``resolution`` added.
+            with ``outcome``, ``resolution``, ``entries`` and ``listed`` added.
         """
         def enc(xs):
             return [x if math.isfinite(x) else ("inf" if x > 0 else "-inf") for x in xs]
+        n = len(self.value)
+        listed = self.decisive_entries() if n > LEDGER_ENTRIES else None
+        rows = range(n) if listed is None else listed
+
+        def pick(xs):
+            return [float(xs[i]) for i in rows]
         return dict(test=self.test, rule=self.rule, holds=self.holds, outcome=self.outcome,
                     detail=self.detail, statistic=self.statistic, region=self.region,
-                    value=list(self.value), half_width=list(self.half_width),
-                    lo=enc(self.lo), hi=enc(self.hi), margin=self.margin,
+                    entries=n, listed=listed, value=pick(self.value),
+                    half_width=pick(self.half_width), lo=enc(pick(self.lo)),
+                    hi=enc(pick(self.hi)), margin=self.margin,
                     margin_origin=self.margin_origin, replicates=self.replicates,
                     quantile=self.quantile, resolution=self.resolution)
 
