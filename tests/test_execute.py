@@ -105,6 +105,25 @@ def test_only_what_changed_is_executed(toy):
     assert set(state["keys"]) == {"a", "b", "r"} and all(s > 0 for s in state["seconds"].values())
 
 
+def test_kernels_started_as_jupyter_does_where_forking_is_off(toy, monkeypatch):
+    """FGLN_FORK_KERNELS=0 (as where fork or the kernelspec does not allow it): every page
+    runs in a kernel that jupyter_client launches, with the same outcome; with forking on,
+    a kernel that cannot start fails its page with the reason (not the executor)."""
+    from fgln.book import forked_kernels
+
+    async def no_fork(*args, **kwargs):
+        raise RuntimeError("a kernel was forked")  # the workers inherit this: a page fails
+
+    monkeypatch.setenv("FGLN_FORK_KERNELS", "0")
+    monkeypatch.setattr(forked_kernels.ForkProvisioner, "launch_kernel", no_fork)
+    assert ex.execute_book(toy, jobs=2, log=lambda line: None) == {
+        "a": "executed", "b": "executed", "r": "executed"}
+    monkeypatch.delenv("FGLN_FORK_KERNELS")  # the same patch with forking on: the book fails
+    (toy / "store").rename(toy / "store-plain")
+    with pytest.raises(ex.ExecutionFailed, match="a kernel was forked"):
+        ex.execute_book(toy, jobs=2, log=lambda line: None)
+
+
 def test_a_page_that_raises_fails_the_book_with_its_traceback(toy):
     _book(toy, extra_b="raise ValueError('no such luck')")
     lines: list[str] = []

@@ -141,8 +141,14 @@ def _execute_one(path: str, threads: int | None, timeout: int, fork: bool = Fals
 
         extra["kernel_manager_class"] = ForkedKernelManager
     nb = _read_notebook(Path(path))
-    result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
-                                 allow_errors=False, meta_override=True, **extra)
+    start = time.perf_counter()
+    try:
+        result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
+                                     allow_errors=False, meta_override=True, **extra)
+    except Exception:  # the kernel did not start or died: the page fails, not the executor
+        import traceback
+
+        return None, time.perf_counter() - start, traceback.format_exc()
     if result.err is not None:
         return None, result.time, result.exc_string or repr(result.err)
     return nbformat.writes(nb), result.time, ""
