@@ -26,7 +26,8 @@ STAMP  := $(VENV)/.fgln-installed
 LAB_STAMP := $(VENV)/.fgln-lab-installed
 # JupyterLab settings of this venv only (overrides.json of its application directory).
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
-# With FGLN_MNIST=full, stop before building when the full MNIST cannot be had.
+# With FGLN_MNIST=full, stop before building when the full MNIST cannot be had (a book build
+# checks it itself, first: book/_ext/parallel_execution.py).
 MNIST_CHECK := $(VPY) -c "import fgln.mnist.data as d; d.check_mnist_choice_or_exit()"
 # Sphinx re-reads the pages whose source changed or whose notebook was executed in this build
 # (book/_ext/parallel_execution.py); a failed build forgets what it read (.doctrees), so
@@ -125,7 +126,6 @@ test: venv lint $(ACTIONLINT_STAMP)
 # _build/quick/cache for the notebook tests' comparison) and separate figure/ledger
 # folders; the HTML lands in _build/quick/_build/html.
 book-quick: venv
-	$(MNIST_CHECK)
 	rm -rf _build/quick
 	FGLN_SCALE=quick FGLN_CACHE_DIR=$$PWD/_build/quick/cache \
 	FGLN_FIG_DIR=$$PWD/_build/quick/figures FGLN_LEDGER_DIR=$$PWD/_build/quick/ledger \
@@ -135,7 +135,6 @@ book-quick: venv
 # code, scale or seed changed since their last execution (fgln.book.execute; the executed
 # notebooks are kept in .cache/executed, a jupyter-cache per scale and seed).
 book: venv
-	$(MNIST_CHECK)
 	FGLN_SCALE=paper $(JB) . || { rm -rf _build/.doctrees; exit 1; }
 
 # The verdicts' stability under the seed: two builds with disjoint base seeds (results cached

@@ -5,6 +5,7 @@ into a ``<chapter>.glue.json`` beside it, so the quick build's notebook has none
 cells. With this plugin nbval leaves them out of both sides of its per-cell comparison, and
 appends those of the executed run, as ``{"name": ..., "data": {...}}`` lines, to the file
 named by ``$FGLN_NBVAL_GLUE``; the notebook tests compare them with the reference's values.
+With ``FGLN_NBVAL_FORK=1`` (``tests/forkhost.py``) nbval's kernel is a fork of its process.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def glue_record(output: dict) -> tuple[str, dict] | None:
 
 def pytest_configure(config):
     from nbval.plugin import IPyNbCell
+
+    if os.environ.get("FGLN_NBVAL_FORK") == "1":  # tests/forkhost.py: fork the kernel
+        import nbval.kernel
+
+        from fgln.book.forked_kernels import BlockingForkedKernelManager
+
+        nbval.kernel.KernelManager = BlockingForkedKernelManager
 
     compare = IPyNbCell.compare_outputs
 

@@ -475,3 +475,26 @@ def test_augmentation_independent_of_workers(bundled):
         loader = DataLoader(ds, batch_size=16, shuffle=False, num_workers=workers)
         batches[workers] = torch.cat([x for x, _ in loader])
     assert torch.equal(batches[0], batches[2])
+
+
+def test_a_book_build_stops_first_when_the_full_set_cannot_be_had(tmp_path, monkeypatch,
+                                                                   no_network):
+    """The book's extension checks the MNIST choice before it executes any page."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from sphinx.errors import ExtensionError
+
+    from fgln.book import execute
+
+    path = find_repo_root() / "book" / "_ext" / "parallel_execution.py"
+    spec = importlib.util.spec_from_file_location("parallel_execution_under_test", path)
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    monkeypatch.setattr(execute, "execute_book",
+                        lambda *a, **k: pytest.fail("executed before the MNIST check"))
+    monkeypatch.setenv("FGLN_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FGLN_MNIST", "full")
+    app = SimpleNamespace(srcdir=str(tmp_path))
+    with pytest.raises(ExtensionError, match="MNIST: FGLN_MNIST=full: .* FGLN_DATA_DIR"):
+        ext.execute_first(app, SimpleNamespace(nb_execution_mode="cache"))

@@ -238,3 +238,70 @@ def test_no_fork_where_the_kernelspec_is_another_interpreter(monkeypatch):
     spec.argv = ["/usr/bin/python3-elsewhere", *spec.argv[1:]]
     monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", lambda self, name: spec)
     assert not forked_kernels.can_fork("python3")
+
+
+IN_FORK = r"""
+import json, os, signal, sys
+from fgln.book.forked_kernels import BlockingForkedKernelManager, call_in_fork, preload
+
+def work(x):
+    os.environ["FGLN_LEAK"] = "1"
+    os.chdir("/")
+    return x * 2, os.getpid()
+
+def boom():
+    raise ValueError("boom")
+
+def unpicklable():
+    return lambda: 0
+
+def killed():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+value, child = call_in_fork(work, 21)
+out = {"pid": os.getpid(), "value": value, "child": child, "cwd": os.getcwd(),
+       "leak": "FGLN_LEAK" in os.environ}
+for fn in (boom, unpicklable, killed):
+    try:
+        call_in_fork(fn)
+        out[fn.__name__] = "returned"
+    except Exception as exc:
+        out[fn.__name__] = f"{type(exc).__name__}: {exc}"
+
+preload(1, ("numpy",))  # nbval's blocking kernel manager, forking
+km = BlockingForkedKernelManager(kernel_name="python3")
+km.start_kernel(cwd=sys.argv[1])
+kc = km.client()
+kc.start_channels()
+kc.wait_for_ready(timeout=60)
+text = []
+kc.execute_interactive("import os; print(os.getppid(), os.getcwd())", timeout=60,
+                       output_hook=lambda m: text.append(m["content"].get("text", "")))
+out["kernel"], out["kernel_says"] = km.provisioner.pid, "".join(text).split()
+kc.stop_channels()
+km.shutdown_kernel()
+print(json.dumps(out))
+"""
+
+
+def test_work_and_kernels_forked_from_this_process(tmp_path):
+    """``call_in_fork`` returns the child's result and raises its exception (or a clear one
+    when the child dies or its result cannot be pickled), and nothing the child changed is
+    seen here; ``BlockingForkedKernelManager`` (nbval's) forks its kernel from this process
+    into the folder asked for, and shuts it down."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    res = subprocess.run([sys.executable, "-c", IN_FORK, str(tmp_path)], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["value"] == 42 and out["child"] != out["pid"]
+    assert out["cwd"] == str(tmp_path) and not out["leak"]
+    assert out["boom"] == "ValueError: boom"
+    assert out["unpicklable"].startswith("ChildProcessError: the result of unpicklable")
+    assert out["killed"].startswith("ChildProcessError: the fork computing killed ended")
+    assert out["kernel_says"] == [str(out["pid"]), str(tmp_path)]
+    assert out["kernel"] != out["pid"] and not psutil.pid_exists(out["kernel"])

@@ -1,9 +1,10 @@
 """The ledger catches what it is for: a chapter run at quick scale with a known error injected.
 
 Each mutation patches the package inside the kernel (a cell inserted after the parameters
-cell), runs the chapter with papermill, and checks that the named claims leave the status
-the prose asserts at that scale. The chapter must then stop at its ledger
-(``ClaimMismatch``, naming them), after writing the ledger that shows the change.
+cell), runs the chapter with papermill (a forked kernel, ``tests/forkhost.py``), and checks
+that the named claims leave the status the prose asserts at that scale. The chapter must
+then stop at its ledger (``ClaimMismatch``, naming them), after writing the ledger that
+shows the change.
 
 The mutations of what a chapter computes from its cached results (the theory it compares
 with, the statistics it draws) leave those results as they are: when ``make test`` has built
@@ -90,6 +91,7 @@ RECOMPUTE = {"layer-dropped"}
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 def test_injected_error_changes_the_named_claims(mutation, tmp_path):
+    import forkhost
     import jupytext
     import nbformat
     import papermill as pm
@@ -109,8 +111,8 @@ def test_injected_error_changes_the_named_claims(mutation, tmp_path):
                         ignore=shutil.ignore_patterns("locks"))
     raised = None
     try:
-        pm.execute_notebook(str(raw), str(tmp_path / "out.ipynb"), parameters=params,
-                            kernel_name="python3", cwd=str(BOOK_DIR), progress_bar=False)
+        forkhost.execute_notebook(raw, tmp_path / "out.ipynb", parameters=params,
+                                  kernel_name="python3", cwd=str(BOOK_DIR), progress_bar=False)
     except pm.PapermillExecutionError as err:
         raised = err
     led = json.loads((tmp_path / "ledger" / f"{chapter}.json").read_text())

@@ -17,6 +17,10 @@ For each chapter in ``CHAPTERS`` (name -> figures it must write):
      executions share nothing on disk);
    * otherwise (``pytest`` on its own) papermill executes the chapter first, with a cache of
      its own, and that execution is the reference.
+
+   Both executions run in forks of a process that imported what chapters import, with forked
+   kernels (``tests/forkhost.py``), except nbval's of ``NEW_KERNEL_CHAPTERS``: a new pytest
+   process, and a kernel started as Jupyter does.
 3. Every expected figure written by the nbval execution must exist, not be blank, and come
    with the arrays behind it (``figNN.npz``), which must satisfy the properties in
    ``FIGURE_CHECKS``; the chapter must have written its claims ledger
@@ -36,6 +40,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+import forkhost
 import numpy as np
 import pytest
 from nbval_glue import glue_record
@@ -60,6 +65,11 @@ CHAPTERS: dict[str, list[str]] = {
     "appendix_a": [],
     "appendix_e": [],
 }
+
+# executed by nbval in a new process and a kernel started as Jupyter does, the others in
+# forked ones (tests/forkhost.py): every run compares the quick build's forked kernel with a
+# new one on a chapter that trains networks (random state, torch threads, figures)
+NEW_KERNEL_CHAPTERS = {"08_experiments"}
 
 QUICK_PARAMS = {"scale": "quick"}
 MIN_FIG_BYTES = 5_000
@@ -451,21 +461,18 @@ def _glued(outputs) -> dict[str, dict]:
 def _run_nbval(nb: dict, name: str, glue_out: Path) -> subprocess.CompletedProcess:
     """Execute ``nb`` with nbval (``--nbval-lax``) from within ``book/``, so that relative
     paths resolve as in the book build, comparing the ``# NBVAL_CHECK_OUTPUT`` cells; the
-    values they glue are written to ``glue_out`` (plugin ``tests/nbval_glue.py``)."""
+    values they glue are written to ``glue_out`` (plugin ``tests/nbval_glue.py``). The
+    chapters of ``NEW_KERNEL_CHAPTERS`` run in a new pytest process with a kernel started as
+    Jupyter does; the others in forks of a process that imported what they need
+    (``tests/forkhost.py``), where kernels can be forked."""
     # Temporary hidden copy inside book/; always removed afterwards.
     target = BOOK_DIR / f".nbval-{name}-{uuid.uuid4().hex[:8]}.ipynb"
     target.write_text(json.dumps(nb), encoding="utf-8")
-    path = os.pathsep.join(filter(None, [str(Path(__file__).parent),
-                                         os.environ.get("PYTHONPATH")]))
+    args = ["--nbval-lax", "-p", "no:cacheprovider", "-p", "nbval_glue",
+            "--nbval-kernel-name", "python3", "-o", "addopts=", "-q", target.name]
+    env = {"FGLN_PROGRESS": "0", "FGLN_NBVAL_GLUE": str(glue_out)}
     try:
-        return subprocess.run(
-            [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
-             "-p", "nbval_glue", "--nbval-kernel-name", "python3", "-o", "addopts=", "-q",
-             target.name],
-            cwd=BOOK_DIR, capture_output=True, text=True,
-            env=dict(os.environ, FGLN_PROGRESS="0", PYTHONPATH=path,
-                     FGLN_NBVAL_GLUE=str(glue_out)),
-        )
+        return forkhost.run_pytest(args, BOOK_DIR, env, fork=name not in NEW_KERNEL_CHAPTERS)
     finally:
         target.unlink(missing_ok=True)
 
@@ -495,8 +502,8 @@ def executed_chapter(request, tmp_path_factory):
     else:  # no quick build to compare with: papermill executes the reference
         reference_cache = tmp / "cache-reference"
         executed = tmp / f"{name}.executed.ipynb"
-        pm.execute_notebook(
-            str(raw), str(executed),
+        forkhost.execute_notebook(
+            raw, executed,
             parameters=dict(params, fig_dir=str(tmp / "figs-reference"),
                             cache_dir=str(reference_cache),
                             ledger_dir=str(tmp / "ledger-reference")),

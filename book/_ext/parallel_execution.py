@@ -1,6 +1,7 @@
 """Sphinx extension of the book: execute the chapters before Sphinx reads them.
 
-On ``config-inited``, :func:`fgln.book.execute.execute_book` executes, on every core, each
+On ``config-inited``, after checking that the MNIST choice can be honoured
+(:func:`fgln.mnist.data.check_mnist_choice`), :func:`fgln.book.execute.execute_book` executes, on every core, each
 page whose source, package code, scale or seed changed since its last execution (and the
 pages that read the claims ledgers once those changed), into a jupyter-cache; this extension
 then points MyST-NB's cache mode (``execute_notebooks: cache`` in ``_config.yml``) at that
@@ -20,10 +21,18 @@ logger = logging.getLogger(__name__)
 
 def execute_first(app, config) -> None:
     from fgln.book.execute import ExecutionFailed, execute_book, store_dir
+    from fgln.mnist.data import MnistUnavailableError, check_mnist_choice
 
     root = Path(app.srcdir)
     if getattr(config, "nb_execution_mode", None) != "cache":  # MyST-NB absent, or no cache
         return
+    # With FGLN_MNIST=full, stop before executing anything when the full set cannot be had.
+    # (Checked here, not in a process of its own: this one imports torch and fgln anyway, and
+    # the executor's workers forked from it start with them.)
+    try:
+        logger.info(f"MNIST: {check_mnist_choice()} (FGLN_MNIST)")
+    except (MnistUnavailableError, ValueError) as exc:
+        raise ExtensionError(f"MNIST: {exc}") from None
     try:
         outcome = execute_book(root, log=lambda line: logger.info(f"[execute] {line}"))
     except ExecutionFailed as exc:

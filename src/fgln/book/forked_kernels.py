@@ -13,6 +13,12 @@ system's entropy, the process leaves the worker's session, event loop and proces
 (it is not a daemonic pool worker), its working directory, environment and ``sys.path[0]`` are the
 kernel's own, and torch uses the ``OMP_NUM_THREADS`` of that environment.
 
+The same holds for other work that executes notebooks: :func:`call_in_fork` computes a
+function in a fork of a prepared process (the notebook tests run nbval and papermill so,
+each in a fork of one process that imported everything once), and
+:class:`BlockingForkedKernelManager` is the fork provisioner's blocking kernel manager, as
+nbval uses.
+
 Forking applies only where :func:`can_fork` says so: ``os.fork`` exists, the kernelspec
 starts ``ipykernel_launcher`` with this very interpreter, and ``FGLN_FORK_KERNELS`` is not
 ``0``. Anything else starts kernels as Jupyter does.
@@ -24,13 +30,13 @@ import os
 import signal
 import sys
 import uuid
-from typing import Any
+from typing import Any, Callable
 
-from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.manager import AsyncKernelManager, KernelManager
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
-__all__ = ["PRELOAD", "INLINE_BACKEND", "ForkedKernelManager", "ForkedProcess",
-           "ForkProvisioner", "can_fork", "preload"]
+__all__ = ["PRELOAD", "INLINE_BACKEND", "ForkedKernelManager", "BlockingForkedKernelManager",
+           "ForkedProcess", "ForkProvisioner", "can_fork", "preload", "call_in_fork"]
 
 #: Modules a worker imports before forking kernels: what every page imports.
 PRELOAD: tuple[str, ...] = (
@@ -180,6 +186,15 @@ def _become_main_process() -> None:
     mpp._process_counter = itertools.count(1)
 
 
+def _reseed() -> None:
+    """Fresh seeds from the system's entropy for ``random`` and numpy's global generator."""
+    import random
+
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+
+
 def _kernel_child(argv: list[str], env: dict | None, cwd: str | None) -> None:
     """In the forked child: become a fresh IPython kernel, then exit (never returns)."""
     code = 1
@@ -198,15 +213,12 @@ def _kernel_child(argv: list[str], env: dict | None, cwd: str | None) -> None:
             os.chdir(cwd)
             sys.path[0] = os.path.abspath(cwd)  # as `python -m ipykernel_launcher` there
         import asyncio
-        import random
 
         # the worker's event loop (running: it is starting this kernel) is not the kernel's
         asyncio.events._set_running_loop(None)
         asyncio.set_event_loop_policy(None)
         _become_main_process()
-        random.seed()
-        if "numpy" in sys.modules:
-            sys.modules["numpy"].random.seed()
+        _reseed()
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()
@@ -269,9 +281,8 @@ class ForkProvisioner(LocalProvisioner):
         return self.connection_info
 
 
-class ForkedKernelManager(AsyncKernelManager):
-    """``AsyncKernelManager`` whose kernels are forks of this process (:class:`ForkProvisioner`);
-    pass it to ``nbclient`` as ``kernel_manager_class``."""
+class _ForkingManager:
+    """What both kernel managers below add to ``jupyter_client``'s: the fork provisioner."""
 
     async def _async_pre_start_kernel(self, **kw: Any):
         if self.provisioner is None:
@@ -279,3 +290,79 @@ class ForkedKernelManager(AsyncKernelManager):
             self.provisioner = ForkProvisioner(kernel_id=self.kernel_id,
                                                kernel_spec=self.kernel_spec, parent=self)
         return await super()._async_pre_start_kernel(**kw)
+
+
+class ForkedKernelManager(_ForkingManager, AsyncKernelManager):
+    """``AsyncKernelManager`` whose kernels are forks of this process (:class:`ForkProvisioner`);
+    pass it to ``nbclient`` as ``kernel_manager_class``."""
+
+
+class BlockingForkedKernelManager(_ForkingManager, KernelManager):
+    """The blocking ``KernelManager`` (as nbval uses) whose kernels are forks of this process
+    (:class:`ForkProvisioner`)."""
+
+
+def call_in_fork(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` computed in a fork of this process, which then exits.
+
+    The child is a main process of its own, with fresh random seeds, as a forked kernel is;
+    whatever it changes (modules imported, working directory,
+    environment, file descriptors) ends with it. A process that has imported what the work
+    needs (:func:`preload`) can thus start each piece of work from the same state without
+    paying for the imports again.
+
+    Parameters
+    ----------
+    fn : callable
+        A function whose result (or exception) can be pickled.
+    *args, **kwargs
+        Its arguments.
+
+    Returns
+    -------
+    result : object
+        What ``fn`` returned in the child.
+
+    Raises
+    ------
+    Exception
+        What ``fn`` raised in the child, or ``ChildProcessError`` if the child ended without
+        an answer (killed, or an unpicklable result).
+    """
+    import pickle
+
+    read, write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            _become_main_process()
+            _reseed()
+            try:
+                answer = (True, fn(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - passed to the parent
+                answer = (False, exc)
+            try:
+                data = pickle.dumps(answer)
+            except Exception as exc:  # noqa: BLE001
+                what = "result" if answer[0] else f"exception ({answer[1]!r})"
+                data = pickle.dumps((False, ChildProcessError(
+                    f"the {what} of {getattr(fn, '__name__', fn)} cannot be pickled: {exc}")))
+            with os.fdopen(write, "wb") as fh:
+                fh.write(data)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        data = fh.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise ChildProcessError(f"the fork computing {getattr(fn, '__name__', fn)} ended "
+                                f"without an answer (exit code "
+                                f"{os.waitstatus_to_exitcode(status)})")
+    ok, value = pickle.loads(data)
+    if not ok:
+        raise value
+    return value
