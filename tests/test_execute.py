@@ -194,30 +194,37 @@ for _ in range(2):
     NotebookClient(nb, kernel_manager_class=ForkedKernelManager, timeout=120,
                    resources={"metadata": {"path": sys.argv[1]}}).execute()
     out.append([[o.get("text") or sorted(o.get("data", {})) for o in c.outputs] for c in nb.cells])
-print(json.dumps({"pid": os.getpid(), "out": out}))
+report = {"pid": os.getpid(), "out": out}
 """
 
 
-def test_forked_kernels_run_pages_as_new_kernels_do(tmp_path):
+@pytest.fixture(scope="module")
+def forked(tmp_path_factory):
+    """The report of FORKED then IN_FORK, run in one new interpreter (folder: ``where``)."""
+    import subprocess
+    import sys
+
+    where = tmp_path_factory.mktemp("forked")
+    res = subprocess.run([sys.executable, "-c", FORKED + IN_FORK, str(where)],
+                         capture_output=True, text=True, timeout=300, cwd=where)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "--existing" not in res.stdout  # a kernel with a parent prints no banner
+    return {**json.loads(res.stdout.strip().splitlines()[-1]), "where": str(where)}
+
+
+def test_forked_kernels_run_pages_as_new_kernels_do(forked):
     """A kernel forked from a worker that imported torch and matplotlib first: a process of
     its own (its own session, not a daemonic worker, one torch thread, in the page's folder,
     watching its parent as a launched kernel does), with nothing of the previous page, that
     shows its figures inline; no kernel outlives its page."""
-    import subprocess
-    import sys
-
     import psutil
 
-    res = subprocess.run([sys.executable, "-c", FORKED, str(tmp_path)], capture_output=True,
-                         text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    report = json.loads(res.stdout.strip().splitlines()[-1])
-    assert "--existing" not in res.stdout  # a kernel with a parent prints no banner
+    report, tmp_path = forked["kernels"], forked["where"]
     pids = set()
     for cells in report["out"]:
         daemon, name, threads, cwd, path0, pid, sid, watched = cells[0][0].split()
         assert (daemon, name, threads, watched) == ("False", "MainProcess", "1", "True")
-        assert cwd == path0 == str(tmp_path)
+        assert cwd == path0 == tmp_path
         assert int(pid) != report["pid"] and sid == pid  # a new process leading its session
         pids.add(int(pid))
         assert cells[1] == ["False\n"]  # the previous page's globals are not there
@@ -241,8 +248,8 @@ def test_no_fork_where_the_kernelspec_is_another_interpreter(monkeypatch):
 
 
 IN_FORK = r"""
-import json, os, signal, sys
-from fgln.book.forked_kernels import BlockingForkedKernelManager, call_in_fork, preload
+import signal
+from fgln.book.forked_kernels import BlockingForkedKernelManager, call_in_fork
 
 def work(x):
     os.environ["FGLN_LEAK"] = "1"
@@ -268,7 +275,7 @@ for fn in (boom, unpicklable, killed):
     except Exception as exc:
         out[fn.__name__] = f"{type(exc).__name__}: {exc}"
 
-preload(1, ("numpy",))  # nbval's blocking kernel manager, forking
+# nbval's blocking kernel manager, forking
 km = BlockingForkedKernelManager(kernel_name="python3")
 km.start_kernel(cwd=sys.argv[1])
 kc = km.client()
@@ -280,28 +287,22 @@ kc.execute_interactive("import os; print(os.getppid(), os.getcwd())", timeout=60
 out["kernel"], out["kernel_says"] = km.provisioner.pid, "".join(text).split()
 kc.stop_channels()
 km.shutdown_kernel()
-print(json.dumps(out))
+print(json.dumps({"kernels": report, "work": out}))
 """
 
 
-def test_work_and_kernels_forked_from_this_process(tmp_path):
+def test_work_and_kernels_forked_from_this_process(forked):
     """``call_in_fork`` returns the child's result and raises its exception (or a clear one
     when the child dies or its result cannot be pickled), and nothing the child changed is
     seen here; ``BlockingForkedKernelManager`` (nbval's) forks its kernel from this process
     into the folder asked for, and shuts it down."""
-    import subprocess
-    import sys
-
     import psutil
 
-    res = subprocess.run([sys.executable, "-c", IN_FORK, str(tmp_path)], capture_output=True,
-                         text=True, timeout=300, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out, tmp_path = forked["work"], forked["where"]
     assert out["value"] == 42 and out["child"] != out["pid"]
-    assert out["cwd"] == str(tmp_path) and not out["leak"]
+    assert out["cwd"] == tmp_path and not out["leak"]
     assert out["boom"] == "ValueError: boom"
     assert out["unpicklable"].startswith("ChildProcessError: the result of unpicklable")
     assert out["killed"].startswith("ChildProcessError: the fork computing killed ended")
-    assert out["kernel_says"] == [str(out["pid"]), str(tmp_path)]
+    assert out["kernel_says"] == [str(out["pid"]), tmp_path]
     assert out["kernel"] != out["pid"] and not psutil.pid_exists(out["kernel"])
