@@ -265,10 +265,13 @@ def unpicklable():
 def killed():
     os.kill(os.getpid(), signal.SIGKILL)
 
+def exits():
+    sys.exit(3)
+
 value, child = call_in_fork(work, 21)
 out = {"pid": os.getpid(), "value": value, "child": child, "cwd": os.getcwd(),
        "leak": "FGLN_LEAK" in os.environ}
-for fn in (boom, unpicklable, killed):
+for fn in (boom, unpicklable, killed, exits):
     try:
         call_in_fork(fn)
         out[fn.__name__] = "returned"
@@ -304,5 +307,6 @@ def test_work_and_kernels_forked_from_this_process(forked):
     assert out["boom"] == "ValueError: boom"
     assert out["unpicklable"].startswith("ChildProcessError: the result of unpicklable")
     assert out["killed"].startswith("ChildProcessError: the fork computing killed ended")
+    assert out["exits"] == "ChildProcessError: exits ended the fork by SystemExit(3)"
     assert out["kernel_says"] == [str(out["pid"]), tmp_path]
     assert out["kernel"] != out["pid"] and not psutil.pid_exists(out["kernel"])

@@ -306,10 +306,9 @@ def call_in_fork(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` computed in a fork of this process, which then exits.
 
     The child is a main process of its own, with fresh random seeds, as a forked kernel is;
-    whatever it changes (modules imported, working directory,
-    environment, file descriptors) ends with it. A process that has imported what the work
-    needs (:func:`preload`) can thus start each piece of work from the same state without
-    paying for the imports again.
+    whatever it changes (modules imported, working directory, environment, file descriptors)
+    ends with it. A process that has imported what the work needs (:func:`preload`) can thus
+    start each piece of work from the same state without paying for the imports again.
 
     Parameters
     ----------
@@ -327,7 +326,8 @@ def call_in_fork(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     ------
     Exception
         What ``fn`` raised in the child, or ``ChildProcessError`` if the child ended without
-        an answer (killed, or an unpicklable result).
+        an answer (killed, or an unpicklable result) or by ``SystemExit`` or
+        ``KeyboardInterrupt`` (which would end this process too if raised here).
     """
     import pickle
 
@@ -342,8 +342,11 @@ def call_in_fork(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
             _reseed()
             try:
                 answer = (True, fn(*args, **kwargs))
-            except BaseException as exc:  # noqa: BLE001 - passed to the parent
+            except Exception as exc:  # noqa: BLE001 - passed to the parent
                 answer = (False, exc)
+            except BaseException as exc:  # noqa: BLE001 - not to end the parent too
+                answer = (False, ChildProcessError(
+                    f"{getattr(fn, '__name__', fn)} ended the fork by {exc!r}"))
             try:
                 data = pickle.dumps(answer)
             except Exception as exc:  # noqa: BLE001
