@@ -1,13 +1,14 @@
 """Sphinx extension of the book: execute the chapters before Sphinx reads them.
 
 On ``config-inited``, after checking that the MNIST choice can be honoured
-(:func:`fgln.mnist.data.check_mnist_choice`), :func:`fgln.book.execute.execute_book` executes, on every core, each
-page whose source, package code, scale or seed changed since its last execution (and the
-pages that read the claims ledgers once those changed), into a jupyter-cache; this extension
-then points MyST-NB's cache mode (``execute_notebooks: cache`` in ``_config.yml``) at that
-cache, so that reading a page never executes it. A page that raises stops the build with its
-traceback. Sphinx re-reads the pages it knows to be out of date (their source changed) and,
-through ``env-get-outdated``, every page that was executed now.
+(:func:`fgln.mnist.data.check_mnist_choice`), :func:`fgln.book.execute.execute_book`
+executes, on every core, each page whose source, package code, scale or seed changed since
+its last execution (and the pages that read the claims ledgers once those changed), into a
+jupyter-cache; this extension then points MyST-NB's cache mode (``execute_notebooks: cache``
+in ``_config.yml``) at that cache, so that reading a page never executes it. A page that
+raises stops the build with its traceback. Sphinx re-reads the pages it knows to be out of
+date (their source changed) and, through ``env-get-outdated``, every page that was executed
+now.
 """
 from __future__ import annotations
 
