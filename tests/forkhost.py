@@ -43,15 +43,11 @@ def forking() -> bool:
 
 def _prepare() -> None:
     """The helper's initializer: import everything once."""
-    import importlib
-
-    from fgln.book.forked_kernels import preload
+    from fgln.book.forked_kernels import PRELOAD, preload
 
     if TESTS_DIR not in sys.path:
         sys.path.insert(0, TESTS_DIR)
-    preload()
-    for name in _TOOLS:
-        importlib.import_module(name)
+    preload(modules=PRELOAD + _TOOLS)
 
 
 def _host() -> ProcessPoolExecutor:
