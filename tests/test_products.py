@@ -392,7 +392,7 @@ def test_push_factor_forgets_the_frame_and_a_narrow_factor_drops_rows():
     with pytest.raises(ValueError, match="frame is not kept"):
         acc.push(torch.randn(2, 5, 5, dtype=torch.float64))
     acc.push_factor(R[:, :3, :3], m)
-    assert acc.live() == 3 and torch.isinf(acc.a[:, 3:]).all() and (acc.N[:, 3:] == 0).all()
+    assert acc.live() == 3 and torch.isinf(acc.a[:, 3:]).all() and acc.N.shape[1] == 3
     assert torch.isinf(acc.log_svdvals()[:, 3:]).all()
 
 

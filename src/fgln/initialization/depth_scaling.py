@@ -319,7 +319,9 @@ def finite_depth_offsets(product: Product, k: int, replicates: int, *, seed: int
     factors = iter_factors(product, replicates, seed=seed, dtype=dtype, device=device)
     accumulate_factors(factors, acc, L, k=k, progress=progress, desc=f"offsets L={L}")
     logs = acc.log_svdvals(k)
-    diag = acc.a[:, :k] + torch.log(acc.N.diagonal(dim1=-2, dim2=-1)[:, :k].abs())
+    nd = acc.N.diagonal(dim1=-2, dim2=-1)[:, :k].abs()  # rows past N's are zero
+    nd = torch.cat([nd, nd.new_zeros(nd.shape[0], k - nd.shape[1])], 1)
+    diag = acc.a[:, :k] + torch.log(nd)
     diff = (torch.cumsum(logs, -1) - torch.cumsum(diag, -1)).cpu().numpy()
     ok = np.isfinite(diff[:, -1])
     diff[~ok] = np.nan

@@ -38,7 +38,8 @@ class SpectrumAccumulator:
     """Running log-scaled QR factorisation of a batch of products ``J = Q diag(e^a) N``.
 
     ``a`` [batch, n] log row scales (``-inf`` for rows that a gate has annihilated), ``N``
-    [batch, n, n] upper-triangular rows of unit norm (zero rows where ``a = -inf``), ``rank``
+    [batch, m, n] upper-triangular rows of unit norm (zero rows where ``a = -inf``; only the
+    leading ``m >= max(rank)`` rows are stored, the others are zero), ``rank``
     [batch]: number of leading non-annihilated rows, ``growth`` [batch, n]: sum over steps
     of ``log|R_ii|`` (``-inf`` past the rank), ``L``: layers multiplied in. Of ``Q`` only
     the leading ``r = max(rank)`` columns (the *frame*) matter; they are kept explicitly in
@@ -59,7 +60,9 @@ class SpectrumAccumulator:
     a : Tensor
         Log row scales [batch, n].
     N : Tensor or None
-        Unit-norm upper-triangular rows [batch, n, n] (None with ``spectrum=False``).
+        Unit-norm upper-triangular rows [batch, m, n] (None with ``spectrum=False``): the
+        leading ``m >= live()`` rows (``m = n`` at the start); the rows past ``m`` are zero
+        and not stored, so that a step copies only the live rows.
     rank : Tensor
         Leading non-annihilated rows per product [batch] (long).
     growth : Tensor
@@ -254,11 +257,11 @@ class SpectrumAccumulator:
         ok = alive & (nu > 0)
         P.mul_(torch.where(ok, 1.0 / nu, 0.0)[..., None])
         a = torch.where(ok, torch.where(fin, a, 0.0) + torch.log(nu), -math.inf)
-        if r == self.N.shape[1]:  # every row live: no copy of the rest
-            self.N, self.a = P, a
-        else:
-            self.N = torch.cat([P, self.N[:, r:]], 1)  # rows past r are dead (zero) already
+        self.N = P  # rows past r are dead: N keeps the leading r only (no copy of the rest)
+        if r < self.a.shape[1]:
             self.a = torch.cat([a, self.a[:, r:]], 1)
+        else:
+            self.a = a
         self.rank = ok.sum(-1)
 
     def step(self, Z: Tensor, count: int = 1, rank_bound: Tensor | None = None,
@@ -353,7 +356,7 @@ class SpectrumAccumulator:
         if R.shape[-1] < r:  # drop the rows past the factor's width
             r = R.shape[-1]
             self.a = torch.cat([self.a[:, :r], torch.full_like(self.a[:, r:], -math.inf)], 1)
-            self.N = torch.cat([self.N[:, :r], torch.zeros_like(self.N[:, r:])], 1)
+            self.N = self.N[:, :r]
             self.growth = torch.cat([self.growth[:, :r],
                                      torch.full_like(self.growth[:, r:], -math.inf)], 1)
             self.rank = self.rank.clamp_max(r)
