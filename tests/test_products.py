@@ -11,7 +11,12 @@ import torch
 from fgln.base.laws import LayerLaw
 from fgln.base.statistics import mean_se
 from fgln.products.accumulator import SpectrumAccumulator, accumulate_factors
-from fgln.products.graded_svd import graded_log_svdvals
+from fgln.products.graded_svd import (
+    GRAM_SPREAD,
+    graded_log_svdvals,
+    graded_log_svdvals_batched,
+    gram_log_svdvals,
+)
 from fgln.products.partial_products import layer_partial_products, network_partial_products
 from fgln.products.sampling import (
     haar_orthogonal,
@@ -487,6 +492,50 @@ def test_graded_svd_window_path_is_relative_accurate():
     ref = sorted((float(mpmath.log(x)) for x in mpmath.svd_r(T, compute_uv=False)),
                  reverse=True)
     assert np.max(np.abs(ours - np.array(ref))) < 1e-9
+
+
+def test_gram_route_is_relative_accurate_and_refuses_a_wide_spread():
+    # close top values (spread 2 nats over the top 3): accepted and accurate to 1e-10 against
+    # 300-digit arithmetic; a spread of 30 nats: refused, so the QR path takes it
+    gen = torch.Generator().manual_seed(1)
+    n, k = 12, 3
+    a = torch.stack([-torch.linspace(0, 3, n, dtype=torch.float64),
+                     -torch.linspace(0, 120, n, dtype=torch.float64)])
+    N = torch.triu(torch.randn(2, n, n, generator=gen, dtype=torch.float64))
+    N = N / N.norm(dim=-1, keepdim=True)
+    vals, ok = gram_log_svdvals(a, N, torch.tensor([n, n]), k)
+    assert ok.tolist() == [True, False]
+    mpmath.mp.dps = 300
+    T = mpmath.matrix(n, n)
+    for i in range(n):
+        for j in range(n):
+            T[i, j] = mpmath.exp(float(a[0, i])) * float(N[0, i, j])
+    ref = sorted((float(mpmath.log(x)) for x in mpmath.svd_r(T, compute_uv=False)),
+                 reverse=True)[:k]
+    assert np.max(np.abs(vals[0].numpy() - np.array(ref))) < 1e-10
+    assert vals[0, 0] - vals[0, -1] <= GRAM_SPREAD
+    # rank 2 < k: the third value is an exact zero (-inf), whatever the rounding
+    a2 = a[:1].clone()
+    a2[0, 2:] = -math.inf
+    vals2, ok2 = gram_log_svdvals(a2, N[:1], torch.tensor([2]), k)
+    assert bool(ok2[0]) and torch.isinf(vals2[0, 2]) and torch.isfinite(vals2[0, :2]).all()
+
+
+def test_accumulator_readout_agrees_with_the_qr_route():
+    # the same products read through the Gram route (accepted where the top values are
+    # close) and through QR + graded SVD alone
+    acc = SpectrumAccumulator.start(24, 6)
+    for R, m in iter_factors(LayerLaw(24, 0.7).product(20), 6, seed=2):
+        acc.push_factor(R, m)
+    r = acc.N.shape[1]
+    ok = gram_log_svdvals(acc.a[:, :r], acc.N, acc.rank.clamp_max(r), 6)[1]
+    assert 0 < int(ok.sum()) < 6  # both routes are taken
+    gram = acc.log_svdvals(6)
+    R1 = torch.linalg.qr(acc.N.mT, mode="r")[1]
+    qr = graded_log_svdvals_batched(acc.a[:, :r], R1, acc.rank.clamp_max(r), 6)
+    fin = torch.isfinite(qr)
+    assert torch.equal(fin, torch.isfinite(gram))
+    assert torch.allclose(gram[fin], qr[fin], atol=1e-9, rtol=0)
 
 
 def test_bad_layers_and_depths():

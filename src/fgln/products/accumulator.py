@@ -19,7 +19,7 @@ import torch
 from ..base.conventions import shared_doc
 from ..base.progress import progress as progress_bar
 from ..base.validation import check_int, check_positive, resolve_device
-from .graded_svd import _envelope, graded_log_svdvals_batched, needed_rows
+from .graded_svd import _envelope, graded_log_svdvals_batched, gram_log_svdvals, needed_rows
 
 Tensor = torch.Tensor
 
@@ -453,11 +453,15 @@ class SpectrumAccumulator:
         k = n if k is None else check_int("k", k, 1, n)
         r = self.live()  # rows past r are zero: exact zeros
         need = needed_rows(self.a[:, :r], self.rank, min(k, r))
-        # QR of the needed rows' N^T once for the whole batch: its leading block is the QR
-        # factor of any fewer leading rows (a chain of smaller rank, or needing fewer).
-        R1 = torch.linalg.qr(self.N[:, :need].mT, mode="r")[1]
-        out = graded_log_svdvals_batched(self.a[:, :need], R1, self.rank.clamp_max(need),
-                                         min(k, need))
+        a, N, rank = self.a[:, :need], self.N[:, :need], self.rank.clamp_max(need)
+        # products whose top values lie close together: the Gram route, no QR
+        out, ok = gram_log_svdvals(a, N, rank, min(k, need))
+        if not bool(ok.all()):
+            rest = (~ok).nonzero().squeeze(-1)
+            # QR of the needed rows' N^T once for these: its leading block is the QR
+            # factor of any fewer leading rows (a chain of smaller rank, or needing fewer).
+            R1 = torch.linalg.qr(N[rest].mT, mode="r")[1]
+            out[rest] = graded_log_svdvals_batched(a[rest], R1, rank[rest], min(k, need))
         pad = out.new_full((out.shape[0], k - out.shape[1]), -math.inf)
         return torch.cat([out, pad], 1)
 
