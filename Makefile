@@ -136,7 +136,7 @@ book-quick: venv
 	FGLN_FIG_DIR=$$PWD/_build/quick/figures FGLN_LEDGER_DIR=$$PWD/_build/quick/ledger \
 	$(JB) --path-output _build/quick . || { rm -rf _build/quick/_build/.doctrees; exit 1; }
 
-# Pages execute on every core before Sphinx reads them, and only those whose source, package
+# Pages execute on every core while Sphinx reads those that are ready, and only those whose source, package
 # code, scale or seed changed since their last execution (fgln.book.execute; the executed
 # notebooks are kept in .cache/executed, a jupyter-cache per scale and seed).
 book: venv

@@ -491,7 +491,7 @@ def test_a_book_build_stops_first_when_the_full_set_cannot_be_had(tmp_path, monk
     spec = importlib.util.spec_from_file_location("parallel_execution_under_test", path)
     ext = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ext)
-    monkeypatch.setattr(execute, "execute_book",
+    monkeypatch.setattr(execute, "BookExecution",
                         lambda *a, **k: pytest.fail("executed before the MNIST check"))
     monkeypatch.setenv("FGLN_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FGLN_MNIST", "full")

@@ -134,6 +134,82 @@ def test_a_page_that_raises_fails_the_book_with_its_traceback(toy):
     assert "a" in state["keys"] and "b" not in state["keys"]  # a is kept, b runs next time
 
 
+def test_a_build_reads_each_page_once_it_is_ready(toy):
+    """BookExecution in a thread: the pages it may execute and the order in which they will
+    be ready are known before it starts (two workers: the shorter page finishes first; one
+    worker: the longer starts and finishes first); wait() returns once a page has executed;
+    a second build executes nothing and every page is ready at once."""
+    (toy / "book" / "_data").mkdir()
+    (toy / "book" / "_data" / "execution_seconds.json").write_text(
+        json.dumps({"quick": {"a": 5.0, "b": 1.0}}))
+    assert ex.BookExecution(toy, jobs=1, log=lambda line: None).order() == ["a", "b", "r"]
+    run = ex.BookExecution(toy, jobs=2, log=lambda line: None)
+    assert run.may_execute == {"a", "b", "r"} and run.order() == ["b", "a", "r"]
+    run.start()
+    run.wait("a")
+    assert run.outcome["a"] == "executed"
+    assert run.result() == {"a": "executed", "b": "executed", "r": "executed"}
+    again = ex.BookExecution(toy, jobs=2, log=lambda line: None)
+    assert again.may_execute == set() and again.order() == ["a", "b", "r"]
+    again.start().wait("r")
+    assert again.result() == dict.fromkeys("abr", "cached")
+
+
+def test_a_page_that_raises_stops_the_reader_waiting_on_any_page(toy):
+    _book(toy, extra_b="raise ValueError('no such luck')")
+    run = ex.BookExecution(toy, jobs=2, log=lambda line: None).start()
+    with pytest.raises(ex.ExecutionFailed, match="no such luck"):
+        run.wait("r")  # the reader never runs: its wait reports b's failure
+    assert "a" in run.outcome and "r" not in run.outcome
+
+
+def _extension():
+    import importlib.util
+
+    from conftest import BOOK_DIR
+
+    path = BOOK_DIR / "_ext" / "parallel_execution.py"
+    spec = importlib.util.spec_from_file_location("parallel_execution_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sphinx_reads_ready_pages_first_and_waits_for_the_others():
+    """The extension's hooks against a stand-in execution: pages without code first, then
+    the execution's order; source-read waits on the page and turns a failure into the
+    build's error; the pages that may execute are re-read."""
+    from types import SimpleNamespace
+
+    from sphinx.errors import ExtensionError
+
+    ext = _extension()
+    waited: list[str] = []
+
+    class Execution:
+        may_execute = {"b", "r"}
+
+        def order(self):
+            return ["a", "b", "r"]
+
+        def wait(self, page):
+            waited.append(page)
+            if page == "r":
+                raise ex.ExecutionFailed("pages failed to execute:\nr: boom")
+
+    app = SimpleNamespace(_fgln_execution=Execution())
+    docs = ["book/r", "book/api/book", "book/b", "book/plain", "book/a"]
+    ext.read_ready_first(app, None, docs)
+    assert docs == ["book/api/book", "book/plain", "book/a", "book/b", "book/r"]
+    ext.wait_for_execution(app, "book/b", [""])
+    with pytest.raises(ExtensionError, match="r: boom"):
+        ext.wait_for_execution(app, "book/r", [""])
+    ext.wait_for_execution(app, "book/api/book", [""])  # not a page of the execution
+    assert waited == ["b", "r"]
+    env = SimpleNamespace(found_docs=set(docs))
+    assert sorted(ext.reread_executed(app, env, set(), {"book/b"}, set())) == ["book/r"]
+
+
 def _count_and_cache(folder: str, marker: str) -> None:
     def compute():
         with open(marker, "a") as fh:

@@ -1,14 +1,17 @@
-"""Sphinx extension of the book: execute the chapters before Sphinx reads them.
+"""Sphinx extension of the book: execute the chapters while Sphinx reads those that are ready.
 
 On ``config-inited``, after checking that the MNIST choice can be honoured
-(:func:`fgln.mnist.data.check_mnist_choice`), :func:`fgln.book.execute.execute_book`
-executes, on every core, each page whose source, package code, scale or seed changed since
-its last execution (and the pages that read the claims ledgers once those changed), into a
-jupyter-cache; this extension then points MyST-NB's cache mode (``execute_notebooks: cache``
-in ``_config.yml``) at that cache, so that reading a page never executes it. A page that
-raises stops the build with its traceback. Sphinx re-reads the pages it knows to be out of
-date (their source changed) and, through ``env-get-outdated``, every page that was executed
-now.
+(:func:`fgln.mnist.data.check_mnist_choice`), a :class:`fgln.book.execute.BookExecution`
+starts executing, on every core and in a thread of this process, each page whose source,
+package code, scale or seed changed since its last execution (and the pages that read the
+claims ledgers once those changed), into a jupyter-cache; this extension points MyST-NB's
+cache mode (``execute_notebooks: cache`` in ``_config.yml``) at that cache, so that reading a
+page never executes it. Sphinx meanwhile reads the pages in the order in which they are
+expected to be ready (the pages without code and the reused ones first, the readers of the
+ledgers last; ``env-before-read-docs``), and waits on ``source-read`` until the page it is
+about to read has executed. A page that raises stops the build with its traceback, once the
+other pages have finished. Sphinx re-reads the pages it knows to be out of date (their
+source changed) and, through ``env-get-outdated``, every page that this build may execute.
 """
 from __future__ import annotations
 
@@ -20,8 +23,14 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 
+def _page(docname: str) -> str | None:
+    """The page name (file stem under ``book/``) of a document, None for any other."""
+    folder, _, stem = docname.rpartition("/")
+    return stem if folder == "book" else None
+
+
 def execute_first(app, config) -> None:
-    from fgln.book.execute import ExecutionFailed, execute_book, store_dir
+    from fgln.book.execute import BookExecution, store_dir
     from fgln.mnist.data import MnistUnavailableError, check_mnist_choice
 
     root = Path(app.srcdir)
@@ -34,34 +43,62 @@ def execute_first(app, config) -> None:
         logger.info(f"MNIST: {check_mnist_choice()} (FGLN_MNIST)")
     except (MnistUnavailableError, ValueError) as exc:
         raise ExtensionError(f"MNIST: {exc}") from None
-    try:
-        outcome = execute_book(root, log=lambda line: logger.info(f"[execute] {line}"))
-    except ExecutionFailed as exc:
-        raise ExtensionError(str(exc)) from None
+    app._fgln_execution = BookExecution(
+        root, log=lambda line: logger.info(f"[execute] {line}")).start()
     config.nb_execution_cache_path = str(store_dir() / "jupyter_cache")
-    app._fgln_executed = {page for page, what in outcome.items() if what == "executed"}
-    app._fgln_pages = set(outcome)
 
 
 def reread_executed(app, env, added, changed, removed) -> list[str]:
-    """The documents whose notebook was executed in this build (their outputs changed)."""
-    executed = getattr(app, "_fgln_executed", set())
-    return [d for d in env.found_docs if d.split("/")[-1] in executed
-            and d not in added and d not in changed]
+    """The documents whose notebook this build may execute (their outputs may change)."""
+    execution = getattr(app, "_fgln_execution", None)
+    if execution is None:
+        return []
+    pages = execution.may_execute
+    return [d for d in env.found_docs if _page(d) in pages and d not in added and d not in changed]
+
+
+def read_ready_first(app, env, docnames: list[str]) -> None:
+    """Sphinx reads the pages in the order in which they are expected to be ready."""
+    execution = getattr(app, "_fgln_execution", None)
+    if execution is None:
+        return
+    rank = {page: i for i, page in enumerate(execution.order())}
+    docnames.sort(key=lambda d: rank.get(_page(d), -1))  # pages without code first (stable)
+
+
+def wait_for_execution(app, docname: str, source: list[str]) -> None:
+    """``source-read``: the page's notebook is executed before MyST-NB reads it."""
+    from fgln.book.execute import ExecutionFailed
+
+    execution = getattr(app, "_fgln_execution", None)
+    page = _page(docname)
+    if execution is None or page is None:
+        return
+    try:
+        execution.wait(page)
+    except ExecutionFailed as exc:
+        raise ExtensionError(str(exc)) from None
 
 
 def write_executed_notebooks(app, env) -> None:
-    """``env-updated``: ``<build>/jupyter_execute/<page>.ipynb`` is the executed notebook
-    (MyST-NB's cache mode writes the page's source notebook there, without its outputs)."""
+    """``env-updated``: the whole execution has finished (a failure stops the build here if
+    no page read waited on it), and ``<build>/jupyter_execute/<page>.ipynb`` is the executed
+    notebook (MyST-NB's cache mode writes the page's source notebook there, without its
+    outputs)."""
     import nbformat
 
-    from fgln.book.execute import executed_notebook
+    from fgln.book.execute import ExecutionFailed, executed_notebook
 
-    if getattr(app.config, "nb_execution_mode", None) != "cache":
+    execution = getattr(app, "_fgln_execution", None)
+    if execution is None:
         return
+    try:
+        pages = set(execution.result())
+    except ExecutionFailed as exc:
+        raise ExtensionError(str(exc)) from None
     out = Path(app.outdir).parent / "jupyter_execute"
     for docname in sorted(env.found_docs):
-        if docname.split("/")[-1] not in getattr(app, "_fgln_pages", ()):
+        if _page(docname) not in pages:
             continue
         nb = executed_notebook(Path(app.srcdir) / f"{docname}.md")
         if nb is not None:
@@ -73,5 +110,8 @@ def write_executed_notebooks(app, env) -> None:
 def setup(app):
     app.connect("config-inited", execute_first, priority=900)
     app.connect("env-get-outdated", reread_executed)
+    app.connect("env-before-read-docs", read_ready_first)
+    app.connect("source-read", wait_for_execution, priority=100)
     app.connect("env-updated", write_executed_notebooks)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    # a parallel read would wait in processes forked without the executing thread
+    return {"parallel_read_safe": False, "parallel_write_safe": True}

@@ -1,9 +1,11 @@
 """Execute the book's chapters on every core, and only those whose inputs changed.
 
-``jupyter-book build`` calls :func:`execute_book` before it reads the pages (the local
-extension ``book/_ext/parallel_execution.py``); MyST-NB then reads every executed notebook
-from the jupyter-cache that this module fills (``execute_notebooks: cache``), so the build
-itself executes nothing.
+``jupyter-book build`` starts a :class:`BookExecution` in a thread before it reads the pages
+(the local extension ``book/_ext/parallel_execution.py``), reads the pages in the order in
+which they are expected to be ready, and waits for each page's execution before reading it;
+MyST-NB reads every executed notebook from the jupyter-cache that this module fills
+(``execute_notebooks: cache``), so Sphinx itself executes nothing. :func:`execute_book` is
+the same execution without Sphinx (``python -m fgln.book.execute``).
 
 * **What is executed.** A chapter is executed when its source (``book/<chapter>.md``) or the
   package's code version (:func:`~fgln.book.cache.code_version`, every module of ``fgln``:
@@ -20,8 +22,8 @@ itself executes nothing.
   ``state.json`` (the key each page was last executed with, and how long it took).
 * **How.** Chapters run in worker processes (``jobs``, default: one per core), longest first
   (by their last execution time in the store; in a new store by the times recorded with the
-  book, ``book/_data/execution_seconds.json``, so that the longest chapters start first), each kernel with ``cores // jobs`` torch threads unless
-  ``OMP_NUM_THREADS`` is set. Each worker imports what the pages import once and forks
+  book, ``book/_data/execution_seconds.json``, so that the longest chapters start first),
+  each kernel with ``cores // jobs`` torch threads unless ``OMP_NUM_THREADS`` is set. Each worker imports what the pages import once and forks
   every page's kernel from itself (:mod:`fgln.book.forked_kernels`: a new process per page,
   without the 4-5 s of imports), where the platform and the kernelspec allow it
   (``FGLN_FORK_KERNELS=0``: new kernels as Jupyter starts them). Two chapters that need the
@@ -33,8 +35,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_all_start_methods, get_context
@@ -45,7 +49,8 @@ from ..base.atomic import atomic_write
 from .cache import code_version, default_cache_dir
 from .claims import source_sha
 
-__all__ = ["ExecutionFailed", "book_pages", "store_dir", "execute_book", "executed_notebook"]
+__all__ = ["ExecutionFailed", "BookExecution", "book_pages", "store_dir", "execute_book",
+           "executed_notebook"]
 
 # Seconds per cell (as `execute: timeout` in _config.yml).
 TIMEOUT = 1800
@@ -206,10 +211,274 @@ def _cached(cache, nb) -> bool:
         return False
 
 
+class BookExecution:
+    """One build's execution of the book (see the module's description), which Sphinx may
+    read while it runs.
+
+    The constructor decides which writers must execute (their key, ledger and cached
+    notebook) and logs the others as reused; :meth:`run` executes them on ``jobs`` worker
+    processes, longest first, then the readers whose key (with the digest of the writers'
+    findings) changed. :meth:`start` runs it in a thread, so that the caller can read the
+    pages that are ready (:meth:`order`, :meth:`wait`) while the others execute.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The project's root.
+    jobs : int or None
+        Pages executed at once (default ``$FGLN_JOBS``, else the number of cores).
+    log : callable
+        Receives one line per page executed or reused.
+
+    Attributes
+    ----------
+    pages : list of str
+        Every notebook page, writers then readers.
+    outcome : dict of str to str
+        Page -> ``"executed"`` or ``"cached"``, filled as pages settle.
+    failures : list of str
+        One entry (page and traceback) per page that raised.
+    """
+
+    def __init__(self, root: str | os.PathLike, *, jobs: int | None = None,
+                 log: Callable[[str], None] = print) -> None:
+        from jupyter_cache import get_cache
+
+        self.root = Path(root).resolve()
+        self.book_dir = self.root / "book"
+        self.scale = os.environ.get("FGLN_SCALE", "paper")
+        self.seed = os.environ.get("FGLN_SEED", "0")
+        self.ledger_dir = Path(os.environ.get("FGLN_LEDGER_DIR")
+                               or self.root / "_build" / "ledger")
+        self.store = store_dir()
+        self.store.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.store / "state.json"
+        self.state = (json.loads(self.state_path.read_text())
+                      if self.state_path.is_file() else {})
+        self.keys = self.state.setdefault("keys", {})
+        self.times = self.state.setdefault("seconds", {})
+        self.code = code_version()
+        cores = os.cpu_count() or 1
+        self.jobs = max(1, int(jobs or os.environ.get("FGLN_JOBS") or cores))
+        self.threads = (None if os.environ.get("OMP_NUM_THREADS")
+                        else max(1, cores // self.jobs))
+        self.log = log
+        self.writers, self.readers = book_pages(self.root)
+        self.pages = self.writers + self.readers
+        self.hints = _recorded_seconds(self.book_dir, self.scale)
+        self.outcome: dict[str, str] = {}
+        self.failures: list[str] = []
+        self._settled = {page: threading.Event() for page in self.pages}
+        self._thread: threading.Thread | None = None
+        cache = get_cache(str(self.store / "jupyter_cache"))
+        self.writer_todo = self._plan(cache, self.writers, self._writer_key, self._writer_valid)
+        # the readers' keys depend on the writers' findings: known now only if no writer runs
+        self._reader_todo = (None if self.writer_todo else
+                             self._plan(cache, self.readers, self._reader_key(), lambda p: True,
+                                        quiet=True))
+
+    def _writer_key(self, page: str) -> str:
+        return f"{source_sha(page, self.book_dir)}-{self.code}"
+
+    def _writer_valid(self, page: str) -> bool:
+        return _ledger_ok(self.ledger_dir, page, self.scale, self.seed, self.code,
+                          self.book_dir)
+
+    def _reader_key(self) -> Callable[[str], str]:
+        digest = _ledger_digest(self.ledger_dir, self.writers)
+        return lambda p: f"{source_sha(p, self.book_dir)}-{self.code}-{digest}"
+
+    def _plan(self, cache, pages: Sequence[str], key_of: Callable[[str], str],
+              valid: Callable[[str], bool], quiet: bool = False) -> list[str]:
+        """The pages to execute, longest first (by the store's own times, else the book's
+        record of them, else first); the others are logged as reused (unless ``quiet``)."""
+        todo = []
+        for page in pages:
+            if (self.keys.get(page) == key_of(page) and valid(page)
+                    and _cached(cache, _read_notebook(self.book_dir / f"{page}.md"))):
+                if not quiet:
+                    self.outcome[page] = "cached"
+                    self._settled[page].set()
+                    self.log(f"{page}: unchanged, executed notebook reused")
+            else:
+                todo.append(page)
+        todo.sort(key=lambda p: -self._seconds(p))
+        return todo
+
+    def _seconds(self, page: str) -> float:
+        return self.times.get(page, self.hints.get(page, float("inf")))
+
+    @property
+    def may_execute(self) -> set[str]:
+        """The pages this execution may run: the writers to execute, and every reader when
+        one of them runs (else the readers whose key changed).
+
+        Returns
+        -------
+        pages : set of str
+            Page names.
+        """
+        readers = self.readers if self._reader_todo is None else self._reader_todo
+        return set(self.writer_todo) | set(readers)
+
+    def order(self) -> list[str]:
+        """Every page in the order in which it is expected to be ready: those already
+        settled, then the ones to execute by their finishing times predicted from the
+        recorded times (each worker takes the next page as it frees), the readers last.
+
+        Returns
+        -------
+        pages : list of str
+            Every page name of the book's notebooks, once.
+        """
+        ready = [p for p in self.pages if p not in self.may_execute]
+        free = [0.0] * self.jobs
+        finish = {}
+        for page in self.writer_todo:
+            i = min(range(self.jobs), key=free.__getitem__)
+            t = self._seconds(page)
+            free[i] += 60.0 if math.isinf(t) else t
+            finish[page] = free[i]
+        readers = [p for p in self.readers if p in self.may_execute]
+        return ready + sorted(self.writer_todo, key=finish.__getitem__) + readers
+
+    def start(self) -> "BookExecution":
+        """Run :meth:`run` in a thread (not a daemon: an interrupted build still finishes
+        and caches the pages that are executing).
+
+        Returns
+        -------
+        self : BookExecution
+        """
+        self._thread = threading.Thread(target=self._run_quietly, name="fgln-execute")
+        self._thread.start()
+        return self
+
+    def _run_quietly(self) -> None:
+        try:
+            self.run()
+        except ExecutionFailed:
+            pass  # reported by wait() and result()
+        except BaseException:  # noqa: BLE001 - the executor itself broke: report it
+            import traceback
+
+            self.failures.append(f"the executor:\n{traceback.format_exc()}")
+        finally:
+            for event in self._settled.values():
+                event.set()
+
+    def wait(self, page: str) -> None:
+        """Block until ``page`` is executed or reused (at once for a page not in the book).
+
+        Parameters
+        ----------
+        page : str
+            A page name (file stem under ``book/``).
+
+        Raises
+        ------
+        ExecutionFailed
+            If a page failed (raised once every page has finished).
+        """
+        event = self._settled.get(page)
+        if event is not None:
+            event.wait()
+        if self.failures:
+            self.result()
+
+    def result(self) -> dict[str, str]:
+        """Wait for the whole execution; its outcome.
+
+        Returns
+        -------
+        outcome : dict of str to str
+            Page -> ``"executed"`` or ``"cached"``.
+
+        Raises
+        ------
+        ExecutionFailed
+            If a page raised (every other page is still executed and cached).
+        """
+        if self._thread is not None:
+            self._thread.join()
+        return self._checked()
+
+    def _checked(self) -> dict[str, str]:
+        if self.failures:
+            raise ExecutionFailed("pages failed to execute:\n" + "\n".join(self.failures))
+        return dict(self.outcome)
+
+    def run(self) -> dict[str, str]:
+        """Execute the writers, then the readers whose key changed, in this thread.
+
+        Returns
+        -------
+        outcome : dict of str to str
+            Page -> ``"executed"`` or ``"cached"``.
+
+        Raises
+        ------
+        ExecutionFailed
+            If a page raised (every other page is still executed and cached).
+        """
+        from jupyter_cache import get_cache
+
+        cache = get_cache(str(self.store / "jupyter_cache"))  # this thread's own connection
+        self._execute(cache, self.writer_todo, self._writer_key)
+        self._checked()  # after a failure the readers would only report the missing ledgers
+        key = self._reader_key()
+        self._execute(cache, self._plan(cache, self.readers, key, lambda p: True), key)
+        return self._checked()
+
+    def _save_state(self) -> None:
+        text = json.dumps(self.state, indent=1, sort_keys=True)
+        atomic_write(self.state_path, lambda fh: fh.write(text), "w")
+
+    def _execute(self, cache, todo: Sequence[str], key_of: Callable[[str], str]) -> None:
+        import nbformat
+        from jupyter_cache.base import CacheBundleIn
+
+        from .forked_kernels import can_fork
+
+        if not todo:
+            return
+        start = time.perf_counter()
+        # fork: the workers start without importing torch and nbformat again (seconds each),
+        # and each forks its pages' kernels from itself (forked_kernels) where it can
+        forking = "fork" in get_all_start_methods()
+        ctx = get_context("fork" if forking else "spawn")
+        fork = forking and can_fork("python3")
+        book_dir = self.book_dir
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), mp_context=ctx,
+                                 initializer=_start_worker,
+                                 initargs=(self.threads, fork)) as pool:
+            futures = {pool.submit(_execute_one, str(book_dir / f"{p}.md"), self.threads,
+                                   TIMEOUT, fork): p for p in todo}
+            for done, fut in enumerate(as_completed(futures), 1):
+                page = futures[fut]
+                text, seconds, error = fut.result()
+                where = f"[{done}/{len(todo)}, {time.perf_counter() - start:.0f} s]"
+                if error:
+                    self.failures.append(f"{page}:\n{error}")
+                    self.keys.pop(page, None)
+                    self.log(f"{where} {page}: FAILED after {seconds:.1f} s")
+                else:
+                    cache.cache_notebook_bundle(
+                        CacheBundleIn(nbformat.reads(text, 4), str(book_dir / f"{page}.md"),
+                                      data={"execution_seconds": seconds}),
+                        check_validity=False, overwrite=True)
+                    self.keys[page], self.times[page] = key_of(page), seconds
+                    self.outcome[page] = "executed"
+                    self.log(f"{where} {page}: executed in {seconds:.1f} s")
+                self._save_state()
+                self._settled[page].set()
+
+
 def execute_book(root: str | os.PathLike, *, jobs: int | None = None,
                  log: Callable[[str], None] = print) -> dict[str, str]:
     """Execute every page of the book whose inputs changed (see the module's description),
-    on ``jobs`` worker processes, into the store's jupyter-cache.
+    on ``jobs`` worker processes, into the store's jupyter-cache; :class:`BookExecution`
+    run in the calling thread.
 
     Parameters
     ----------
@@ -230,88 +499,7 @@ def execute_book(root: str | os.PathLike, *, jobs: int | None = None,
     ExecutionFailed
         If a page raised (every other page is still executed and cached).
     """
-    from jupyter_cache import get_cache
-    from jupyter_cache.base import CacheBundleIn
-
-    root = Path(root).resolve()
-    book_dir = root / "book"
-    scale = os.environ.get("FGLN_SCALE", "paper")
-    seed = os.environ.get("FGLN_SEED", "0")
-    ledger_dir = Path(os.environ.get("FGLN_LEDGER_DIR") or root / "_build" / "ledger")
-    store = store_dir()
-    store.mkdir(parents=True, exist_ok=True)
-    cache = get_cache(str(store / "jupyter_cache"))
-    state_path = store / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    keys, times = state.setdefault("keys", {}), state.setdefault("seconds", {})
-    code = code_version()
-    cores = os.cpu_count() or 1
-    jobs = max(1, int(jobs or os.environ.get("FGLN_JOBS") or cores))
-    threads = None if os.environ.get("OMP_NUM_THREADS") else max(1, cores // jobs)
-    writers, readers = book_pages(root)
-    hints = _recorded_seconds(book_dir, scale)
-    outcome: dict[str, str] = {}
-    failures: list[str] = []
-
-    def save_state() -> None:
-        text = json.dumps(state, indent=1, sort_keys=True)
-        atomic_write(state_path, lambda fh: fh.write(text), "w")
-
-    def run(pages: Sequence[str], key_of: Callable[[str], str], valid: Callable[[str], bool]):
-        todo = []
-        for page in pages:
-            path = book_dir / f"{page}.md"
-            if (keys.get(page) == key_of(page) and valid(page)
-                    and _cached(cache, _read_notebook(path))):
-                outcome[page] = "cached"
-                log(f"{page}: unchanged, executed notebook reused")
-            else:
-                todo.append(page)
-        # longest first: by the store's own times, else the book's record of them, else first
-        todo.sort(key=lambda p: -times.get(p, hints.get(p, float("inf"))))
-        if not todo:
-            return
-        start = time.perf_counter()
-        # fork: the workers start without importing torch and nbformat again (seconds each),
-        # and each forks its pages' kernels from itself (forked_kernels) where it can
-        from .forked_kernels import can_fork
-
-        forking = "fork" in get_all_start_methods()
-        ctx = get_context("fork" if forking else "spawn")
-        fork = forking and can_fork("python3")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx,
-                                 initializer=_start_worker, initargs=(threads, fork)) as pool:
-            futures = {pool.submit(_execute_one, str(book_dir / f"{p}.md"), threads, TIMEOUT,
-                                   fork): p for p in todo}
-            for done, fut in enumerate(as_completed(futures), 1):
-                page = futures[fut]
-                text, seconds, error = fut.result()
-                where = f"[{done}/{len(todo)}, {time.perf_counter() - start:.0f} s]"
-                if error:
-                    failures.append(f"{page}:\n{error}")
-                    keys.pop(page, None)
-                    log(f"{where} {page}: FAILED after {seconds:.1f} s")
-                else:
-                    import nbformat
-
-                    cache.cache_notebook_bundle(
-                        CacheBundleIn(nbformat.reads(text, 4), str(book_dir / f"{page}.md"),
-                                      data={"execution_seconds": seconds}),
-                        check_validity=False, overwrite=True)
-                    keys[page], times[page] = key_of(page), seconds
-                    outcome[page] = "executed"
-                    log(f"{where} {page}: executed in {seconds:.1f} s")
-                save_state()
-
-    run(writers, lambda p: f"{source_sha(p, book_dir)}-{code}",
-        lambda p: _ledger_ok(ledger_dir, p, scale, seed, code, book_dir))
-    if failures:  # the readers would only report the missing ledgers
-        raise ExecutionFailed("pages failed to execute:\n" + "\n".join(failures))
-    digest = _ledger_digest(ledger_dir, writers)
-    run(readers, lambda p: f"{source_sha(p, book_dir)}-{code}-{digest}", lambda p: True)
-    if failures:
-        raise ExecutionFailed("pages failed to execute:\n" + "\n".join(failures))
-    return outcome
+    return BookExecution(root, jobs=jobs, log=log).run()
 
 
 def executed_notebook(path: str | os.PathLike):
