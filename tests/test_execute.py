@@ -197,7 +197,7 @@ def test_sphinx_reads_ready_pages_first_and_waits_for_the_others():
             if page == "r":
                 raise ex.ExecutionFailed("pages failed to execute:\nr: boom")
 
-    app = SimpleNamespace(_fgln_execution=Execution())
+    app = SimpleNamespace(_fgln_execution=Execution(), _fgln_read=set())
     docs = ["book/r", "book/api/book", "book/b", "book/plain", "book/a"]
     ext.read_ready_first(app, None, docs)
     assert docs == ["book/api/book", "book/plain", "book/a", "book/b", "book/r"]
@@ -205,9 +205,30 @@ def test_sphinx_reads_ready_pages_first_and_waits_for_the_others():
     with pytest.raises(ExtensionError, match="r: boom"):
         ext.wait_for_execution(app, "book/r", [""])
     ext.wait_for_execution(app, "book/api/book", [""])  # not a page of the execution
-    assert waited == ["b", "r"]
+    assert waited == ["b", "r"] and app._fgln_read == {"b", "r"}
     env = SimpleNamespace(found_docs=set(docs))
     assert sorted(ext.reread_executed(app, env, set(), {"book/b"}, set())) == ["book/r"]
+
+
+def test_the_executed_notebooks_of_the_pages_read_are_written(toy):
+    """env-updated writes <build>/jupyter_execute/<page>.ipynb with its outputs for the pages
+    read in this build and the pages without a file; another page keeps its file."""
+    from types import SimpleNamespace
+
+    run = ex.BookExecution(toy, jobs=2, log=lambda line: None).start()
+    out = toy / "_build" / "jupyter_execute" / "book"
+    out.mkdir(parents=True)
+    (out / "b.ipynb").write_text("kept")
+    app = SimpleNamespace(_fgln_execution=run, _fgln_read={"a"}, srcdir=str(toy),
+                          outdir=str(toy / "_build" / "html"),
+                          config=SimpleNamespace(nb_execution_mode="cache"))
+    env = SimpleNamespace(found_docs={"book/a", "book/b", "book/r", "book/plain"})
+    _extension().write_executed_notebooks(app, env)
+    assert (out / "b.ipynb").read_text() == "kept"
+    assert not (out / "plain.ipynb").exists()
+    for page in ("a", "r"):
+        nb = json.loads((out / f"{page}.ipynb").read_text())  # executed: numbered cells
+        assert [c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"] == [1]
 
 
 def _count_and_cache(folder: str, marker: str) -> None:

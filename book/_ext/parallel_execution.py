@@ -43,6 +43,7 @@ def execute_first(app, config) -> None:
         logger.info(f"MNIST: {check_mnist_choice()} (FGLN_MNIST)")
     except (MnistUnavailableError, ValueError) as exc:
         raise ExtensionError(f"MNIST: {exc}") from None
+    app._fgln_read = set()  # the pages Sphinx reads in this build (source-read)
     app._fgln_execution = BookExecution(
         root, log=lambda line: logger.info(f"[execute] {line}")).start()
     config.nb_execution_cache_path = str(store_dir() / "jupyter_cache")
@@ -74,6 +75,7 @@ def wait_for_execution(app, docname: str, source: list[str]) -> None:
     page = _page(docname)
     if execution is None or page is None:
         return
+    app._fgln_read.add(page)
     try:
         execution.wait(page)
     except ExecutionFailed as exc:
@@ -83,8 +85,9 @@ def wait_for_execution(app, docname: str, source: list[str]) -> None:
 def write_executed_notebooks(app, env) -> None:
     """``env-updated``: the whole execution has finished (a failure stops the build here if
     no page read waited on it), and ``<build>/jupyter_execute/<page>.ipynb`` is the executed
-    notebook (MyST-NB's cache mode writes the page's source notebook there, without its
-    outputs)."""
+    notebook. MyST-NB's cache mode writes the page's source notebook there, without its
+    outputs, whenever it reads the page: the pages read in this build are written again, and
+    any page whose file is missing; the others keep the file of the build that read them."""
     import nbformat
 
     from fgln.book.execute import ExecutionFailed, executed_notebook
@@ -97,12 +100,13 @@ def write_executed_notebooks(app, env) -> None:
     except ExecutionFailed as exc:
         raise ExtensionError(str(exc)) from None
     out = Path(app.outdir).parent / "jupyter_execute"
+    read = getattr(app, "_fgln_read", set())
     for docname in sorted(env.found_docs):
-        if _page(docname) not in pages:
+        target = out / f"{docname}.ipynb"
+        if _page(docname) not in pages or (_page(docname) not in read and target.is_file()):
             continue
         nb = executed_notebook(Path(app.srcdir) / f"{docname}.md")
         if nb is not None:
-            target = out / f"{docname}.ipynb"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(nbformat.writes(nb), encoding="utf-8")
 
