@@ -343,8 +343,8 @@ class BookExecution:
         return ready + sorted(self.writer_todo, key=finish.__getitem__) + readers
 
     def start(self) -> "BookExecution":
-        """Run :meth:`run` in a thread (not a daemon: an interrupted build still finishes
-        and caches the pages that are executing).
+        """Run :meth:`run` in a thread (not a daemon: when the caller stops on an error of
+        its own, the pages still finish executing and are cached).
 
         Returns
         -------
@@ -387,17 +387,17 @@ class BookExecution:
             self.result()
 
     def result(self) -> dict[str, str]:
-        """Wait for the whole execution; its outcome.
+        """Wait for the thread of :meth:`start` to finish (at once without it).
 
         Returns
         -------
         outcome : dict of str to str
-            Page -> ``"executed"`` or ``"cached"``.
+            What :meth:`run` returned.
 
         Raises
         ------
         ExecutionFailed
-            If a page raised (every other page is still executed and cached).
+            What :meth:`run` raised.
         """
         if self._thread is not None:
             self._thread.join()
@@ -483,21 +483,21 @@ def execute_book(root: str | os.PathLike, *, jobs: int | None = None,
     Parameters
     ----------
     root : str or os.PathLike
-        The project's root.
+        As for :class:`BookExecution`.
     jobs : int or None
-        Pages executed at once (default ``$FGLN_JOBS``, else the number of cores).
+        As for :class:`BookExecution`.
     log : callable
-        Receives one line per page executed or reused.
+        As for :class:`BookExecution`.
 
     Returns
     -------
     outcome : dict of str to str
-        Page -> ``"executed"`` or ``"cached"``.
+        As :meth:`BookExecution.run` returns it.
 
     Raises
     ------
     ExecutionFailed
-        If a page raised (every other page is still executed and cached).
+        As :meth:`BookExecution.run` raises it.
     """
     return BookExecution(root, jobs=jobs, log=log).run()
 
