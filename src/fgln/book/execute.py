@@ -23,8 +23,8 @@ the same execution without Sphinx (``python -m fgln.book.execute``).
 * **How.** Chapters run in worker processes (``jobs``, default: one per core), longest first
   (by their last execution time in the store; in a new store by the times recorded with the
   book, ``book/_data/execution_seconds.json``, so that the longest chapters start first),
-  each kernel with ``cores // jobs`` torch threads unless ``OMP_NUM_THREADS`` is set. Each worker imports what the pages import once and forks
-  every page's kernel from itself (:mod:`fgln.book.forked_kernels`: a new process per page,
+  each kernel with ``cores // jobs`` torch threads unless ``OMP_NUM_THREADS`` is set. Each
+  worker imports what the pages import once and forks every page's kernel from itself (:mod:`fgln.book.forked_kernels`: a new process per page,
   without the 4-5 s of imports), where the platform and the kernelspec allow it
   (``FGLN_FORK_KERNELS=0``: new kernels as Jupyter starts them). Two chapters that need the
   same cached result compute it once
@@ -274,8 +274,7 @@ class BookExecution:
         self.writer_todo = self._plan(cache, self.writers, self._writer_key, self._writer_valid)
         # the readers' keys depend on the writers' findings: known now only if no writer runs
         self._reader_todo = (None if self.writer_todo else
-                             self._plan(cache, self.readers, self._reader_key(), lambda p: True,
-                                        quiet=True))
+                             self._plan(cache, self.readers, self._reader_key(), lambda p: True))
 
     def _writer_key(self, page: str) -> str:
         return f"{source_sha(page, self.book_dir)}-{self.code}"
@@ -289,17 +288,16 @@ class BookExecution:
         return lambda p: f"{source_sha(p, self.book_dir)}-{self.code}-{digest}"
 
     def _plan(self, cache, pages: Sequence[str], key_of: Callable[[str], str],
-              valid: Callable[[str], bool], quiet: bool = False) -> list[str]:
+              valid: Callable[[str], bool]) -> list[str]:
         """The pages to execute, longest first (by the store's own times, else the book's
-        record of them, else first); the others are logged as reused (unless ``quiet``)."""
+        record of them, else first); the others are settled now and logged as reused."""
         todo = []
         for page in pages:
             if (self.keys.get(page) == key_of(page) and valid(page)
                     and _cached(cache, _read_notebook(self.book_dir / f"{page}.md"))):
-                if not quiet:
-                    self.outcome[page] = "cached"
-                    self._settled[page].set()
-                    self.log(f"{page}: unchanged, executed notebook reused")
+                self.outcome[page] = "cached"
+                self._settled[page].set()
+                self.log(f"{page}: unchanged, executed notebook reused")
             else:
                 todo.append(page)
         todo.sort(key=lambda p: -self._seconds(p))
@@ -427,7 +425,10 @@ class BookExecution:
         self._execute(cache, self.writer_todo, self._writer_key)
         self._checked()  # after a failure the readers would only report the missing ledgers
         key = self._reader_key()
-        self._execute(cache, self._plan(cache, self.readers, key, lambda p: True), key)
+        todo = self._reader_todo
+        if todo is None:  # planned now, with the writers' new findings
+            todo = self._plan(cache, self.readers, key, lambda p: True)
+        self._execute(cache, todo, key)
         return self._checked()
 
     def _save_state(self) -> None:

@@ -331,6 +331,7 @@ def call_in_fork(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """
     import pickle
 
+    name = getattr(fn, "__name__", repr(fn))
     read, write = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -345,14 +346,13 @@ def call_in_fork(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
             except Exception as exc:  # noqa: BLE001 - passed to the parent
                 answer = (False, exc)
             except BaseException as exc:  # noqa: BLE001 - not to end the parent too
-                answer = (False, ChildProcessError(
-                    f"{getattr(fn, '__name__', fn)} ended the fork by {exc!r}"))
+                answer = (False, ChildProcessError(f"{name} ended the fork by {exc!r}"))
             try:
                 data = pickle.dumps(answer)
             except Exception as exc:  # noqa: BLE001
                 what = "result" if answer[0] else f"exception ({answer[1]!r})"
                 data = pickle.dumps((False, ChildProcessError(
-                    f"the {what} of {getattr(fn, '__name__', fn)} cannot be pickled: {exc}")))
+                    f"the {what} of {name} cannot be pickled: {exc}")))
             with os.fdopen(write, "wb") as fh:
                 fh.write(data)
         finally:
@@ -362,9 +362,8 @@ def call_in_fork(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         data = fh.read()
     _, status = os.waitpid(pid, 0)
     if not data:
-        raise ChildProcessError(f"the fork computing {getattr(fn, '__name__', fn)} ended "
-                                f"without an answer (exit code "
-                                f"{os.waitstatus_to_exitcode(status)})")
+        raise ChildProcessError(f"the fork computing {name} ended without an answer "
+                                f"(exit code {os.waitstatus_to_exitcode(status)})")
     ok, value = pickle.loads(data)
     if not ok:
         raise value
