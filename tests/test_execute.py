@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import sys
 import time
 from pathlib import Path
 
@@ -108,20 +109,49 @@ def test_only_what_changed_is_executed(toy):
 def test_kernels_started_as_jupyter_does_where_forking_is_off(toy, monkeypatch):
     """FGLN_FORK_KERNELS=0 (as where fork or the kernelspec does not allow it): every page
     runs in a kernel that jupyter_client launches, with the same outcome; with forking on,
-    a kernel that cannot start fails its page with the reason (not the executor)."""
+    the kernels are forks of workers that imported the preloaded modules (here one that no
+    new kernel imports), which the same page then finds already imported."""
     from fgln.book import forked_kernels
 
-    async def no_fork(*args, **kwargs):
-        raise RuntimeError("a kernel was forked")  # the workers inherit this: a page fails
-
+    monkeypatch.setattr(forked_kernels, "PRELOAD", ("colorsys",))
+    _book(toy, extra_b='import sys\nassert "colorsys" not in sys.modules, "a kernel was forked"')
     monkeypatch.setenv("FGLN_FORK_KERNELS", "0")
-    monkeypatch.setattr(forked_kernels.ForkProvisioner, "launch_kernel", no_fork)
     assert ex.execute_book(toy, jobs=2, log=lambda line: None) == {
         "a": "executed", "b": "executed", "r": "executed"}
-    monkeypatch.delenv("FGLN_FORK_KERNELS")  # the same patch with forking on: the book fails
+    monkeypatch.delenv("FGLN_FORK_KERNELS")  # the same page with forking on: the book fails
     (toy / "store").rename(toy / "store-plain")
     with pytest.raises(ex.ExecutionFailed, match="a kernel was forked"):
         ex.execute_book(toy, jobs=2, log=lambda line: None)
+
+
+BLOCKER = """import os
+from fgln.book.execute import BookExecution
+
+if os.environ.get("TOY_BLOCKER_PID") == str(os.getpid()):  # the build, while importing this
+    BookExecution(os.environ["TOY_ROOT"], jobs=2, log=lambda line: None).start().result()
+"""
+
+
+def test_pages_execute_while_the_building_process_imports(toy, monkeypatch):
+    """Sphinx's main thread imports modules while the execution's thread starts the workers.
+    Here the build runs while a module is half imported, and a page imports that module: a
+    worker forked from the building process would find it half imported, its lock held by a
+    thread it does not have, and wait until the cell's timeout; the fork server's workers
+    import it as a new kernel does."""
+    import importlib
+    import os
+
+    (toy / "book" / "toy_blocker.py").write_text(BLOCKER)
+    _book(toy, extra_b="import toy_blocker")
+    monkeypatch.syspath_prepend(str(toy / "book"))
+    monkeypatch.setenv("TOY_BLOCKER_PID", str(os.getpid()))
+    monkeypatch.setenv("TOY_ROOT", str(toy))
+    monkeypatch.setattr(ex, "TIMEOUT", 30)  # a page that waits fails within 30 s
+    try:
+        importlib.import_module("toy_blocker")  # raises ExecutionFailed if a page failed
+    finally:
+        sys.modules.pop("toy_blocker", None)
+    assert json.loads((toy / "ledger" / "b.json").read_text())["chapter"] == "b"
 
 
 def test_a_page_that_raises_fails_the_book_with_its_traceback(toy):

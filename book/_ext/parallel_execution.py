@@ -37,8 +37,8 @@ def execute_first(app, config) -> None:
     if getattr(config, "nb_execution_mode", None) != "cache":  # MyST-NB absent, or no cache
         return
     # With FGLN_MNIST=full, stop before executing anything when the full set cannot be had.
-    # (Checked here, not in a process of its own: this one imports torch and fgln anyway, and
-    # the executor's workers forked from it start with them.)
+    # (Checked here, not in a process of its own: this one imports torch and fgln anyway, for
+    # the API appendix.)
     try:
         logger.info(f"MNIST: {check_mnist_choice()} (FGLN_MNIST)")
     except (MnistUnavailableError, ValueError) as exc:

@@ -23,9 +23,14 @@ the same execution without Sphinx (``python -m fgln.book.execute``).
 * **How.** Chapters run in worker processes (``jobs``, default: one per core), longest first
   (by their last execution time in the store; in a new store by the times recorded with the
   book, ``book/_data/execution_seconds.json``, so that the longest chapters start first),
-  each kernel with ``cores // jobs`` torch threads unless ``OMP_NUM_THREADS`` is set. Each
-  worker imports what the pages import once and forks every page's kernel from itself (:mod:`fgln.book.forked_kernels`: a new process per page,
-  without the 4-5 s of imports), where the platform and the kernelspec allow it
+  each kernel with ``cores // jobs`` torch threads unless ``OMP_NUM_THREADS`` is set. The
+  workers are forks of a fork server (``multiprocessing``'s ``forkserver``: a process with a
+  single thread, which imported what the pages import once), never of the calling process:
+  Sphinx's main thread imports and writes while the workers start, and a fork would inherit
+  the locks it holds (a kernel forked from such a worker would wait forever on a module it
+  found half imported). Each worker forks every page's kernel from itself
+  (:mod:`fgln.book.forked_kernels`: a new process per page, without the 4-5 s of imports),
+  where the platform and the kernelspec allow it
   (``FGLN_FORK_KERNELS=0``: new kernels as Jupyter starts them). Two chapters that need the
   same cached result compute it once
   (:func:`~fgln.book.cache.cached` locks each entry). A chapter whose cell raises fails the
@@ -121,13 +126,26 @@ def _read_notebook(path: Path):
                                        add_source_map=True, path=str(path))
 
 
-def _start_worker(threads: int | None, fork: bool) -> None:
-    """Worker initializer: with ``fork``, import what every page imports, once
+#: What a worker imports to execute a page (the fork server imports it once).
+_WORKER_MODULES: tuple[str, ...] = (
+    "fgln.book.execute", "fgln.book.forked_kernels", "nbformat", "nbclient", "jupyter_client",
+    "jupyter_cache", "jupyter_cache.executors.utils", "myst_nb.core.read",
+    "myst_parser.config.main",
+)
+
+
+def _start_worker(env: dict[str, str], threads: int | None,
+                  modules: tuple[str, ...] | None) -> None:
+    """Worker initializer: the environment of the build (a fork server's workers have the
+    server's, from when it started), then, where the pages' kernels are forked from this
+    worker (``modules`` not None), import what every page imports, once
     (:func:`fgln.book.forked_kernels.preload`)."""
-    if fork:
+    os.environ.clear()
+    os.environ.update(env)
+    if modules is not None:
         from .forked_kernels import preload
 
-        preload(threads)
+        preload(threads, modules)
 
 
 def _execute_one(path: str, threads: int | None, timeout: int, fork: bool = False,
@@ -439,20 +457,23 @@ class BookExecution:
         import nbformat
         from jupyter_cache.base import CacheBundleIn
 
-        from .forked_kernels import can_fork
+        from .forked_kernels import PRELOAD, can_fork
 
         if not todo:
             return
         start = time.perf_counter()
-        # fork: the workers start without importing torch and nbformat again (seconds each),
-        # and each forks its pages' kernels from itself (forked_kernels) where it can
-        forking = "fork" in get_all_start_methods()
-        ctx = get_context("fork" if forking else "spawn")
-        fork = forking and can_fork("python3")
+        # workers forked from a fork server, not from this process, whose other threads may
+        # hold locks (a module half imported): see the module's description
+        server = "forkserver" in get_all_start_methods()
+        ctx = get_context("forkserver" if server else "spawn")
+        fork = server and can_fork("python3")
+        modules = tuple(PRELOAD) if fork else None
+        if server:  # used when the server starts (the first time, in this process)
+            ctx.set_forkserver_preload([*_WORKER_MODULES, *(modules or ())])
         book_dir = self.book_dir
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), mp_context=ctx,
                                  initializer=_start_worker,
-                                 initargs=(self.threads, fork)) as pool:
+                                 initargs=(dict(os.environ), self.threads, modules)) as pool:
             futures = {pool.submit(_execute_one, str(book_dir / f"{p}.md"), self.threads,
                                    TIMEOUT, fork): p for p in todo}
             for done, fut in enumerate(as_completed(futures), 1):
