@@ -164,24 +164,34 @@ def test_a_page_that_raises_fails_the_book_with_its_traceback(toy):
     assert "a" in state["keys"] and "b" not in state["keys"]  # a is kept, b runs next time
 
 
-def test_a_build_reads_each_page_once_it_is_ready(toy):
+def test_a_build_reads_each_page_once_it_is_ready(toy, monkeypatch):
     """BookExecution in a thread: the pages it may execute and the order in which they will
     be ready are known before it starts (two workers: the shorter page finishes first; one
-    worker: the longer starts and finishes first); wait() returns once a page has executed;
-    a second build executes nothing and every page is ready at once."""
+    worker: the longer starts and finishes first); prepare() starts the workers' server;
+    wait() returns once a page has executed; a second build executes nothing (and starts no
+    server) and every page is ready at once."""
+    from multiprocessing import forkserver
+
     (toy / "book" / "_data").mkdir()
     (toy / "book" / "_data" / "execution_seconds.json").write_text(
         json.dumps({"quick": {"a": 5.0, "b": 1.0}}))
     assert ex.BookExecution(toy, jobs=1, log=lambda line: None).order() == ["a", "b", "r"]
     run = ex.BookExecution(toy, jobs=2, log=lambda line: None)
     assert run.may_execute == {"a", "b", "r"} and run.order() == ["b", "a", "r"]
+    started: list[bool] = []
+    with pytest.MonkeyPatch.context() as mp_:
+        mp_.setattr(forkserver, "ensure_running", lambda: started.append(True))
+        run.prepare()  # the workers' server starts before the execution does
+    assert started == [True]
     run.start()
     run.wait("a")
     assert run.outcome["a"] == "executed"
     assert run.result() == {"a": "executed", "b": "executed", "r": "executed"}
     again = ex.BookExecution(toy, jobs=2, log=lambda line: None)
     assert again.may_execute == set() and again.order() == ["a", "b", "r"]
-    again.start().wait("r")
+    monkeypatch.setattr(forkserver, "ensure_running", lambda: started.append(False))
+    again.prepare().start().wait("r")  # nothing to execute: no server
+    assert started == [True]
     assert again.result() == dict.fromkeys("abr", "cached")
 
 

@@ -36,6 +36,9 @@ def execute_first(app, config) -> None:
     root = Path(app.srcdir)
     if getattr(config, "nb_execution_mode", None) != "cache":  # MyST-NB absent, or no cache
         return
+    # What may execute is planned, and the workers' server starts importing, first.
+    execution = BookExecution(root, log=lambda line: logger.info(f"[execute] {line}"))
+    execution.prepare()
     # With FGLN_MNIST=full, stop before executing anything when the full set cannot be had.
     # (Checked here, not in a process of its own: this one imports torch and fgln anyway, for
     # the API appendix.)
@@ -44,8 +47,7 @@ def execute_first(app, config) -> None:
     except (MnistUnavailableError, ValueError) as exc:
         raise ExtensionError(f"MNIST: {exc}") from None
     app._fgln_read = set()  # the pages Sphinx reads in this build (source-read)
-    app._fgln_execution = BookExecution(
-        root, log=lambda line: logger.info(f"[execute] {line}")).start()
+    app._fgln_execution = execution.start()
     config.nb_execution_cache_path = str(store_dir() / "jupyter_cache")
 
 

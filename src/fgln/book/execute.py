@@ -24,13 +24,10 @@ the same execution without Sphinx (``python -m fgln.book.execute``).
   (by their last execution time in the store; in a new store by the times recorded with the
   book, ``book/_data/execution_seconds.json``, so that the longest chapters start first),
   each kernel with ``cores // jobs`` torch threads unless ``OMP_NUM_THREADS`` is set. The
-  workers are forks of a fork server (``multiprocessing``'s ``forkserver``: a process with a
-  single thread, which imported what the pages import once), never of the calling process:
-  Sphinx's main thread imports and writes while the workers start, and a fork would inherit
-  the locks it holds (a kernel forked from such a worker would wait forever on a module it
-  found half imported). Each worker forks every page's kernel from itself
-  (:mod:`fgln.book.forked_kernels`: a new process per page, without the 4-5 s of imports),
-  where the platform and the kernelspec allow it
+  workers are forks of a fork server that imported what they need once, never of the calling
+  process, whose other threads may hold locks (:mod:`fgln.book.page_workers`). Each forks
+  every page's kernel from itself (:mod:`fgln.book.forked_kernels`: a new process per page,
+  without the 4-5 s of imports), where the platform and the kernelspec allow it
   (``FGLN_FORK_KERNELS=0``: new kernels as Jupyter starts them). Two chapters that need the
   same cached result compute it once
   (:func:`~fgln.book.cache.cached` locks each entry). A chapter whose cell raises fails the
@@ -46,13 +43,13 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..base.atomic import atomic_write
 from .cache import code_version, default_cache_dir
 from .claims import source_sha
+from .page_workers import execute_page, read_notebook, start_worker, worker_context
 
 __all__ = ["ExecutionFailed", "BookExecution", "book_pages", "store_dir", "execute_book",
            "executed_notebook"]
@@ -115,66 +112,6 @@ def store_dir() -> Path:
     seed = os.environ.get("FGLN_SEED", "0")
     choice = os.environ.get("FGLN_MNIST") or "auto"
     return default_cache_dir().parent / "executed" / f"{scale}-seed{seed}-mnist-{choice}"
-
-
-def _read_notebook(path: Path):
-    """``path`` read as MyST-NB reads it, so that jupyter-cache's hashes agree."""
-    from myst_nb.core.read import read_myst_markdown_notebook
-    from myst_parser.config.main import MdParserConfig
-
-    return read_myst_markdown_notebook(path.read_text(encoding="utf-8"), MdParserConfig(),
-                                       add_source_map=True, path=str(path))
-
-
-#: What a worker imports to execute a page (the fork server imports it once).
-_WORKER_MODULES: tuple[str, ...] = (
-    "fgln.book.execute", "fgln.book.forked_kernels", "nbformat", "nbclient", "jupyter_client",
-    "jupyter_cache", "jupyter_cache.executors.utils", "myst_nb.core.read",
-    "myst_parser.config.main",
-)
-
-
-def _start_worker(env: dict[str, str], threads: int | None,
-                  modules: tuple[str, ...] | None) -> None:
-    """Worker initializer: the environment of the build (a fork server's workers have the
-    server's, from when it started), then, where the pages' kernels are forked from this
-    worker (``modules`` not None), import what every page imports, once
-    (:func:`fgln.book.forked_kernels.preload`)."""
-    os.environ.clear()
-    os.environ.update(env)
-    if modules is not None:
-        from .forked_kernels import preload
-
-        preload(threads, modules)
-
-
-def _execute_one(path: str, threads: int | None, timeout: int, fork: bool = False,
-                 ) -> tuple[str | None, float, str]:
-    """Worker: execute one page in its folder, in a kernel forked from this worker when
-    ``fork`` (:mod:`fgln.book.forked_kernels`), else in a new one; (executed notebook as
-    JSON or None, seconds, traceback or '')."""
-    import nbformat
-    from jupyter_cache.executors.utils import single_nb_execution
-
-    if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-    extra = {}
-    if fork:
-        from .forked_kernels import ForkedKernelManager
-
-        extra["kernel_manager_class"] = ForkedKernelManager
-    nb = _read_notebook(Path(path))
-    start = time.perf_counter()
-    try:
-        result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
-                                     allow_errors=False, meta_override=True, **extra)
-    except Exception:  # the kernel did not start or died: the page fails, not the executor
-        import traceback
-
-        return None, time.perf_counter() - start, traceback.format_exc()
-    if result.err is not None:
-        return None, result.time, result.exc_string or repr(result.err)
-    return nbformat.writes(nb), result.time, ""
 
 
 def _ledger_ok(ledger_dir: Path, page: str, scale: str, seed: str, code: str,
@@ -312,7 +249,7 @@ class BookExecution:
         todo = []
         for page in pages:
             if (self.keys.get(page) == key_of(page) and valid(page)
-                    and _cached(cache, _read_notebook(self.book_dir / f"{page}.md"))):
+                    and _cached(cache, read_notebook(self.book_dir / f"{page}.md"))):
                 self.outcome[page] = "cached"
                 self._settled[page].set()
                 self.log(f"{page}: unchanged, executed notebook reused")
@@ -357,6 +294,21 @@ class BookExecution:
             finish[page] = free[i]
         readers = [p for p in self.readers if p in self.may_execute]
         return ready + sorted(self.writer_todo, key=finish.__getitem__) + readers
+
+    def prepare(self) -> "BookExecution":
+        """Start the workers' fork server now, if a page may execute: it imports what they
+        need while the caller goes on (else the first pool starts it).
+
+        Returns
+        -------
+        self : BookExecution
+        """
+        ctx, _, _ = worker_context()
+        if self.may_execute and ctx.get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        return self
 
     def start(self) -> "BookExecution":
         """Run :meth:`run` in a thread (not a daemon: when the caller stops on an error of
@@ -457,24 +409,15 @@ class BookExecution:
         import nbformat
         from jupyter_cache.base import CacheBundleIn
 
-        from .forked_kernels import PRELOAD, can_fork
-
         if not todo:
             return
         start = time.perf_counter()
-        # workers forked from a fork server, not from this process, whose other threads may
-        # hold locks (a module half imported): see the module's description
-        server = "forkserver" in get_all_start_methods()
-        ctx = get_context("forkserver" if server else "spawn")
-        fork = server and can_fork("python3")
-        modules = tuple(PRELOAD) if fork else None
-        if server:  # used when the server starts (the first time, in this process)
-            ctx.set_forkserver_preload([*_WORKER_MODULES, *(modules or ())])
+        ctx, fork, modules = worker_context()
         book_dir = self.book_dir
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), mp_context=ctx,
-                                 initializer=_start_worker,
+                                 initializer=start_worker,
                                  initargs=(dict(os.environ), self.threads, modules)) as pool:
-            futures = {pool.submit(_execute_one, str(book_dir / f"{p}.md"), self.threads,
+            futures = {pool.submit(execute_page, str(book_dir / f"{p}.md"), self.threads,
                                    TIMEOUT, fork): p for p in todo}
             for done, fut in enumerate(as_completed(futures), 1):
                 page = futures[fut]
@@ -542,7 +485,7 @@ def executed_notebook(path: str | os.PathLike):
 
     cache = get_cache(str(store_dir() / "jupyter_cache"))
     try:
-        record = cache.match_cache_notebook(_read_notebook(Path(path)))
+        record = cache.match_cache_notebook(read_notebook(Path(path)))
     except KeyError:
         return None
     return cache.get_cache_bundle(record.pk).nb
