@@ -1,8 +1,8 @@
 """Sphinx extension of the book: execute the chapters while Sphinx reads those that are ready.
 
-On ``config-inited``, after checking that the MNIST choice can be honoured
-(:func:`fgln.mnist.data.check_mnist_choice`), a :class:`fgln.book.execute.BookExecution`
-starts executing, on every core and in a thread of this process, each page whose source,
+On ``config-inited``, a :class:`fgln.book.execute.BookExecution` plans what to execute and
+starts its workers' server; once the MNIST choice is known to be honoured
+(:func:`fgln.mnist.data.check_mnist_choice`), it starts executing, on every core and in a thread of this process, each page whose source,
 package code, scale or seed changed since its last execution (and the pages that read the
 claims ledgers once those changed), into a jupyter-cache; this extension points MyST-NB's
 cache mode (``execute_notebooks: cache`` in ``_config.yml``) at that cache, so that reading a

@@ -417,8 +417,8 @@ class BookExecution:
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), mp_context=ctx,
                                  initializer=start_worker,
                                  initargs=(dict(os.environ), self.threads, modules)) as pool:
-            futures = {pool.submit(execute_page, str(book_dir / f"{p}.md"), self.threads,
-                                   TIMEOUT, fork): p for p in todo}
+            futures = {pool.submit(execute_page, str(book_dir / f"{p}.md"), TIMEOUT, fork): p
+                       for p in todo}
             for done, fut in enumerate(as_completed(futures), 1):
                 page = futures[fut]
                 text, seconds, error = fut.result()

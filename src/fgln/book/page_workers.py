@@ -93,14 +93,15 @@ def start_worker(env: dict[str, str], threads: int | None,
     """
     os.environ.clear()
     os.environ.update(env)
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     if modules is not None:
         from .forked_kernels import preload
 
-        preload(threads, modules)
+        preload(None, modules)
 
 
-def execute_page(path: str, threads: int | None, timeout: int, fork: bool = False,
-                 ) -> tuple[str | None, float, str]:
+def execute_page(path: str, timeout: int, fork: bool = False) -> tuple[str | None, float, str]:
     """Execute one page in its folder (in a worker), in a kernel forked from this process
     when ``fork`` (:mod:`fgln.book.forked_kernels`), else in a new one.
 
@@ -108,8 +109,6 @@ def execute_page(path: str, threads: int | None, timeout: int, fork: bool = Fals
     ----------
     path : str
         The page's source (``book/<page>.md``).
-    threads : int or None
-        ``OMP_NUM_THREADS`` of its kernel (None: as the environment says).
     timeout : int
         Seconds per cell.
     fork : bool
@@ -127,8 +126,6 @@ def execute_page(path: str, threads: int | None, timeout: int, fork: bool = Fals
     import nbformat
     from jupyter_cache.executors.utils import single_nb_execution
 
-    if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
     extra = {}
     if fork:
         from .forked_kernels import ForkedKernelManager
