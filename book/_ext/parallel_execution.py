@@ -2,9 +2,10 @@
 
 On ``config-inited``, a :class:`fgln.book.execute.BookExecution` plans what to execute and
 starts its workers' server; once the MNIST choice is known to be honoured
-(:func:`fgln.mnist.data.check_mnist_choice`), it starts executing, on every core and in a thread of this process, each page whose source,
-package code, scale or seed changed since its last execution (and the pages that read the
-claims ledgers once those changed), into a jupyter-cache; this extension points MyST-NB's
+(:func:`fgln.mnist.data.check_mnist_choice`), it starts executing, on every core and in a
+thread of this process, each page whose source, package code, scale or seed changed since its
+last execution (and the pages that read the claims ledgers once those changed), into a
+jupyter-cache; this extension points MyST-NB's
 cache mode (``execute_notebooks: cache`` in ``_config.yml``) at that cache, so that reading a
 page never executes it. Sphinx meanwhile reads the pages in the order in which they are
 expected to be ready (the pages without code and the reused ones first, the readers of the
